@@ -1,0 +1,236 @@
+//! Hybrid logical clocks: TinyBase's 16-character HLC strings and its clock rules.
+
+use crate::error::{Error, Result};
+use crate::hash::get_hash;
+use std::fmt;
+
+const ALPHABET: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+/// How far in the future (ms) an incoming HLC may be before it is refused.
+pub const HLC_MAX_FUTURE_OFFSET: f64 = 300_000.0;
+const COUNTER_LIMIT: i64 = 1 << 24;
+
+fn decode_char(c: u8) -> Option<u32> {
+    Some(match c {
+        b'-' => 0,
+        b'0'..=b'9' => (c - b'0') as u32 + 1,
+        b'A'..=b'Z' => (c - b'A') as u32 + 11,
+        b'_' => 37,
+        b'a'..=b'z' => (c - b'a') as u32 + 38,
+        _ => return None,
+    })
+}
+
+/// A hybrid logical clock stamp, or the empty HLC `""` (lower than every other).
+///
+/// Held as 96 bits (42 bits time, 24 bits counter, 30 bits client id); ordering is the same as
+/// comparing TinyBase's HLC strings.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Hlc {
+    set: bool,
+    words: [u32; 3],
+}
+
+impl Hlc {
+    /// The empty HLC `""` that marks default content.
+    pub const EMPTY: Hlc = Hlc { set: false, words: [0; 3] };
+
+    fn from_bits(bits: u128) -> Hlc {
+        Hlc { set: true, words: [(bits >> 64) as u32, (bits >> 32) as u32, bits as u32] }
+    }
+
+    fn bits(&self) -> u128 {
+        ((self.words[0] as u128) << 64) | ((self.words[1] as u128) << 32) | self.words[2] as u128
+    }
+
+    /// Builds an HLC from its parts.
+    pub fn new(time: u64, counter: u32, client_id: u32) -> Hlc {
+        Hlc::from_bits(
+            (((time & ((1 << 42) - 1)) as u128) << 54)
+                | (((counter & 0xFF_FFFF) as u128) << 30)
+                | (client_id & 0x3FFF_FFFF) as u128,
+        )
+    }
+
+    /// Parses `""` or a 16-character HLC (no future check).
+    pub fn parse(s: &str) -> Result<Hlc> {
+        if s.is_empty() {
+            return Ok(Hlc::EMPTY);
+        }
+        let b = s.as_bytes();
+        if b.len() != 16 {
+            return Err(Error::InvalidHlc(format!("{s:?} is not 16 characters")));
+        }
+        let mut bits: u128 = 0;
+        for &c in b {
+            let d = decode_char(c).ok_or_else(|| Error::InvalidHlc(format!("{s:?} has a bad character")))?;
+            bits = (bits << 6) | d as u128;
+        }
+        Ok(Hlc::from_bits(bits))
+    }
+
+    /// Whether this is the empty HLC.
+    pub fn is_empty(&self) -> bool {
+        !self.set
+    }
+    /// Logical time in ms.
+    pub fn time(&self) -> u64 {
+        (self.bits() >> 54) as u64
+    }
+    /// Counter within the millisecond.
+    pub fn counter(&self) -> u32 {
+        ((self.bits() >> 30) & 0xFF_FFFF) as u32
+    }
+    /// The 30-bit client id.
+    pub fn client_id(&self) -> u32 {
+        (self.bits() & 0x3FFF_FFFF) as u32
+    }
+
+    /// Writes the 16 characters (nothing for the empty HLC).
+    pub fn write_to(&self, out: &mut [u8; 16]) -> usize {
+        if !self.set {
+            return 0;
+        }
+        let bits = self.bits();
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = ALPHABET[((bits >> (6 * (15 - i))) & 63) as usize];
+        }
+        16
+    }
+
+    /// Calls `f` with the HLC text without allocating.
+    #[inline]
+    pub fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        let mut buf = [0u8; 16];
+        let n = self.write_to(&mut buf);
+        f(std::str::from_utf8(&buf[..n]).unwrap_or(""))
+    }
+
+    /// TinyBase's `getHash` of the HLC string (0 never: the empty HLC hashes too).
+    pub fn hash(&self) -> u32 {
+        self.with_str(get_hash)
+    }
+
+    /// Whether the HLC may be accepted at time `now` (ms): no more than five minutes ahead.
+    pub fn is_valid_at(&self, now: f64) -> bool {
+        !self.set || (self.time() as f64) <= now + HLC_MAX_FUTURE_OFFSET
+    }
+}
+
+impl fmt::Display for Hlc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_str(|s| f.write_str(s))
+    }
+}
+
+impl fmt::Debug for Hlc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hlc({self})")
+    }
+}
+
+/// The 30-bit client id TinyBase derives from a store's unique id.
+pub fn client_id_from_unique_id(unique_id: &str) -> u32 {
+    get_hash(unique_id) & 0x3FFF_FFFF
+}
+
+/// The source of "now" in ms since the epoch, as TinyBase's `getNow`.
+pub type GetNow = Box<dyn Fn() -> f64 + Send + Sync>;
+
+/// TinyBase's HLC clock: `next` for local writes, `seen` for remote stamps.
+pub struct Clock {
+    last_time: i64,
+    last_counter: i64,
+    client_id: u32,
+    get_now: GetNow,
+}
+
+impl Clock {
+    /// A clock for `unique_id` (random client id when None), reading time from `get_now`.
+    pub fn new(unique_id: Option<&str>, get_now: GetNow) -> Clock {
+        let client_id = match unique_id {
+            Some(id) => client_id_from_unique_id(id),
+            None => {
+                let bytes = crate::util::random_bytes(5);
+                bytes.iter().fold(0u32, |acc, b| (acc << 6) | (b & 63) as u32)
+            }
+        };
+        Clock { last_time: 0, last_counter: -1, client_id, get_now }
+    }
+
+    /// Current time per the clock source (ms, floored, never negative or non-finite).
+    pub fn now(&self) -> f64 {
+        let n = (self.get_now)();
+        if n.is_finite() && n > 0.0 {
+            n.floor().min(((1u64 << 42) - 1) as f64)
+        } else {
+            0.0
+        }
+    }
+
+    /// This clock's 30-bit client id.
+    pub fn client_id(&self) -> u32 {
+        self.client_id
+    }
+
+    /// `(last logical time, last counter)`, for tests.
+    pub fn state(&self) -> (i64, i64) {
+        (self.last_time, self.last_counter)
+    }
+
+    /// Observes a remote HLC (None or empty: just the current time). Invalid or far-future
+    /// stamps are ignored.
+    pub fn seen(&mut self, remote: Option<Hlc>) {
+        let now = self.now();
+        if let Some(r) = remote {
+            if !r.is_valid_at(now) {
+                return;
+            }
+        }
+        let previous = self.last_time;
+        let (rt, rc) = match remote {
+            Some(r) if !r.is_empty() => (r.time() as i64, r.counter() as i64),
+            _ => (0, 0),
+        };
+        self.last_time = previous.max(rt).max(now as i64);
+        self.last_counter = if self.last_time == previous {
+            if self.last_time == rt {
+                self.last_counter.max(rc)
+            } else {
+                self.last_counter
+            }
+        } else if self.last_time == rt {
+            rc
+        } else {
+            -1
+        };
+    }
+
+    /// A fresh local HLC.
+    pub fn next(&mut self) -> Hlc {
+        self.seen(None);
+        self.last_counter += 1;
+        if self.last_counter == COUNTER_LIMIT {
+            self.last_time += 1;
+            self.last_counter = 0;
+        }
+        Hlc::new(self.last_time as u64, self.last_counter as u32, self.client_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_examples() {
+        assert_eq!(Hlc::new(1_700_000_000_000, 0, client_id_from_unique_id("store1")).to_string(), "NjEtLV-----FnHIC");
+        assert_eq!(Hlc::new(1_704_067_200_000, 1, client_id_from_unique_id("s1")).to_string(), "Nn1JUF----07JQY8");
+        assert_eq!(Hlc::new((1 << 42) - 1, 0, client_id_from_unique_id("s2")).to_string(), "zzzzzzz----4JQFF");
+        let h = Hlc::parse("NjEtLV-----FnHIC").unwrap();
+        assert_eq!(h.to_string(), "NjEtLV-----FnHIC");
+        assert!(Hlc::EMPTY < h);
+        assert!(Hlc::parse("NjEtLV-----zzzzz").unwrap() > Hlc::parse("NjEtLV-----RFqR7").unwrap());
+        assert!(Hlc::parse("NjEtLV-----FnHI").is_err());
+        assert!(Hlc::parse("NjEtLV-----FnHI!").is_err());
+    }
+}

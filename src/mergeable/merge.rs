@@ -1,0 +1,193 @@
+//! TinyBase's merge algorithm with incremental hashing (PROTOCOL.md 4.4), for local writes and
+//! for incoming changes and content alike.
+
+use super::wire::{LeavesIn, MergeIn};
+use crate::hash::id_hash;
+use crate::hlc::Hlc;
+use crate::store::core::{Core, Level, Undo};
+use crate::store::tree::Key;
+use crate::value::Stored;
+
+/// `replaceHlcHash`: a container's HLC term when the incoming HLC is later.
+fn replace_hlc_hash(old: Hlc, new: Hlc) -> u32 {
+    if new > old {
+        (if old.is_empty() { 0 } else { old.hash() }) ^ new.hash()
+    } else {
+        0
+    }
+}
+
+/// The contribution a row or table makes to its container, skipping a zero old hash (3.4).
+fn child_delta(id: &str, old: u32, new: u32) -> u32 {
+    (if old != 0 { id_hash(id, old) } else { 0 }) ^ id_hash(id, new)
+}
+
+/// A leaf accepted by a merge, to be written into the plain Store afterwards.
+pub(crate) struct Accepted {
+    pub table: Option<Key>,
+    pub row: Key,
+    pub leaf: Key,
+    pub value: Stored,
+}
+
+impl Core {
+    fn save(&mut self, level: Level) {
+        if self.clock.is_none() || self.depth == 0 {
+            return;
+        }
+        let (hlc, hash) = match level {
+            Level::Tables => (self.content.tables_hlc, self.content.tables_hash),
+            Level::Table(t) => {
+                let n = &self.content.tables[t as usize];
+                (n.hlc, n.hash)
+            }
+            Level::Row(t, r) => {
+                let n = &self.content.tables[t as usize].rows[r as usize].cells;
+                (n.hlc, n.hash)
+            }
+            Level::Values => (self.content.values.hlc, self.content.values.hash),
+            Level::Leaf(_) => return,
+        };
+        self.undo.push(Undo::Container { level, hlc, hash });
+    }
+
+    /// Merges one leaf stamp: accepted when the stored HLC is empty or older. Returns the
+    /// change to the container's hash (0 when loading content, whose hashes are trusted).
+    fn merge_leaf(&mut self, at: Option<(usize, usize)>, ci: usize, value: &Stored, hlc: Hlc, in_hash: u32, is_content: bool) -> Option<u32> {
+        let (old_hlc, old_hash) = {
+            let leaf = &self.leaves(at).map[ci];
+            (leaf.hlc, leaf.hash)
+        };
+        if !(old_hlc.is_empty() || hlc > old_hlc) {
+            return None;
+        }
+        let new_hash = if is_content { in_hash } else { Core::leaf_hash(value, hlc) };
+        // A fresh leaf needs no saved stamp: undoing removes it.
+        if self.clock.is_some() && self.depth > 0 && !(old_hash == 0 && old_hlc.is_empty()) {
+            let undo = Undo::Leaf { t: at.map(|a| a.0 as u32), r: at.map(|a| a.1 as u32).unwrap_or(0), c: ci as u32, hlc: old_hlc, hash: old_hash };
+            self.undo.push(undo);
+        }
+        let leaves = self.leaves_mut(at);
+        let (c, leaf) = leaves.map.get_index_mut(ci).expect("leaf");
+        leaf.hlc = old_hlc.max(hlc);
+        leaf.hash = new_hash;
+        Some(if is_content { 0 } else { id_hash(c, old_hash) ^ id_hash(c, new_hash) })
+    }
+
+    /// Finishes a leaf container (row or values): returns (old hash, new hash).
+    fn finish_leaves(&mut self, at: Option<(usize, usize)>, hash: u32, in_hlc: Hlc, is_content: bool) -> (u32, u32) {
+        self.save(match at {
+            Some((t, r)) => Level::Row(t as u32, r as u32),
+            None => Level::Values,
+        });
+        let leaves = self.leaves_mut(at);
+        let old = leaves.hash;
+        let hash = if is_content { hash } else { hash ^ replace_hlc_hash(leaves.hlc, in_hlc) };
+        leaves.hlc = leaves.hlc.max(in_hlc);
+        leaves.hash = hash;
+        (old, hash)
+    }
+
+    /// Finishes a table: returns (old hash, new hash).
+    fn finish_table(&mut self, ti: usize, hash: u32, in_hlc: Hlc, is_content: bool) -> (u32, u32) {
+        self.save(Level::Table(ti as u32));
+        let table = &mut self.content.tables[ti];
+        let old = table.hash;
+        let hash = if is_content { hash } else { hash ^ replace_hlc_hash(table.hlc, in_hlc) };
+        table.hlc = table.hlc.max(in_hlc);
+        table.hash = hash;
+        (old, hash)
+    }
+
+    fn finish_tables(&mut self, hash: u32, in_hlc: Hlc, is_content: bool) {
+        self.save(Level::Tables);
+        let c = &mut self.content;
+        let hash = if is_content { hash } else { hash ^ replace_hlc_hash(c.tables_hlc, in_hlc) };
+        c.tables_hlc = c.tables_hlc.max(in_hlc);
+        c.tables_hash = hash;
+    }
+
+    /// Merges a row's cells or the values: returns (latest HLC, old hash, new hash).
+    fn merge_leaves(&mut self, at: Option<(usize, usize)>, input: &LeavesIn, is_content: bool, accepted: &mut Vec<Accepted>, ids: (Option<&Key>, &Key)) -> (Hlc, u32, u32) {
+        let mut hash = if is_content { input.hash } else { self.leaves(at).hash };
+        let mut latest = input.hlc;
+        for (c, leaf) in &input.thing {
+            let ci = self.leaf_node_pub(at, c);
+            if let Some(delta) = self.merge_leaf(at, ci, &leaf.thing, leaf.hlc, leaf.hash, is_content) {
+                hash ^= delta;
+                latest = latest.max(leaf.hlc);
+                accepted.push(Accepted { table: ids.0.cloned(), row: ids.1.clone(), leaf: c.clone(), value: leaf.thing.clone() });
+            }
+        }
+        let (old, new) = self.finish_leaves(at, hash, input.hlc, is_content);
+        (latest, old, new)
+    }
+
+    /// Merges validated changes or content into the stamps; returns the accepted leaves in the
+    /// order TinyBase applies them to the Store. `seen` is called with the latest HLC.
+    pub(crate) fn merge(&mut self, input: &MergeIn, is_content: bool) -> Vec<Accepted> {
+        let mut accepted = Vec::new();
+        let mut tables_hash = if is_content { input.tables.hash } else { self.content.tables_hash };
+        let mut latest = input.tables.hlc;
+        for (t, table_in) in &input.tables.thing {
+            let ti = self.table_node(t);
+            let mut table_hash = if is_content { table_in.hash } else { self.content.tables[ti].hash };
+            let mut table_latest = table_in.hlc;
+            for (r, row_in) in &table_in.thing {
+                let ri = self.row_node(ti, r);
+                let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, is_content, &mut accepted, (Some(t), r));
+                if !is_content {
+                    table_hash ^= child_delta(r, old, new);
+                }
+                table_latest = table_latest.max(row_latest);
+            }
+            let (old, new) = self.finish_table(ti, table_hash, table_in.hlc, is_content);
+            if !is_content {
+                tables_hash ^= child_delta(t, old, new);
+            }
+            latest = latest.max(table_latest);
+        }
+        self.finish_tables(tables_hash, input.tables.hlc, is_content);
+        let empty = Key::default();
+        let (values_latest, _, _) = self.merge_leaves(None, &input.values, is_content, &mut accepted, (None, &empty));
+        let latest = latest.max(values_latest);
+        if let Some(clock) = self.clock.as_mut() {
+            clock.seen(Some(latest));
+        }
+        accepted
+    }
+
+    /// Stamps a local change to one leaf (its value already set), as TinyBase merges each local
+    /// change as a one-cell MergeableChanges.
+    pub(crate) fn merge_local_leaf(&mut self, at: Option<(usize, usize)>, ci: usize, hlc: Hlc) {
+        let value = self.leaves(at).map[ci].value.clone();
+        let hash = self.leaves(at).hash;
+        let delta = self.merge_leaf(at, ci, &value, hlc, 0, false);
+        let (_, old_row, new_row) = {
+            let (old, new) = self.finish_leaves(at, hash ^ delta.unwrap_or(0), Hlc::EMPTY, false);
+            (Hlc::EMPTY, old, new)
+        };
+        if let Some((ti, ri)) = at {
+            let r = self.content.tables[ti].rows.get_index(ri).expect("row").0.clone();
+            let table_hash = self.content.tables[ti].hash ^ child_delta(&r, old_row, new_row);
+            let (old_table, new_table) = self.finish_table(ti, table_hash, Hlc::EMPTY, false);
+            let t = self.content.tables.get_index(ti).expect("table").0.clone();
+            let tables_hash = self.content.tables_hash ^ child_delta(&t, old_table, new_table);
+            self.finish_tables(tables_hash, Hlc::EMPTY, false);
+        }
+        let latest = if delta.is_some() { hlc } else { Hlc::EMPTY };
+        if let Some(clock) = self.clock.as_mut() {
+            clock.seen(Some(latest));
+        }
+    }
+
+    /// Writes accepted leaves into the plain Store (without stamping them again).
+    pub(crate) fn apply_accepted(&mut self, accepted: Vec<Accepted>) {
+        let was = self.listening;
+        self.listening = false;
+        for a in accepted {
+            self.apply_leaf(a.table.as_deref(), &a.row, &a.leaf, a.value);
+        }
+        self.listening = was;
+    }
+}

@@ -1,0 +1,442 @@
+//! The MergeableStore: a Store plus CRDT metadata (an HLC and a hash on every cell and value,
+//! and a hash tree), so that replicas merge deterministically and exactly as TinyBase's do.
+
+pub(crate) mod merge;
+pub(crate) mod wire;
+
+use crate::error::{Error, Result};
+use crate::hlc::{Clock, GetNow};
+use crate::store::core::Core;
+use crate::store::{write_object, Store};
+use crate::value::{parse_json, write_integer};
+use std::ops::Deref;
+use wire::{hash_map, hash_map2, hash_map3, lookup, write_content, write_hashes, write_leaf, write_stamp, StampStyle};
+
+/// A TinyBase MergeableStore. It dereferences to [`Store`] for every Store method.
+#[derive(Clone)]
+pub struct MergeableStore {
+    store: Store,
+}
+
+impl Deref for MergeableStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+const DECODED: StampStyle = StampStyle { hashes: true, wire: false };
+const ENCODED: StampStyle = StampStyle { hashes: true, wire: true };
+const DIFF: StampStyle = StampStyle { hashes: false, wire: true };
+
+fn system_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+}
+
+impl MergeableStore {
+    /// A new MergeableStore; `unique_id` fixes the HLC client id (give each replica its own),
+    /// None picks a random one. Time comes from the system clock.
+    pub fn new(unique_id: Option<&str>) -> MergeableStore {
+        MergeableStore::with_clock(unique_id, system_now)
+    }
+
+    /// A new MergeableStore whose clock is `get_now` (ms since the epoch), as TinyBase's `getNow`.
+    pub fn with_clock(unique_id: Option<&str>, get_now: impl Fn() -> f64 + Send + Sync + 'static) -> MergeableStore {
+        let get_now: GetNow = Box::new(get_now);
+        MergeableStore { store: Store::with_core(Core::new(Some(Clock::new(unique_id, get_now)))) }
+    }
+
+    /// The plain Store handle of this store (the same store).
+    pub fn as_store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The MergeableStore behind a Store handle, if it is one.
+    pub fn from_store(store: &Store) -> Option<MergeableStore> {
+        store.read(|c| c.is_mergeable()).then(|| MergeableStore { store: store.clone() })
+    }
+
+    fn write_json(&self, f: impl FnOnce(&Core, &mut String)) -> String {
+        self.store.read(|core| {
+            let mut out = String::new();
+            f(core, &mut out);
+            out
+        })
+    }
+
+    /// `getMergeableContent` as JSON: `[tablesStamp, valuesStamp]` with hashes, objects and
+    /// arrays decoded, deletions as the U+FFFC marker.
+    pub fn get_mergeable_content_json(&self) -> String {
+        self.write_json(|core, out| write_content(out, core, DECODED))
+    }
+
+    /// The content in wire form (objects and arrays as U+FFFD-prefixed strings): what a
+    /// synchronizer sends and a persisted file holds.
+    pub fn get_encoded_mergeable_content_json(&self) -> String {
+        self.write_json(|core, out| write_content(out, core, ENCODED))
+    }
+
+    /// `getMergeableContentHashes`: `[tablesHash, valuesHash]`.
+    pub fn get_mergeable_content_hashes(&self) -> (u32, u32) {
+        self.store.read(|core| (core.content.tables_hash, core.content.values.hash))
+    }
+
+    /// `getTransactionMergeableChanges` as JSON (decoded form); outside a transaction
+    /// `[[{}],[{}],1]`.
+    pub fn get_transaction_mergeable_changes_json(&self, with_hashes: bool) -> String {
+        self.transaction_changes(with_hashes, false)
+    }
+
+    /// The same in wire form: the body of a ContentDiff message (without hashes).
+    pub fn get_encoded_transaction_mergeable_changes_json(&self, with_hashes: bool) -> String {
+        self.transaction_changes(with_hashes, true)
+    }
+
+    fn transaction_changes(&self, with_hashes: bool, wire: bool) -> String {
+        if let Some(finished) = self.store.finished() {
+            if !self.store.shared.core.is_owned_by_current_thread() || self.store.read(|c| c.depth == 0) {
+                if let Some(m) = &finished.mergeable {
+                    return m[(with_hashes as usize) + 2 * (wire as usize)].clone();
+                }
+            }
+        }
+        if self.store.shared.core.is_owned_by_current_thread() && self.store.read(|c| c.depth > 0) {
+            return self.store.read(|core| core.transaction_mergeable_changes_json(with_hashes, wire));
+        }
+        if with_hashes {
+            self.store.read(|c| {
+                let mut out = String::from("[[{},\"\",");
+                write_integer(&mut out, c.content.tables_hash as i64);
+                out.push_str("],[{},\"\",");
+                write_integer(&mut out, c.content.values.hash as i64);
+                out.push_str("],1]");
+                out
+            })
+        } else {
+            "[[{}],[{}],1]".to_string()
+        }
+    }
+
+    fn merge_json(&self, json: &str, is_content: bool, wire: bool) -> Result<()> {
+        let parsed = parse_json(json)?;
+        let store = &self.store;
+        let guard = store.shared.core.lock();
+        let now = guard.borrow().clock.as_ref().map(Clock::now).unwrap_or(0.0);
+        let input = wire::parse_merge_in(&parsed, now, is_content, wire)?;
+        drop(guard);
+        store.mutate(|core| {
+            if is_content {
+                // Inside a user transaction the old content is kept for a rollback.
+                let saved = (core.depth > 1).then(|| Box::new(core.content.clone()));
+                let was = core.listening;
+                core.listening = false;
+                core.del_tables();
+                core.del_values();
+                core.listening = was;
+                core.content = crate::store::tree::Content::new();
+                if let Some(saved) = saved {
+                    core.undo.push(crate::store::core::Undo::Content(saved));
+                }
+            }
+            let accepted = core.merge(&input, is_content);
+            core.apply_accepted(accepted);
+        });
+        Ok(())
+    }
+
+    /// `applyMergeableChanges` with JSON in wire form (objects as U+FFFD-prefixed strings,
+    /// deletions as U+FFFC): changes `[tables, values, 1]` or content. The whole input is refused
+    /// if anything in it is invalid, including an HLC more than five minutes ahead.
+    pub fn apply_mergeable_changes_json(&self, json: &str) -> Result<()> {
+        self.merge_json(json, false, true)
+    }
+
+    /// `applyMergeableChanges` with JSON in the decoded form (objects as objects); they are
+    /// encoded with JavaScript rules before hashing.
+    pub fn apply_decoded_mergeable_changes_json(&self, json: &str) -> Result<()> {
+        self.merge_json(json, false, false)
+    }
+
+    /// `setMergeableContent` with wire-form content (hashes required and trusted).
+    pub fn set_mergeable_content_json(&self, json: &str) -> Result<()> {
+        self.merge_json(json, true, true)
+    }
+
+    /// `setMergeableContent` with decoded-form content.
+    pub fn set_decoded_mergeable_content_json(&self, json: &str) -> Result<()> {
+        self.merge_json(json, true, false)
+    }
+
+    /// `merge`: both stores apply each other's full content (wire form).
+    pub fn merge(&self, other: &MergeableStore) -> Result<()> {
+        let mine = self.get_encoded_mergeable_content_json();
+        let theirs = other.get_encoded_mergeable_content_json();
+        other.apply_mergeable_changes_json(&mine)?;
+        self.apply_mergeable_changes_json(&theirs)
+    }
+
+    /// `setDefaultContent`: sets `[tables, values]` (decoded JSON) with empty HLCs, only where no
+    /// stamp exists yet, so defaults never contradict the metadata (PROTOCOL.md 12.3).
+    pub fn set_default_content_json(&self, json: &str) -> Result<()> {
+        let (tables, values) = crate::store::content_in_json(&parse_json(json)?, false)?;
+        self.store.mutate(|core| {
+            core.defaulting = true;
+            for (t, table) in &tables {
+                for (r, row) in table {
+                    for (c, v) in row {
+                        let stamped = core
+                            .content
+                            .tables
+                            .get(t.as_str())
+                            .and_then(|tn| tn.rows.get(r.as_str()))
+                            .and_then(|rn| rn.cells.map.get(c.as_str()))
+                            .is_some_and(|l| !l.hlc.is_empty() || l.hash != 0);
+                        if !stamped {
+                            core.set_cell(t, r, c, v.clone());
+                        }
+                    }
+                }
+            }
+            for (k, v) in &values {
+                let stamped = core.content.values.map.get(k.as_str()).is_some_and(|l| !l.hlc.is_empty() || l.hash != 0);
+                if !stamped {
+                    core.set_value(k, v.clone());
+                }
+            }
+            core.defaulting = false;
+        });
+        Ok(())
+    }
+
+    /// `getMergeableTableHashes`: `{tableId: hash}`.
+    pub fn get_mergeable_table_hashes_json(&self) -> String {
+        self.write_json(|core, out| write_hashes(out, core.content.tables.iter().map(|(k, t)| (k.as_str(), t.hash)).collect()))
+    }
+
+    /// `getMergeableTableDiff(otherTableHashes)`: `[newTables, differingTableHashes]`.
+    pub fn get_mergeable_table_diff_json(&self, other_table_hashes: &str) -> Result<String> {
+        let other = hash_map(&parse_json(other_table_hashes)?)?;
+        Ok(self.write_json(|core, out| {
+            let c = &core.content;
+            out.push('[');
+            let style = DIFF;
+            write_stamp(out, style, c.tables_hlc, 0, |out| {
+                let items: Vec<(&str, _)> =
+                    c.tables.iter().filter(|(k, _)| lookup(&other, k).is_none()).map(|(k, t)| (k.as_str(), t)).collect();
+                write_object(out, items, |out, table| {
+                    write_stamp(out, style, table.hlc, 0, |out| {
+                        let rows: Vec<(&str, _)> = table.rows.iter().map(|(k, r)| (k.as_str(), r)).collect();
+                        write_object(out, rows, |out, row| wire::write_leaves_stamp(out, style, &row.cells, None));
+                    })
+                });
+            });
+            out.push(',');
+            let differing: Vec<(&str, u32)> = c
+                .tables
+                .iter()
+                .filter(|(k, t)| lookup(&other, k).is_some_and(|h| h != Some(t.hash as f64)))
+                .map(|(k, t)| (k.as_str(), t.hash))
+                .collect();
+            write_hashes(out, differing);
+            out.push(']');
+        }))
+    }
+
+    /// `getMergeableRowHashes(otherTableHashes)`: `{tableId: {rowId: hash}}` for every table
+    /// both have whose hash differs.
+    pub fn get_mergeable_row_hashes_json(&self, other_table_hashes: &str) -> Result<String> {
+        let other = hash_map(&parse_json(other_table_hashes)?)?;
+        Ok(self.write_json(|core, out| {
+            let c = &core.content;
+            let items: Vec<(&str, _)> = other
+                .iter()
+                .filter_map(|(t, h)| {
+                    let table = c.tables.get(t.as_str())?;
+                    (*h != Some(table.hash as f64)).then_some((t.as_str(), table))
+                })
+                .collect();
+            write_object(out, items, |out, table| write_hashes(out, table.rows.iter().map(|(k, r)| (k.as_str(), r.cells.hash)).collect()));
+        }))
+    }
+
+    /// `getMergeableRowDiff(otherRowHashes)`: `[newRows, differingRowHashes]`.
+    pub fn get_mergeable_row_diff_json(&self, other_row_hashes: &str) -> Result<String> {
+        let other = hash_map2(&parse_json(other_row_hashes)?)?;
+        Ok(self.write_json(|core, out| {
+            let c = &core.content;
+            let style = DIFF;
+            out.push('[');
+            write_stamp(out, style, c.tables_hlc, 0, |out| {
+                let items: Vec<(&str, _)> = other
+                    .iter()
+                    .filter_map(|(t, rows)| {
+                        let table = c.tables.get(t.as_str())?;
+                        let new: Vec<(&str, _)> =
+                            table.rows.iter().filter(|(r, _)| lookup(rows, r).is_none()).map(|(r, row)| (r.as_str(), row)).collect();
+                        (!new.is_empty()).then_some((t.as_str(), new))
+                    })
+                    .collect();
+                write_object(out, items, |out, rows| {
+                    write_stamp(out, style, crate::hlc::Hlc::EMPTY, 0, |out| {
+                        write_object(out, rows, |out, row| wire::write_leaves_stamp(out, style, &row.cells, None));
+                    })
+                });
+            });
+            out.push(',');
+            let items: Vec<(&str, Vec<(&str, u32)>)> = other
+                .iter()
+                .filter_map(|(t, rows)| {
+                    let table = c.tables.get(t.as_str())?;
+                    let diff: Vec<(&str, u32)> = table
+                        .rows
+                        .iter()
+                        .filter(|(r, row)| lookup(rows, r).is_some_and(|h| h != Some(row.cells.hash as f64)))
+                        .map(|(r, row)| (r.as_str(), row.cells.hash))
+                        .collect();
+                    (!diff.is_empty()).then_some((t.as_str(), diff))
+                })
+                .collect();
+            write_object(out, items, write_hashes);
+            out.push(']');
+        }))
+    }
+
+    /// `getMergeableCellHashes(otherRowHashes)`: `{tableId: {rowId: {cellId: hash}}}` for every
+    /// row both have whose hash differs.
+    pub fn get_mergeable_cell_hashes_json(&self, other_row_hashes: &str) -> Result<String> {
+        let other = hash_map2(&parse_json(other_row_hashes)?)?;
+        Ok(self.write_json(|core, out| {
+            let c = &core.content;
+            let items: Vec<(&str, Vec<(&str, Vec<(&str, u32)>)>)> = other
+                .iter()
+                .filter_map(|(t, rows)| {
+                    let table = c.tables.get(t.as_str())?;
+                    let rows: Vec<(&str, Vec<(&str, u32)>)> = rows
+                        .iter()
+                        .filter_map(|(r, h)| {
+                            let row = table.rows.get(r.as_str())?;
+                            (*h != Some(row.cells.hash as f64))
+                                .then(|| (r.as_str(), row.cells.map.iter().map(|(k, l)| (k.as_str(), l.hash)).collect()))
+                        })
+                        .collect();
+                    (!rows.is_empty()).then_some((t.as_str(), rows))
+                })
+                .collect();
+            write_object(out, items, |out, rows| write_object(out, rows, write_hashes));
+        }))
+    }
+
+    /// `getMergeableCellDiff(otherCellHashes)`: a TablesStamp of every cell whose hash differs
+    /// or that the other side lacks, in the rows it names.
+    pub fn get_mergeable_cell_diff_json(&self, other_cell_hashes: &str) -> Result<String> {
+        let other = hash_map3(&parse_json(other_cell_hashes)?)?;
+        Ok(self.write_json(|core, out| {
+            let c = &core.content;
+            let style = DIFF;
+            write_stamp(out, style, c.tables_hlc, 0, |out| {
+                let mut items: Vec<(&str, (&crate::store::tree::TableNode, Vec<(&str, (&crate::store::tree::Leaves, Vec<&str>))>))> = Vec::new();
+                for (t, rows) in &other {
+                    for (r, cells) in rows {
+                        let Some(table) = c.tables.get(t.as_str()) else { continue };
+                        let Some(row) = table.rows.get(r.as_str()) else { continue };
+                        let differing: Vec<&str> = row
+                            .cells
+                            .map
+                            .iter()
+                            .filter(|(k, l)| lookup(cells, k).flatten() != Some(l.hash as f64))
+                            .map(|(k, _)| k.as_str())
+                            .collect();
+                        if differing.is_empty() {
+                            continue;
+                        }
+                        let entry = match items.iter().position(|e| e.0 == t.as_str()) {
+                            Some(i) => &mut items[i].1 .1,
+                            None => {
+                                items.push((t.as_str(), (table, Vec::new())));
+                                &mut items.last_mut().expect("pushed").1 .1
+                            }
+                        };
+                        match entry.iter().position(|e| e.0 == r.as_str()) {
+                            Some(i) => entry[i].1 .1.extend(differing),
+                            None => entry.push((r.as_str(), (&row.cells, differing))),
+                        }
+                    }
+                }
+                write_object(out, items, |out, (table, rows)| {
+                    write_stamp(out, style, table.hlc, 0, |out| {
+                        write_object(out, rows, |out, (cells, ids)| {
+                            write_stamp(out, style, cells.hlc, 0, |out| {
+                                let items: Vec<(&str, _)> = cells.map.iter().filter(|(k, _)| ids.contains(&k.as_str())).map(|(k, l)| (k.as_str(), l)).collect();
+                                write_object(out, items, |out, l| {
+                                    // Cell diffs always carry the HLC, even an empty one.
+                                    out.push('[');
+                                    l.value.write_json(out, true);
+                                    out.push_str(",\"");
+                                    l.hlc.with_str(|s| out.push_str(s));
+                                    out.push_str("\"]");
+                                });
+                            })
+                        })
+                    })
+                });
+            });
+        }))
+    }
+
+    /// `getMergeableValueHashes`: `{valueId: hash}`.
+    pub fn get_mergeable_value_hashes_json(&self) -> String {
+        self.write_json(|core, out| write_hashes(out, core.content.values.map.iter().map(|(k, l)| (k.as_str(), l.hash)).collect()))
+    }
+
+    /// `getMergeableValueDiff(otherValueHashes)`: a ValuesStamp of every value whose hash differs
+    /// or that the other side lacks.
+    pub fn get_mergeable_value_diff_json(&self, other_value_hashes: &str) -> Result<String> {
+        let other = hash_map(&parse_json(other_value_hashes)?)?;
+        Ok(self.write_json(|core, out| {
+            let values = &core.content.values;
+            write_stamp(out, DIFF, values.hlc, 0, |out| {
+                let items: Vec<(&str, _)> =
+                    values.map.iter().filter(|(k, l)| lookup(&other, k).flatten() != Some(l.hash as f64)).map(|(k, l)| (k.as_str(), l)).collect();
+                write_object(out, items, |out, l| write_leaf(out, DIFF, &l.value, l.hlc, l.hash));
+            });
+        }))
+    }
+
+    /// Recomputes every hash from scratch with the static formulas (PROTOCOL.md 3.3) and
+    /// returns `[tablesHash, valuesHash]`; equal to the maintained hashes for content that grew
+    /// normally (a consistency check for tests and tools).
+    pub fn compute_content_hashes(&self) -> (u32, u32) {
+        use crate::hash::id_hash;
+        self.store.read(|core| {
+            let leaves_hash = |l: &crate::store::tree::Leaves| {
+                l.map.iter().fold(if l.hlc.is_empty() { 0 } else { l.hlc.hash() }, |h, (k, leaf)| {
+                    h ^ id_hash(k, Core::leaf_hash(&leaf.value, leaf.hlc)) ^ id_hash(k, 0)
+                })
+            };
+            let tables = core.content.tables.iter().fold(
+                if core.content.tables_hlc.is_empty() { 0 } else { core.content.tables_hlc.hash() },
+                |h, (t, table)| {
+                    let th = table.rows.iter().fold(if table.hlc.is_empty() { 0 } else { table.hlc.hash() }, |h, (r, row)| {
+                        h ^ id_hash(r, leaves_hash(&row.cells))
+                    });
+                    h ^ id_hash(t, th)
+                },
+            );
+            (tables, leaves_hash(&core.content.values))
+        })
+    }
+}
+
+impl Core {
+    /// `getTransactionMergeableChanges` JSON for the current transaction.
+    pub(crate) fn transaction_mergeable_changes_json(&self, with_hashes: bool, wire: bool) -> String {
+        let mut out = String::new();
+        wire::write_transaction_changes(&mut out, self, StampStyle { hashes: with_hashes, wire });
+        out
+    }
+}
+
+/// Whether `err` came from refusing bad input (as opposed to a state problem).
+pub fn is_input_error(err: &Error) -> bool {
+    !matches!(err, Error::InvalidState(_))
+}

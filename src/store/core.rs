@@ -1,0 +1,657 @@
+//! The engine behind a store handle: content, TinyBase's mutation rules, stamping and
+//! transactions. Everything here runs under the store's lock and never calls user code.
+
+use super::track::Tracking;
+use super::tree::*;
+use crate::hlc::{Clock, Hlc};
+use crate::value::Stored;
+
+/// A row, table or tables shape given to a setter: ordered (id, thing) pairs, already validated.
+pub(crate) type RowIn = Vec<(Key, Stored)>;
+pub(crate) type TableIn = Vec<(Key, RowIn)>;
+pub(crate) type TablesIn = Vec<(Key, TableIn)>;
+/// Changes: None deletes the table, row, cell or value.
+pub(crate) type ChangesIn = (Vec<(Key, Option<Vec<(Key, Option<Vec<(Key, Stored)>>)>>)>, Vec<(Key, Stored)>);
+
+/// One step to undo the stamps of a rolled-back transaction.
+#[derive(Debug)]
+pub(crate) enum Undo {
+    /// A leaf's stamp before a merge accepted a change (values when `t` is None).
+    Leaf { t: Option<u32>, r: u32, c: u32, hlc: Hlc, hash: u32 },
+    /// A container's stamp (row, table, tables or values) before a merge.
+    Container { level: Level, hlc: Hlc, hash: u32 },
+    /// A node created in the transaction: the last entry of its map is removed.
+    Created(Level),
+    /// The whole content before `set_mergeable_content` replaced it.
+    Content(Box<Content>),
+}
+
+/// Which container an undo step refers to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Level {
+    Tables,
+    Table(u32),
+    Row(u32, u32),
+    Values,
+    /// For `Created`: a leaf in a row, or a value when the row is None.
+    Leaf(Option<(u32, u32)>),
+}
+
+/// The engine state of one store.
+pub(crate) struct Core {
+    pub content: Content,
+    /// The HLC clock: present for a MergeableStore.
+    pub clock: Option<Clock>,
+    /// Whether local changes get stamped (off while merging remote changes in).
+    pub listening: bool,
+    /// Stamps for default content are empty HLCs.
+    pub defaulting: bool,
+    /// Nesting depth of the current transaction (0: none).
+    pub depth: u32,
+    pub rollback_requested: bool,
+    pub track: Tracking,
+    pub undo: Vec<Undo>,
+    /// Plain-Store state at the start of the transaction, for has-tables/has-values listeners.
+    pub had_tables: bool,
+    pub had_values: bool,
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Core {
+    pub(crate) fn new(clock: Option<Clock>) -> Core {
+        Core {
+            content: Content::new(),
+            clock,
+            listening: true,
+            defaulting: false,
+            depth: 0,
+            rollback_requested: false,
+            track: Tracking::default(),
+            undo: Vec::new(),
+            had_tables: false,
+            had_values: false,
+        }
+    }
+
+    pub(crate) fn is_mergeable(&self) -> bool {
+        self.clock.is_some()
+    }
+
+    fn undoable(&self) -> bool {
+        self.clock.is_some() && self.depth > 0
+    }
+
+    // ---------------------------------------------------------------- nodes
+
+    /// The table's node index, creating a (tombstone) node if needed.
+    pub(crate) fn table_node(&mut self, t: &str) -> usize {
+        if let Some(i) = self.content.tables.get_index_of(t) {
+            return i;
+        }
+        if self.undoable() {
+            self.undo.push(Undo::Created(Level::Table(0)));
+        }
+        self.content.tables.insert_full(Key::from(t), TableNode::new()).0
+    }
+
+    pub(crate) fn row_node(&mut self, ti: usize, r: &str) -> usize {
+        let undoable = self.undoable();
+        let table = &mut self.content.tables[ti];
+        if let Some(i) = table.rows.get_index_of(r) {
+            return i;
+        }
+        if undoable {
+            self.undo.push(Undo::Created(Level::Row(ti as u32, 0)));
+        }
+        table.rows.insert_full(Key::from(r), RowNode { cells: Leaves::new(), seq: 0 }).0
+    }
+
+    pub(crate) fn leaf_node_pub(&mut self, at: Option<(usize, usize)>, c: &str) -> usize {
+        let undoable = self.undoable();
+        let leaves = self.leaves_mut(at);
+        if let Some(i) = leaves.map.get_index_of(c) {
+            return i;
+        }
+        let i = leaves.map.insert_full(Key::from(c), Leaf::new()).0;
+        if undoable {
+            self.undo.push(Undo::Created(Level::Leaf(at.map(|(t, r)| (t as u32, r as u32)))));
+        }
+        i
+    }
+
+    /// A row's cells (Some((table, row))) or the values (None).
+    pub(crate) fn leaves_mut(&mut self, at: Option<(usize, usize)>) -> &mut Leaves {
+        match at {
+            Some((ti, ri)) => &mut self.content.tables[ti].rows[ri].cells,
+            None => &mut self.content.values,
+        }
+    }
+
+    pub(crate) fn leaves(&self, at: Option<(usize, usize)>) -> &Leaves {
+        match at {
+            Some((ti, ri)) => &self.content.tables[ti].rows[ri].cells,
+            None => &self.content.values,
+        }
+    }
+
+    // ---------------------------------------------------------------- plain-Store lookups
+
+    pub(crate) fn present_table(&self, t: &str) -> Option<usize> {
+        self.content.tables.get_index_of(t).filter(|&i| self.content.tables[i].seq != 0)
+    }
+
+    pub(crate) fn present_row(&self, t: &str, r: &str) -> Option<(usize, usize)> {
+        let ti = self.present_table(t)?;
+        let ri = self.content.tables[ti].rows.get_index_of(r)?;
+        (self.content.tables[ti].rows[ri].seq != 0).then_some((ti, ri))
+    }
+
+    pub(crate) fn present_cell(&self, t: &str, r: &str, c: &str) -> Option<&Stored> {
+        let (ti, ri) = self.present_row(t, r)?;
+        let leaf = self.content.tables[ti].rows[ri].cells.map.get(c)?;
+        (!leaf.value.is_deleted()).then_some(&leaf.value)
+    }
+
+    pub(crate) fn present_value(&self, v: &str) -> Option<&Stored> {
+        let leaf = self.content.values.map.get(v)?;
+        (!leaf.value.is_deleted()).then_some(&leaf.value)
+    }
+
+    // ---------------------------------------------------------------- TinyBase's mutations
+
+    /// `getOrCreateTable`: the table enters the plain Store if absent.
+    pub(crate) fn get_or_create_table(&mut self, t: &str) -> usize {
+        let ti = self.table_node(t);
+        if self.content.tables[ti].seq == 0 {
+            let seq = take_seq(&mut self.content.next_seq);
+            let table = &mut self.content.tables[ti];
+            table.seq = seq;
+            table.pool = RowIdPool::default();
+            table.cell_counts.clear();
+            self.content.live += 1;
+            self.track.table_ids_changed(t, 1);
+        }
+        ti
+    }
+
+    /// `mapEnsure(tableMap, rowId)`: the row enters the plain Store if absent.
+    fn ensure_row(&mut self, ti: usize, r: &str) -> usize {
+        let ri = self.row_node(ti, r);
+        let table = &mut self.content.tables[ti];
+        if table.rows[ri].seq == 0 {
+            let seq = take_seq(&mut table.next_seq);
+            table.rows[ri].seq = seq;
+            table.live += 1;
+            let t = self.content.tables.get_index(ti).map(|e| e.0.clone()).unwrap_or_default();
+            self.track.row_ids_changed(&t, r, 1);
+        }
+        ri
+    }
+
+    fn ids(&self, ti: usize, ri: usize) -> (Key, Key) {
+        let (t, table) = self.content.tables.get_index(ti).expect("table index");
+        (t.clone(), table.rows.get_index(ri).expect("row index").0.clone())
+    }
+
+    /// `cellIdsChanged`: per-table cell id counts and the changed-ids maps.
+    fn cell_ids_changed(&mut self, ti: usize, ri: usize, c: &str, delta: i8) {
+        let (t, r) = self.ids(ti, ri);
+        let counts = &mut self.content.tables[ti].cell_counts;
+        let count = counts.get(c).copied().unwrap_or(0);
+        if (count == 0 && delta == 1) || (count == 1 && delta == -1) {
+            self.track.table_cell_ids_changed(&t, c, delta);
+        }
+        if count == 1 && delta == -1 {
+            counts.shift_remove(c);
+        } else {
+            counts.insert(Key::from(c), (count as i64 + delta as i64) as u32);
+        }
+        self.track.cell_ids_changed(&t, &r, c, delta);
+    }
+
+    /// `setValidCell`: sets a validated cell in a row that is in the plain Store.
+    fn set_valid_cell(&mut self, ti: usize, ri: usize, c: &str, value: Stored) {
+        let ci = self.leaf_node_pub(Some((ti, ri)), c);
+        let was_deleted = self.content.tables[ti].rows[ri].cells.map[ci].value.is_deleted();
+        if was_deleted {
+            self.cell_ids_changed(ti, ri, c, 1);
+        }
+        if !self.content.tables[ti].rows[ri].cells.map[ci].value.same(&value) {
+            self.leaf_changed(Some((ti, ri)), ci, value);
+        }
+    }
+
+    /// A leaf's plain-Store value changes: tracking, presence and (for local writes) a stamp.
+    fn leaf_changed(&mut self, at: Option<(usize, usize)>, ci: usize, value: Stored) {
+        let (c, old) = {
+            let (c, leaf) = self.leaves(at).map.get_index(ci).expect("leaf index");
+            (c.clone(), leaf.value.clone())
+        };
+        match at {
+            Some((ti, ri)) => {
+                let (t, r) = self.ids(ti, ri);
+                self.track.cell_changed(&t, &r, &c, &old);
+            }
+            None => self.track.value_changed(&c, &old),
+        }
+        let leaves = self.leaves_mut(at);
+        if old.is_deleted() && !value.is_deleted() {
+            leaves.live += 1;
+            leaves.map[ci].seq = take_seq(&mut leaves.next_seq);
+        } else if !old.is_deleted() && value.is_deleted() {
+            leaves.live -= 1;
+        }
+        leaves.map[ci].value = value;
+        if self.listening && self.clock.is_some() {
+            let hlc = if self.defaulting { Hlc::EMPTY } else { self.clock.as_mut().map(Clock::next).unwrap_or_default() };
+            self.merge_local_leaf(at, ci, hlc);
+        }
+    }
+
+    /// `delValidCell` (forced): deletes a present cell; an emptied row, then table, leaves the Store.
+    fn del_valid_cell(&mut self, ti: usize, ri: usize, ci: usize) {
+        let c = self.content.tables[ti].rows[ri].cells.map.get_index(ci).expect("leaf").0.clone();
+        self.leaf_changed(Some((ti, ri)), ci, Stored::Deleted);
+        self.cell_ids_changed(ti, ri, &c, -1);
+        if self.content.tables[ti].rows[ri].cells.live == 0 {
+            let (t, r) = self.ids(ti, ri);
+            self.track.row_ids_changed(&t, &r, -1);
+            let table = &mut self.content.tables[ti];
+            table.rows[ri].seq = 0;
+            table.live -= 1;
+            if table.live == 0 {
+                table.seq = 0;
+                table.pool = RowIdPool::default();
+                table.cell_counts.clear();
+                self.content.live -= 1;
+                self.track.table_ids_changed(&t, -1);
+            }
+        }
+    }
+
+    /// `delValidRow`: releases the id to the table's pool, then deletes every cell.
+    fn del_valid_row(&mut self, ti: usize, ri: usize) {
+        let (_, r) = self.ids(ti, ri);
+        let pool = &mut self.content.tables[ti].pool;
+        if is_digits(&r) && pool.released.len() < 1000 {
+            pool.released.push_back(r);
+        }
+        for ci in leaf_order(&self.content.tables[ti].rows[ri].cells) {
+            self.del_valid_cell(ti, ri, ci);
+        }
+    }
+
+    fn del_valid_table(&mut self, ti: usize) {
+        for ri in row_order(&self.content.tables[ti]) {
+            if self.content.tables[ti].rows[ri].seq != 0 {
+                self.del_valid_row(ti, ri);
+            }
+        }
+    }
+
+    /// `setValidRow`: sets the given cells, then deletes the row's other cells.
+    fn set_valid_row(&mut self, ti: usize, r: &str, row: &RowIn) {
+        let ri = self.ensure_row(ti, r);
+        for (c, v) in row {
+            self.set_valid_cell(ti, ri, c, v.clone());
+        }
+        for ci in leaf_order(&self.content.tables[ti].rows[ri].cells) {
+            let c = self.content.tables[ti].rows[ri].cells.map.get_index(ci).expect("leaf").0;
+            if !row.iter().any(|(k, _)| k == c) {
+                self.del_valid_cell(ti, ri, ci);
+            }
+        }
+    }
+
+    fn set_valid_table(&mut self, t: &str, table: &TableIn) {
+        let ti = self.get_or_create_table(t);
+        for (r, row) in table {
+            self.set_valid_row(ti, r, row);
+        }
+        let keep: std::collections::HashSet<&str> = table.iter().map(|(r, _)| r.as_str()).collect();
+        for ri in row_order(&self.content.tables[ti]) {
+            let table_node = &self.content.tables[ti];
+            let r = table_node.rows.get_index(ri).expect("row").0;
+            if table_node.rows[ri].seq != 0 && !keep.contains(r.as_str()) {
+                self.del_valid_row(ti, ri);
+            }
+        }
+    }
+
+    fn set_cell_into_new_row(&mut self, ti: usize, r: &str, c: &str, v: Stored) {
+        let ri = self.ensure_row(ti, r);
+        self.set_valid_cell(ti, ri, c, v);
+    }
+
+    fn set_valid_value(&mut self, v: &str, value: Stored) {
+        let ci = self.leaf_node_pub(None, v);
+        if self.content.values.map[ci].value.is_deleted() {
+            self.track.value_ids_changed(v, 1);
+        }
+        if !self.content.values.map[ci].value.same(&value) {
+            self.leaf_changed(None, ci, value);
+        }
+    }
+
+    fn del_valid_value(&mut self, ci: usize) {
+        let v = self.content.values.map.get_index(ci).expect("value").0.clone();
+        self.leaf_changed(None, ci, Stored::Deleted);
+        self.track.value_ids_changed(&v, -1);
+    }
+
+    // ---------------------------------------------------------------- public mutations
+
+    pub(crate) fn set_tables(&mut self, tables: &TablesIn) {
+        for (t, table) in tables {
+            self.set_valid_table(t, table);
+        }
+        let keep: std::collections::HashSet<&str> = tables.iter().map(|(t, _)| t.as_str()).collect();
+        for ti in self.content.table_order() {
+            let t = self.content.tables.get_index(ti).expect("table").0;
+            if self.content.tables[ti].seq != 0 && !keep.contains(t.as_str()) {
+                self.del_valid_table(ti);
+            }
+        }
+    }
+
+    pub(crate) fn set_table(&mut self, t: &str, table: &TableIn) {
+        self.set_valid_table(t, table);
+    }
+
+    pub(crate) fn set_row(&mut self, t: &str, r: &str, row: &RowIn) {
+        let ti = self.get_or_create_table(t);
+        self.set_valid_row(ti, r, row);
+    }
+
+    /// `addRow`: a new id from the table's pool (reused ids first when `reuse`).
+    pub(crate) fn add_row(&mut self, t: &str, row: &RowIn, reuse: bool) -> Key {
+        let ti = self.get_or_create_table(t);
+        let r = loop {
+            let pool = &mut self.content.tables[ti].pool;
+            let id = match if reuse { pool.released.pop_front() } else { None } {
+                Some(id) => id,
+                None => {
+                    pool.next_id += 1;
+                    compact_str::format_compact!("{}", pool.next_id - 1)
+                }
+            };
+            let table = &self.content.tables[ti];
+            if !table.rows.get(id.as_str()).is_some_and(|row| row.seq != 0) {
+                break id;
+            }
+        };
+        self.set_valid_row(ti, &r, row);
+        r
+    }
+
+    pub(crate) fn set_partial_row(&mut self, t: &str, r: &str, row: &RowIn) {
+        let ti = self.get_or_create_table(t);
+        for (c, v) in row {
+            self.set_cell_into_new_row(ti, r, c, v.clone());
+        }
+    }
+
+    pub(crate) fn set_cell(&mut self, t: &str, r: &str, c: &str, v: Stored) {
+        let ti = self.get_or_create_table(t);
+        self.set_cell_into_new_row(ti, r, c, v);
+    }
+
+    pub(crate) fn set_values(&mut self, values: &RowIn) {
+        for (v, value) in values {
+            self.set_valid_value(v, value.clone());
+        }
+        for ci in leaf_order(&self.content.values) {
+            let v = self.content.values.map.get_index(ci).expect("value").0;
+            if !values.iter().any(|(k, _)| k == v) {
+                self.del_valid_value(ci);
+            }
+        }
+    }
+
+    pub(crate) fn set_partial_values(&mut self, values: &RowIn) {
+        for (v, value) in values {
+            self.set_valid_value(v, value.clone());
+        }
+    }
+
+    pub(crate) fn set_value(&mut self, v: &str, value: Stored) {
+        self.set_valid_value(v, value);
+    }
+
+    pub(crate) fn del_tables(&mut self) {
+        for ti in self.content.table_order() {
+            self.del_valid_table(ti);
+        }
+    }
+
+    pub(crate) fn del_table(&mut self, t: &str) {
+        if let Some(ti) = self.present_table(t) {
+            self.del_valid_table(ti);
+        }
+    }
+
+    pub(crate) fn del_row(&mut self, t: &str, r: &str) {
+        if let Some((ti, ri)) = self.present_row(t, r) {
+            self.del_valid_row(ti, ri);
+        }
+    }
+
+    pub(crate) fn del_cell(&mut self, t: &str, r: &str, c: &str) {
+        if let Some((ti, ri)) = self.present_row(t, r) {
+            if let Some(ci) = self.content.tables[ti].rows[ri].cells.map.get_index_of(c) {
+                if !self.content.tables[ti].rows[ri].cells.map[ci].value.is_deleted() {
+                    self.del_valid_cell(ti, ri, ci);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn del_values(&mut self) {
+        for ci in leaf_order(&self.content.values) {
+            self.del_valid_value(ci);
+        }
+    }
+
+    pub(crate) fn del_value(&mut self, v: &str) {
+        if let Some(ci) = self.content.values.map.get_index_of(v) {
+            if !self.content.values.map[ci].value.is_deleted() {
+                self.del_valid_value(ci);
+            }
+        }
+    }
+
+    /// `setContent`: empty tables (or values) delete them all.
+    pub(crate) fn set_content(&mut self, tables: &TablesIn, values: &RowIn) {
+        if tables.is_empty() {
+            self.del_tables();
+        } else {
+            self.set_tables(tables);
+        }
+        if values.is_empty() {
+            self.del_values();
+        } else {
+            self.set_values(values);
+        }
+    }
+
+    pub(crate) fn apply_changes(&mut self, changes: &ChangesIn) {
+        for (t, table) in &changes.0 {
+            match table {
+                None => self.del_table(t),
+                Some(rows) => {
+                    for (r, row) in rows {
+                        match row {
+                            None => self.del_row(t, r),
+                            Some(cells) => {
+                                for (c, v) in cells {
+                                    if v.is_deleted() {
+                                        self.del_cell(t, r, c);
+                                    } else {
+                                        self.set_cell(t, r, c, v.clone());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (v, value) in &changes.1 {
+            if value.is_deleted() {
+                self.del_value(v);
+            } else {
+                self.set_value(v, value.clone());
+            }
+        }
+    }
+
+    /// Writes an accepted remote leaf into the plain Store, as TinyBase's `applyChanges` would.
+    pub(crate) fn apply_leaf(&mut self, t: Option<&str>, r: &str, c: &str, value: Stored) {
+        match t {
+            Some(t) => {
+                if value.is_deleted() {
+                    self.del_cell(t, r, c)
+                } else {
+                    self.set_cell(t, r, c, value)
+                }
+            }
+            None => {
+                if value.is_deleted() {
+                    self.del_value(c)
+                } else {
+                    self.set_value(c, value)
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- stamps
+
+    /// The leaf hash: `H(JSON.stringify(value ?? null) ++ ":" ++ hlc)`.
+    pub(crate) fn leaf_hash(value: &Stored, hlc: Hlc) -> u32 {
+        let mut h = crate::hash::Fnv::default();
+        value.write_hash_input(&mut h);
+        h.write(b":");
+        hlc.with_str(|s| h.write(s.as_bytes()));
+        h.finish()
+    }
+
+    // ---------------------------------------------------------------- transactions
+
+    /// Starts (or nests) a transaction; returns true when this is the outermost one.
+    pub(crate) fn begin(&mut self) -> bool {
+        self.depth += 1;
+        if self.depth == 1 {
+            self.had_tables = self.content.live > 0;
+            self.had_values = self.content.values.live > 0;
+            self.rollback_requested = false;
+            return true;
+        }
+        false
+    }
+
+    /// Undoes the transaction as TinyBase does: changed cells are set back through the Store
+    /// (which re-appends re-created ids and advances the clock per restored cell), then the
+    /// stamps are restored.
+    pub(crate) fn rollback(&mut self) {
+        let cells: Vec<(Key, Key, Key, Stored)> = self
+            .track
+            .cells
+            .grouped()
+            .into_iter()
+            .map(|(t, r, c, old)| (t.clone(), r.clone(), c.clone(), old.clone()))
+            .collect();
+        let values: Vec<(Key, Stored)> = self.track.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let was_listening = self.listening;
+        let stamping = self.clock.is_some();
+        self.listening = false;
+        for (t, r, c, old) in cells {
+            let current = self.present_cell(&t, &r, &c).cloned().unwrap_or(Stored::Deleted);
+            if !current.same(&old) {
+                if stamping {
+                    self.tick_clock();
+                }
+                self.apply_leaf(Some(&t), &r, &c, old);
+            }
+        }
+        for (v, old) in values {
+            let current = self.present_value(&v).cloned().unwrap_or(Stored::Deleted);
+            if !current.same(&old) {
+                if stamping {
+                    self.tick_clock();
+                }
+                self.apply_leaf(None, "", &v, old);
+            }
+        }
+        self.listening = was_listening;
+        while let Some(step) = self.undo.pop() {
+            self.undo_step(step);
+        }
+        self.track = Tracking::default();
+    }
+
+    /// What a local write would do to the clock (TinyBase stamps rollback restorations too).
+    fn tick_clock(&mut self) {
+        if let Some(clock) = self.clock.as_mut() {
+            let hlc = clock.next();
+            clock.seen(Some(hlc));
+        }
+    }
+
+    fn undo_step(&mut self, step: Undo) {
+        match step {
+            Undo::Leaf { t, r, c, hlc, hash, .. } => {
+                let at = t.map(|t| (t as usize, r as usize));
+                let leaf = &mut self.leaves_mut(at).map[c as usize];
+                leaf.hlc = hlc;
+                leaf.hash = hash;
+            }
+            Undo::Container { level, hlc, hash } => match level {
+                Level::Tables => {
+                    self.content.tables_hlc = hlc;
+                    self.content.tables_hash = hash;
+                }
+                Level::Table(t) => {
+                    let n = &mut self.content.tables[t as usize];
+                    n.hlc = hlc;
+                    n.hash = hash;
+                }
+                Level::Row(t, r) => {
+                    let n = &mut self.content.tables[t as usize].rows[r as usize].cells;
+                    n.hlc = hlc;
+                    n.hash = hash;
+                }
+                Level::Values => {
+                    self.content.values.hlc = hlc;
+                    self.content.values.hash = hash;
+                }
+                Level::Leaf(_) => {}
+            },
+            Undo::Created(level) => match level {
+                Level::Table(_) => {
+                    self.content.tables.pop();
+                }
+                Level::Row(t, _) => {
+                    self.content.tables[t as usize].rows.pop();
+                }
+                Level::Leaf(at) => {
+                    self.leaves_mut(at.map(|(t, r)| (t as usize, r as usize))).map.pop();
+                }
+                _ => {}
+            },
+            Undo::Content(content) => self.content = *content,
+        }
+    }
+
+    /// Ends the outermost transaction's bookkeeping (after listeners were collected).
+    pub(crate) fn reset(&mut self) {
+        self.track = Tracking::default();
+        self.undo = Vec::new();
+        self.rollback_requested = false;
+        self.had_tables = self.content.live > 0;
+        self.had_values = self.content.values.live > 0;
+    }
+}

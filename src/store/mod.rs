@@ -1,0 +1,1177 @@
+//! The Store: tables of rows of cells, plus key-values, with transactions and listeners.
+//!
+//! A [`Store`] is a cheap, cloneable handle (`Send + Sync`) to shared state guarded by a
+//! re-entrant lock: a transaction holds it from start to finish, so readers on other threads
+//! never see half of one, while the transaction's own thread may call back into the store.
+//! Listeners run after commit on the writing thread with no lock held.
+
+pub(crate) mod core;
+pub(crate) mod listeners;
+pub(crate) mod track;
+pub(crate) mod tree;
+
+use self::core::{ChangesIn, Core, RowIn, TableIn, TablesIn};
+use self::listeners::{Pending, Registry};
+pub use self::listeners::{ListenerEvent, ListenerId, ListenerKind};
+use self::tree::{leaf_order, row_order, Key};
+use crate::error::{Error, Result};
+use crate::value::{is_undefined_marker, js_key_order, parse_json, write_js_string, Cell, JsonOut, Stored};
+use indexmap::IndexMap;
+use parking_lot::{Mutex, ReentrantMutex};
+use serde_json::Value as Json;
+use std::cell::{RefCell, RefMut};
+use std::sync::Arc;
+
+/// A row: cell ids to cells.
+pub type Row = IndexMap<String, Cell>;
+/// A table: row ids to rows.
+pub type Table = IndexMap<String, Row>;
+/// All tables: table ids to tables.
+pub type Tables = IndexMap<String, Table>;
+/// The key-values: value ids to values.
+pub type Values = IndexMap<String, Cell>;
+
+/// What a transaction changed: None marks a deleted table, row, cell or value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    /// Changed tables.
+    pub tables: IndexMap<String, Option<IndexMap<String, Option<IndexMap<String, Option<Cell>>>>>>,
+    /// Changed values.
+    pub values: IndexMap<String, Option<Cell>>,
+}
+
+/// Work a store does after each committed transaction, before user listeners (synchronizers and
+/// persisters use it). Called on the committing thread, with no lock held.
+pub(crate) type CommitHook = Arc<dyn Fn(&Store, &CommitInfo) + Send + Sync>;
+
+/// What an internal commit hook learns about a committed transaction.
+pub(crate) struct CommitInfo {
+    /// The transaction's mergeable changes in wire form without hashes (a ContentDiff body),
+    /// when it changed anything locally.
+    pub changes_json: Option<String>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) core: ReentrantMutex<RefCell<Core>>,
+    pub(crate) listeners: Mutex<Registry>,
+    pub(crate) commit_hooks: Mutex<Vec<(u64, CommitHook)>>,
+}
+
+/// A TinyBase Store: tables → rows → cells, and values, with transactions and listeners.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+}
+
+thread_local! {
+    /// Changes of transactions whose did-finish listeners are running on this thread.
+    static FINISHED: RefCell<Vec<(usize, Arc<FinishedTransaction>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A committed transaction's changes, kept for its did-finish listeners.
+pub(crate) struct FinishedTransaction {
+    pub changes: String,
+    pub mergeable: Option<[String; 4]>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    /// A new, empty plain Store (no CRDT metadata).
+    pub fn new() -> Store {
+        Store::with_core(Core::new(None))
+    }
+
+    pub(crate) fn with_core(core: Core) -> Store {
+        Store {
+            shared: Arc::new(Shared {
+                core: ReentrantMutex::new(RefCell::new(core)),
+                listeners: Mutex::new(Registry::default()),
+                commit_hooks: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
+    /// Runs `f` on the core with the lock held (re-entrant) and a short borrow.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Core) -> R) -> R {
+        let guard = self.shared.core.lock();
+        let core = guard.borrow();
+        f(&core)
+    }
+
+    /// Runs a mutation as TinyBase's `fluentTransaction`: in its own (or the enclosing)
+    /// transaction.
+    pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        self.transaction(|_| {
+            let guard = self.shared.core.lock();
+            let mut core = guard.borrow_mut();
+            f(&mut core)
+        })
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    /// Runs `actions` in a transaction (nested calls join the outer one). Listeners are called
+    /// once, when the outermost transaction finishes.
+    pub fn transaction<R>(&self, actions: impl FnOnce(&Store) -> R) -> R {
+        self.transaction_with(actions, |_| false)
+    }
+
+    /// Runs `actions` in a transaction, then rolls it back if `do_rollback` returns true.
+    pub fn transaction_with<R>(&self, actions: impl FnOnce(&Store) -> R, do_rollback: impl FnOnce(&Store) -> bool) -> R {
+        let guard = self.shared.core.lock();
+        self.begin_locked();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actions(self)));
+        match result {
+            Ok(r) => {
+                self.finish_locked(guard, Some(Box::new(do_rollback)));
+                r
+            }
+            Err(panic) => {
+                guard.borrow_mut().rollback_requested = true;
+                self.finish_locked(guard, None);
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    fn begin_locked(&self) {
+        let outer = {
+            let guard = self.shared.core.lock();
+            let mut core = guard.borrow_mut();
+            core.begin()
+        };
+        if outer {
+            let listeners = self.shared.listeners.lock().all_of(ListenerKind::StartTransaction);
+            let event = ListenerEvent { kind: ListenerKind::StartTransaction, ids: vec![], new_cell: None, old_cell: None, has: false, row_count: 0 };
+            for l in listeners {
+                l.call(self, &event);
+            }
+        }
+    }
+
+    /// Starts a transaction that [`Store::finish_transaction`] ends, on the same thread.
+    /// Other threads wait for the store until then.
+    pub fn start_transaction(&self) {
+        let guard = self.shared.core.lock();
+        self.begin_locked();
+        std::mem::forget(guard);
+    }
+
+    /// Finishes a transaction begun with [`Store::start_transaction`], rolling it back when
+    /// `rollback` is true.
+    pub fn finish_transaction(&self, rollback: bool) -> Result<()> {
+        if !self.shared.core.is_owned_by_current_thread() {
+            return Err(Error::InvalidState("no transaction was started on this thread".into()));
+        }
+        let guard = self.shared.core.lock();
+        if guard.borrow().depth == 0 {
+            return Err(Error::InvalidState("no transaction was started".into()));
+        }
+        self.finish_locked(guard, Some(Box::new(move |_: &Store| rollback)));
+        // Releases the lock taken by start_transaction.
+        unsafe { self.shared.core.force_unlock() };
+        Ok(())
+    }
+
+    fn finish_locked(
+        &self,
+        guard: parking_lot::ReentrantMutexGuard<'_, RefCell<Core>>,
+        do_rollback: Option<Box<dyn FnOnce(&Store) -> bool + '_>>,
+    ) {
+        if guard.borrow().depth > 1 {
+            guard.borrow_mut().depth -= 1;
+            return;
+        }
+        let rollback = guard.borrow().rollback_requested || do_rollback.is_some_and(|f| f(self));
+        if rollback {
+            guard.borrow_mut().rollback();
+        }
+        let will_finish = self.shared.listeners.lock().all_of(ListenerKind::WillFinishTransaction);
+        let tx_event = |kind| ListenerEvent { kind, ids: vec![], new_cell: None, old_cell: None, has: false, row_count: 0 };
+        for l in will_finish {
+            l.call(self, &tx_event(ListenerKind::WillFinishTransaction));
+        }
+        let (pending, finished, hooks_info) = {
+            let mut core = guard.borrow_mut();
+            core.depth = 0;
+            let registry = self.shared.listeners.lock();
+            let pending: Vec<Pending> = if rollback { Vec::new() } else { listeners::collect(&core, &registry) };
+            let did_finish = registry.all_of(ListenerKind::DidFinishTransaction);
+            drop(registry);
+            let finished = (!did_finish.is_empty()).then(|| {
+                Arc::new(FinishedTransaction {
+                    changes: transaction_changes_json(&core),
+                    mergeable: core.is_mergeable().then(|| {
+                        [
+                            core.transaction_mergeable_changes_json(false, false),
+                            core.transaction_mergeable_changes_json(true, false),
+                            core.transaction_mergeable_changes_json(false, true),
+                            core.transaction_mergeable_changes_json(true, true),
+                        ]
+                    }),
+                })
+            });
+            let has_hooks = !self.shared.commit_hooks.lock().is_empty();
+            let hooks_info = has_hooks.then(|| CommitInfo {
+                changes_json: (!rollback && core.is_mergeable() && !core.track.is_empty())
+                    .then(|| core.transaction_mergeable_changes_json(false, true)),
+            });
+            core.reset();
+            (pending, finished.map(|f| (f, did_finish)), hooks_info)
+        };
+        drop(guard);
+        if let Some(info) = hooks_info {
+            let hooks: Vec<CommitHook> = self.shared.commit_hooks.lock().iter().map(|h| h.1.clone()).collect();
+            for hook in hooks {
+                hook(self, &info);
+            }
+        }
+        for (entry, event) in pending {
+            entry.call(self, &event);
+        }
+        if let Some((finished, did_finish)) = finished {
+            FINISHED.with(|f| f.borrow_mut().push((self.id(), finished)));
+            for l in did_finish {
+                l.call(self, &tx_event(ListenerKind::DidFinishTransaction));
+            }
+            FINISHED.with(|f| f.borrow_mut().pop());
+        }
+    }
+
+    fn in_transaction(&self) -> Option<parking_lot::ReentrantMutexGuard<'_, RefCell<Core>>> {
+        if !self.shared.core.is_owned_by_current_thread() {
+            return None;
+        }
+        let guard = self.shared.core.lock();
+        let depth = guard.borrow().depth;
+        (depth > 0).then_some(guard)
+    }
+
+    pub(crate) fn finished(&self) -> Option<Arc<FinishedTransaction>> {
+        let id = self.id();
+        FINISHED.with(|f| f.borrow().iter().rev().find(|(s, _)| *s == id).map(|(_, t)| t.clone()))
+    }
+
+    /// The changes of the current transaction (or of the one whose did-finish listeners are
+    /// running), as JSON in TinyBase's wire encoding: `[tables, values, 1]`.
+    pub fn get_transaction_changes_json(&self) -> String {
+        if let Some(guard) = self.in_transaction() {
+            return transaction_changes_json(&guard.borrow());
+        }
+        self.finished().map(|f| f.changes.clone()).unwrap_or_else(|| "[{},{},1]".to_string())
+    }
+
+    /// The changes of the current transaction (see [`Store::get_transaction_changes_json`]).
+    pub fn get_transaction_changes(&self) -> Changes {
+        let json = parse_json(&self.get_transaction_changes_json()).unwrap_or(Json::Null);
+        changes_from_json(&json)
+    }
+
+    // ------------------------------------------------------------------ listeners
+
+    pub(crate) fn add_listener(&self, kind: ListenerKind, ids: &[Option<&str>], callback: listeners::Callback) -> ListenerId {
+        let path = ids.iter().map(|id| id.map(Key::from)).collect();
+        self.shared.listeners.lock().add(kind, path, callback)
+    }
+
+    /// Adds a listener of any kind; `ids` holds one entry per id the kind takes (None is a
+    /// wildcard). The callback receives the store and the event.
+    pub fn add_listener_of_kind(
+        &self,
+        kind: ListenerKind,
+        ids: &[Option<&str>],
+        callback: impl Fn(&Store, &ListenerEvent) + Send + Sync + 'static,
+    ) -> Result<ListenerId> {
+        if ids.len() != kind.id_count() {
+            return Err(Error::InvalidShape(format!("{kind:?} listeners take {} ids", kind.id_count())));
+        }
+        Ok(self.add_listener(kind, ids, Arc::new(callback)))
+    }
+
+    /// Removes a listener: once this returns it is never called again. Returns whether it existed.
+    pub fn del_listener(&self, id: ListenerId) -> bool {
+        self.shared.listeners.lock().remove(id)
+    }
+
+    /// Number of listeners registered.
+    pub fn get_listener_count(&self) -> usize {
+        self.shared.listeners.lock().len()
+    }
+
+    /// Calls a listener now for everything its ids match (wildcards expanded), as TinyBase's
+    /// `callListener` does.
+    pub fn call_listener(&self, id: ListenerId) {
+        let Some((kind, path, entry)) = self.shared.listeners.lock().get(id) else { return };
+        let events = self.read(|core| listener_snapshot(core, kind, &path));
+        for e in events {
+            entry.call(self, &e);
+        }
+    }
+
+    /// Adds a tables listener (any change to any table).
+    pub fn add_tables_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::Tables, &[], Arc::new(move |s, _| f(s)))
+    }
+    /// Adds a table ids listener.
+    pub fn add_table_ids_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::TableIds, &[], Arc::new(move |s, _| f(s)))
+    }
+    /// Adds a table listener (None: any table).
+    pub fn add_table_listener(&self, table_id: Option<&str>, f: impl Fn(&Store, &str) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::Table, &[table_id], Arc::new(move |s, e| f(s, &e.ids[0])))
+    }
+    /// Adds a table cell ids listener.
+    pub fn add_table_cell_ids_listener(&self, table_id: Option<&str>, f: impl Fn(&Store, &str) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::TableCellIds, &[table_id], Arc::new(move |s, e| f(s, &e.ids[0])))
+    }
+    /// Adds a row count listener: called with the table id and its new row count.
+    pub fn add_row_count_listener(&self, table_id: Option<&str>, f: impl Fn(&Store, &str, usize) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::RowCount, &[table_id], Arc::new(move |s, e| f(s, &e.ids[0], e.row_count)))
+    }
+    /// Adds a row ids listener.
+    pub fn add_row_ids_listener(&self, table_id: Option<&str>, f: impl Fn(&Store, &str) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::RowIds, &[table_id], Arc::new(move |s, e| f(s, &e.ids[0])))
+    }
+    /// Adds a row listener.
+    pub fn add_row_listener(
+        &self,
+        table_id: Option<&str>,
+        row_id: Option<&str>,
+        f: impl Fn(&Store, &str, &str) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_listener(ListenerKind::Row, &[table_id, row_id], Arc::new(move |s, e| f(s, &e.ids[0], &e.ids[1])))
+    }
+    /// Adds a cell ids listener.
+    pub fn add_cell_ids_listener(
+        &self,
+        table_id: Option<&str>,
+        row_id: Option<&str>,
+        f: impl Fn(&Store, &str, &str) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_listener(ListenerKind::CellIds, &[table_id, row_id], Arc::new(move |s, e| f(s, &e.ids[0], &e.ids[1])))
+    }
+    /// Adds a cell listener: called with the ids, the new cell and the old cell.
+    pub fn add_cell_listener(
+        &self,
+        table_id: Option<&str>,
+        row_id: Option<&str>,
+        cell_id: Option<&str>,
+        f: impl Fn(&Store, &str, &str, &str, Option<&Cell>, Option<&Cell>) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_listener(
+            ListenerKind::Cell,
+            &[table_id, row_id, cell_id],
+            Arc::new(move |s, e| f(s, &e.ids[0], &e.ids[1], &e.ids[2], e.new_cell.as_ref(), e.old_cell.as_ref())),
+        )
+    }
+    /// Adds a has-tables listener.
+    pub fn add_has_tables_listener(&self, f: impl Fn(&Store, bool) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::HasTables, &[], Arc::new(move |s, e| f(s, e.has)))
+    }
+    /// Adds a has-table listener.
+    pub fn add_has_table_listener(&self, table_id: Option<&str>, f: impl Fn(&Store, &str, bool) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::HasTable, &[table_id], Arc::new(move |s, e| f(s, &e.ids[0], e.has)))
+    }
+    /// Adds a has-table-cell listener.
+    pub fn add_has_table_cell_listener(
+        &self,
+        table_id: Option<&str>,
+        cell_id: Option<&str>,
+        f: impl Fn(&Store, &str, &str, bool) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_listener(ListenerKind::HasTableCell, &[table_id, cell_id], Arc::new(move |s, e| f(s, &e.ids[0], &e.ids[1], e.has)))
+    }
+    /// Adds a has-row listener.
+    pub fn add_has_row_listener(
+        &self,
+        table_id: Option<&str>,
+        row_id: Option<&str>,
+        f: impl Fn(&Store, &str, &str, bool) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_listener(ListenerKind::HasRow, &[table_id, row_id], Arc::new(move |s, e| f(s, &e.ids[0], &e.ids[1], e.has)))
+    }
+    /// Adds a has-cell listener.
+    pub fn add_has_cell_listener(
+        &self,
+        table_id: Option<&str>,
+        row_id: Option<&str>,
+        cell_id: Option<&str>,
+        f: impl Fn(&Store, &str, &str, &str, bool) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_listener(
+            ListenerKind::HasCell,
+            &[table_id, row_id, cell_id],
+            Arc::new(move |s, e| f(s, &e.ids[0], &e.ids[1], &e.ids[2], e.has)),
+        )
+    }
+    /// Adds a values listener.
+    pub fn add_values_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::Values, &[], Arc::new(move |s, _| f(s)))
+    }
+    /// Adds a value ids listener.
+    pub fn add_value_ids_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::ValueIds, &[], Arc::new(move |s, _| f(s)))
+    }
+    /// Adds a has-values listener.
+    pub fn add_has_values_listener(&self, f: impl Fn(&Store, bool) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::HasValues, &[], Arc::new(move |s, e| f(s, e.has)))
+    }
+    /// Adds a has-value listener.
+    pub fn add_has_value_listener(&self, value_id: Option<&str>, f: impl Fn(&Store, &str, bool) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::HasValue, &[value_id], Arc::new(move |s, e| f(s, &e.ids[0], e.has)))
+    }
+    /// Adds a value listener: called with the id, the new value and the old value.
+    pub fn add_value_listener(
+        &self,
+        value_id: Option<&str>,
+        f: impl Fn(&Store, &str, Option<&Cell>, Option<&Cell>) + Send + Sync + 'static,
+    ) -> ListenerId {
+        self.add_listener(
+            ListenerKind::Value,
+            &[value_id],
+            Arc::new(move |s, e| f(s, &e.ids[0], e.new_cell.as_ref(), e.old_cell.as_ref())),
+        )
+    }
+    /// Adds a listener called when a transaction starts.
+    pub fn add_start_transaction_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::StartTransaction, &[], Arc::new(move |s, _| f(s)))
+    }
+    /// Adds a listener called just before a transaction finishes (still inside it).
+    pub fn add_will_finish_transaction_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::WillFinishTransaction, &[], Arc::new(move |s, _| f(s)))
+    }
+    /// Adds a listener called after a transaction finished and its other listeners ran.
+    pub fn add_did_finish_transaction_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
+        self.add_listener(ListenerKind::DidFinishTransaction, &[], Arc::new(move |s, _| f(s)))
+    }
+
+    pub(crate) fn add_commit_hook(&self, hook: CommitHook) -> u64 {
+        let mut hooks = self.shared.commit_hooks.lock();
+        let id = hooks.iter().map(|h| h.0).max().unwrap_or(0) + 1;
+        hooks.push((id, hook));
+        id
+    }
+
+    pub(crate) fn del_commit_hook(&self, id: u64) {
+        self.shared.commit_hooks.lock().retain(|h| h.0 != id);
+    }
+
+    // ------------------------------------------------------------------ getters
+
+    /// All tables, in the store's order.
+    pub fn get_tables(&self) -> Tables {
+        self.read(|core| {
+            core.content
+                .table_order()
+                .into_iter()
+                .map(|ti| {
+                    let (t, _) = core.content.tables.get_index(ti).expect("table");
+                    (t.to_string(), table_of(core, ti))
+                })
+                .collect()
+        })
+    }
+
+    /// Ids of the tables, in the store's order.
+    pub fn get_table_ids(&self) -> Vec<String> {
+        self.read(|core| core.content.table_order().into_iter().map(|ti| core.content.tables.get_index(ti).expect("t").0.to_string()).collect())
+    }
+
+    /// A table (empty if absent).
+    pub fn get_table(&self, table_id: &str) -> Table {
+        self.read(|core| core.present_table(table_id).map(|ti| table_of(core, ti)).unwrap_or_default())
+    }
+
+    /// The cell ids used anywhere in a table, in first-use order.
+    pub fn get_table_cell_ids(&self, table_id: &str) -> Vec<String> {
+        self.read(|core| {
+            core.present_table(table_id)
+                .map(|ti| core.content.tables[ti].cell_counts.keys().map(|k| k.to_string()).collect())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Number of rows in a table.
+    pub fn get_row_count(&self, table_id: &str) -> usize {
+        self.read(|core| core.present_table(table_id).map(|ti| core.content.tables[ti].live as usize).unwrap_or(0))
+    }
+
+    /// Ids of a table's rows, in the store's order.
+    pub fn get_row_ids(&self, table_id: &str) -> Vec<String> {
+        self.read(|core| {
+            core.present_table(table_id)
+                .map(|ti| {
+                    let table = &core.content.tables[ti];
+                    row_order(table).into_iter().map(|ri| table.rows.get_index(ri).expect("row").0.to_string()).collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// A row (empty if absent).
+    pub fn get_row(&self, table_id: &str, row_id: &str) -> Row {
+        self.read(|core| core.present_row(table_id, row_id).map(|(ti, ri)| row_of(core, ti, ri)).unwrap_or_default())
+    }
+
+    /// Ids of a row's cells, in the store's order.
+    pub fn get_cell_ids(&self, table_id: &str, row_id: &str) -> Vec<String> {
+        self.read(|core| {
+            core.present_row(table_id, row_id)
+                .map(|(ti, ri)| {
+                    let cells = &core.content.tables[ti].rows[ri].cells;
+                    leaf_order(cells).into_iter().map(|ci| cells.map.get_index(ci).expect("cell").0.to_string()).collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// A cell, or None if absent.
+    pub fn get_cell(&self, table_id: &str, row_id: &str, cell_id: &str) -> Option<Cell> {
+        self.read(|core| core.present_cell(table_id, row_id, cell_id).and_then(Stored::to_cell))
+    }
+
+    /// All values, in the store's order.
+    pub fn get_values(&self) -> Values {
+        self.read(|core| {
+            let values = &core.content.values;
+            leaf_order(values)
+                .into_iter()
+                .filter_map(|ci| {
+                    let (k, leaf) = values.map.get_index(ci)?;
+                    Some((k.to_string(), leaf.value.to_cell()?))
+                })
+                .collect()
+        })
+    }
+
+    /// Ids of the values, in the store's order.
+    pub fn get_value_ids(&self) -> Vec<String> {
+        self.read(|core| {
+            let values = &core.content.values;
+            leaf_order(values).into_iter().map(|ci| values.map.get_index(ci).expect("value").0.to_string()).collect()
+        })
+    }
+
+    /// A value, or None if absent.
+    pub fn get_value(&self, value_id: &str) -> Option<Cell> {
+        self.read(|core| core.present_value(value_id).and_then(Stored::to_cell))
+    }
+
+    /// Whether there is any table.
+    pub fn has_tables(&self) -> bool {
+        self.read(|core| core.content.live > 0)
+    }
+    /// Whether a table exists.
+    pub fn has_table(&self, table_id: &str) -> bool {
+        self.read(|core| core.present_table(table_id).is_some())
+    }
+    /// Whether a cell id is used in a table.
+    pub fn has_table_cell(&self, table_id: &str, cell_id: &str) -> bool {
+        self.read(|core| core.present_table(table_id).is_some_and(|ti| core.content.tables[ti].cell_counts.contains_key(cell_id)))
+    }
+    /// Whether a row exists.
+    pub fn has_row(&self, table_id: &str, row_id: &str) -> bool {
+        self.read(|core| core.present_row(table_id, row_id).is_some())
+    }
+    /// Whether a cell exists.
+    pub fn has_cell(&self, table_id: &str, row_id: &str, cell_id: &str) -> bool {
+        self.read(|core| core.present_cell(table_id, row_id, cell_id).is_some())
+    }
+    /// Whether there is any value.
+    pub fn has_values(&self) -> bool {
+        self.read(|core| core.content.values.live > 0)
+    }
+    /// Whether a value exists.
+    pub fn has_value(&self, value_id: &str) -> bool {
+        self.read(|core| core.present_value(value_id).is_some())
+    }
+
+    /// Tables and values.
+    pub fn get_content(&self) -> (Tables, Values) {
+        self.transaction(|s| (s.get_tables(), s.get_values()))
+    }
+
+    /// The tables as JSON (objects and arrays in cells as U+FFFD-prefixed strings, as TinyBase's
+    /// `getTablesJson`).
+    pub fn get_tables_json(&self) -> String {
+        self.read(|core| {
+            let mut out = String::new();
+            write_tables(core, &mut out, true);
+            out
+        })
+    }
+
+    /// The values as JSON (TinyBase's `getValuesJson`).
+    pub fn get_values_json(&self) -> String {
+        self.read(|core| {
+            let mut out = String::new();
+            write_leaves(&core.content.values, &mut out, true);
+            out
+        })
+    }
+
+    /// `[tables, values]` as JSON (TinyBase's `getJson`).
+    pub fn get_json(&self) -> String {
+        self.read(|core| {
+            let mut out = String::from("[");
+            write_tables(core, &mut out, true);
+            out.push(',');
+            write_leaves(&core.content.values, &mut out, true);
+            out.push(']');
+            out
+        })
+    }
+
+    /// `[tables, values]` as JSON with objects and arrays decoded (what `getContent` returns).
+    pub fn get_content_json(&self) -> String {
+        self.read(|core| {
+            let mut out = String::from("[");
+            write_tables(core, &mut out, false);
+            out.push(',');
+            write_leaves(&core.content.values, &mut out, false);
+            out.push(']');
+            out
+        })
+    }
+
+    // ------------------------------------------------------------------ setters
+
+    /// Replaces all tables (tables not given are deleted).
+    pub fn set_tables(&self, tables: &Tables) -> Result<()> {
+        let tables = tables_in_typed(tables)?;
+        self.mutate(|c| c.set_tables(&tables));
+        Ok(())
+    }
+    /// Replaces a table.
+    pub fn set_table(&self, table_id: &str, table: &Table) -> Result<()> {
+        let table = table_in_typed(table)?;
+        self.mutate(|c| c.set_table(table_id, &table));
+        Ok(())
+    }
+    /// Replaces a row.
+    pub fn set_row(&self, table_id: &str, row_id: &str, row: &Row) -> Result<()> {
+        let row = row_in_typed(row)?;
+        self.mutate(|c| c.set_row(table_id, row_id, &row));
+        Ok(())
+    }
+    /// Adds a row with a new id (TinyBase's choice: released integer ids first, then the next
+    /// integer) and returns the id.
+    pub fn add_row(&self, table_id: &str, row: &Row) -> Result<String> {
+        let row = row_in_typed(row)?;
+        Ok(self.mutate(|c| c.add_row(table_id, &row, true)).to_string())
+    }
+    /// Sets some cells of a row.
+    pub fn set_partial_row(&self, table_id: &str, row_id: &str, row: &Row) -> Result<()> {
+        let row = row_in_typed(row)?;
+        self.mutate(|c| c.set_partial_row(table_id, row_id, &row));
+        Ok(())
+    }
+    /// Sets a cell.
+    pub fn set_cell(&self, table_id: &str, row_id: &str, cell_id: &str, cell: impl Into<Cell>) -> Result<()> {
+        let v = Stored::from_cell(&cell.into())?;
+        self.mutate(|c| c.set_cell(table_id, row_id, cell_id, v));
+        Ok(())
+    }
+    /// Replaces all values.
+    pub fn set_values(&self, values: &Values) -> Result<()> {
+        let values = row_in_typed(values)?;
+        self.mutate(|c| c.set_values(&values));
+        Ok(())
+    }
+    /// Sets some values.
+    pub fn set_partial_values(&self, values: &Values) -> Result<()> {
+        let values = row_in_typed(values)?;
+        self.mutate(|c| c.set_partial_values(&values));
+        Ok(())
+    }
+    /// Sets a value.
+    pub fn set_value(&self, value_id: &str, value: impl Into<Cell>) -> Result<()> {
+        let v = Stored::from_cell(&value.into())?;
+        self.mutate(|c| c.set_value(value_id, v));
+        Ok(())
+    }
+    /// Replaces tables and values (empty tables or values delete them all).
+    pub fn set_content(&self, tables: &Tables, values: &Values) -> Result<()> {
+        let tables = if tables.is_empty() { Vec::new() } else { tables_in_typed(tables)? };
+        let values = if values.is_empty() { Vec::new() } else { row_in_typed(values)? };
+        self.mutate(|c| c.set_content(&tables, &values));
+        Ok(())
+    }
+    /// Applies changes (None deletes).
+    pub fn apply_changes(&self, changes: &Changes) -> Result<()> {
+        let changes = changes_in_typed(changes)?;
+        self.mutate(|c| c.apply_changes(&changes));
+        Ok(())
+    }
+    /// Deletes all tables.
+    pub fn del_tables(&self) {
+        self.mutate(|c| c.del_tables());
+    }
+    /// Deletes a table.
+    pub fn del_table(&self, table_id: &str) {
+        self.mutate(|c| c.del_table(table_id));
+    }
+    /// Deletes a row.
+    pub fn del_row(&self, table_id: &str, row_id: &str) {
+        self.mutate(|c| c.del_row(table_id, row_id));
+    }
+    /// Deletes a cell.
+    pub fn del_cell(&self, table_id: &str, row_id: &str, cell_id: &str) {
+        self.mutate(|c| c.del_cell(table_id, row_id, cell_id));
+    }
+    /// Deletes all values.
+    pub fn del_values(&self) {
+        self.mutate(|c| c.del_values());
+    }
+    /// Deletes a value.
+    pub fn del_value(&self, value_id: &str) {
+        self.mutate(|c| c.del_value(value_id));
+    }
+
+    // ------------------------------------------------------------------ JSON setters
+
+    /// Sets the tables from JSON (cells may be objects, or U+FFFD-prefixed strings as
+    /// `get_tables_json` writes them); an empty object deletes all tables.
+    pub fn set_tables_json(&self, json: &str) -> Result<()> {
+        let tables = tables_in_json(&parse_json(json)?, true)?;
+        self.mutate(|c| if tables.is_empty() { c.del_tables() } else { c.set_tables(&tables) });
+        Ok(())
+    }
+    /// Sets the values from JSON; an empty object deletes all values.
+    pub fn set_values_json(&self, json: &str) -> Result<()> {
+        let values = row_in_json(&parse_json(json)?, true)?;
+        self.mutate(|c| if values.is_empty() { c.del_values() } else { c.set_values(&values) });
+        Ok(())
+    }
+    /// Sets tables and values from `[tables, values]` JSON (TinyBase's `setJson`).
+    pub fn set_json(&self, json: &str) -> Result<()> {
+        let (tables, values) = content_in_json(&parse_json(json)?, true)?;
+        self.mutate(|c| c.set_content(&tables, &values));
+        Ok(())
+    }
+    /// `setContent` with `[tables, values]` JSON in the decoded form.
+    pub fn set_content_json(&self, json: &str) -> Result<()> {
+        let (tables, values) = content_in_json(&parse_json(json)?, false)?;
+        self.mutate(|c| c.set_content(&tables, &values));
+        Ok(())
+    }
+    /// Sets a table from JSON.
+    pub fn set_table_json(&self, table_id: &str, json: &str) -> Result<()> {
+        let table = table_in_json(&parse_json(json)?, false)?;
+        self.mutate(|c| c.set_table(table_id, &table));
+        Ok(())
+    }
+    /// Sets a row from JSON.
+    pub fn set_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {
+        let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
+        self.mutate(|c| c.set_row(table_id, row_id, &row));
+        Ok(())
+    }
+    /// Adds a row from JSON, returning its new id.
+    pub fn add_row_json(&self, table_id: &str, json: &str) -> Result<String> {
+        let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
+        Ok(self.mutate(|c| c.add_row(table_id, &row, true)).to_string())
+    }
+    /// Sets some cells of a row from JSON.
+    pub fn set_partial_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {
+        let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
+        self.mutate(|c| c.set_partial_row(table_id, row_id, &row));
+        Ok(())
+    }
+    /// Sets a cell from JSON text of the cell.
+    pub fn set_cell_json(&self, table_id: &str, row_id: &str, cell_id: &str, json: &str) -> Result<()> {
+        let v = Stored::from_json_api(&parse_json(json)?, false)?;
+        self.mutate(|c| c.set_cell(table_id, row_id, cell_id, v));
+        Ok(())
+    }
+    /// Sets some values from JSON.
+    pub fn set_partial_values_json(&self, json: &str) -> Result<()> {
+        let values = nonempty(row_in_json(&parse_json(json)?, false)?, "values")?;
+        self.mutate(|c| c.set_partial_values(&values));
+        Ok(())
+    }
+    /// Sets a value from JSON text of the value.
+    pub fn set_value_json(&self, value_id: &str, json: &str) -> Result<()> {
+        let v = Stored::from_json_api(&parse_json(json)?, false)?;
+        self.mutate(|c| c.set_value(value_id, v));
+        Ok(())
+    }
+    /// Applies `[tables, values, 1]` changes JSON (U+FFFC deletes).
+    pub fn apply_changes_json(&self, json: &str) -> Result<()> {
+        let changes = changes_in_json(&parse_json(json)?)?;
+        self.mutate(|c| c.apply_changes(&changes));
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------- conversions in
+
+fn nonempty<T>(v: Vec<T>, what: &str) -> Result<Vec<T>> {
+    if v.is_empty() {
+        Err(Error::InvalidShape(format!("a {what} must not be empty")))
+    } else {
+        Ok(v)
+    }
+}
+
+fn ordered<T>(iter: impl Iterator<Item = (Key, T)>) -> Vec<(Key, T)> {
+    let mut v: Vec<(Key, T)> = iter.collect();
+    js_key_order(&mut v, |e| e.0.as_str());
+    v
+}
+
+fn row_in_typed(row: &Row) -> Result<RowIn> {
+    let v = ordered(row.iter().map(|(k, c)| Ok::<_, Error>((Key::from(k.as_str()), Stored::from_cell(c)?))).collect::<Result<Vec<_>>>()?.into_iter());
+    nonempty(v, "row")
+}
+
+fn table_in_typed(table: &Table) -> Result<TableIn> {
+    let v = table.iter().map(|(k, r)| Ok((Key::from(k.as_str()), row_in_typed(r)?))).collect::<Result<Vec<_>>>()?;
+    nonempty(ordered(v.into_iter()), "table")
+}
+
+fn tables_in_typed(tables: &Tables) -> Result<TablesIn> {
+    let v = tables.iter().map(|(k, t)| Ok((Key::from(k.as_str()), table_in_typed(t)?))).collect::<Result<Vec<_>>>()?;
+    nonempty(ordered(v.into_iter()), "tables")
+}
+
+fn changes_in_typed(changes: &Changes) -> Result<ChangesIn> {
+    let mut tables = Vec::new();
+    for (t, table) in &changes.tables {
+        let table = match table {
+            None => None,
+            Some(rows) => {
+                let mut out = Vec::new();
+                for (r, row) in rows {
+                    out.push((
+                        Key::from(r.as_str()),
+                        match row {
+                            None => None,
+                            Some(cells) => Some(ordered(
+                                cells
+                                    .iter()
+                                    .map(|(c, v)| Ok((Key::from(c.as_str()), v.as_ref().map(Stored::from_cell).transpose()?.unwrap_or(Stored::Deleted))))
+                                    .collect::<Result<Vec<_>>>()?
+                                    .into_iter(),
+                            )),
+                        },
+                    ));
+                }
+                Some(ordered(out.into_iter()))
+            }
+        };
+        tables.push((Key::from(t.as_str()), table));
+    }
+    let values = changes
+        .values
+        .iter()
+        .map(|(k, v)| Ok((Key::from(k.as_str()), v.as_ref().map(Stored::from_cell).transpose()?.unwrap_or(Stored::Deleted))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((ordered(tables.into_iter()), ordered(values.into_iter())))
+}
+
+fn object<'a>(json: &'a Json, what: &str) -> Result<&'a serde_json::Map<String, Json>> {
+    json.as_object().ok_or_else(|| Error::InvalidShape(format!("{what} must be a JSON object")))
+}
+
+/// Cells of a row from JSON; `encoded` accepts U+FFFD-prefixed strings for objects and arrays.
+pub(crate) fn row_in_json(json: &Json, encoded: bool) -> Result<RowIn> {
+    object(json, "a row")?
+        .iter()
+        .map(|(k, v)| {
+            let cell = if encoded { Stored::from_json_wire(v)? } else { Stored::from_json_api(v, false)? };
+            if cell.is_deleted() {
+                return Err(Error::InvalidValue("undefined is not a cell".into()));
+            }
+            Ok((Key::from(k.as_str()), cell))
+        })
+        .collect()
+}
+
+fn table_in_json(json: &Json, encoded: bool) -> Result<TableIn> {
+    let rows = object(json, "a table")?
+        .iter()
+        .map(|(k, v)| Ok((Key::from(k.as_str()), nonempty(row_in_json(v, encoded)?, "row")?)))
+        .collect::<Result<Vec<_>>>()?;
+    nonempty(rows, "table")
+}
+
+/// Tables from JSON (empty allowed: the caller decides what it means).
+pub(crate) fn tables_in_json(json: &Json, encoded: bool) -> Result<TablesIn> {
+    object(json, "tables")?.iter().map(|(k, v)| Ok((Key::from(k.as_str()), table_in_json(v, encoded)?))).collect()
+}
+
+/// `[tables, values]` from JSON.
+pub(crate) fn content_in_json(json: &Json, encoded: bool) -> Result<(TablesIn, RowIn)> {
+    match json.as_array().map(Vec::as_slice) {
+        Some([tables, values]) => Ok((tables_in_json(tables, encoded)?, row_in_json(values, encoded)?)),
+        _ => Err(Error::InvalidShape("content must be [tables, values]".into())),
+    }
+}
+
+/// `[tables, values, 1]` changes from JSON in the decoded form, U+FFFC meaning undefined.
+pub(crate) fn changes_in_json(json: &Json) -> Result<ChangesIn> {
+    let parts = json.as_array().map(Vec::as_slice);
+    let (tables, values) = match parts {
+        Some([t, v]) => (t, v),
+        Some([t, v, one]) if one.as_f64() == Some(1.0) => (t, v),
+        _ => return Err(Error::InvalidShape("changes must be [tables, values, 1]".into())),
+    };
+    let cell = |v: &Json| -> Result<Stored> {
+        if is_undefined_marker(v) {
+            Ok(Stored::Deleted)
+        } else {
+            Stored::from_json_api(v, false)
+        }
+    };
+    let mut t_out = Vec::new();
+    for (t, table) in object(tables, "changed tables")? {
+        let table = if is_undefined_marker(table) {
+            None
+        } else {
+            let mut rows = Vec::new();
+            for (r, row) in object(table, "a changed table")? {
+                let row = if is_undefined_marker(row) {
+                    None
+                } else {
+                    Some(object(row, "a changed row")?.iter().map(|(c, v)| Ok((Key::from(c.as_str()), cell(v)?))).collect::<Result<Vec<_>>>()?)
+                };
+                rows.push((Key::from(r.as_str()), row));
+            }
+            Some(rows)
+        };
+        t_out.push((Key::from(t.as_str()), table));
+    }
+    let v_out = object(values, "changed values")?.iter().map(|(k, v)| Ok((Key::from(k.as_str()), cell(v)?))).collect::<Result<Vec<_>>>()?;
+    Ok((t_out, v_out))
+}
+
+fn changes_from_json(json: &Json) -> Changes {
+    let cell = |v: &Json| if is_undefined_marker(v) { None } else { Cell::from_json(v).ok() };
+    let mut changes = Changes::default();
+    if let Some([tables, values, ..]) = json.as_array().map(Vec::as_slice) {
+        for (t, table) in tables.as_object().into_iter().flatten() {
+            let table = table.as_object().map(|rows| {
+                rows.iter()
+                    .map(|(r, row)| (r.clone(), row.as_object().map(|cells| cells.iter().map(|(c, v)| (c.clone(), cell(v))).collect())))
+                    .collect()
+            });
+            changes.tables.insert(t.clone(), table);
+        }
+        for (v, value) in values.as_object().into_iter().flatten() {
+            changes.values.insert(v.clone(), cell(value));
+        }
+    }
+    changes
+}
+
+// ---------------------------------------------------------------------- conversions out
+
+fn row_of(core: &Core, ti: usize, ri: usize) -> Row {
+    let cells = &core.content.tables[ti].rows[ri].cells;
+    leaf_order(cells)
+        .into_iter()
+        .filter_map(|ci| {
+            let (k, leaf) = cells.map.get_index(ci)?;
+            Some((k.to_string(), leaf.value.to_cell()?))
+        })
+        .collect()
+}
+
+fn table_of(core: &Core, ti: usize) -> Table {
+    let table = &core.content.tables[ti];
+    row_order(table).into_iter().map(|ri| (table.rows.get_index(ri).expect("row").0.to_string(), row_of(core, ti, ri))).collect()
+}
+
+/// Writes `{id: ...}` with ids in JavaScript order (integer-like first) given the store order.
+pub(crate) fn write_object<O: JsonOut + ?Sized, T>(out: &mut O, mut items: Vec<(&str, T)>, mut write: impl FnMut(&mut O, T)) {
+    js_key_order(&mut items, |e| e.0);
+    out.push_str("{");
+    for (i, (k, v)) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(",");
+        }
+        write_js_string(out, k);
+        out.push_str(":");
+        write(out, v);
+    }
+    out.push_str("}");
+}
+
+pub(crate) fn write_leaves<O: JsonOut + ?Sized>(leaves: &tree::Leaves, out: &mut O, wire: bool) {
+    let items: Vec<(&str, &Stored)> = leaf_order(leaves)
+        .into_iter()
+        .map(|ci| {
+            let (k, l) = leaves.map.get_index(ci).expect("leaf");
+            (k.as_str(), &l.value)
+        })
+        .collect();
+    write_object(out, items, |out, v| v.write_json(out, wire));
+}
+
+fn write_tables<O: JsonOut + ?Sized>(core: &Core, out: &mut O, wire: bool) {
+    let items: Vec<(&str, usize)> =
+        core.content.table_order().into_iter().map(|ti| (core.content.tables.get_index(ti).expect("t").0.as_str(), ti)).collect();
+    write_object(out, items, |out, ti| {
+        let table = &core.content.tables[ti];
+        let rows: Vec<(&str, usize)> = row_order(table).into_iter().map(|ri| (table.rows.get_index(ri).expect("r").0.as_str(), ri)).collect();
+        write_object(out, rows, |out, ri| write_leaves(&table.rows[ri].cells, out, wire));
+    });
+}
+
+/// TinyBase's `getTransactionChanges` as JSON (wire encoding: U+FFFC for deletions).
+pub(crate) fn transaction_changes_json(core: &Core) -> String {
+    let track = &core.track;
+    let mut tables: Vec<(&Key, Vec<(&Key, Vec<(&Key, Stored)>)>)> = Vec::new();
+    for (t, r, c, old) in track.cells.grouped() {
+        let new = core.present_cell(t, r, c).cloned().unwrap_or(Stored::Deleted);
+        if tables.last().map(|e| e.0) != Some(t) {
+            tables.push((t, Vec::new()));
+        }
+        let rows = &mut tables.last_mut().expect("pushed").1;
+        if rows.last().map(|e| e.0) != Some(r) {
+            rows.push((r, Vec::new()));
+        }
+        if !new.same(old) {
+            rows.last_mut().expect("pushed").1.push((c, new));
+        }
+    }
+    let mut out = String::from("[");
+    let table_items: Vec<(&str, _)> = tables
+        .into_iter()
+        .filter_map(|(t, rows)| {
+            if track.table_ids.get(t.as_str()) == Some(&-1) {
+                return Some((t.as_str(), None));
+            }
+            let rows: Vec<(&str, Option<Vec<(&Key, Stored)>>)> = rows
+                .into_iter()
+                .filter_map(|(r, cells)| {
+                    if track.row_ids.get(t, r) == Some(&-1) {
+                        Some((r.as_str(), None))
+                    } else if cells.is_empty() {
+                        None
+                    } else {
+                        Some((r.as_str(), Some(cells)))
+                    }
+                })
+                .collect();
+            (!rows.is_empty()).then_some((t.as_str(), Some(rows)))
+        })
+        .collect();
+    let undefined = Stored::Deleted;
+    write_object(&mut out, table_items, |out, rows| match rows {
+        None => undefined.write_json(out, false),
+        Some(rows) => write_object(out, rows, |out, cells| match cells {
+            None => undefined.write_json(out, false),
+            Some(cells) => {
+                let items: Vec<(&str, Stored)> = cells.into_iter().map(|(c, v)| (c.as_str(), v)).collect();
+                write_object(out, items, |out, v| v.write_json(out, false))
+            }
+        }),
+    });
+    out.push(',');
+    let values: Vec<(&str, Stored)> = track
+        .values
+        .iter()
+        .filter_map(|(v, old)| {
+            let new = core.present_value(v).cloned().unwrap_or(Stored::Deleted);
+            (!new.same(old)).then_some((v.as_str(), new))
+        })
+        .collect();
+    write_object(&mut out, values, |out, v| v.write_json(out, false));
+    out.push_str(",1]");
+    out
+}
+
+/// The events `callListener` makes for a listener: every id its wildcards match, with the
+/// current state.
+fn listener_snapshot(core: &Core, kind: ListenerKind, path: &[Option<Key>]) -> Vec<ListenerEvent> {
+    let tables = || core.content.table_order().into_iter().map(|ti| core.content.tables.get_index(ti).expect("t").0.to_string()).collect::<Vec<_>>();
+    let rows = |t: &str| {
+        core.present_table(t)
+            .map(|ti| {
+                let table = &core.content.tables[ti];
+                row_order(table).into_iter().map(|ri| table.rows.get_index(ri).expect("r").0.to_string()).collect()
+            })
+            .unwrap_or_default()
+    };
+    let cells = |t: &str, r: &str| -> Vec<String> {
+        core.present_row(t, r)
+            .map(|(ti, ri)| {
+                let cells = &core.content.tables[ti].rows[ri].cells;
+                leaf_order(cells).into_iter().map(|ci| cells.map.get_index(ci).expect("c").0.to_string()).collect()
+            })
+            .unwrap_or_default()
+    };
+    let value_ids = || {
+        let values = &core.content.values;
+        leaf_order(values).into_iter().map(|ci| values.map.get_index(ci).expect("v").0.to_string()).collect::<Vec<_>>()
+    };
+    use ListenerKind::*;
+    let table_cell_ids = |t: &str| -> Vec<String> {
+        core.present_table(t).map(|ti| core.content.tables[ti].cell_counts.keys().map(|k| k.to_string()).collect()).unwrap_or_default()
+    };
+    let mut paths: Vec<Vec<String>> = vec![vec![]];
+    for (i, id) in path.iter().enumerate() {
+        let mut next = Vec::new();
+        for p in paths {
+            let choices: Vec<String> = match id {
+                Some(id) => vec![id.to_string()],
+                None => match (kind, i) {
+                    (HasValue | Value, 0) => value_ids(),
+                    (_, 0) => tables(),
+                    (HasTableCell, 1) => table_cell_ids(&p[0]),
+                    (_, 1) => rows(&p[0]),
+                    (_, _) => cells(&p[0], &p[1]),
+                },
+            };
+            for c in choices {
+                let mut q = p.clone();
+                q.push(c);
+                next.push(q);
+            }
+        }
+        paths = next;
+    }
+    paths
+        .into_iter()
+        .map(|ids| {
+            let mut e = ListenerEvent { kind, ids, new_cell: None, old_cell: None, has: false, row_count: 0 };
+            let id = |i: usize| e.ids.get(i).map(String::as_str).unwrap_or("");
+            match kind {
+                Cell => {
+                    let cell = core.present_cell(id(0), id(1), id(2)).and_then(Stored::to_cell);
+                    (e.new_cell, e.old_cell) = (cell.clone(), cell);
+                }
+                Value => {
+                    let v = core.present_value(id(0)).and_then(Stored::to_cell);
+                    (e.new_cell, e.old_cell) = (v.clone(), v);
+                }
+                RowCount => e.row_count = core.present_table(id(0)).map(|ti| core.content.tables[ti].live as usize).unwrap_or(0),
+                HasTables => e.has = core.content.live > 0,
+                HasTable => e.has = core.present_table(id(0)).is_some(),
+                HasTableCell => e.has = core.present_table(id(0)).is_some_and(|ti| core.content.tables[ti].cell_counts.contains_key(id(1))),
+                HasRow => e.has = core.present_row(id(0), id(1)).is_some(),
+                HasCell => e.has = core.present_cell(id(0), id(1), id(2)).is_some(),
+                HasValues => e.has = core.content.values.live > 0,
+                HasValue => e.has = core.present_value(id(0)).is_some(),
+                _ => {}
+            }
+            e
+        })
+        .collect()
+}
+
+/// A guard-free borrow helper for the mergeable module.
+pub(crate) fn borrow_mut(cell: &RefCell<Core>) -> RefMut<'_, Core> {
+    cell.borrow_mut()
+}

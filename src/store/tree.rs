@@ -1,0 +1,149 @@
+//! The content tree shared by the plain Store and the MergeableStore's metadata.
+//!
+//! One node per table, row, cell and value holds both what the plain Store shows and the
+//! CRDT stamp (HLC and hash). A deleted cell stays as a tombstone. Two orders are kept:
+//! the metadata order (insertion into the map, never reordered) and the plain Store's order
+//! (`seq`, renewed whenever an id re-enters the Store, as a JavaScript Map re-appends it).
+
+use crate::hlc::Hlc;
+use crate::value::Stored;
+use compact_str::CompactString;
+use indexmap::IndexMap;
+
+/// An id (table, row, cell or value id).
+pub(crate) type Key = CompactString;
+/// An insertion-ordered map from ids.
+pub(crate) type OMap<V> = IndexMap<Key, V, foldhash::fast::RandomState>;
+
+pub(crate) fn omap<V>() -> OMap<V> {
+    IndexMap::with_hasher(foldhash::fast::RandomState::default())
+}
+
+/// A cell or value with its stamp.
+#[derive(Clone, Debug)]
+pub(crate) struct Leaf {
+    pub value: Stored,
+    pub hlc: Hlc,
+    pub hash: u32,
+    /// Position in the plain Store's order (meaningful while the value is not deleted).
+    pub seq: u32,
+}
+
+impl Leaf {
+    pub(crate) fn new() -> Leaf {
+        Leaf { value: Stored::Deleted, hlc: Hlc::EMPTY, hash: 0, seq: 0 }
+    }
+}
+
+/// A container of leaves: a row's cells, or the values.
+#[derive(Clone, Debug)]
+pub(crate) struct Leaves {
+    pub map: OMap<Leaf>,
+    pub hlc: Hlc,
+    pub hash: u32,
+    /// Number of leaves that are not deleted.
+    pub live: u32,
+    pub next_seq: u32,
+}
+
+impl Leaves {
+    pub(crate) fn new() -> Leaves {
+        Leaves { map: omap(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1 }
+    }
+}
+
+/// A row: its cells, and whether (and where) it is in the plain Store.
+#[derive(Clone, Debug)]
+pub(crate) struct RowNode {
+    pub cells: Leaves,
+    /// 0 while the row is absent from the plain Store.
+    pub seq: u32,
+}
+
+/// TinyBase's per-table pool of row ids for `addRow`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RowIdPool {
+    pub released: std::collections::VecDeque<Key>,
+    pub next_id: u64,
+}
+
+/// A table: its rows, presence in the plain Store, and the plain Store's per-table state.
+#[derive(Clone, Debug)]
+pub(crate) struct TableNode {
+    pub rows: OMap<RowNode>,
+    pub hlc: Hlc,
+    pub hash: u32,
+    /// Number of rows present in the plain Store.
+    pub live: u32,
+    pub next_seq: u32,
+    /// 0 while the table is absent from the plain Store.
+    pub seq: u32,
+    pub pool: RowIdPool,
+    /// How many rows use each cell id, in first-use order (`getTableCellIds`).
+    pub cell_counts: IndexMap<Key, u32, foldhash::fast::RandomState>,
+}
+
+impl TableNode {
+    pub(crate) fn new() -> TableNode {
+        TableNode {
+            rows: omap(),
+            hlc: Hlc::EMPTY,
+            hash: 0,
+            live: 0,
+            next_seq: 1,
+            seq: 0,
+            pool: RowIdPool::default(),
+            cell_counts: IndexMap::with_hasher(foldhash::fast::RandomState::default()),
+        }
+    }
+}
+
+/// Everything a store holds.
+#[derive(Clone, Debug)]
+pub(crate) struct Content {
+    pub tables: OMap<TableNode>,
+    pub tables_hlc: Hlc,
+    pub tables_hash: u32,
+    /// Number of tables present in the plain Store.
+    pub live: u32,
+    pub next_seq: u32,
+    pub values: Leaves,
+}
+
+impl Content {
+    pub(crate) fn new() -> Content {
+        Content { tables: omap(), tables_hlc: Hlc::EMPTY, tables_hash: 0, live: 0, next_seq: 1, values: Leaves::new() }
+    }
+
+    /// The present tables in the plain Store's order.
+    pub(crate) fn table_order(&self) -> Vec<usize> {
+        order_by_seq(self.tables.values().map(|t| t.seq))
+    }
+}
+
+/// Indexes of entries whose seq is non-zero, sorted by seq (cheap when already in order).
+pub(crate) fn order_by_seq(seqs: impl Iterator<Item = u32>) -> Vec<usize> {
+    let mut v: Vec<(u32, usize)> = seqs.enumerate().filter(|(_, s)| *s != 0).map(|(i, s)| (s, i)).collect();
+    if !v.windows(2).all(|w| w[0].0 < w[1].0) {
+        v.sort_unstable();
+    }
+    v.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Present leaves of a container in the plain Store's order.
+pub(crate) fn leaf_order(leaves: &Leaves) -> Vec<usize> {
+    order_by_seq(leaves.map.values().map(|l| if l.value.is_deleted() { 0 } else { l.seq }))
+}
+
+/// Present rows of a table in the plain Store's order.
+pub(crate) fn row_order(table: &TableNode) -> Vec<usize> {
+    order_by_seq(table.rows.values().map(|r| r.seq))
+}
+
+/// Takes the next sequence number of a container (0 means "absent", so it is skipped; a container
+/// would need 2^32 re-insertions to wrap).
+pub(crate) fn take_seq(next: &mut u32) -> u32 {
+    let s = *next;
+    *next = next.wrapping_add(1).max(1);
+    s
+}

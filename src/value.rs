@@ -1,0 +1,724 @@
+//! Cells and values, and JSON exactly as JavaScript writes and reads it.
+//!
+//! TinyBase hashes and sends JSON text produced by `JSON.stringify`, so the
+//! number formatting, string escaping and object key order here follow
+//! JavaScript, not serde_json's defaults.
+
+use crate::error::{Error, Result};
+use compact_str::CompactString;
+use serde_json::{Map, Number, Value as Json};
+
+/// The marker TinyBase's JSON layer writes for `undefined` (a deleted cell or value).
+pub const UNDEFINED_MARKER: char = '\u{FFFC}';
+/// The prefix of an object or array cell held in its encoded (JSON string) form.
+pub const JSON_PREFIX: char = '\u{FFFD}';
+const JSON_PREFIX_STR: &str = "\u{FFFD}";
+const UNDEFINED_STR: &str = "\u{FFFC}";
+
+/// Largest JSON text accepted by the parser (TinyBase's 16 MiB payload limit, with room for envelopes).
+pub const MAX_JSON_BYTES: usize = 64 * 1024 * 1024;
+const MAX_DEPTH: usize = 256;
+
+/// A cell or value: string, finite number, boolean, null, object or array.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// A string (not exactly U+FFFC, not starting with U+FFFD).
+    String(String),
+    /// A finite number.
+    Number(f64),
+    /// A boolean.
+    Bool(bool),
+    /// JSON null: a real value, different from a deleted cell.
+    Null,
+    /// A plain object (held in the store as its JSON text).
+    Object(Map<String, Json>),
+    /// An array (held in the store as its JSON text).
+    Array(Vec<Json>),
+}
+
+/// Values in the key-value half of a store have the same types as cells.
+pub type Value = Cell;
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Self {
+        Cell::String(s.to_string())
+    }
+}
+impl From<String> for Cell {
+    fn from(s: String) -> Self {
+        Cell::String(s)
+    }
+}
+impl From<f64> for Cell {
+    fn from(n: f64) -> Self {
+        Cell::Number(n)
+    }
+}
+impl From<i64> for Cell {
+    fn from(n: i64) -> Self {
+        Cell::Number(n as f64)
+    }
+}
+impl From<i32> for Cell {
+    fn from(n: i32) -> Self {
+        Cell::Number(n as f64)
+    }
+}
+impl From<bool> for Cell {
+    fn from(b: bool) -> Self {
+        Cell::Bool(b)
+    }
+}
+
+impl Cell {
+    /// Converts a JSON value into a cell (objects and arrays kept as such).
+    pub fn from_json(json: &Json) -> Result<Cell> {
+        Ok(match json {
+            Json::Null => Cell::Null,
+            Json::Bool(b) => Cell::Bool(*b),
+            Json::Number(n) => Cell::Number(number_to_f64(n)),
+            Json::String(s) => Cell::String(s.clone()),
+            Json::Object(m) => Cell::Object(m.clone()),
+            Json::Array(a) => Cell::Array(a.clone()),
+        })
+    }
+
+    /// This cell as a JSON value.
+    pub fn to_json(&self) -> Json {
+        match self {
+            Cell::String(s) => Json::String(s.clone()),
+            Cell::Number(n) => f64_to_json(*n),
+            Cell::Bool(b) => Json::Bool(*b),
+            Cell::Null => Json::Null,
+            Cell::Object(m) => Json::Object(m.clone()),
+            Cell::Array(a) => Json::Array(a.clone()),
+        }
+    }
+
+    /// Name of this cell's type, as TinyBase's `getCellOrValueType` names it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Cell::String(_) => "string",
+            Cell::Number(_) => "number",
+            Cell::Bool(_) => "boolean",
+            Cell::Null => "null",
+            Cell::Object(_) => "object",
+            Cell::Array(_) => "array",
+        }
+    }
+}
+
+/// A number from JSON as an IEEE double, as JavaScript reads it.
+pub fn number_to_f64(n: &Number) -> f64 {
+    n.as_f64().unwrap_or(0.0)
+}
+
+/// A finite double as a JSON number (non-finite becomes null, as in JSON.stringify).
+pub fn f64_to_json(n: f64) -> Json {
+    Number::from_f64(n).map(Json::Number).unwrap_or(Json::Null)
+}
+
+/// A cell or value as the store holds it: objects and arrays as their JSON text.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Stored {
+    Str(CompactString),
+    Num(f64),
+    Bool(bool),
+    Null,
+    /// JSON text of an object or array, without the U+FFFD prefix.
+    Json(CompactString),
+    /// A tombstone (TinyBase's `undefined`).
+    Deleted,
+}
+
+impl Stored {
+    pub(crate) fn is_deleted(&self) -> bool {
+        matches!(self, Stored::Deleted)
+    }
+
+    /// Identity as TinyBase's `!==` on stored values sees it (numbers by value, -0 == 0).
+    pub(crate) fn same(&self, other: &Stored) -> bool {
+        match (self, other) {
+            (Stored::Num(a), Stored::Num(b)) => a == b,
+            _ => self == other,
+        }
+    }
+
+    /// Validates and encodes a cell from the public API.
+    pub(crate) fn from_cell(cell: &Cell) -> Result<Stored> {
+        Ok(match cell {
+            Cell::String(s) => {
+                if s == UNDEFINED_STR || s.starts_with(JSON_PREFIX) {
+                    return Err(Error::InvalidValue(
+                        "strings equal to U+FFFC or starting with U+FFFD are reserved".into(),
+                    ));
+                }
+                Stored::Str(CompactString::from(s.as_str()))
+            }
+            Cell::Number(n) => {
+                if !n.is_finite() {
+                    return Err(Error::InvalidValue(format!("number {n} is not finite")));
+                }
+                Stored::Num(*n)
+            }
+            Cell::Bool(b) => Stored::Bool(*b),
+            Cell::Null => Stored::Null,
+            Cell::Object(m) => {
+                let mut out = String::new();
+                write_json_object(&mut out, m);
+                Stored::Json(out.into())
+            }
+            Cell::Array(a) => {
+                let mut out = String::new();
+                write_json_array(&mut out, a);
+                Stored::Json(out.into())
+            }
+        })
+    }
+
+    /// Reads a cell from JSON given to the public API (decoded form: objects are objects).
+    /// The string U+FFFC is the undefined marker and becomes a deletion when `allow_deleted`.
+    pub(crate) fn from_json_api(json: &Json, allow_deleted: bool) -> Result<Stored> {
+        match json {
+            Json::String(s) if s == UNDEFINED_STR && allow_deleted => Ok(Stored::Deleted),
+            _ => Stored::from_cell(&Cell::from_json(json)?),
+        }
+    }
+
+    /// Reads a cell in wire (encoded) form: objects and arrays arrive as U+FFFD-prefixed strings,
+    /// kept verbatim; U+FFFC is a deletion.
+    pub(crate) fn from_json_wire(json: &Json) -> Result<Stored> {
+        match json {
+            Json::String(s) if s == UNDEFINED_STR => Ok(Stored::Deleted),
+            Json::String(s) if s.starts_with(JSON_PREFIX) => {
+                let text = &s[JSON_PREFIX.len_utf8()..];
+                match parse_json(text) {
+                    Ok(Json::Object(_)) | Ok(Json::Array(_)) => Ok(Stored::Json(text.into())),
+                    _ => Err(Error::InvalidValue(
+                        "a U+FFFD-prefixed string must hold a JSON object or array".into(),
+                    )),
+                }
+            }
+            Json::String(s) => Ok(Stored::Str(CompactString::from(s.as_str()))),
+            Json::Number(n) => Ok(Stored::Num(number_to_f64(n))),
+            Json::Bool(b) => Ok(Stored::Bool(*b)),
+            Json::Null => Ok(Stored::Null),
+            Json::Object(_) | Json::Array(_) => Stored::from_json_api(json, false),
+        }
+    }
+
+    /// The public cell (objects and arrays decoded); None for a tombstone.
+    pub(crate) fn to_cell(&self) -> Option<Cell> {
+        Some(match self {
+            Stored::Str(s) => Cell::String(s.to_string()),
+            Stored::Num(n) => Cell::Number(*n),
+            Stored::Bool(b) => Cell::Bool(*b),
+            Stored::Null => Cell::Null,
+            Stored::Json(text) => match parse_json(text) {
+                Ok(Json::Object(m)) => Cell::Object(m),
+                Ok(Json::Array(a)) => Cell::Array(a),
+                _ => Cell::Null,
+            },
+            Stored::Deleted => return None,
+        })
+    }
+
+    /// Writes the JSON of this value: `wire` keeps objects as U+FFFD strings and writes deletions
+    /// as the U+FFFC marker; otherwise objects are written as JSON and deletions as the marker too.
+    pub(crate) fn write_json<O: JsonOut + ?Sized>(&self, out: &mut O, wire: bool) {
+        match self {
+            Stored::Str(s) => write_js_string(out, s),
+            Stored::Num(n) => write_js_number(out, *n),
+            Stored::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Stored::Null => out.push_str("null"),
+            Stored::Json(text) => {
+                if wire {
+                    out.push_str("\"");
+                    out.push_str(JSON_PREFIX_STR);
+                    write_js_string_body(out, text);
+                    out.push_str("\"");
+                } else {
+                    out.push_str(text);
+                }
+            }
+            Stored::Deleted => write_js_string(out, UNDEFINED_STR),
+        }
+    }
+
+    /// Writes what TinyBase hashes: `JSON.stringify(storedValue ?? null)`.
+    pub(crate) fn write_hash_input<O: JsonOut + ?Sized>(&self, out: &mut O) {
+        match self {
+            Stored::Deleted => out.push_str("null"),
+            _ => self.write_json(out, true),
+        }
+    }
+
+    /// This value as a JSON value, wire or decoded form.
+    pub(crate) fn to_json(&self, wire: bool) -> Json {
+        match self {
+            Stored::Str(s) => Json::String(s.to_string()),
+            Stored::Num(n) => f64_to_json(*n),
+            Stored::Bool(b) => Json::Bool(*b),
+            Stored::Null => Json::Null,
+            Stored::Json(text) => {
+                if wire {
+                    Json::String(format!("{JSON_PREFIX}{text}"))
+                } else {
+                    parse_json(text).unwrap_or(Json::Null)
+                }
+            }
+            Stored::Deleted => Json::String(UNDEFINED_STR.to_string()),
+        }
+    }
+}
+
+/// A sink for JSON text: a String, or a hasher that consumes the bytes.
+pub trait JsonOut {
+    /// Appends text.
+    fn push_str(&mut self, s: &str);
+}
+
+impl JsonOut for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s)
+    }
+}
+
+/// Writes a finite double as JavaScript's Number-to-String does (`-0` as `0`).
+pub fn write_js_number<O: JsonOut + ?Sized>(out: &mut O, n: f64) {
+    if n == 0.0 {
+        out.push_str("0");
+    } else if !n.is_finite() {
+        out.push_str("null");
+    } else if n.fract() == 0.0 && n.abs() < 1e15 {
+        write_integer(out, n as i64);
+    } else {
+        let mut buffer = ryu_js::Buffer::new();
+        out.push_str(buffer.format_finite(n));
+    }
+}
+
+/// Writes an integer in decimal without allocating.
+pub(crate) fn write_integer<O: JsonOut + ?Sized>(out: &mut O, n: i64) {
+    let mut buf = [0u8; 21];
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+/// JavaScript's Number-to-String of a finite double.
+pub fn js_number_string(n: f64) -> String {
+    let mut s = String::new();
+    write_js_number(&mut s, n);
+    s
+}
+
+/// Writes a string as `JSON.stringify` does (quotes included).
+pub fn write_js_string<O: JsonOut + ?Sized>(out: &mut O, s: &str) {
+    out.push_str("\"");
+    write_js_string_body(out, s);
+    out.push_str("\"");
+}
+
+fn write_js_string_body<O: JsonOut + ?Sized>(out: &mut O, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            0x08 => Some("\\b"),
+            0x0c => Some("\\f"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        if start < i {
+            out.push_str(&s[start..i]);
+        }
+        match escape {
+            Some(e) => out.push_str(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let esc = [b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]];
+                out.push_str(std::str::from_utf8(&esc).unwrap_or(""));
+            }
+        }
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        out.push_str(&s[start..]);
+    }
+}
+
+/// Whether a property key is an array index, which JavaScript orders first, numerically.
+pub fn is_integer_key(key: &str) -> Option<u32> {
+    let b = key.as_bytes();
+    if b.is_empty() || b.len() > 10 || (b[0] == b'0' && b.len() > 1) {
+        return None;
+    }
+    if !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = key.parse().ok()?;
+    if n <= 4_294_967_294 {
+        Some(n as u32)
+    } else {
+        None
+    }
+}
+
+/// Reorders keys as a JavaScript object iterates them: integer-like keys ascending, then the rest
+/// in their given order.
+pub fn js_key_order<T, F: Fn(&T) -> &str>(items: &mut [T], key: F) {
+    if items.iter().any(|t| is_integer_key(key(t)).is_some()) {
+        items.sort_by_key(|t| match is_integer_key(key(t)) {
+            Some(n) => (0u8, n),
+            None => (1u8, 0),
+        });
+    }
+}
+
+/// Writes a JSON value as `JSON.stringify` would (objects in JavaScript key order).
+pub fn write_json<O: JsonOut + ?Sized>(out: &mut O, json: &Json) {
+    match json {
+        Json::Null => out.push_str("null"),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Number(n) => write_js_number(out, number_to_f64(n)),
+        Json::String(s) => write_js_string(out, s),
+        Json::Array(a) => write_json_array(out, a),
+        Json::Object(m) => write_json_object(out, m),
+    }
+}
+
+fn write_json_array<O: JsonOut + ?Sized>(out: &mut O, a: &[Json]) {
+    out.push_str("[");
+    for (i, v) in a.iter().enumerate() {
+        if i > 0 {
+            out.push_str(",");
+        }
+        write_json(out, v);
+    }
+    out.push_str("]");
+}
+
+fn write_json_object<O: JsonOut + ?Sized>(out: &mut O, m: &Map<String, Json>) {
+    let mut entries: Vec<(&String, &Json)> = m.iter().collect();
+    js_key_order(&mut entries, |e| e.0.as_str());
+    out.push_str("{");
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(",");
+        }
+        write_js_string(out, k);
+        out.push_str(":");
+        write_json(out, v);
+    }
+    out.push_str("}");
+}
+
+/// JSON text of a value as `JSON.stringify` would print it.
+pub fn to_json_string(json: &Json) -> String {
+    let mut s = String::new();
+    write_json(&mut s, json);
+    s
+}
+
+/// Parses JSON text as `JSON.parse` does: numbers as doubles, duplicate keys keep their first
+/// position and last value, object keys in JavaScript order. Depth and size are bounded.
+pub fn parse_json(text: &str) -> Result<Json> {
+    if text.len() > MAX_JSON_BYTES {
+        return Err(Error::InvalidJson(format!(
+            "JSON text of {} bytes exceeds the {} byte limit",
+            text.len(),
+            MAX_JSON_BYTES
+        )));
+    }
+    let mut p = Parser { b: text.as_bytes(), s: text, i: 0 };
+    p.ws();
+    let v = p.value(0)?;
+    p.ws();
+    if p.i != p.b.len() {
+        return Err(p.err("unexpected trailing characters"));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    s: &'a str,
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn err(&self, what: &str) -> Error {
+        Error::InvalidJson(format!("{what} at byte {}", self.i))
+    }
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+    fn lit(&mut self, word: &str, v: Json) -> Result<Json> {
+        if self.b[self.i..].starts_with(word.as_bytes()) {
+            self.i += word.len();
+            Ok(v)
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+    fn value(&mut self, depth: usize) -> Result<Json> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        match self.b.get(self.i) {
+            None => Err(self.err("unexpected end of JSON")),
+            Some(b'n') => self.lit("null", Json::Null),
+            Some(b't') => self.lit("true", Json::Bool(true)),
+            Some(b'f') => self.lit("false", Json::Bool(false)),
+            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.b.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Json::Array(items));
+                }
+                loop {
+                    self.ws();
+                    items.push(self.value(depth + 1)?);
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Json::Array(items));
+                        }
+                        _ => return Err(self.err("expected , or ]")),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.i += 1;
+                let mut entries: Vec<(String, Json)> = Vec::new();
+                self.ws();
+                if self.b.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Json::Object(Map::new()));
+                }
+                loop {
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b'"') {
+                        return Err(self.err("expected a string key"));
+                    }
+                    let k = self.string()?;
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b':') {
+                        return Err(self.err("expected :"));
+                    }
+                    self.i += 1;
+                    self.ws();
+                    let v = self.value(depth + 1)?;
+                    entries.push((k, v));
+                    self.ws();
+                    match self.b.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            break;
+                        }
+                        _ => return Err(self.err("expected , or }")),
+                    }
+                }
+                // Duplicate keys: the first position, the last value (as JSON.parse).
+                let mut map = Map::with_capacity(entries.len());
+                let has_int = entries.iter().any(|(k, _)| is_integer_key(k).is_some());
+                if has_int {
+                    let mut positions: Map<String, Json> = Map::with_capacity(entries.len());
+                    for (k, v) in entries {
+                        positions.insert(k, v);
+                    }
+                    let mut ordered: Vec<(String, Json)> = positions.into_iter().collect();
+                    js_key_order(&mut ordered, |e| e.0.as_str());
+                    map.extend(ordered);
+                } else {
+                    for (k, v) in entries {
+                        map.insert(k, v);
+                    }
+                }
+                Ok(Json::Object(map))
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.err("unexpected character")),
+        }
+    }
+    fn number(&mut self) -> Result<Json> {
+        let start = self.i;
+        if self.b[self.i] == b'-' {
+            self.i += 1;
+        }
+        let digits = |p: &mut Self| {
+            let s = p.i;
+            while p.i < p.b.len() && p.b[p.i].is_ascii_digit() {
+                p.i += 1;
+            }
+            p.i - s
+        };
+        let int_start = self.i;
+        let n = digits(self);
+        if n == 0 || (n > 1 && self.b[int_start] == b'0') {
+            return Err(self.err("invalid number"));
+        }
+        if self.b.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if digits(self) == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if digits(self) == 0 {
+                return Err(self.err("invalid number"));
+            }
+        }
+        let text = &self.s[start..self.i];
+        let f: f64 = text.parse().map_err(|_| self.err("invalid number"))?;
+        if !f.is_finite() {
+            return Err(self.err("number out of range"));
+        }
+        Ok(f64_to_json(f))
+    }
+    fn hex4(&mut self) -> Result<u32> {
+        let h = self.b.get(self.i..self.i + 4).ok_or_else(|| self.err("bad \\u escape"))?;
+        let s = std::str::from_utf8(h).map_err(|_| self.err("bad \\u escape"))?;
+        let v = u32::from_str_radix(s, 16).map_err(|_| self.err("bad \\u escape"))?;
+        self.i += 4;
+        Ok(v)
+    }
+    fn string(&mut self) -> Result<String> {
+        self.i += 1;
+        let mut out = String::new();
+        let mut start = self.i;
+        loop {
+            match self.b.get(self.i) {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    out.push_str(&self.s[start..self.i]);
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    out.push_str(&self.s[start..self.i]);
+                    self.i += 1;
+                    let c = *self.b.get(self.i).ok_or_else(|| self.err("bad escape"))?;
+                    self.i += 1;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let u = self.hex4()?;
+                            let ch = if (0xD800..0xDC00).contains(&u) {
+                                if self.b.get(self.i..self.i + 2) == Some(b"\\u") {
+                                    self.i += 2;
+                                    let lo = self.hex4()?;
+                                    if !(0xDC00..0xE000).contains(&lo) {
+                                        return Err(self.err("lone surrogate in string"));
+                                    }
+                                    char::from_u32(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00))
+                                } else {
+                                    None
+                                }
+                            } else {
+                                char::from_u32(u)
+                            };
+                            out.push(ch.ok_or_else(|| self.err("lone surrogate in string"))?);
+                        }
+                        _ => return Err(self.err("bad escape")),
+                    }
+                    start = self.i;
+                }
+                Some(0..=0x1f) => return Err(self.err("control character in string")),
+                Some(_) => self.i += 1,
+            }
+        }
+    }
+}
+
+/// Whether a JSON value is the undefined marker (the string U+FFFC).
+pub(crate) fn is_undefined_marker(json: &Json) -> bool {
+    matches!(json, Json::String(s) if s == UNDEFINED_STR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_format_as_javascript() {
+        for (n, s) in [
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1e21, "1e+21"),
+            (1e20, "100000000000000000000"),
+            (1e-7, "1e-7"),
+            (0.000001, "0.000001"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (2f64.powi(53) + 2.0, "9007199254740994"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (-1.5e300, "-1.5e+300"),
+            (123.456, "123.456"),
+            (18446744073709551616.0, "18446744073709552000"),
+            (-2.5e-8, "-2.5e-8"),
+        ] {
+            assert_eq!(js_number_string(n), s, "{n:e}");
+        }
+    }
+
+    #[test]
+    fn strings_escape_as_javascript() {
+        let mut s = String::new();
+        write_js_string(&mut s, "a\"b\\c\u{1f}\u{7f}\u{2028}/\n\u{8}");
+        assert_eq!(s, "\"a\\\"b\\\\c\\u001f\u{7f}\u{2028}/\\n\\b\"");
+    }
+
+    #[test]
+    fn objects_order_keys_as_javascript() {
+        let v = parse_json(r#"{"b":1,"a":2,"10":3,"2":4,"01":5,"b":6}"#).unwrap();
+        assert_eq!(to_json_string(&v), r#"{"2":4,"10":3,"b":6,"a":2,"01":5}"#);
+    }
+
+    #[test]
+    fn parser_rejects_bad_input() {
+        for bad in ["", "[1,]", "{\"a\"}", "01", "1.", "\"\\ud800\"", "[1] x", "nul", "\"a\u{1}\""] {
+            assert!(parse_json(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(1000) + &"]".repeat(1000);
+        assert!(parse_json(&deep).is_err());
+        assert_eq!(parse_json("12345678901234567890").unwrap().as_f64(), Some(12345678901234567000.0));
+    }
+}
