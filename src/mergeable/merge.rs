@@ -67,6 +67,17 @@ impl Core {
             let undo = Undo::Leaf { t: at.map(|a| a.0 as u32), r: at.map(|a| a.1 as u32).unwrap_or(0), c: ci as u32, hlc: old_hlc, hash: old_hash };
             self.undo.push(undo);
         }
+        if !self.content.overrides.is_empty() {
+            let key = match at {
+                Some((t, r)) => (t as u32, r as u32, ci as u32),
+                None => (crate::store::tree::VALUES, 0, ci as u32),
+            };
+            if let Some(old) = self.content.overrides.remove(&key) {
+                if self.clock.is_some() && self.depth > 0 {
+                    self.undo.push(Undo::Override(key, old));
+                }
+            }
+        }
         let leaves = self.leaves_mut(at);
         let (c, leaf) = leaves.map.get_index_mut(ci).expect("leaf");
         leaf.hlc = old_hlc.max(hlc);

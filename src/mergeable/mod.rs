@@ -221,12 +221,17 @@ impl MergeableStore {
             out.push('[');
             let style = DIFF;
             write_stamp(out, style, c.tables_hlc, 0, |out| {
-                let items: Vec<(&str, _)> =
-                    c.tables.iter().filter(|(k, _)| lookup(&other, k).is_none()).map(|(k, t)| (k.as_str(), t)).collect();
-                write_object(out, items, |out, table| {
+                let items: Vec<(&str, _)> = c
+                    .tables
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (k, _))| lookup(&other, k).is_none())
+                    .map(|(ti, (k, t))| (k.as_str(), (ti as u32, t)))
+                    .collect();
+                write_object(out, items, |out, (ti, table)| {
                     write_stamp(out, style, table.hlc, 0, |out| {
-                        let rows: Vec<(&str, _)> = table.rows.iter().map(|(k, r)| (k.as_str(), r)).collect();
-                        write_object(out, rows, |out, row| wire::write_leaves_stamp(out, style, &row.cells, None));
+                        let rows: Vec<(&str, _)> = table.rows.iter().enumerate().map(|(ri, (k, r))| (k.as_str(), (ri as u32, r))).collect();
+                        write_object(out, rows, |out, (ri, row)| wire::write_leaves_stamp(out, style, c, (ti, ri), &row.cells, None));
                     })
                 });
             });
@@ -270,15 +275,20 @@ impl MergeableStore {
                 let items: Vec<(&str, _)> = other
                     .iter()
                     .filter_map(|(t, rows)| {
-                        let table = c.tables.get(t.as_str())?;
-                        let new: Vec<(&str, _)> =
-                            table.rows.iter().filter(|(r, _)| lookup(rows, r).is_none()).map(|(r, row)| (r.as_str(), row)).collect();
+                        let (ti, _, table) = c.tables.get_full(t.as_str())?;
+                        let new: Vec<(&str, _)> = table
+                            .rows
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (r, _))| lookup(rows, r).is_none())
+                            .map(|(ri, (r, row))| (r.as_str(), ((ti as u32, ri as u32), row)))
+                            .collect();
                         (!new.is_empty()).then_some((t.as_str(), new))
                     })
                     .collect();
                 write_object(out, items, |out, rows| {
                     write_stamp(out, style, crate::hlc::Hlc::EMPTY, 0, |out| {
-                        write_object(out, rows, |out, row| wire::write_leaves_stamp(out, style, &row.cells, None));
+                        write_object(out, rows, |out, (key, row)| wire::write_leaves_stamp(out, style, c, key, &row.cells, None));
                     })
                 });
             });
@@ -334,11 +344,12 @@ impl MergeableStore {
             let c = &core.content;
             let style = DIFF;
             write_stamp(out, style, c.tables_hlc, 0, |out| {
-                let mut items: Vec<(&str, (&crate::store::tree::TableNode, Vec<(&str, (&crate::store::tree::Leaves, Vec<&str>))>))> = Vec::new();
+                type RowPick<'a> = (&'a str, ((u32, u32), &'a crate::store::tree::Leaves, Vec<&'a str>));
+                let mut items: Vec<(&str, (&crate::store::tree::TableNode, Vec<RowPick>))> = Vec::new();
                 for (t, rows) in &other {
                     for (r, cells) in rows {
-                        let Some(table) = c.tables.get(t.as_str()) else { continue };
-                        let Some(row) = table.rows.get(r.as_str()) else { continue };
+                        let Some((ti, _, table)) = c.tables.get_full(t.as_str()) else { continue };
+                        let Some((ri, _, row)) = table.rows.get_full(r.as_str()) else { continue };
                         let differing: Vec<&str> = row
                             .cells
                             .map
@@ -357,20 +368,26 @@ impl MergeableStore {
                             }
                         };
                         match entry.iter().position(|e| e.0 == r.as_str()) {
-                            Some(i) => entry[i].1 .1.extend(differing),
-                            None => entry.push((r.as_str(), (&row.cells, differing))),
+                            Some(i) => entry[i].1 .2.extend(differing),
+                            None => entry.push((r.as_str(), ((ti as u32, ri as u32), &row.cells, differing))),
                         }
                     }
                 }
                 write_object(out, items, |out, (table, rows)| {
                     write_stamp(out, style, table.hlc, 0, |out| {
-                        write_object(out, rows, |out, (cells, ids)| {
+                        write_object(out, rows, |out, (key, cells, ids)| {
                             write_stamp(out, style, cells.hlc, 0, |out| {
-                                let items: Vec<(&str, _)> = cells.map.iter().filter(|(k, _)| ids.contains(&k.as_str())).map(|(k, l)| (k.as_str(), l)).collect();
-                                write_object(out, items, |out, l| {
+                                let items: Vec<(&str, _)> = cells
+                                    .map
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(_, (k, _))| ids.contains(&k.as_str()))
+                                    .map(|(ci, (k, l))| (k.as_str(), (c.meta(key, ci, l), l)))
+                                    .collect();
+                                write_object(out, items, |out, (v, l)| {
                                     // Cell diffs always carry the HLC, even an empty one.
                                     out.push('[');
-                                    l.value.write_json(out, true);
+                                    v.write_json(out, true);
                                     out.push_str(",\"");
                                     l.hlc.with_str(|s| out.push_str(s));
                                     out.push_str("\"]");
@@ -393,11 +410,17 @@ impl MergeableStore {
     pub fn get_mergeable_value_diff_json(&self, other_value_hashes: &str) -> Result<String> {
         let other = hash_map(&parse_json(other_value_hashes)?)?;
         Ok(self.write_json(|core, out| {
-            let values = &core.content.values;
+            let c = &core.content;
+            let values = &c.values;
             write_stamp(out, DIFF, values.hlc, 0, |out| {
-                let items: Vec<(&str, _)> =
-                    values.map.iter().filter(|(k, l)| lookup(&other, k).flatten() != Some(l.hash as f64)).map(|(k, l)| (k.as_str(), l)).collect();
-                write_object(out, items, |out, l| write_leaf(out, DIFF, &l.value, l.hlc, l.hash));
+                let items: Vec<(&str, _)> = values
+                    .map
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (k, l))| lookup(&other, k).flatten() != Some(l.hash as f64))
+                    .map(|(ci, (k, l))| (k.as_str(), (c.meta((crate::store::tree::VALUES, 0), ci, l), l)))
+                    .collect();
+                write_object(out, items, |out, (v, l)| write_leaf(out, DIFF, v, l.hlc, l.hash));
             });
         }))
     }
@@ -408,21 +431,22 @@ impl MergeableStore {
     pub fn compute_content_hashes(&self) -> (u32, u32) {
         use crate::hash::id_hash;
         self.store.read(|core| {
-            let leaves_hash = |l: &crate::store::tree::Leaves| {
-                l.map.iter().fold(if l.hlc.is_empty() { 0 } else { l.hlc.hash() }, |h, (k, leaf)| {
-                    h ^ id_hash(k, Core::leaf_hash(&leaf.value, leaf.hlc)) ^ id_hash(k, 0)
+            let c = &core.content;
+            let leaves_hash = |key: (u32, u32), l: &crate::store::tree::Leaves| {
+                l.map.iter().enumerate().fold(if l.hlc.is_empty() { 0 } else { l.hlc.hash() }, |h, (ci, (k, leaf))| {
+                    h ^ id_hash(k, Core::leaf_hash(c.meta(key, ci, leaf), leaf.hlc)) ^ id_hash(k, 0)
                 })
             };
-            let tables = core.content.tables.iter().fold(
+            let tables = core.content.tables.iter().enumerate().fold(
                 if core.content.tables_hlc.is_empty() { 0 } else { core.content.tables_hlc.hash() },
-                |h, (t, table)| {
-                    let th = table.rows.iter().fold(if table.hlc.is_empty() { 0 } else { table.hlc.hash() }, |h, (r, row)| {
-                        h ^ id_hash(r, leaves_hash(&row.cells))
+                |h, (ti, (t, table))| {
+                    let th = table.rows.iter().enumerate().fold(if table.hlc.is_empty() { 0 } else { table.hlc.hash() }, |h, (ri, (r, row))| {
+                        h ^ id_hash(r, leaves_hash((ti as u32, ri as u32), &row.cells))
                     });
                     h ^ id_hash(t, th)
                 },
             );
-            (tables, leaves_hash(&core.content.values))
+            (tables, leaves_hash((crate::store::tree::VALUES, 0), &c.values))
         })
     }
 }

@@ -4,9 +4,9 @@
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
 use crate::store::core::Core;
-use crate::store::tree::{Key, Leaves};
+use crate::store::tree::{Content, Key, Leaves, VALUES};
 use crate::store::write_object;
-use crate::value::{js_key_order, write_integer, write_js_string, JsonOut, Stored};
+use crate::value::{write_integer, JsonOut, Stored};
 use serde_json::Value as Json;
 
 /// A stamp as it arrives: thing, HLC (empty if absent), hash (0 if absent).
@@ -160,11 +160,23 @@ pub(crate) fn write_leaf<O: JsonOut + ?Sized>(out: &mut O, style: StampStyle, va
 }
 
 /// Writes a leaf container with the leaves chosen by `pick` (all when None), in metadata order.
-pub(crate) fn write_leaves_stamp<O: JsonOut + ?Sized>(out: &mut O, style: StampStyle, leaves: &Leaves, pick: Option<&dyn Fn(&str) -> bool>) {
+pub(crate) fn write_leaves_stamp<O: JsonOut + ?Sized>(
+    out: &mut O,
+    style: StampStyle,
+    content: &Content,
+    key: (u32, u32),
+    leaves: &Leaves,
+    pick: Option<&dyn Fn(&str) -> bool>,
+) {
     write_stamp(out, style, leaves.hlc, leaves.hash, |out| {
-        let items: Vec<(&str, _)> =
-            leaves.map.iter().filter(|(k, _)| pick.is_none_or(|p| p(k))).map(|(k, l)| (k.as_str(), l)).collect();
-        write_object(out, items, |out, l| write_leaf(out, style, &l.value, l.hlc, l.hash));
+        let items: Vec<(&str, _)> = leaves
+            .map
+            .iter()
+            .enumerate()
+            .filter(|(_, (k, _))| pick.is_none_or(|p| p(k)))
+            .map(|(i, (k, l))| (k.as_str(), (content.meta(key, i, l), l)))
+            .collect();
+        write_object(out, items, |out, (v, l)| write_leaf(out, style, v, l.hlc, l.hash));
     });
 }
 
@@ -173,16 +185,16 @@ pub(crate) fn write_content<O: JsonOut + ?Sized>(out: &mut O, core: &Core, style
     out.push_str("[");
     let c = &core.content;
     write_stamp(out, style, c.tables_hlc, c.tables_hash, |out| {
-        let tables: Vec<(&str, _)> = c.tables.iter().map(|(k, t)| (k.as_str(), t)).collect();
-        write_object(out, tables, |out, table| {
+        let tables: Vec<(&str, _)> = c.tables.iter().enumerate().map(|(ti, (k, t))| (k.as_str(), (ti as u32, t))).collect();
+        write_object(out, tables, |out, (ti, table)| {
             write_stamp(out, style, table.hlc, table.hash, |out| {
-                let rows: Vec<(&str, _)> = table.rows.iter().map(|(k, r)| (k.as_str(), r)).collect();
-                write_object(out, rows, |out, row| write_leaves_stamp(out, style, &row.cells, None));
+                let rows: Vec<(&str, _)> = table.rows.iter().enumerate().map(|(ri, (k, r))| (k.as_str(), (ri as u32, r))).collect();
+                write_object(out, rows, |out, (ri, row)| write_leaves_stamp(out, style, c, (ti, ri), &row.cells, None));
             });
         });
     });
     out.push_str(",");
-    write_leaves_stamp(out, style, &c.values, None);
+    write_leaves_stamp(out, style, c, (VALUES, 0), &c.values, None);
     out.push_str("]");
 }
 
@@ -218,26 +230,24 @@ pub(crate) fn write_transaction_changes<O: JsonOut + ?Sized>(out: &mut O, core: 
                     write_stamp(out, style, leaves.hlc, leaves.hash, |out| {
                         let items: Vec<(&str, _)> = cells.iter().map(|ci| {
                             let (k, l) = leaves.map.get_index(*ci).expect("c");
-                            (k.as_str(), l)
+                            (k.as_str(), (c.meta((ti as u32, ri as u32), *ci, l), l))
                         }).collect();
-                        write_object(out, items, |out, l| write_leaf(out, style, &l.value, l.hlc, l.hash));
+                        write_object(out, items, |out, (v, l)| write_leaf(out, style, v, l.hlc, l.hash));
                     });
                 });
             });
         });
     });
     out.push_str(",");
-    let touched_values: std::collections::HashSet<&str> = core.track.values.keys().map(|k| k.as_str()).collect();
     // Values in touch order.
     write_stamp(out, style, c.values.hlc, c.values.hash, |out| {
         let items: Vec<(&str, _)> = core
             .track
             .values
             .keys()
-            .filter_map(|k| c.values.map.get(k.as_str()).map(|l| (k.as_str(), l)))
-            .filter(|(k, _)| touched_values.contains(k))
+            .filter_map(|k| c.values.map.get_full(k.as_str()).map(|(i, _, l)| (k.as_str(), (c.meta((VALUES, 0), i, l), l))))
             .collect();
-        write_object(out, items, |out, l| write_leaf(out, style, &l.value, l.hlc, l.hash));
+        write_object(out, items, |out, (v, l)| write_leaf(out, style, v, l.hlc, l.hash));
     });
     out.push_str(",1]");
 }
@@ -270,13 +280,3 @@ pub(crate) fn lookup(list: &[(Key, Option<f64>)], id: &str) -> Option<Option<f64
     list.iter().rev().find(|(k, _)| k == id).map(|(_, h)| *h)
 }
 
-/// Writes the id of an object key (used by nested writers).
-pub(crate) fn write_key<O: JsonOut + ?Sized>(out: &mut O, k: &str) {
-    write_js_string(out, k);
-}
-
-/// Sorts ids in JavaScript key order.
-pub(crate) fn js_sorted<T>(mut v: Vec<(Key, T)>) -> Vec<(Key, T)> {
-    js_key_order(&mut v, |e| e.0.as_str());
-    v
-}

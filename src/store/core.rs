@@ -24,6 +24,8 @@ pub(crate) enum Undo {
     Created(Level),
     /// The whole content before `set_mergeable_content` replaced it.
     Content(Box<Content>),
+    /// A stamp value override that a merge removed.
+    Override((u32, u32, u32), Stored),
 }
 
 /// Which container an undo step refers to.
@@ -568,9 +570,17 @@ impl Core {
         let was_listening = self.listening;
         let stamping = self.clock.is_some();
         self.listening = false;
+        // TinyBase restores cells through its public setters, which refuse the encoded form of
+        // object and array cells: those keep their new value in the Store while their stamps are
+        // restored. This is reproduced for exact compatibility.
+        let mut unrestored: Vec<(Option<(Key, Key)>, Key, Stored)> = Vec::new();
         for (t, r, c, old) in cells {
             let current = self.present_cell(&t, &r, &c).cloned().unwrap_or(Stored::Deleted);
             if !current.same(&old) {
+                if matches!(old, Stored::Json(_)) {
+                    unrestored.push((Some((t, r)), c, old));
+                    continue;
+                }
                 if stamping {
                     self.tick_clock();
                 }
@@ -580,6 +590,10 @@ impl Core {
         for (v, old) in values {
             let current = self.present_value(&v).cloned().unwrap_or(Stored::Deleted);
             if !current.same(&old) {
+                if matches!(old, Stored::Json(_)) {
+                    unrestored.push((None, v, old));
+                    continue;
+                }
                 if stamping {
                     self.tick_clock();
                 }
@@ -589,6 +603,23 @@ impl Core {
         self.listening = was_listening;
         while let Some(step) = self.undo.pop() {
             self.undo_step(step);
+        }
+        if stamping {
+            for (at, c, old) in unrestored {
+                let key = match at {
+                    Some((t, r)) => {
+                        let Some(ti) = self.content.tables.get_index_of(t.as_str()) else { continue };
+                        let Some(ri) = self.content.tables[ti].rows.get_index_of(r.as_str()) else { continue };
+                        let Some(ci) = self.content.tables[ti].rows[ri].cells.map.get_index_of(c.as_str()) else { continue };
+                        (ti as u32, ri as u32, ci as u32)
+                    }
+                    None => {
+                        let Some(ci) = self.content.values.map.get_index_of(c.as_str()) else { continue };
+                        (VALUES, 0, ci as u32)
+                    }
+                };
+                self.content.overrides.entry(key).or_insert(old);
+            }
         }
         self.track = Tracking::default();
     }
@@ -643,6 +674,9 @@ impl Core {
                 _ => {}
             },
             Undo::Content(content) => self.content = *content,
+            Undo::Override(key, value) => {
+                self.content.overrides.insert(key, value);
+            }
         }
     }
 

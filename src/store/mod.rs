@@ -663,11 +663,11 @@ impl Store {
         self.mutate(|c| c.set_row(table_id, row_id, &row));
         Ok(())
     }
-    /// Adds a row with a new id (TinyBase's choice: released integer ids first, then the next
-    /// integer) and returns the id.
-    pub fn add_row(&self, table_id: &str, row: &Row) -> Result<String> {
+    /// Adds a row with a new id and returns the id. As in TinyBase, ids are integers counted
+    /// per table; with `reuse_row_ids` the ids of deleted rows are used first.
+    pub fn add_row(&self, table_id: &str, row: &Row, reuse_row_ids: bool) -> Result<String> {
         let row = row_in_typed(row)?;
-        Ok(self.mutate(|c| c.add_row(table_id, &row, true)).to_string())
+        Ok(self.mutate(|c| c.add_row(table_id, &row, reuse_row_ids)).to_string())
     }
     /// Sets some cells of a row.
     pub fn set_partial_row(&self, table_id: &str, row_id: &str, row: &Row) -> Result<()> {
@@ -776,10 +776,10 @@ impl Store {
         self.mutate(|c| c.set_row(table_id, row_id, &row));
         Ok(())
     }
-    /// Adds a row from JSON, returning its new id.
-    pub fn add_row_json(&self, table_id: &str, json: &str) -> Result<String> {
+    /// Adds a row from JSON, returning its new id (see [`Store::add_row`]).
+    pub fn add_row_json(&self, table_id: &str, json: &str, reuse_row_ids: bool) -> Result<String> {
         let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        Ok(self.mutate(|c| c.add_row(table_id, &row, true)).to_string())
+        Ok(self.mutate(|c| c.add_row(table_id, &row, reuse_row_ids)).to_string())
     }
     /// Sets some cells of a row from JSON.
     pub fn set_partial_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {

@@ -108,11 +108,36 @@ pub(crate) struct Content {
     pub live: u32,
     pub next_seq: u32,
     pub values: Leaves,
+    /// Stamp values that differ from the plain Store's value, keyed by (table, row, leaf) index
+    /// (table `VALUES` for values). TinyBase leaves these behind when a rollback cannot restore
+    /// an object or array cell into its Store; almost always empty.
+    pub overrides: std::collections::HashMap<(u32, u32, u32), Stored>,
 }
+
+/// The table index used for values in override keys.
+pub(crate) const VALUES: u32 = u32::MAX;
 
 impl Content {
     pub(crate) fn new() -> Content {
-        Content { tables: omap(), tables_hlc: Hlc::EMPTY, tables_hash: 0, live: 0, next_seq: 1, values: Leaves::new() }
+        Content {
+            tables: omap(),
+            tables_hlc: Hlc::EMPTY,
+            tables_hash: 0,
+            live: 0,
+            next_seq: 1,
+            values: Leaves::new(),
+            overrides: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The value a leaf's stamp holds (normally the plain Store's value).
+    #[inline]
+    pub(crate) fn meta<'a>(&'a self, key: (u32, u32), ci: usize, leaf: &'a Leaf) -> &'a Stored {
+        if self.overrides.is_empty() {
+            &leaf.value
+        } else {
+            self.overrides.get(&(key.0, key.1, ci as u32)).unwrap_or(&leaf.value)
+        }
     }
 
     /// The present tables in the plain Store's order.

@@ -168,7 +168,7 @@ impl Runner {
             "setTable" => ignore(st.set_table_json(&s(args, 0), &arg_json(args, 1))),
             "setRow" => ignore(st.set_row_json(&s(args, 0), &s(args, 1), &arg_json(args, 2))),
             "setPartialRow" => ignore(st.set_partial_row_json(&s(args, 0), &s(args, 1), &arg_json(args, 2))),
-            "addRow" => Some(match st.add_row_json(&s(args, 0), &arg_json(args, 1)) {
+            "addRow" => Some(match st.add_row_json(&s(args, 0), &arg_json(args, 1), args.get(2) != Some(&Json::Bool(false))) {
                 Ok(id) => Json::String(id),
                 Err(_) => undefined(),
             }),
