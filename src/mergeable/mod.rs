@@ -100,21 +100,8 @@ impl MergeableStore {
                 }
             }
         }
-        if self.store.shared.core.is_owned_by_current_thread() && self.store.read(|c| c.depth > 0) {
-            return self.store.read(|core| core.transaction_mergeable_changes_json(with_hashes, wire));
-        }
-        if with_hashes {
-            self.store.read(|c| {
-                let mut out = String::from("[[{},\"\",");
-                write_integer(&mut out, c.content.tables_hash as i64);
-                out.push_str("],[{},\"\",");
-                write_integer(&mut out, c.content.values.hash as i64);
-                out.push_str("],1]");
-                out
-            })
-        } else {
-            "[[{}],[{}],1]".to_string()
-        }
+        // Outside a transaction nothing is touched: just the container stamps.
+        self.store.read(|core| core.transaction_mergeable_changes_json(with_hashes, wire))
     }
 
     fn merge_json(&self, json: &str, is_content: bool, wire: bool) -> Result<()> {
@@ -257,7 +244,7 @@ impl MergeableStore {
                 .iter()
                 .filter_map(|(t, h)| {
                     let table = c.tables.get(t.as_str())?;
-                    (*h != Some(table.hash as f64)).then_some((t.as_str(), table))
+                    (*h != Some(table.hash as f64) && !table.rows.is_empty()).then_some((t.as_str(), table))
                 })
                 .collect();
             write_object(out, items, |out, table| write_hashes(out, table.rows.iter().map(|(k, r)| (k.as_str(), r.cells.hash)).collect()));
@@ -325,7 +312,7 @@ impl MergeableStore {
                         .iter()
                         .filter_map(|(r, h)| {
                             let row = table.rows.get(r.as_str())?;
-                            (*h != Some(row.cells.hash as f64))
+                            (*h != Some(row.cells.hash as f64) && !row.cells.map.is_empty())
                                 .then(|| (r.as_str(), row.cells.map.iter().map(|(k, l)| (k.as_str(), l.hash)).collect()))
                         })
                         .collect();

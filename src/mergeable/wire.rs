@@ -206,10 +206,10 @@ pub(crate) fn write_transaction_changes<O: JsonOut + ?Sized>(out: &mut O, core: 
     let mut tables: Vec<(usize, Vec<(usize, Vec<usize>)>)> = Vec::new();
     for (t, r, cell, _) in touched {
         let Some(ti) = c.tables.get_index_of(t.as_str()) else { continue };
-        let Some(ri) = c.tables[ti].rows.get_index_of(r.as_str()) else { continue };
         if tables.last().map(|e| e.0) != Some(ti) {
             tables.push((ti, Vec::new()));
         }
+        let Some(ri) = c.tables[ti].rows.get_index_of(r.as_str()) else { continue };
         let rows = &mut tables.last_mut().expect("pushed").1;
         if rows.last().map(|e| e.0) != Some(ri) {
             rows.push((ri, Vec::new()));
