@@ -15,8 +15,8 @@ pub const JSON_PREFIX: char = '\u{FFFD}';
 const JSON_PREFIX_STR: &str = "\u{FFFD}";
 const UNDEFINED_STR: &str = "\u{FFFC}";
 
-/// Largest JSON text accepted by the parser (TinyBase's 16 MiB payload limit, with room for envelopes).
-pub const MAX_JSON_BYTES: usize = 64 * 1024 * 1024;
+/// Largest JSON text the parser accepts (transports apply their own, smaller limits).
+pub const MAX_JSON_BYTES: usize = 1 << 30;
 const MAX_DEPTH: usize = 256;
 
 /// A cell or value: string, finite number, boolean, null, object or array.

@@ -567,6 +567,8 @@ impl Core {
             .map(|(t, r, c, old)| (t.clone(), r.clone(), c.clone(), old.clone()))
             .collect();
         let values: Vec<(Key, Stored)> = self.track.values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let cells_at_start = cells.clone();
+        let values_at_start = values.clone();
         let was_listening = self.listening;
         let stamping = self.clock.is_some();
         self.listening = false;
@@ -601,27 +603,63 @@ impl Core {
             }
         }
         self.listening = was_listening;
-        while let Some(step) = self.undo.pop() {
-            self.undo_step(step);
-        }
-        if stamping {
-            for (at, c, old) in unrestored {
-                let key = match at {
-                    Some((t, r)) => {
-                        let Some(ti) = self.content.tables.get_index_of(t.as_str()) else { continue };
-                        let Some(ri) = self.content.tables[ti].rows.get_index_of(r.as_str()) else { continue };
-                        let Some(ci) = self.content.tables[ti].rows[ri].cells.map.get_index_of(c.as_str()) else { continue };
-                        (ti as u32, ri as u32, ci as u32)
-                    }
-                    None => {
-                        let Some(ci) = self.content.values.map.get_index_of(c.as_str()) else { continue };
-                        (VALUES, 0, ci as u32)
-                    }
-                };
-                self.content.overrides.entry(key).or_insert(old);
+        if self.undo.iter().any(|u| matches!(u, Undo::Content(_))) {
+            // set_mergeable_content replaced the tree in this transaction: restore the old tree,
+            // then lay the Store as the replay left it over the restored stamps.
+            let plain = PlainSnapshot::take(self);
+            while let Some(step) = self.undo.pop() {
+                self.undo_step(step);
+            }
+            self.restore_stamp_values(&cells_at_start, &values_at_start);
+            plain.apply(self);
+        } else {
+            while let Some(step) = self.undo.pop() {
+                self.undo_step(step);
+            }
+            if stamping {
+                self.add_overrides(unrestored);
             }
         }
         self.track = Tracking::default();
+    }
+
+    /// Stamp values that the Store could not take back (TinyBase keeps them in the stamps only).
+    fn add_overrides(&mut self, unrestored: Vec<(Option<(Key, Key)>, Key, Stored)>) {
+        for (at, c, old) in unrestored {
+            let key = match at {
+                Some((t, r)) => {
+                    let Some(ti) = self.content.tables.get_index_of(t.as_str()) else { continue };
+                    let Some(ri) = self.content.tables[ti].rows.get_index_of(r.as_str()) else { continue };
+                    let Some(ci) = self.content.tables[ti].rows[ri].cells.map.get_index_of(c.as_str()) else { continue };
+                    (ti as u32, ri as u32, ci as u32)
+                }
+                None => {
+                    let Some(ci) = self.content.values.map.get_index_of(c.as_str()) else { continue };
+                    (VALUES, 0, ci as u32)
+                }
+            };
+            self.content.overrides.entry(key).or_insert(old);
+        }
+    }
+
+    /// Puts back the stamp values the transaction's changed cells had when it started.
+    fn restore_stamp_values(&mut self, cells: &[(Key, Key, Key, Stored)], values: &[(Key, Stored)]) {
+        for (t, r, c, old) in cells {
+            if let Some(leaf) = self
+                .content
+                .tables
+                .get_mut(t.as_str())
+                .and_then(|tn| tn.rows.get_mut(r.as_str()))
+                .and_then(|rn| rn.cells.map.get_mut(c.as_str()))
+            {
+                leaf.value = old.clone();
+            }
+        }
+        for (v, old) in values {
+            if let Some(leaf) = self.content.values.map.get_mut(v.as_str()) {
+                leaf.value = old.clone();
+            }
+        }
     }
 
     /// What a local write would do to the clock (TinyBase stamps rollback restorations too).
@@ -687,5 +725,106 @@ impl Core {
         self.rollback_requested = false;
         self.had_tables = self.content.live > 0;
         self.had_values = self.content.values.live > 0;
+    }
+}
+
+/// The plain Store's state (ids in order, values, per-table row id pools and cell id counts),
+/// to be laid over a restored tree after a rollback that replaced the content.
+struct PlainSnapshot {
+    tables: Vec<(Key, RowIdPool, indexmap::IndexMap<Key, u32, foldhash::fast::RandomState>, Vec<(Key, Vec<(Key, Stored)>)>)>,
+    values: Vec<(Key, Stored)>,
+}
+
+impl PlainSnapshot {
+    fn take(core: &Core) -> PlainSnapshot {
+        let c = &core.content;
+        let leaves = |l: &Leaves| -> Vec<(Key, Stored)> {
+            leaf_order(l)
+                .into_iter()
+                .map(|ci| {
+                    let (k, leaf) = l.map.get_index(ci).expect("leaf");
+                    (k.clone(), leaf.value.clone())
+                })
+                .collect()
+        };
+        let tables = c
+            .table_order()
+            .into_iter()
+            .map(|ti| {
+                let (t, table) = c.tables.get_index(ti).expect("table");
+                let rows = row_order(table)
+                    .into_iter()
+                    .map(|ri| {
+                        let (r, row) = table.rows.get_index(ri).expect("row");
+                        (r.clone(), leaves(&row.cells))
+                    })
+                    .collect();
+                (t.clone(), table.pool.clone(), table.cell_counts.clone(), rows)
+            })
+            .collect();
+        PlainSnapshot { tables, values: leaves(&c.values) }
+    }
+
+    fn apply(self, core: &mut Core) {
+        let c = &mut core.content;
+        // Everything leaves the Store; what is in the snapshot comes back in its order.
+        let mut overrides = std::mem::take(&mut c.overrides);
+        let mut hide = |key: (u32, u32), leaves: &mut Leaves| {
+            leaves.live = 0;
+            leaves.next_seq = 1;
+            for (ci, leaf) in leaves.map.values_mut().enumerate() {
+                if !leaf.value.is_deleted() {
+                    overrides.entry((key.0, key.1, ci as u32)).or_insert_with(|| leaf.value.clone());
+                    leaf.value = Stored::Deleted;
+                }
+            }
+        };
+        for (ti, table) in c.tables.values_mut().enumerate() {
+            table.seq = 0;
+            table.live = 0;
+            table.next_seq = 1;
+            for (ri, row) in table.rows.values_mut().enumerate() {
+                row.seq = 0;
+                hide((ti as u32, ri as u32), &mut row.cells);
+            }
+        }
+        hide((VALUES, 0), &mut c.values);
+        let mut show = |key: (u32, u32), leaves: &mut Leaves, items: Vec<(Key, Stored)>| {
+            for (k, v) in items {
+                let Some(ci) = leaves.map.get_index_of(k.as_str()) else { continue };
+                let okey = (key.0, key.1, ci as u32);
+                if overrides.get(&okey).is_some_and(|m| m.same(&v)) {
+                    overrides.remove(&okey);
+                }
+                let seq = take_seq(&mut leaves.next_seq);
+                let leaf = &mut leaves.map[ci];
+                leaf.value = v;
+                leaf.seq = seq;
+                leaves.live += 1;
+            }
+        };
+        c.live = 0;
+        c.next_seq = 1;
+        for (t, pool, counts, rows) in self.tables {
+            let Some(ti) = c.tables.get_index_of(t.as_str()) else { continue };
+            let seq = take_seq(&mut c.next_seq);
+            let table = &mut c.tables[ti];
+            for (r, cells) in rows {
+                let Some(ri) = table.rows.get_index_of(r.as_str()) else { continue };
+                show((ti as u32, ri as u32), &mut table.rows[ri].cells, cells);
+                if table.rows[ri].cells.live > 0 {
+                    table.rows[ri].seq = take_seq(&mut table.next_seq);
+                    table.live += 1;
+                }
+            }
+            if table.live > 0 {
+                table.seq = seq;
+                table.pool = pool;
+                table.cell_counts = counts;
+                c.live += 1;
+            }
+        }
+        show((VALUES, 0), &mut c.values, self.values);
+        c.overrides = overrides;
     }
 }
