@@ -35,6 +35,22 @@ impl Core {
         if self.clock.is_none() || self.depth == 0 {
             return;
         }
+        // Only the first save in a transaction matters, and nothing created in it needs one.
+        match level {
+            Level::Tables if self.tables_saved => return,
+            Level::Tables => self.tables_saved = true,
+            Level::Values if self.values_saved => return,
+            Level::Values => self.values_saved = true,
+            Level::Table(t) => {
+                let gen = self.tx_gen;
+                if self.table_is_new(t as usize) || self.content.tables[t as usize].saved_gen == gen {
+                    return;
+                }
+                self.content.tables[t as usize].saved_gen = gen;
+            }
+            Level::Row(t, r) if self.row_is_new(t as usize, r as usize) => return,
+            _ => {}
+        }
         let (hlc, hash) = match level {
             Level::Tables => (self.content.tables_hlc, self.content.tables_hash),
             Level::Table(t) => {
@@ -62,8 +78,12 @@ impl Core {
             return None;
         }
         let new_hash = if is_content { in_hash } else { Core::leaf_hash(value, hlc) };
-        // A fresh leaf needs no saved stamp: undoing removes it.
-        if self.clock.is_some() && self.depth > 0 && !(old_hash == 0 && old_hlc.is_empty()) {
+        // A fresh leaf, or one in a new row, needs no saved stamp: undoing removes it.
+        if self.clock.is_some()
+            && self.depth > 0
+            && !(old_hash == 0 && old_hlc.is_empty())
+            && !at.is_some_and(|(t, r)| self.row_is_new(t, r))
+        {
             let undo = Undo::Leaf { t: at.map(|a| a.0 as u32), r: at.map(|a| a.1 as u32).unwrap_or(0), c: ci as u32, hlc: old_hlc, hash: old_hash };
             self.undo.push(undo);
         }

@@ -101,7 +101,10 @@ impl MergeableStore {
             }
         }
         // Outside a transaction nothing is touched: just the container stamps.
-        self.store.read(|core| core.transaction_mergeable_changes_json(with_hashes, wire))
+        let guard = self.store.shared.core.lock();
+        guard.borrow_mut().flush();
+        let json = guard.borrow().transaction_mergeable_changes_json(with_hashes, wire);
+        json
     }
 
     fn merge_json(&self, json: &str, is_content: bool, wire: bool) -> Result<()> {
@@ -120,7 +123,10 @@ impl MergeableStore {
                 core.del_tables();
                 core.del_values();
                 core.listening = was;
+                // The journal refers to the old tree's nodes.
+                core.flush();
                 core.content = crate::store::tree::Content::new();
+                core.tables_at_start = 0;
                 if let Some(saved) = saved {
                     core.undo.push(crate::store::core::Undo::Content(saved));
                 }

@@ -28,6 +28,19 @@ pub(crate) enum Undo {
     Override((u32, u32, u32), Stored),
 }
 
+/// One tracking call, recorded by node index during a transaction and turned into id-keyed
+/// [`Tracking`] only when something reads it (listeners, transaction changes, rollback).
+#[derive(Debug)]
+pub(crate) enum TrackEvent {
+    TableIds(u32, i8),
+    RowIds(u32, u32, i8),
+    TableCellIds(u32, u32, u32, i8),
+    CellIds(u32, u32, u32, i8),
+    Cell(u32, u32, u32, Stored),
+    ValueIds(u32, i8),
+    Value(u32, Stored),
+}
+
 /// Which container an undo step refers to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Level {
@@ -52,7 +65,14 @@ pub(crate) struct Core {
     pub depth: u32,
     pub rollback_requested: bool,
     pub track: Tracking,
+    /// Tracking calls not yet applied to `track`.
+    pub journal: Vec<TrackEvent>,
     pub undo: Vec<Undo>,
+    /// Counts outermost transactions, to know what a transaction created or saved already.
+    pub tx_gen: u32,
+    pub tables_at_start: usize,
+    pub tables_saved: bool,
+    pub values_saved: bool,
     /// Plain-Store state at the start of the transaction, for has-tables/has-values listeners.
     pub had_tables: bool,
     pub had_values: bool,
@@ -72,7 +92,12 @@ impl Core {
             depth: 0,
             rollback_requested: false,
             track: Tracking::default(),
+            journal: Vec::new(),
             undo: Vec::new(),
+            tx_gen: 0,
+            tables_at_start: 0,
+            tables_saved: false,
+            values_saved: false,
             had_tables: false,
             had_values: false,
         }
@@ -90,13 +115,34 @@ impl Core {
 
     /// The table's node index, creating a (tombstone) node if needed.
     pub(crate) fn table_node(&mut self, t: &str) -> usize {
-        if let Some(i) = self.content.tables.get_index_of(t) {
-            return i;
+        let i = match self.content.tables.get_index_of(t) {
+            Some(i) => i,
+            None => {
+                if self.undoable() {
+                    self.undo.push(Undo::Created(Level::Table(0)));
+                }
+                self.content.tables.insert_full(Key::from(t), TableNode::new()).0
+            }
+        };
+        let gen = self.tx_gen;
+        let table = &mut self.content.tables[i];
+        if table.tx_gen != gen {
+            table.tx_gen = gen;
+            table.rows_at_start = table.rows.len() as u32;
         }
-        if self.undoable() {
-            self.undo.push(Undo::Created(Level::Table(0)));
-        }
-        self.content.tables.insert_full(Key::from(t), TableNode::new()).0
+        i
+    }
+
+    /// Whether a table was created in the current transaction.
+    pub(crate) fn table_is_new(&self, ti: usize) -> bool {
+        ti >= self.tables_at_start
+    }
+
+    /// Whether a row was created in the current transaction (its table was looked up through
+    /// `table_node` in it, which every path that creates rows does).
+    pub(crate) fn row_is_new(&self, ti: usize, ri: usize) -> bool {
+        let table = &self.content.tables[ti];
+        self.table_is_new(ti) || (table.tx_gen == self.tx_gen && ri >= table.rows_at_start as usize)
     }
 
     pub(crate) fn row_node(&mut self, ti: usize, r: &str) -> usize {
@@ -105,10 +151,12 @@ impl Core {
         if let Some(i) = table.rows.get_index_of(r) {
             return i;
         }
-        if undoable {
+        let ri = table.rows.insert_full(Key::from(r), RowNode { cells: Leaves::new(), seq: 0 }).0;
+        // Rows of a table created in this transaction go when the table goes.
+        if undoable && !self.table_is_new(ti) {
             self.undo.push(Undo::Created(Level::Row(ti as u32, 0)));
         }
-        table.rows.insert_full(Key::from(r), RowNode { cells: Leaves::new(), seq: 0 }).0
+        ri
     }
 
     pub(crate) fn leaf_node_pub(&mut self, at: Option<(usize, usize)>, c: &str) -> usize {
@@ -118,7 +166,8 @@ impl Core {
             return i;
         }
         let i = leaves.map.insert_full(Key::from(c), Leaf::new()).0;
-        if undoable {
+        // Leaves of a row created in this transaction go when the row goes.
+        if undoable && !at.is_some_and(|(t, r)| self.row_is_new(t, r)) {
             self.undo.push(Undo::Created(Level::Leaf(at.map(|(t, r)| (t as u32, r as u32)))));
         }
         i
@@ -174,7 +223,7 @@ impl Core {
             table.pool = RowIdPool::default();
             table.cell_counts.clear();
             self.content.live += 1;
-            self.track.table_ids_changed(t, 1);
+            self.journal.push(TrackEvent::TableIds(ti as u32, 1));
         }
         ti
     }
@@ -187,8 +236,7 @@ impl Core {
             let seq = take_seq(&mut table.next_seq);
             table.rows[ri].seq = seq;
             table.live += 1;
-            let t = self.content.tables.get_index(ti).map(|e| e.0.clone()).unwrap_or_default();
-            self.track.row_ids_changed(&t, r, 1);
+            self.journal.push(TrackEvent::RowIds(ti as u32, ri as u32, 1));
         }
         ri
     }
@@ -199,19 +247,22 @@ impl Core {
     }
 
     /// `cellIdsChanged`: per-table cell id counts and the changed-ids maps.
-    fn cell_ids_changed(&mut self, ti: usize, ri: usize, c: &str, delta: i8) {
-        let (t, r) = self.ids(ti, ri);
-        let counts = &mut self.content.tables[ti].cell_counts;
-        let count = counts.get(c).copied().unwrap_or(0);
+    fn cell_ids_changed(&mut self, ti: usize, ri: usize, ci: usize, delta: i8) {
+        let table = &mut self.content.tables[ti];
+        let c = table.rows[ri].cells.map.get_index(ci).expect("leaf").0;
+        let counts = &mut table.cell_counts;
+        let count = counts.get(c.as_str()).copied().unwrap_or(0);
         if (count == 0 && delta == 1) || (count == 1 && delta == -1) {
-            self.track.table_cell_ids_changed(&t, c, delta);
+            self.journal.push(TrackEvent::TableCellIds(ti as u32, ri as u32, ci as u32, delta));
         }
         if count == 1 && delta == -1 {
-            counts.shift_remove(c);
-        } else {
-            counts.insert(Key::from(c), (count as i64 + delta as i64) as u32);
+            counts.shift_remove(c.as_str());
+        } else if count == 0 {
+            counts.insert(c.clone(), 1);
+        } else if let Some(n) = counts.get_mut(c.as_str()) {
+            *n = (count as i64 + delta as i64) as u32;
         }
-        self.track.cell_ids_changed(&t, &r, c, delta);
+        self.journal.push(TrackEvent::CellIds(ti as u32, ri as u32, ci as u32, delta));
     }
 
     /// `setValidCell`: sets a validated cell in a row that is in the plain Store.
@@ -219,7 +270,7 @@ impl Core {
         let ci = self.leaf_node_pub(Some((ti, ri)), c);
         let was_deleted = self.content.tables[ti].rows[ri].cells.map[ci].value.is_deleted();
         if was_deleted {
-            self.cell_ids_changed(ti, ri, c, 1);
+            self.cell_ids_changed(ti, ri, ci, 1);
         }
         if !self.content.tables[ti].rows[ri].cells.map[ci].value.same(&value) {
             self.leaf_changed(Some((ti, ri)), ci, value);
@@ -228,22 +279,17 @@ impl Core {
 
     /// A leaf's plain-Store value changes: tracking, presence and (for local writes) a stamp.
     fn leaf_changed(&mut self, at: Option<(usize, usize)>, ci: usize, value: Stored) {
-        let (c, old) = {
-            let (c, leaf) = self.leaves(at).map.get_index(ci).expect("leaf index");
-            (c.clone(), leaf.value.clone())
-        };
+        let old = self.leaves(at).map[ci].value.clone();
+        let was_deleted = old.is_deleted();
         match at {
-            Some((ti, ri)) => {
-                let (t, r) = self.ids(ti, ri);
-                self.track.cell_changed(&t, &r, &c, &old);
-            }
-            None => self.track.value_changed(&c, &old),
+            Some((ti, ri)) => self.journal.push(TrackEvent::Cell(ti as u32, ri as u32, ci as u32, old)),
+            None => self.journal.push(TrackEvent::Value(ci as u32, old)),
         }
         let leaves = self.leaves_mut(at);
-        if old.is_deleted() && !value.is_deleted() {
+        if was_deleted && !value.is_deleted() {
             leaves.live += 1;
             leaves.map[ci].seq = take_seq(&mut leaves.next_seq);
-        } else if !old.is_deleted() && value.is_deleted() {
+        } else if !was_deleted && value.is_deleted() {
             leaves.live -= 1;
         }
         leaves.map[ci].value = value;
@@ -255,12 +301,10 @@ impl Core {
 
     /// `delValidCell` (forced): deletes a present cell; an emptied row, then table, leaves the Store.
     fn del_valid_cell(&mut self, ti: usize, ri: usize, ci: usize) {
-        let c = self.content.tables[ti].rows[ri].cells.map.get_index(ci).expect("leaf").0.clone();
         self.leaf_changed(Some((ti, ri)), ci, Stored::Deleted);
-        self.cell_ids_changed(ti, ri, &c, -1);
+        self.cell_ids_changed(ti, ri, ci, -1);
         if self.content.tables[ti].rows[ri].cells.live == 0 {
-            let (t, r) = self.ids(ti, ri);
-            self.track.row_ids_changed(&t, &r, -1);
+            self.journal.push(TrackEvent::RowIds(ti as u32, ri as u32, -1));
             let table = &mut self.content.tables[ti];
             table.rows[ri].seq = 0;
             table.live -= 1;
@@ -269,7 +313,7 @@ impl Core {
                 table.pool = RowIdPool::default();
                 table.cell_counts.clear();
                 self.content.live -= 1;
-                self.track.table_ids_changed(&t, -1);
+                self.journal.push(TrackEvent::TableIds(ti as u32, -1));
             }
         }
     }
@@ -331,7 +375,7 @@ impl Core {
     fn set_valid_value(&mut self, v: &str, value: Stored) {
         let ci = self.leaf_node_pub(None, v);
         if self.content.values.map[ci].value.is_deleted() {
-            self.track.value_ids_changed(v, 1);
+            self.journal.push(TrackEvent::ValueIds(ci as u32, 1));
         }
         if !self.content.values.map[ci].value.same(&value) {
             self.leaf_changed(None, ci, value);
@@ -339,9 +383,8 @@ impl Core {
     }
 
     fn del_valid_value(&mut self, ci: usize) {
-        let v = self.content.values.map.get_index(ci).expect("value").0.clone();
         self.leaf_changed(None, ci, Stored::Deleted);
-        self.track.value_ids_changed(&v, -1);
+        self.journal.push(TrackEvent::ValueIds(ci as u32, -1));
     }
 
     // ---------------------------------------------------------------- public mutations
@@ -541,12 +584,46 @@ impl Core {
         h.finish()
     }
 
+    /// Applies the journal to the id-keyed tracking (before anything reads it, and before node
+    /// indexes could change).
+    pub(crate) fn flush(&mut self) {
+        if self.journal.is_empty() {
+            return;
+        }
+        let journal = std::mem::take(&mut self.journal);
+        let c = &self.content;
+        let table = |t: u32| c.tables.get_index(t as usize).expect("table");
+        let row = |t: u32, r: u32| table(t).1.rows.get_index(r as usize).expect("row");
+        let cell = |t: u32, r: u32, l: u32| row(t, r).1.cells.map.get_index(l as usize).expect("cell").0;
+        let value = |v: u32| c.values.map.get_index(v as usize).expect("value").0;
+        for e in journal {
+            match e {
+                TrackEvent::TableIds(t, d) => self.track.table_ids_changed(table(t).0, d),
+                TrackEvent::RowIds(t, r, d) => self.track.row_ids_changed(table(t).0, row(t, r).0, d),
+                TrackEvent::TableCellIds(t, r, l, d) => self.track.table_cell_ids_changed(table(t).0, cell(t, r, l), d),
+                TrackEvent::CellIds(t, r, l, d) => self.track.cell_ids_changed(table(t).0, row(t, r).0, cell(t, r, l), d),
+                TrackEvent::Cell(t, r, l, old) => self.track.cell_changed(table(t).0, row(t, r).0, cell(t, r, l), &old),
+                TrackEvent::ValueIds(v, d) => self.track.value_ids_changed(value(v), d),
+                TrackEvent::Value(v, old) => self.track.value_changed(value(v), &old),
+            }
+        }
+    }
+
+    /// Whether the transaction changed (or touched) any cell or value.
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.journal.is_empty() || !self.track.is_empty()
+    }
+
     // ---------------------------------------------------------------- transactions
 
     /// Starts (or nests) a transaction; returns true when this is the outermost one.
     pub(crate) fn begin(&mut self) -> bool {
         self.depth += 1;
         if self.depth == 1 {
+            self.tx_gen = self.tx_gen.wrapping_add(1);
+            self.tables_at_start = self.content.tables.len();
+            self.tables_saved = false;
+            self.values_saved = false;
             self.had_tables = self.content.live > 0;
             self.had_values = self.content.values.live > 0;
             self.rollback_requested = false;
@@ -559,6 +636,7 @@ impl Core {
     /// (which re-appends re-created ids and advances the clock per restored cell), then the
     /// stamps are restored.
     pub(crate) fn rollback(&mut self) {
+        self.flush();
         let cells: Vec<(Key, Key, Key, Stored)> = self
             .track
             .cells
@@ -621,6 +699,7 @@ impl Core {
             }
         }
         self.track = Tracking::default();
+        self.journal.clear();
     }
 
     /// Stamp values that the Store could not take back (TinyBase keeps them in the stamps only).
@@ -721,6 +800,7 @@ impl Core {
     /// Ends the outermost transaction's bookkeeping (after listeners were collected).
     pub(crate) fn reset(&mut self) {
         self.track = Tracking::default();
+        self.journal = Vec::new();
         self.undo = Vec::new();
         self.rollback_requested = false;
         self.had_tables = self.content.live > 0;

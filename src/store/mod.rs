@@ -204,8 +204,13 @@ impl Store {
             let mut core = guard.borrow_mut();
             core.depth = 0;
             let registry = self.shared.listeners.lock();
-            let pending: Vec<Pending> = if rollback { Vec::new() } else { listeners::collect(&core, &registry) };
             let did_finish = registry.all_of(ListenerKind::DidFinishTransaction);
+            let has_hooks = !self.shared.commit_hooks.lock().is_empty();
+            // The tracking journal is only turned into changes when someone reads them.
+            if registry.len() > 0 || has_hooks {
+                core.flush();
+            }
+            let pending: Vec<Pending> = if rollback || registry.len() == 0 { Vec::new() } else { listeners::collect(&core, &registry) };
             drop(registry);
             let finished = (!did_finish.is_empty()).then(|| {
                 Arc::new(FinishedTransaction {
@@ -220,9 +225,8 @@ impl Store {
                     }),
                 })
             });
-            let has_hooks = !self.shared.commit_hooks.lock().is_empty();
             let hooks_info = has_hooks.then(|| CommitInfo {
-                changes_json: (!rollback && core.is_mergeable() && !core.track.is_empty())
+                changes_json: (!rollback && core.is_mergeable() && core.has_changes())
                     .then(|| core.transaction_mergeable_changes_json(false, true)),
             });
             core.reset();
@@ -265,6 +269,7 @@ impl Store {
     /// running), as JSON in TinyBase's wire encoding: `[tables, values, 1]`.
     pub fn get_transaction_changes_json(&self) -> String {
         if let Some(guard) = self.in_transaction() {
+            guard.borrow_mut().flush();
             return transaction_changes_json(&guard.borrow());
         }
         self.finished().map(|f| f.changes.clone()).unwrap_or_else(|| "[{},{},1]".to_string())

@@ -81,6 +81,11 @@ pub(crate) struct TableNode {
     pub pool: RowIdPool,
     /// How many rows use each cell id, in first-use order (`getTableCellIds`).
     pub cell_counts: IndexMap<Key, u32, foldhash::fast::RandomState>,
+    /// The transaction that last looked this table up, and its row count then.
+    pub tx_gen: u32,
+    pub rows_at_start: u32,
+    /// The transaction in which this table's stamp was last saved for undo.
+    pub saved_gen: u32,
 }
 
 impl TableNode {
@@ -94,6 +99,9 @@ impl TableNode {
             seq: 0,
             pool: RowIdPool::default(),
             cell_counts: IndexMap::with_hasher(foldhash::fast::RandomState::default()),
+            tx_gen: 0,
+            rows_at_start: 0,
+            saved_gen: 0,
         }
     }
 }
