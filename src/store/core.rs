@@ -165,7 +165,7 @@ impl Core {
         if let Some(i) = leaves.map.get_index_of(c) {
             return i;
         }
-        let i = leaves.map.insert_full(Key::from(c), Leaf::new()).0;
+        let i = leaves.map.push(Key::from(c), Leaf::new());
         // Leaves of a row created in this transaction go when the row goes.
         if undoable && !at.is_some_and(|(t, r)| self.row_is_new(t, r)) {
             self.undo.push(Undo::Created(Level::Leaf(at.map(|(t, r)| (t as u32, r as u32)))));

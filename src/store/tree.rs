@@ -9,6 +9,7 @@ use crate::hlc::Hlc;
 use crate::value::Stored;
 use compact_str::CompactString;
 use indexmap::IndexMap;
+use smallvec::SmallVec;
 
 /// An id (table, row, cell or value id).
 pub(crate) type Key = CompactString;
@@ -35,10 +36,99 @@ impl Leaf {
     }
 }
 
+/// An insertion-ordered map of leaves, compact for the usual few cells of a row: one cell
+/// lives inline, and a lookup index is built only for containers with many leaves.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LeafMap {
+    items: SmallVec<[(Key, Leaf); 1]>,
+    index: Option<Box<std::collections::HashMap<Key, u32, foldhash::fast::RandomState>>>,
+}
+
+const INDEX_FROM: usize = 12;
+
+impl LeafMap {
+    pub(crate) fn get_index_of(&self, k: &str) -> Option<usize> {
+        match &self.index {
+            Some(ix) => ix.get(k).map(|&i| i as usize),
+            None => self.items.iter().position(|(key, _)| key == k),
+        }
+    }
+    pub(crate) fn get(&self, k: &str) -> Option<&Leaf> {
+        self.get_index_of(k).map(|i| &self.items[i].1)
+    }
+    pub(crate) fn get_mut(&mut self, k: &str) -> Option<&mut Leaf> {
+        self.get_index_of(k).map(|i| &mut self.items[i].1)
+    }
+    pub(crate) fn get_full(&self, k: &str) -> Option<(usize, &Key, &Leaf)> {
+        self.get_index_of(k).map(|i| (i, &self.items[i].0, &self.items[i].1))
+    }
+    /// Appends a new leaf (the id must not be present) and returns its index.
+    pub(crate) fn push(&mut self, k: Key, v: Leaf) -> usize {
+        let i = self.items.len();
+        if let Some(ix) = &mut self.index {
+            ix.insert(k.clone(), i as u32);
+        } else if i + 1 >= INDEX_FROM {
+            let mut ix = std::collections::HashMap::with_capacity_and_hasher(i * 2, foldhash::fast::RandomState::default());
+            for (j, (key, _)) in self.items.iter().enumerate() {
+                ix.insert(key.clone(), j as u32);
+            }
+            ix.insert(k.clone(), i as u32);
+            self.index = Some(Box::new(ix));
+        }
+        if self.items.len() == self.items.capacity() && self.items.len() >= 1 && self.items.len() < 4 {
+            self.items.reserve_exact(1);
+        }
+        self.items.push((k, v));
+        i
+    }
+    pub(crate) fn get_index(&self, i: usize) -> Option<(&Key, &Leaf)> {
+        self.items.get(i).map(|(k, v)| (k, v))
+    }
+    pub(crate) fn get_index_mut(&mut self, i: usize) -> Option<(&Key, &mut Leaf)> {
+        self.items.get_mut(i).map(|(k, v)| (&*k, v))
+    }
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &Leaf)> {
+        self.items.iter().map(|(k, v)| (k, v))
+    }
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Leaf> {
+        self.items.iter().map(|(_, v)| v)
+    }
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Leaf> {
+        self.items.iter_mut().map(|(_, v)| v)
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    /// Removes the last leaf (undo of a creation).
+    pub(crate) fn pop(&mut self) -> Option<(Key, Leaf)> {
+        let item = self.items.pop()?;
+        if let Some(ix) = &mut self.index {
+            ix.remove(item.0.as_str());
+        }
+        Some(item)
+    }
+}
+
+impl std::ops::Index<usize> for LeafMap {
+    type Output = Leaf;
+    fn index(&self, i: usize) -> &Leaf {
+        &self.items[i].1
+    }
+}
+
+impl std::ops::IndexMut<usize> for LeafMap {
+    fn index_mut(&mut self, i: usize) -> &mut Leaf {
+        &mut self.items[i].1
+    }
+}
+
 /// A container of leaves: a row's cells, or the values.
 #[derive(Clone, Debug)]
 pub(crate) struct Leaves {
-    pub map: OMap<Leaf>,
+    pub map: LeafMap,
     pub hlc: Hlc,
     pub hash: u32,
     /// Number of leaves that are not deleted.
@@ -48,7 +138,7 @@ pub(crate) struct Leaves {
 
 impl Leaves {
     pub(crate) fn new() -> Leaves {
-        Leaves { map: omap(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1 }
+        Leaves { map: LeafMap::default(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1 }
     }
 }
 
