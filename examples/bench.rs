@@ -1,7 +1,7 @@
 //! BENCHMARKS.md workloads W1–W5 on this library, and the same workloads on TinyBase (node)
 //! in the same run, printed as a table with ratios.
 //!
-//! `cargo run --release --example bench -- [N ...] [--runs R] [--no-node]`
+//! `cargo run --release --example bench -- [N ...] [--runs R] [--no-node] [--only-w1]`
 //! (default N = 10000 100000 1000000, 3 runs; the node side needs `npm ci` in tests/interop).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -39,8 +39,8 @@ fn cell(i: usize) -> (String, String, String) {
     (format!("t{}", i % 10), format!("r{}", i / 10), format!("c{}", i % 3))
 }
 
-/// One round of W1–W5 at size n: (workload, unit) -> value.
-fn round(n: usize) -> Vec<((&'static str, &'static str), f64)> {
+/// One round of W1–W5 at size n: (workload, unit) -> value. `only_w1` stops after W1/W3.
+fn round(n: usize, only_w1: bool) -> Vec<((&'static str, &'static str), f64)> {
     let mut out = Vec::new();
     let ids: Vec<(String, String, String, String)> = (0..n)
         .map(|i| {
@@ -60,6 +60,9 @@ fn round(n: usize) -> Vec<((&'static str, &'static str), f64)> {
     let held = LIVE.load(Ordering::Relaxed) - before;
     out.push((("W1", "cells/s"), n as f64 / w1));
     out.push((("W3", "bytes/cell"), held as f64 / n as f64));
+    if only_w1 {
+        return out;
+    }
 
     let t0 = Instant::now();
     let json = store.get_encoded_mergeable_content_json();
@@ -122,11 +125,13 @@ fn main() {
     let mut sizes = Vec::new();
     let mut runs = 3;
     let mut node = true;
+    let mut only_w1 = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().and_then(|r| r.parse().ok()).unwrap_or(3),
             "--no-node" => node = false,
+            "--only-w1" => only_w1 = true,
             _ => sizes.extend(a.parse::<usize>().ok()),
         }
     }
@@ -138,7 +143,7 @@ fn main() {
     for &n in &sizes {
         let mut ours: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
         for _ in 0..runs {
-            for (k, v) in round(n) {
+            for (k, v) in round(n, only_w1) {
                 ours.entry(k).or_default().push(v);
             }
         }

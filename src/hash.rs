@@ -1,6 +1,6 @@
 //! TinyBase's hashing: 32-bit FNV-1a over UTF-8, and the terms of its hash tree.
 
-use crate::value::{write_integer, JsonOut};
+use crate::value::JsonOut;
 
 const OFFSET: u32 = 0x811C_9DC5;
 const PRIME: u32 = 0x0100_0193;
@@ -51,7 +51,18 @@ pub fn id_hash(id: &str, hash: u32) -> u32 {
     let mut h = Fnv::default();
     h.write(id.as_bytes());
     h.write(b":");
-    write_integer(&mut h, hash as i64);
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut v = hash;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    h.write(&buf[i..]);
     h.finish()
 }
 

@@ -191,19 +191,25 @@ impl Core {
     /// Stamps a local change to one leaf (its value already set), as TinyBase merges each local
     /// change as a one-cell MergeableChanges.
     pub(crate) fn merge_local_leaf(&mut self, at: Option<(usize, usize)>, ci: usize, hlc: Hlc) {
-        let value = self.leaves(at).map[ci].value.clone();
-        let hash = self.leaves(at).hash;
-        let delta = self.merge_leaf(at, ci, &value, hlc, 0, false);
-        let (_, old_row, new_row) = {
-            let (old, new) = self.finish_leaves(at, hash ^ delta.unwrap_or(0), Hlc::EMPTY, false);
-            (Hlc::EMPTY, old, new)
+        let (hash, delta) = {
+            let leaves = self.leaves(at);
+            let leaf = &leaves.map[ci];
+            if !(leaf.hlc.is_empty() || hlc > leaf.hlc) {
+                (leaves.hash, None)
+            } else {
+                let value = std::mem::replace(&mut self.leaves_mut(at).map[ci].value, Stored::Deleted);
+                let delta = self.merge_leaf(at, ci, &value, hlc, 0, false);
+                self.leaves_mut(at).map[ci].value = value;
+                (self.leaves(at).hash, delta)
+            }
         };
+        let (old_row, new_row) = self.finish_leaves(at, hash ^ delta.unwrap_or(0), Hlc::EMPTY, false);
         if let Some((ti, ri)) = at {
-            let r = self.content.tables[ti].rows.get_index(ri).expect("row").0.clone();
-            let table_hash = self.content.tables[ti].hash ^ child_delta(&r, old_row, new_row);
+            let table = &self.content.tables[ti];
+            let table_hash = table.hash ^ child_delta(table.rows.get_index(ri).expect("row").0, old_row, new_row);
             let (old_table, new_table) = self.finish_table(ti, table_hash, Hlc::EMPTY, false);
-            let t = self.content.tables.get_index(ti).expect("table").0.clone();
-            let tables_hash = self.content.tables_hash ^ child_delta(&t, old_table, new_table);
+            let t = self.content.tables.get_index(ti).expect("table").0;
+            let tables_hash = self.content.tables_hash ^ child_delta(t, old_table, new_table);
             self.finish_tables(tables_hash, Hlc::EMPTY, false);
         }
         let latest = if delta.is_some() { hlc } else { Hlc::EMPTY };

@@ -151,6 +151,7 @@ impl Core {
         if let Some(i) = table.rows.get_index_of(r) {
             return i;
         }
+        // (insert_full keeps the entries' capacity in step with the index: less slack than entry())
         let ri = table.rows.insert_full(Key::from(r), RowNode { cells: Leaves::new(), seq: 0 }).0;
         // Rows of a table created in this transaction go when the table goes.
         if undoable && !self.table_is_new(ti) {
@@ -800,8 +801,17 @@ impl Core {
     /// Ends the outermost transaction's bookkeeping (after listeners were collected).
     pub(crate) fn reset(&mut self) {
         self.track = Tracking::default();
-        self.journal = Vec::new();
-        self.undo = Vec::new();
+        // Keep small buffers for the next transaction; give big ones back.
+        if self.journal.capacity() > 4096 {
+            self.journal = Vec::new();
+        } else {
+            self.journal.clear();
+        }
+        if self.undo.capacity() > 4096 {
+            self.undo = Vec::new();
+        } else {
+            self.undo.clear();
+        }
         self.rollback_requested = false;
         self.had_tables = self.content.live > 0;
         self.had_values = self.content.values.live > 0;

@@ -110,6 +110,14 @@ impl Store {
     /// Runs a mutation as TinyBase's `fluentTransaction`: in its own (or the enclosing)
     /// transaction.
     pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        // Inside this thread's transaction already: no nested transaction needed.
+        if self.shared.core.is_owned_by_current_thread() {
+            let guard = self.shared.core.lock();
+            if guard.borrow().depth > 0 {
+                let mut core = guard.borrow_mut();
+                return f(&mut core);
+            }
+        }
         self.transaction(|_| {
             let guard = self.shared.core.lock();
             let mut core = guard.borrow_mut();
