@@ -12,6 +12,7 @@
 //! ```
 
 pub mod error;
+pub mod ffi;
 pub mod hash;
 pub mod hlc;
 pub mod mergeable;

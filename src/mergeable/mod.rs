@@ -117,7 +117,7 @@ impl MergeableStore {
         store.mutate(|core| {
             if is_content {
                 // Inside a user transaction the old content is kept for a rollback.
-                let saved = (core.depth > 1).then(|| Box::new(core.content.clone()));
+                let saved = (!core.implicit).then(|| Box::new(core.content.clone()));
                 let was = core.listening;
                 core.listening = false;
                 core.del_tables();

@@ -73,6 +73,8 @@ pub(crate) struct Core {
     pub tables_at_start: usize,
     pub tables_saved: bool,
     pub values_saved: bool,
+    /// The current transaction is a single call's own (no rollback can be requested).
+    pub implicit: bool,
     /// Plain-Store state at the start of the transaction, for has-tables/has-values listeners.
     pub had_tables: bool,
     pub had_values: bool,
@@ -98,6 +100,7 @@ impl Core {
             tables_at_start: 0,
             tables_saved: false,
             values_saved: false,
+            implicit: false,
             had_tables: false,
             had_values: false,
         }
@@ -813,6 +816,7 @@ impl Core {
             self.undo.clear();
         }
         self.rollback_requested = false;
+        self.implicit = false;
         self.had_tables = self.content.live > 0;
         self.had_values = self.content.values.live > 0;
     }

@@ -121,6 +121,8 @@ impl Store {
         self.transaction(|_| {
             let guard = self.shared.core.lock();
             let mut core = guard.borrow_mut();
+            // This transaction is the call's own: nobody can ask to roll it back.
+            core.implicit = true;
             f(&mut core)
         })
     }

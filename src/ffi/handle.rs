@@ -1,0 +1,228 @@
+//! Store handles: reference-counted (`Arc`) owners of a Store, shared by `tb_store` and
+//! `tb_mergeable_store` pointers (the same allocation seen through two C types).
+
+use crate::ffi::error::{fail, guard, guard_or, tb_status, FfiResult};
+use crate::ffi::listener::FfiListener;
+use crate::ffi::strings::{non_null, opt_str_in};
+use crate::ffi::{live_dec, live_inc};
+use crate::store::ListenerId;
+use crate::{MergeableStore, Store};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+/// A TinyBase Store (plain or mergeable). Opaque; use through tb_store_* functions.
+pub struct tb_store {
+    _private: [u8; 0],
+}
+
+/// A TinyBase MergeableStore. Opaque; tb_mergeable_store_as_store() gives its tb_store view.
+pub struct tb_mergeable_store {
+    _private: [u8; 0],
+}
+
+/// Frees host data a callback was registered with. Called exactly once (see the callback
+/// contract at the top of this header). May be NULL.
+pub type tb_release_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// A mergeable store's clock: milliseconds since the Unix epoch (as JavaScript's Date.now()).
+/// Called with the store's lock held, on any thread that writes or merges the store, never
+/// concurrently for one store. Must not call into this library.
+pub type tb_now_fn = Option<unsafe extern "C" fn(user_data: *mut c_void) -> f64>;
+
+/// What a tb_store / tb_mergeable_store pointer points at.
+pub(crate) struct Handle {
+    pub store: Store,
+    pub mergeable: Option<MergeableStore>,
+    /// Listeners registered through this handle, by id (bookkeeping for synchronous removal).
+    pub listeners: Mutex<HashMap<ListenerId, Arc<FfiListener>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let listeners: Vec<(ListenerId, Arc<FfiListener>)> = self.listeners.get_mut().drain().collect();
+        for (id, listener) in listeners {
+            self.store.del_listener(id);
+            listener.remove();
+        }
+    }
+}
+
+/// Host data that is released (exactly once) when dropped.
+pub(crate) struct HostData {
+    pub user_data: *mut c_void,
+    pub release: tb_release_fn,
+}
+
+// SAFETY: the callback contract requires user_data to be usable from any thread.
+unsafe impl Send for HostData {}
+unsafe impl Sync for HostData {}
+
+impl HostData {
+    pub fn ptr(&self) -> *mut c_void {
+        self.user_data
+    }
+}
+
+impl Drop for HostData {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            unsafe { release(self.user_data) }
+        }
+    }
+}
+
+fn new_handle(store: Store, mergeable: Option<MergeableStore>) -> *mut Handle {
+    live_inc();
+    Arc::into_raw(Arc::new(Handle { store, mergeable, listeners: Mutex::new(HashMap::new()) })) as *mut Handle
+}
+
+/// The handle behind a store pointer.
+pub(crate) unsafe fn handle<'a>(p: *const tb_store) -> FfiResult<&'a Handle> {
+    if p.is_null() {
+        return Err(fail(tb_status::TB_ERROR_NULL_PARAMETER, "store is NULL"));
+    }
+    Ok(&*(p as *const Handle))
+}
+
+/// The handle and MergeableStore behind a mergeable store pointer.
+pub(crate) unsafe fn mergeable<'a>(p: *const tb_mergeable_store) -> FfiResult<(&'a Handle, &'a MergeableStore)> {
+    if p.is_null() {
+        return Err(fail(tb_status::TB_ERROR_NULL_PARAMETER, "store is NULL"));
+    }
+    let h = &*(p as *const Handle);
+    match &h.mergeable {
+        Some(m) => Ok((h, m)),
+        None => Err(fail(tb_status::TB_ERROR_INVALID_STATE, "not a mergeable store")),
+    }
+}
+
+/// Clones the Arc behind a pointer (one more owned reference).
+unsafe fn retain(p: *const Handle) {
+    Arc::increment_strong_count(p);
+    live_inc();
+}
+
+/// Releases one owned reference.
+unsafe fn release(p: *const Handle) {
+    live_dec();
+    drop(Arc::from_raw(p));
+}
+
+/// Creates an empty plain Store (no CRDT metadata). Free with tb_store_free().
+#[no_mangle]
+pub unsafe extern "C" fn tb_store_new(out: *mut *mut tb_store) -> tb_status {
+    guard(|| {
+        let out = non_null(out, "out")?;
+        *out = new_handle(Store::new(), None) as *mut tb_store;
+        Ok(())
+    })
+}
+
+/// Another owned reference to the same store (shared; the store lives until every reference is
+/// freed). Works on tb_store views of mergeable stores too.
+#[no_mangle]
+pub unsafe extern "C" fn tb_store_clone(store: *mut tb_store, out: *mut *mut tb_store) -> tb_status {
+    guard(|| {
+        handle(store)?;
+        let out = non_null(out, "out")?;
+        retain(store as *const Handle);
+        *out = store;
+        Ok(())
+    })
+}
+
+/// Releases one reference from tb_store_new() or tb_store_clone(). NULL is fine. Freeing the
+/// last reference removes the store's listeners (releasing their user_data); it blocks until
+/// their in-flight calls on other threads return. Never free a borrowed view.
+#[no_mangle]
+pub unsafe extern "C" fn tb_store_free(store: *mut tb_store) {
+    guard_or((), || {
+        if !store.is_null() {
+            release(store as *const Handle);
+        }
+    })
+}
+
+/// The mergeable store behind a tb_store, borrowed: valid as long as `store` is; never free
+/// it. TB_ERROR_INVALID_STATE when the store is a plain one.
+#[no_mangle]
+pub unsafe extern "C" fn tb_store_as_mergeable(store: *mut tb_store, out: *mut *mut tb_mergeable_store) -> tb_status {
+    guard(|| {
+        let h = handle(store)?;
+        let out = non_null(out, "out")?;
+        if h.mergeable.is_none() {
+            return Err(fail(tb_status::TB_ERROR_INVALID_STATE, "not a mergeable store"));
+        }
+        *out = store as *mut tb_mergeable_store;
+        Ok(())
+    })
+}
+
+/// Creates an empty MergeableStore. `unique_id` fixes the HLC client id (give every replica
+/// its own); NULL picks a random one. Time comes from the system clock. Free with
+/// tb_mergeable_store_free().
+#[no_mangle]
+pub unsafe extern "C" fn tb_mergeable_store_new(unique_id: *const c_char, out: *mut *mut tb_mergeable_store) -> tb_status {
+    guard(|| {
+        let unique_id = opt_str_in(unique_id, "unique_id")?;
+        let out = non_null(out, "out")?;
+        let m = MergeableStore::new(unique_id);
+        *out = new_handle(m.as_store().clone(), Some(m)) as *mut tb_mergeable_store;
+        Ok(())
+    })
+}
+
+/// Creates an empty MergeableStore whose clock is `now(user_data)` (TinyBase's getNow).
+/// `unique_id` may be NULL (random). `release(user_data)`, if given, is called once when the
+/// store itself is destroyed (its last reference freed). On failure nothing is taken over.
+#[no_mangle]
+pub unsafe extern "C" fn tb_mergeable_store_new_with_clock(
+    unique_id: *const c_char,
+    now: tb_now_fn,
+    user_data: *mut c_void,
+    release: tb_release_fn,
+    out: *mut *mut tb_mergeable_store,
+) -> tb_status {
+    guard(|| {
+        let unique_id = opt_str_in(unique_id, "unique_id")?;
+        let now = now.ok_or_else(|| fail(tb_status::TB_ERROR_NULL_PARAMETER, "now is NULL"))?;
+        let out = non_null(out, "out")?;
+        let data = HostData { user_data, release };
+        let m = MergeableStore::with_clock(unique_id, move || unsafe { now(data.ptr()) });
+        *out = new_handle(m.as_store().clone(), Some(m)) as *mut tb_mergeable_store;
+        Ok(())
+    })
+}
+
+/// Another owned reference to the same mergeable store.
+#[no_mangle]
+pub unsafe extern "C" fn tb_mergeable_store_clone(store: *mut tb_mergeable_store, out: *mut *mut tb_mergeable_store) -> tb_status {
+    guard(|| {
+        mergeable(store)?;
+        let out = non_null(out, "out")?;
+        retain(store as *const Handle);
+        *out = store;
+        Ok(())
+    })
+}
+
+/// Releases one reference from tb_mergeable_store_new*() or tb_mergeable_store_clone(). NULL
+/// is fine. Blocks as tb_store_free() does.
+#[no_mangle]
+pub unsafe extern "C" fn tb_mergeable_store_free(store: *mut tb_mergeable_store) {
+    guard_or((), || {
+        if !store.is_null() {
+            release(store as *const Handle);
+        }
+    })
+}
+
+/// The tb_store view of a mergeable store, borrowed: valid as long as `store` is; never free
+/// it (use tb_store_clone() for an owned reference). Every tb_store_* function works on it.
+/// NULL for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn tb_mergeable_store_as_store(store: *mut tb_mergeable_store) -> *mut tb_store {
+    store as *mut tb_store
+}
