@@ -5,7 +5,6 @@ use super::wire::{LeavesIn, MergeIn};
 use crate::hash::id_hash;
 use crate::hlc::Hlc;
 use crate::store::core::{Core, Level, Undo};
-use crate::store::tree::Key;
 use crate::value::Stored;
 
 /// `replaceHlcHash`: a container's HLC term when the incoming HLC is later.
@@ -24,9 +23,8 @@ fn child_delta(id: &str, old: u32, new: u32) -> u32 {
 
 /// A leaf accepted by a merge, to be written into the plain Store afterwards.
 pub(crate) struct Accepted {
-    pub table: Option<Key>,
-    pub row: Key,
-    pub leaf: Key,
+    pub at: Option<(u32, u32)>,
+    pub leaf: u32,
     pub value: Stored,
 }
 
@@ -139,15 +137,15 @@ impl Core {
     }
 
     /// Merges a row's cells or the values: returns (latest HLC, old hash, new hash).
-    fn merge_leaves(&mut self, at: Option<(usize, usize)>, input: &LeavesIn, is_content: bool, accepted: &mut Vec<Accepted>, ids: (Option<&Key>, &Key)) -> (Hlc, u32, u32) {
+    fn merge_leaves(&mut self, at: Option<(usize, usize)>, input: LeavesIn, is_content: bool, accepted: &mut Vec<Accepted>) -> (Hlc, u32, u32) {
         let mut hash = if is_content { input.hash } else { self.leaves(at).hash };
         let mut latest = input.hlc;
-        for (c, leaf) in &input.thing {
-            let ci = self.leaf_node_pub(at, c);
+        for (c, leaf) in input.thing {
+            let ci = self.leaf_node_pub(at, &c);
             if let Some(delta) = self.merge_leaf(at, ci, &leaf.thing, leaf.hlc, leaf.hash, is_content) {
                 hash ^= delta;
                 latest = latest.max(leaf.hlc);
-                accepted.push(Accepted { table: ids.0.cloned(), row: ids.1.clone(), leaf: c.clone(), value: leaf.thing.clone() });
+                accepted.push(Accepted { at: at.map(|(t, r)| (t as u32, r as u32)), leaf: ci as u32, value: leaf.thing });
             }
         }
         let (old, new) = self.finish_leaves(at, hash, input.hlc, is_content);
@@ -156,31 +154,30 @@ impl Core {
 
     /// Merges validated changes or content into the stamps; returns the accepted leaves in the
     /// order TinyBase applies them to the Store. `seen` is called with the latest HLC.
-    pub(crate) fn merge(&mut self, input: &MergeIn, is_content: bool) -> Vec<Accepted> {
+    pub(crate) fn merge(&mut self, input: MergeIn, is_content: bool) -> Vec<Accepted> {
         let mut accepted = Vec::new();
         let mut tables_hash = if is_content { input.tables.hash } else { self.content.tables_hash };
         let mut latest = input.tables.hlc;
-        for (t, table_in) in &input.tables.thing {
-            let ti = self.table_node(t);
+        for (t, table_in) in input.tables.thing {
+            let ti = self.table_node(&t);
             let mut table_hash = if is_content { table_in.hash } else { self.content.tables[ti].hash };
             let mut table_latest = table_in.hlc;
-            for (r, row_in) in &table_in.thing {
-                let ri = self.row_node(ti, r);
-                let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, is_content, &mut accepted, (Some(t), r));
+            for (r, row_in) in table_in.thing {
+                let ri = self.row_node(ti, &r);
+                let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, is_content, &mut accepted);
                 if !is_content {
-                    table_hash ^= child_delta(r, old, new);
+                    table_hash ^= child_delta(&r, old, new);
                 }
                 table_latest = table_latest.max(row_latest);
             }
             let (old, new) = self.finish_table(ti, table_hash, table_in.hlc, is_content);
             if !is_content {
-                tables_hash ^= child_delta(t, old, new);
+                tables_hash ^= child_delta(&t, old, new);
             }
             latest = latest.max(table_latest);
         }
         self.finish_tables(tables_hash, input.tables.hlc, is_content);
-        let empty = Key::default();
-        let (values_latest, _, _) = self.merge_leaves(None, &input.values, is_content, &mut accepted, (None, &empty));
+        let (values_latest, _, _) = self.merge_leaves(None, input.values, is_content, &mut accepted);
         let latest = latest.max(values_latest);
         if let Some(clock) = self.clock.as_mut() {
             clock.seen(Some(latest));
@@ -223,7 +220,7 @@ impl Core {
         let was = self.listening;
         self.listening = false;
         for a in accepted {
-            self.apply_leaf(a.table.as_deref(), &a.row, &a.leaf, a.value);
+            self.apply_leaf_at(a.at.map(|(t, r)| (t as usize, r as usize)), a.leaf as usize, a.value);
         }
         self.listening = was;
     }

@@ -131,7 +131,7 @@ impl MergeableStore {
                     core.undo.push(crate::store::core::Undo::Content(saved));
                 }
             }
-            let accepted = core.merge(&input, is_content);
+            let accepted = core.merge(input, is_content);
             core.apply_accepted(accepted);
         });
         Ok(())

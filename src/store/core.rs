@@ -220,6 +220,11 @@ impl Core {
     /// `getOrCreateTable`: the table enters the plain Store if absent.
     pub(crate) fn get_or_create_table(&mut self, t: &str) -> usize {
         let ti = self.table_node(t);
+        self.make_table_present(ti);
+        ti
+    }
+
+    fn make_table_present(&mut self, ti: usize) {
         if self.content.tables[ti].seq == 0 {
             let seq = take_seq(&mut self.content.next_seq);
             let table = &mut self.content.tables[ti];
@@ -229,12 +234,16 @@ impl Core {
             self.content.live += 1;
             self.journal.push(TrackEvent::TableIds(ti as u32, 1));
         }
-        ti
     }
 
     /// `mapEnsure(tableMap, rowId)`: the row enters the plain Store if absent.
     fn ensure_row(&mut self, ti: usize, r: &str) -> usize {
         let ri = self.row_node(ti, r);
+        self.make_row_present(ti, ri);
+        ri
+    }
+
+    fn make_row_present(&mut self, ti: usize, ri: usize) {
         let table = &mut self.content.tables[ti];
         if table.rows[ri].seq == 0 {
             let seq = take_seq(&mut table.next_seq);
@@ -242,12 +251,6 @@ impl Core {
             table.live += 1;
             self.journal.push(TrackEvent::RowIds(ti as u32, ri as u32, 1));
         }
-        ri
-    }
-
-    fn ids(&self, ti: usize, ri: usize) -> (Key, Key) {
-        let (t, table) = self.content.tables.get_index(ti).expect("table index");
-        (t.clone(), table.rows.get_index(ri).expect("row index").0.clone())
     }
 
     /// `cellIdsChanged`: per-table cell id counts and the changed-ids maps.
@@ -272,6 +275,10 @@ impl Core {
     /// `setValidCell`: sets a validated cell in a row that is in the plain Store.
     fn set_valid_cell(&mut self, ti: usize, ri: usize, c: &str, value: Stored) {
         let ci = self.leaf_node_pub(Some((ti, ri)), c);
+        self.set_valid_leaf(ti, ri, ci, value);
+    }
+
+    fn set_valid_leaf(&mut self, ti: usize, ri: usize, ci: usize, value: Stored) {
         let was_deleted = self.content.tables[ti].rows[ri].cells.map[ci].value.is_deleted();
         if was_deleted {
             self.cell_ids_changed(ti, ri, ci, 1);
@@ -324,7 +331,7 @@ impl Core {
 
     /// `delValidRow`: releases the id to the table's pool, then deletes every cell.
     fn del_valid_row(&mut self, ti: usize, ri: usize) {
-        let (_, r) = self.ids(ti, ri);
+        let r = self.content.tables[ti].rows.get_index(ri).expect("row").0.clone();
         let pool = &mut self.content.tables[ti].pool;
         if is_digits(&r) && pool.released.len() < 1000 {
             pool.released.push_back(r);
@@ -378,6 +385,10 @@ impl Core {
 
     fn set_valid_value(&mut self, v: &str, value: Stored) {
         let ci = self.leaf_node_pub(None, v);
+        self.set_valid_value_at(ci, value);
+    }
+
+    fn set_valid_value_at(&mut self, ci: usize, value: Stored) {
         if self.content.values.map[ci].value.is_deleted() {
             self.journal.push(TrackEvent::ValueIds(ci as u32, 1));
         }
@@ -572,6 +583,35 @@ impl Core {
                     self.del_value(c)
                 } else {
                     self.set_value(c, value)
+                }
+            }
+        }
+    }
+
+    /// [`Core::apply_leaf`] for a leaf whose node exists (a merge just stamped it).
+    pub(crate) fn apply_leaf_at(&mut self, at: Option<(usize, usize)>, ci: usize, value: Stored) {
+        match at {
+            Some((ti, ri)) => {
+                if value.is_deleted() {
+                    let present = self.content.tables[ti].seq != 0
+                        && self.content.tables[ti].rows[ri].seq != 0
+                        && !self.content.tables[ti].rows[ri].cells.map[ci].value.is_deleted();
+                    if present {
+                        self.del_valid_cell(ti, ri, ci);
+                    }
+                } else {
+                    self.make_table_present(ti);
+                    self.make_row_present(ti, ri);
+                    self.set_valid_leaf(ti, ri, ci, value);
+                }
+            }
+            None => {
+                if value.is_deleted() {
+                    if !self.content.values.map[ci].value.is_deleted() {
+                        self.del_valid_value(ci);
+                    }
+                } else {
+                    self.set_valid_value_at(ci, value);
                 }
             }
         }
