@@ -74,6 +74,10 @@ pub(crate) struct FinishedTransaction {
     pub mergeable: Option<[String; 4]>,
 }
 
+// A panic inside a transaction rolls it back, so a store stays consistent across unwinding.
+impl std::panic::UnwindSafe for Store {}
+impl std::panic::RefUnwindSafe for Store {}
+
 impl Default for Store {
     fn default() -> Self {
         Store::new()
