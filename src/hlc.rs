@@ -205,7 +205,8 @@ impl Clock {
         };
     }
 
-    /// A fresh local HLC.
+    /// A fresh local HLC (TinyBase's `getNextHlc`).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Hlc {
         self.seen(None);
         self.last_counter += 1;

@@ -11,6 +11,8 @@
 //! assert_eq!(a.get_mergeable_content_hashes(), b.get_mergeable_content_hashes());
 //! ```
 
+#![allow(clippy::type_complexity)]
+
 pub mod error;
 pub mod ffi;
 pub mod hash;

@@ -653,10 +653,6 @@ impl Core {
         }
     }
 
-    /// Whether the transaction changed (or touched) any cell or value.
-    pub(crate) fn has_changes(&self) -> bool {
-        !self.journal.is_empty() || !self.track.is_empty()
-    }
 
     // ---------------------------------------------------------------- transactions
 

@@ -244,7 +244,7 @@ fn group2<'a>(entries: Vec<(&'a Key, &'a Key, &'a i8)>) -> Vec<(&'a Key, Vec<(&'
     groups
 }
 
-fn group3<'a, V>(nest: &'a Nest3<V>) -> Vec<((&'a Key, &'a Key), Vec<(&'a Key, &'a V)>)> {
+fn group3<V>(nest: &Nest3<V>) -> Vec<((&Key, &Key), Vec<(&Key, &V)>)> {
     let mut groups: Vec<((&Key, &Key), Vec<(&Key, &V)>)> = Vec::new();
     for (t, r, c, v) in nest.grouped() {
         match groups.last_mut() {

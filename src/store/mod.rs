@@ -19,7 +19,7 @@ use crate::value::{is_undefined_marker, js_key_order, parse_json, write_js_strin
 use indexmap::IndexMap;
 use parking_lot::{Mutex, ReentrantMutex};
 use serde_json::Value as Json;
-use std::cell::{RefCell, RefMut};
+use std::cell::RefCell;
 use std::sync::Arc;
 
 /// A row: cell ids to cells.
@@ -40,21 +40,9 @@ pub struct Changes {
     pub values: IndexMap<String, Option<Cell>>,
 }
 
-/// Work a store does after each committed transaction, before user listeners (synchronizers and
-/// persisters use it). Called on the committing thread, with no lock held.
-pub(crate) type CommitHook = Arc<dyn Fn(&Store, &CommitInfo) + Send + Sync>;
-
-/// What an internal commit hook learns about a committed transaction.
-pub(crate) struct CommitInfo {
-    /// The transaction's mergeable changes in wire form without hashes (a ContentDiff body),
-    /// when it changed anything locally.
-    pub changes_json: Option<String>,
-}
-
 pub(crate) struct Shared {
     pub(crate) core: ReentrantMutex<RefCell<Core>>,
     pub(crate) listeners: Mutex<Registry>,
-    pub(crate) commit_hooks: Mutex<Vec<(u64, CommitHook)>>,
 }
 
 /// A TinyBase Store: tables → rows → cells, and values, with transactions and listeners.
@@ -95,7 +83,6 @@ impl Store {
             shared: Arc::new(Shared {
                 core: ReentrantMutex::new(RefCell::new(core)),
                 listeners: Mutex::new(Registry::default()),
-                commit_hooks: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -190,9 +177,12 @@ impl Store {
         if guard.borrow().depth == 0 {
             return Err(Error::InvalidState("no transaction was started".into()));
         }
-        self.finish_locked(guard, Some(Box::new(move |_: &Store| rollback)));
-        // Releases the lock taken by start_transaction.
+        // Gives back the lock level taken by start_transaction (this guard still holds the
+        // store), so that listeners run with no lock held once the guard is released.
+        // SAFETY: this thread holds the lock at least twice (start_transaction's level, which was
+        // forgotten, and `guard`), so one level may be released here.
         unsafe { self.shared.core.force_unlock() };
+        self.finish_locked(guard, Some(Box::new(move |_: &Store| rollback)));
         Ok(())
     }
 
@@ -214,14 +204,13 @@ impl Store {
         for l in will_finish {
             l.call(self, &tx_event(ListenerKind::WillFinishTransaction));
         }
-        let (pending, finished, hooks_info) = {
+        let (pending, finished) = {
             let mut core = guard.borrow_mut();
             core.depth = 0;
             let registry = self.shared.listeners.lock();
             let did_finish = registry.all_of(ListenerKind::DidFinishTransaction);
-            let has_hooks = !self.shared.commit_hooks.lock().is_empty();
             // The tracking journal is only turned into changes when someone reads them.
-            if registry.len() > 0 || has_hooks {
+            if registry.len() > 0 {
                 core.flush();
             }
             let pending: Vec<Pending> = if rollback || registry.len() == 0 { Vec::new() } else { listeners::collect(&core, &registry) };
@@ -239,20 +228,10 @@ impl Store {
                     }),
                 })
             });
-            let hooks_info = has_hooks.then(|| CommitInfo {
-                changes_json: (!rollback && core.is_mergeable() && core.has_changes())
-                    .then(|| core.transaction_mergeable_changes_json(false, true)),
-            });
             core.reset();
-            (pending, finished.map(|f| (f, did_finish)), hooks_info)
+            (pending, finished.map(|f| (f, did_finish)))
         };
         drop(guard);
-        if let Some(info) = hooks_info {
-            let hooks: Vec<CommitHook> = self.shared.commit_hooks.lock().iter().map(|h| h.1.clone()).collect();
-            for hook in hooks {
-                hook(self, &info);
-            }
-        }
         for (entry, event) in pending {
             entry.call(self, &event);
         }
@@ -471,17 +450,6 @@ impl Store {
     /// Adds a listener called after a transaction finished and its other listeners ran.
     pub fn add_did_finish_transaction_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
         self.add_listener(ListenerKind::DidFinishTransaction, &[], Arc::new(move |s, _| f(s)))
-    }
-
-    pub(crate) fn add_commit_hook(&self, hook: CommitHook) -> u64 {
-        let mut hooks = self.shared.commit_hooks.lock();
-        let id = hooks.iter().map(|h| h.0).max().unwrap_or(0) + 1;
-        hooks.push((id, hook));
-        id
-    }
-
-    pub(crate) fn del_commit_hook(&self, id: u64) {
-        self.shared.commit_hooks.lock().retain(|h| h.0 != id);
     }
 
     // ------------------------------------------------------------------ getters
@@ -1188,9 +1156,4 @@ fn listener_snapshot(core: &Core, kind: ListenerKind, path: &[Option<Key>]) -> V
             e
         })
         .collect()
-}
-
-/// A guard-free borrow helper for the mergeable module.
-pub(crate) fn borrow_mut(cell: &RefCell<Core>) -> RefMut<'_, Core> {
-    cell.borrow_mut()
 }

@@ -52,9 +52,6 @@ impl<V> Nest2<V> {
     pub(crate) fn map(&mut self) -> &mut IndexMap<(u32, Key), V, H> {
         &mut self.map
     }
-    pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
     /// Entries grouped by table (first-touch order), then in their own order.
     pub(crate) fn grouped(&self) -> Vec<(&Key, &Key, &V)> {
         let mut v: Vec<(u32, usize)> = self.map.keys().enumerate().map(|(i, k)| (k.0, i)).collect();
@@ -100,9 +97,6 @@ impl<V> Nest3<V> {
     pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
     /// Entries as (table, row, cell, value), grouped as TinyBase's nested Maps iterate.
     pub(crate) fn grouped(&self) -> Vec<(&Key, &Key, &Key, &V)> {
         let mut v: Vec<(u32, u32, usize)> = self
@@ -119,11 +113,6 @@ impl<V> Nest3<V> {
                 (&self.outer[o as usize], &mk.1, &k.1, val)
             })
             .collect()
-    }
-    pub(crate) fn get(&self, t: &str, r: &str, c: &str) -> Option<&V> {
-        let o = self.outer.get_index_of(t)? as u32;
-        let m = self.mid.get_index_of(&(o, Key::from(r)))? as u32;
-        self.map.get(&(m, Key::from(c)))
     }
 }
 
@@ -168,8 +157,5 @@ impl Tracking {
     }
     pub(crate) fn value_changed(&mut self, v: &str, old: &Stored) {
         self.values.entry(Key::from(v)).or_insert_with(|| old.clone());
-    }
-    pub(crate) fn is_empty(&self) -> bool {
-        self.cells.is_empty() && self.values.is_empty()
     }
 }

@@ -41,6 +41,7 @@ impl Leaf {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LeafMap {
     items: SmallVec<[(Key, Leaf); 1]>,
+    #[allow(clippy::box_collection)] // one pointer in every row; the map only for big ones
     index: Option<Box<std::collections::HashMap<Key, u32, foldhash::fast::RandomState>>>,
 }
 
@@ -75,9 +76,6 @@ impl LeafMap {
             ix.insert(k.clone(), i as u32);
             self.index = Some(Box::new(ix));
         }
-        if self.items.len() == self.items.capacity() && self.items.len() >= 1 && self.items.len() < 4 {
-            self.items.reserve_exact(1);
-        }
         self.items.push((k, v));
         i
     }
@@ -95,9 +93,6 @@ impl LeafMap {
     }
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Leaf> {
         self.items.iter_mut().map(|(_, v)| v)
-    }
-    pub(crate) fn len(&self) -> usize {
-        self.items.len()
     }
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()

@@ -178,12 +178,30 @@ impl Runner {
             "setValue" => ignore(st.set_value_json(&s(args, 0), &arg_json(args, 1))),
             "setContent" => ignore(st.set_content_json(&arg_json(args, 0))),
             "applyChanges" => ignore(st.apply_changes_json(&arg_json(args, 0))),
-            "delTables" => ignore(Ok(st.del_tables())),
-            "delTable" => ignore(Ok(st.del_table(&s(args, 0)))),
-            "delRow" => ignore(Ok(st.del_row(&s(args, 0), &s(args, 1)))),
-            "delCell" => ignore(Ok(st.del_cell(&s(args, 0), &s(args, 1), &s(args, 2)))),
-            "delValues" => ignore(Ok(st.del_values())),
-            "delValue" => ignore(Ok(st.del_value(&s(args, 0)))),
+            "delTables" => {
+                st.del_tables();
+                None
+            }
+            "delTable" => {
+                st.del_table(&s(args, 0));
+                None
+            }
+            "delRow" => {
+                st.del_row(&s(args, 0), &s(args, 1));
+                None
+            }
+            "delCell" => {
+                st.del_cell(&s(args, 0), &s(args, 1), &s(args, 2));
+                None
+            }
+            "delValues" => {
+                st.del_values();
+                None
+            }
+            "delValue" => {
+                st.del_value(&s(args, 0));
+                None
+            }
             "setMergeableContent" => ignore(st.set_mergeable_content_json(&arg_json(args, 0))),
             "applyMergeableChanges" => ignore(st.apply_mergeable_changes_json(&arg_json(args, 0))),
             "setDefaultContent" => ignore(st.set_default_content_json(&arg_json(args, 0))),

@@ -1,0 +1,1361 @@
+/*
+ * tinybase.h - the C API of tinybase-native: TinyBase's Store and MergeableStore.
+ *
+ * ============================================================================================
+ * NAMING
+ *   tb_<type>_<verb>, verbs are TinyBase's method names in snake_case (setCell ->
+ *   tb_store_set_cell). Functions taking or returning JSON text end in _json. Opaque handles:
+ *   tb_store, tb_mergeable_store, tb_event_queue. Bulk shapes (tables, content, changes,
+ *   mergeable content, hashes, diffs) cross the boundary as JSON text in TinyBase's encoding
+ *   (undefined / deleted is the string "\uFFFC"; "wire form" writes object and array cells
+ *   as strings prefixed with U+FFFD).
+ *
+ * MERGEABLE STORES
+ *   A tb_mergeable_store is also a tb_store: tb_mergeable_store_as_store() returns a borrowed
+ *   tb_store view of the same store (valid while the mergeable handle is), so every tb_store_*
+ *   function works on a mergeable store; only the CRDT-specific operations have
+ *   tb_mergeable_store_* functions. tb_store_as_mergeable() goes the other way.
+ *
+ * ERRORS
+ *   Every fallible function returns a tb_status. Out-parameters are written only when it
+ *   returns TB_OK. On failure a message is recorded for the calling thread:
+ *   tb_last_error_message() (borrowed, valid until the next failing call on this thread) or
+ *   tb_last_error_message_copy() (copies into a caller buffer; call it right after the failing
+ *   call, before the host may move the task to another OS thread). No panic crosses the
+ *   boundary: an internal panic becomes TB_ERROR_PANIC and the store is left unchanged.
+ *   NULL where a pointer is required gives TB_ERROR_NULL_PARAMETER; invalid UTF-8 gives
+ *   TB_ERROR_INVALID_UTF8.
+ *
+ * OWNERSHIP
+ *   - Handles: *_new() gives an owned reference; *_clone() another owned reference to the
+ *     same store (reference counted); *_free() releases one reference (NULL is fine). The store
+ *     lives until its last reference is freed. Borrowed views (tb_mergeable_store_as_store,
+ *     tb_store_as_mergeable, the store passed to callbacks) must not be freed.
+ *   - char* returned through an out-parameter is owned by the caller and freed only with
+ *     tb_string_free() (never libc free()).
+ *   - tb_value written by tb_store_get_cell()/tb_store_get_value() owns its string; release it
+ *     with tb_value_free(). tb_value passed into the library is borrowed for the call only.
+ *   - tb_event* from tb_event_queue_poll()/wait() is owned: tb_event_free(). A const tb_event*
+ *     passed to a listener callback is borrowed for the duration of the call only.
+ *   - tb_debug_live_handles() counts every object currently owned by the host that needs a
+ *     free (handle references, strings, values, events, queues) plus registered listeners
+ *     whose user_data has not been released yet. Tests assert it returns to its start value.
+ *
+ * ============================================================================================
+ * THREAD-SAFETY CONTRACT
+ *   - Every handle may be used from any thread at any time, concurrently. Each function is
+ *     atomic; a transaction (tb_store_transaction, or tb_store_start_transaction ...
+ *     tb_store_finish_transaction on one thread) is atomic: readers on other threads never
+ *     see half of it.
+ *   - BLOCKING: every tb_store_* / tb_mergeable_store_* function may wait while another
+ *     thread is inside a transaction on the same store (transactions hold the store's lock
+ *     from start to finish; it is re-entrant for the owning thread). tb_store_del_listener()
+ *     and the free of a store's last handle wait until in-flight calls of the listener(s) on
+ *     other threads have returned. tb_event_queue_wait() blocks up to its timeout. Nothing
+ *     else blocks.
+ *   - Listeners run after the transaction commits, on the thread that made the change, with
+ *     no internal lock held (except: with start/finish_transaction, listeners run inside
+ *     tb_store_finish_transaction before the store's lock taken by start is released, so
+ *     other threads wait until they return). A listener may read the store, write it (a
+ *     new transaction; its listeners run when it finishes), add and remove listeners.
+ *   - Deadlock caveat: do not call tb_store_del_listener() for a listener that may be running
+ *     on another thread and waiting for this store while the calling thread holds an open
+ *     transaction.
+ *   - tb_store_start_transaction() and tb_store_finish_transaction() must be called on the
+ *     same thread; finishing on another thread gives TB_ERROR_INVALID_STATE.
+ *
+ * CALLBACK CONTRACT
+ *   - Every callback takes the host's user_data first. An optional release(user_data) is
+ *     called exactly once, when the library no longer needs user_data (listener removed,
+ *     store freed, ...), on the thread that removed it. If the registering call fails, the
+ *     library has not taken ownership and release is NOT called.
+ *   - Listener callbacks (tb_listener_fn) are called on the thread that committed the change
+ *     (any thread that writes the store), possibly concurrently from several threads; the
+ *     user_data must therefore be safe to use from any thread. They may re-enter the API
+ *     (read, write, add or remove listeners, even remove themselves: then release runs
+ *     after the callback returns). Arguments (the store view, the event and all its strings)
+ *     are borrowed for the duration of the call only: copy what you keep.
+ *   - Hosts that need notifications on a thread of their choosing use buffered delivery:
+ *     tb_store_add_buffered_listener() queues owned events into a tb_event_queue that the
+ *     host drains with tb_event_queue_poll()/tb_event_queue_wait() on its own thread; an
+ *     optional notify callback says when the queue becomes non-empty.
+ *   - The clock callback (tb_now_fn) of a mergeable store is called with the store's lock
+ *     held, on any thread that writes or merges the store, never concurrently for one store.
+ *     It must not call into this library.
+ *   - Transaction callbacks (tb_transaction_fn) are called once, synchronously, on the
+ *     calling thread, with the store's lock held; they may call any tb_store_* function on
+ *     the store they receive.
+ * ============================================================================================
+ */
+
+
+#ifndef TINYBASE_H
+#define TINYBASE_H
+
+/* Generated by cbindgen from src/ffi/ (see build.rs). Do not edit by hand. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** This header's library version (matches Cargo.toml and tb_version()). */
+#define TB_VERSION_MAJOR 0
+#define TB_VERSION_MINOR 1
+#define TB_VERSION_PATCH 0
+#define TB_VERSION_STRING "0.1.0"
+
+
+/**
+ * The result of every fallible function. Out-parameters are written only with TB_OK.
+ */
+typedef enum tb_status {
+    /**
+     * Success.
+     */
+    TB_OK = 0,
+    /**
+     * A required pointer argument was NULL.
+     */
+    TB_ERROR_NULL_PARAMETER = 1,
+    /**
+     * A string argument was not valid UTF-8.
+     */
+    TB_ERROR_INVALID_UTF8 = 2,
+    /**
+     * JSON text was malformed (or exceeded the size or depth limits).
+     */
+    TB_ERROR_INVALID_JSON = 3,
+    /**
+     * A cell or value was not a string, finite number, boolean, null, object or array, or
+     * was a reserved string, or a tb_value had an unknown or absent kind where one is needed.
+     */
+    TB_ERROR_INVALID_VALUE = 4,
+    /**
+     * Valid JSON without the shape the function expects.
+     */
+    TB_ERROR_INVALID_SHAPE = 5,
+    /**
+     * A malformed HLC, or one more than five minutes in the future.
+     */
+    TB_ERROR_INVALID_HLC = 6,
+    /**
+     * Not allowed in the current state (for example finishing a transaction that was not
+     * started on this thread, or a plain store where a mergeable one is needed).
+     */
+    TB_ERROR_INVALID_STATE = 7,
+    /**
+     * An argument out of range (for example an unknown listener kind).
+     */
+    TB_ERROR_INVALID_ARGUMENT = 8,
+    /**
+     * An internal error (a Rust panic) was caught at the boundary. The store is unchanged.
+     */
+    TB_ERROR_PANIC = 9,
+} tb_status;
+
+/**
+ * A queue of owned listener events, for hosts that must handle notifications on a thread of
+ * their choosing. Any thread may push (listeners) and drain it.
+ */
+typedef struct tb_event_queue tb_event_queue;
+
+/**
+ * A TinyBase MergeableStore. Opaque; tb_mergeable_store_as_store() gives its tb_store view.
+ */
+typedef struct tb_mergeable_store tb_mergeable_store;
+
+/**
+ * A TinyBase Store (plain or mergeable). Opaque; use through tb_store_* functions.
+ */
+typedef struct tb_store tb_store;
+
+/**
+ * A mergeable store's clock: milliseconds since the Unix epoch (as JavaScript's Date.now()).
+ * Called with the store's lock held, on any thread that writes or merges the store, never
+ * concurrently for one store. Must not call into this library.
+ */
+typedef double (*tb_now_fn)(void *user_data);
+
+/**
+ * Frees host data a callback was registered with. Called exactly once (see the callback
+ * contract at the top of this header). May be NULL.
+ */
+typedef void (*tb_release_fn)(void *user_data);
+
+/**
+ * The kind of a listener (a uint32_t; one of the TB_LISTENER_* constants), after TinyBase's
+ * add…Listener methods.
+ */
+typedef uint32_t tb_listener_kind;
+
+/**
+ * The type of a tb_value (a uint32_t; one of the TB_VALUE_* constants).
+ */
+typedef uint32_t tb_value_kind;
+
+/**
+ * A cell or value. `kind` says which field holds it.
+ *
+ * Input (setters): the library reads `kind` and the matching field; `string` is
+ * NUL-terminated UTF-8 borrowed for the call; `length` and `owned` are ignored. Build one
+ * with tb_value_null(), tb_value_boolean(), tb_value_number(), tb_value_string(),
+ * tb_value_json().
+ *
+ * Output (tb_store_get_cell, tb_store_get_value): for TB_VALUE_STRING and TB_VALUE_JSON,
+ * `string` is NUL-terminated and `length` is its size in bytes without the NUL (a string
+ * cell may contain NUL bytes: use `length`); `owned` is true and the caller releases the
+ * string with tb_value_free(). Values inside a tb_event are borrowed from the event
+ * (`owned` is false).
+ */
+typedef struct tb_value {
+    /**
+     * One of the TB_VALUE_* constants.
+     */
+    tb_value_kind kind;
+    /**
+     * The value of a TB_VALUE_BOOLEAN.
+     */
+    bool boolean;
+    /**
+     * The value of a TB_VALUE_NUMBER.
+     */
+    double number;
+    /**
+     * The text of a TB_VALUE_STRING or TB_VALUE_JSON (NULL otherwise).
+     */
+    const char *string;
+    /**
+     * Output only: the byte length of `string`, without the terminating NUL.
+     */
+    size_t length;
+    /**
+     * Output only: whether `string` is owned by this tb_value (freed by tb_value_free).
+     */
+    bool owned;
+} tb_value;
+
+/**
+ * What a listener is called with. Everything in it is borrowed for the duration of the
+ * callback (or owned by the tb_event from a queue until tb_event_free()).
+ */
+typedef struct tb_event {
+    /**
+     * The kind of listener (a TB_LISTENER_* constant).
+     */
+    tb_listener_kind kind;
+    /**
+     * The id of the listener called (as returned when it was added).
+     */
+    uint64_t listener_id;
+    /**
+     * The table id, for table, row and cell kinds (NULL otherwise).
+     */
+    const char *table_id;
+    /**
+     * The row id, for row and cell kinds (NULL otherwise).
+     */
+    const char *row_id;
+    /**
+     * The cell id, for cell kinds and TB_LISTENER_HAS_TABLE_CELL (NULL otherwise).
+     */
+    const char *cell_id;
+    /**
+     * The value id, for TB_LISTENER_HAS_VALUE and TB_LISTENER_VALUE (NULL otherwise).
+     */
+    const char *value_id;
+    /**
+     * TB_LISTENER_CELL / TB_LISTENER_VALUE: the new cell or value (absent when deleted).
+     */
+    struct tb_value new_value;
+    /**
+     * TB_LISTENER_CELL / TB_LISTENER_VALUE: the old cell or value (absent when it was new).
+     */
+    struct tb_value old_value;
+    /**
+     * Has-listeners: whether the thing now exists.
+     */
+    bool has;
+    /**
+     * TB_LISTENER_ROW_COUNT: the table's new row count.
+     */
+    size_t row_count;
+} tb_event;
+
+/**
+ * A listener callback. Called on the thread that committed the change (any thread writing the
+ * store), possibly concurrently on several threads, after the transaction committed and with
+ * no internal lock held. `store` (a borrowed view; for a mergeable store use
+ * tb_store_as_mergeable()) and `event` are valid for the duration of the call only. May
+ * re-enter the API, including removing this very listener.
+ */
+typedef void (*tb_listener_fn)(void *user_data, struct tb_store *store, const struct tb_event *event);
+
+/**
+ * Called when a tb_event_queue goes from empty to non-empty, on the thread that queued the
+ * event, with no lock held (typically to wake the host's event loop). Must not block for
+ * long; may call tb_event_queue_* functions.
+ */
+typedef void (*tb_notify_fn)(void *user_data);
+
+/**
+ * A transaction body: called once, synchronously, on the calling thread, with the store's
+ * lock held (other threads wait). May call any tb_store_* function on `store` (borrowed for the
+ * call). Return true to roll the transaction back, false to commit.
+ */
+typedef bool (*tb_transaction_fn)(void *user_data, struct tb_store *store);
+
+/**
+ * addHasTablesListener: whether the store has any tables. No ids.
+ */
+#define TB_LISTENER_HAS_TABLES 0
+
+/**
+ * addTablesListener: any change to any table. No ids.
+ */
+#define TB_LISTENER_TABLES 1
+
+/**
+ * addTableIdsListener. No ids.
+ */
+#define TB_LISTENER_TABLE_IDS 2
+
+/**
+ * addHasTableListener. Ids: table.
+ */
+#define TB_LISTENER_HAS_TABLE 3
+
+/**
+ * addTableListener. Ids: table.
+ */
+#define TB_LISTENER_TABLE 4
+
+/**
+ * addTableCellIdsListener. Ids: table.
+ */
+#define TB_LISTENER_TABLE_CELL_IDS 5
+
+/**
+ * addHasTableCellListener. Ids: table, cell.
+ */
+#define TB_LISTENER_HAS_TABLE_CELL 6
+
+/**
+ * addRowCountListener (the event's row_count is the new count). Ids: table.
+ */
+#define TB_LISTENER_ROW_COUNT 7
+
+/**
+ * addRowIdsListener. Ids: table.
+ */
+#define TB_LISTENER_ROW_IDS 8
+
+/**
+ * addHasRowListener. Ids: table, row.
+ */
+#define TB_LISTENER_HAS_ROW 9
+
+/**
+ * addRowListener. Ids: table, row.
+ */
+#define TB_LISTENER_ROW 10
+
+/**
+ * addCellIdsListener. Ids: table, row.
+ */
+#define TB_LISTENER_CELL_IDS 11
+
+/**
+ * addHasCellListener. Ids: table, row, cell.
+ */
+#define TB_LISTENER_HAS_CELL 12
+
+/**
+ * addCellListener (the event carries new_value and old_value). Ids: table, row, cell.
+ */
+#define TB_LISTENER_CELL 13
+
+/**
+ * addHasValuesListener. No ids.
+ */
+#define TB_LISTENER_HAS_VALUES 14
+
+/**
+ * addValuesListener. No ids.
+ */
+#define TB_LISTENER_VALUES 15
+
+/**
+ * addValueIdsListener. No ids.
+ */
+#define TB_LISTENER_VALUE_IDS 16
+
+/**
+ * addHasValueListener. Ids: value.
+ */
+#define TB_LISTENER_HAS_VALUE 17
+
+/**
+ * addValueListener (the event carries new_value and old_value). Ids: value.
+ */
+#define TB_LISTENER_VALUE 18
+
+/**
+ * addStartTransactionListener. No ids.
+ */
+#define TB_LISTENER_START_TRANSACTION 19
+
+/**
+ * addWillFinishTransactionListener (called inside the transaction). No ids.
+ */
+#define TB_LISTENER_WILL_FINISH_TRANSACTION 20
+
+/**
+ * addDidFinishTransactionListener (tb_store_get_transaction_changes_json works inside it).
+ * No ids.
+ */
+#define TB_LISTENER_DID_FINISH_TRANSACTION 21
+
+/**
+ * No cell or value there (what a getter returns for a missing one). Not accepted by setters.
+ */
+#define TB_VALUE_ABSENT 0
+
+/**
+ * JSON null (a real value, different from absent).
+ */
+#define TB_VALUE_NULL 1
+
+/**
+ * A boolean, in `boolean`.
+ */
+#define TB_VALUE_BOOLEAN 2
+
+/**
+ * A finite number, in `number`.
+ */
+#define TB_VALUE_NUMBER 3
+
+/**
+ * A string, in `string` (NUL-terminated UTF-8; `length` bytes when returned).
+ */
+#define TB_VALUE_STRING 4
+
+/**
+ * An object or array, as JSON text in `string` (as JavaScript's JSON.stringify writes it).
+ */
+#define TB_VALUE_JSON 5
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * The number of objects currently owned by the host that need a free: store and mergeable
+ * store references, queues, events, strings and values returned by the library, plus
+ * registered listeners whose user_data has not been released yet. A debugging aid: a program
+ * that frees everything and removes every listener gets back the value it started with.
+ */
+int64_t tb_debug_live_handles(void);
+
+/**
+ * The library's version, "MAJOR.MINOR.PATCH" (equal to TB_VERSION_STRING of the header the
+ * library was built with). A static string: never free it.
+ */
+const char *tb_version(void);
+
+/**
+ * The message of the last failed call on this thread ("" if none failed yet). Borrowed:
+ * valid until the next failing call on this thread; never free it.
+ */
+const char *tb_last_error_message(void);
+
+/**
+ * The status of the last failed call on this thread (TB_OK if none failed yet).
+ */
+enum tb_status tb_last_error_status(void);
+
+/**
+ * Copies the message of the last failed call on this thread into `buf` (at most `len` bytes
+ * including the terminating NUL, cut at a UTF-8 character boundary; nothing is written when
+ * `buf` is NULL or `len` is 0). Returns the full message length in bytes (without the NUL),
+ * as snprintf does: a return value >= len means the copy was truncated.
+ */
+size_t tb_last_error_message_copy(char *buf, size_t len);
+
+/**
+ * Forgets the last error of this thread (tb_last_error_status() is TB_OK afterwards).
+ */
+void tb_last_error_clear(void);
+
+/**
+ * Creates an empty plain Store (no CRDT metadata). Free with tb_store_free().
+ */
+enum tb_status tb_store_new(struct tb_store **out);
+
+/**
+ * Another owned reference to the same store (shared; the store lives until every reference is
+ * freed). Works on tb_store views of mergeable stores too.
+ */
+enum tb_status tb_store_clone(struct tb_store *store, struct tb_store **out);
+
+/**
+ * Releases one reference from tb_store_new() or tb_store_clone(). NULL is fine. Freeing the
+ * last reference removes the store's listeners (releasing their user_data); it blocks until
+ * their in-flight calls on other threads return. Never free a borrowed view.
+ */
+void tb_store_free(struct tb_store *store);
+
+/**
+ * The mergeable store behind a tb_store, borrowed: valid as long as `store` is; never free
+ * it. TB_ERROR_INVALID_STATE when the store is a plain one.
+ */
+enum tb_status tb_store_as_mergeable(struct tb_store *store, struct tb_mergeable_store **out);
+
+/**
+ * Creates an empty MergeableStore. `unique_id` fixes the HLC client id (give every replica
+ * its own); NULL picks a random one. Time comes from the system clock. Free with
+ * tb_mergeable_store_free().
+ */
+enum tb_status tb_mergeable_store_new(const char *unique_id, struct tb_mergeable_store **out);
+
+/**
+ * Creates an empty MergeableStore whose clock is `now(user_data)` (TinyBase's getNow).
+ * `unique_id` may be NULL (random). `release(user_data)`, if given, is called once when the
+ * store itself is destroyed (its last reference freed). On failure nothing is taken over.
+ */
+enum tb_status tb_mergeable_store_new_with_clock(const char *unique_id,
+                                                 tb_now_fn now,
+                                                 void *user_data,
+                                                 tb_release_fn release,
+                                                 struct tb_mergeable_store **out);
+
+/**
+ * Another owned reference to the same mergeable store.
+ */
+enum tb_status tb_mergeable_store_clone(struct tb_mergeable_store *store,
+                                        struct tb_mergeable_store **out);
+
+/**
+ * Releases one reference from tb_mergeable_store_new*() or tb_mergeable_store_clone(). NULL
+ * is fine. Blocks as tb_store_free() does.
+ */
+void tb_mergeable_store_free(struct tb_mergeable_store *store);
+
+/**
+ * The tb_store view of a mergeable store, borrowed: valid as long as `store` is; never free
+ * it (use tb_store_clone() for an owned reference). Every tb_store_* function works on it.
+ * NULL for NULL.
+ */
+struct tb_store *tb_mergeable_store_as_store(struct tb_mergeable_store *store);
+
+/**
+ * Adds a listener of any kind. `id1`..`id3` are the ids the kind takes, in TinyBase's order
+ * (table, row, cell; or table, cell for TB_LISTENER_HAS_TABLE_CELL; or value), NULL meaning
+ * any (a wildcard); ids the kind does not take are ignored. On success `*out_id` is the
+ * listener id (for tb_store_del_listener and tb_store_call_listener) and the library owns
+ * user_data until the listener is removed (then release is called once). On failure release
+ * is not called.
+ */
+enum tb_status tb_store_add_listener(struct tb_store *store,
+                                     tb_listener_kind kind,
+                                     const char *id1,
+                                     const char *id2,
+                                     const char *id3,
+                                     tb_listener_fn callback,
+                                     void *user_data,
+                                     tb_release_fn release,
+                                     uint64_t *out_id);
+
+/**
+ * addHasTablesListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_has_tables_listener(struct tb_store *store,
+                                                tb_listener_fn callback,
+                                                void *user_data,
+                                                tb_release_fn release,
+                                                uint64_t *out_id);
+
+/**
+ * addTablesListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_tables_listener(struct tb_store *store,
+                                            tb_listener_fn callback,
+                                            void *user_data,
+                                            tb_release_fn release,
+                                            uint64_t *out_id);
+
+/**
+ * addTableIdsListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_table_ids_listener(struct tb_store *store,
+                                               tb_listener_fn callback,
+                                               void *user_data,
+                                               tb_release_fn release,
+                                               uint64_t *out_id);
+
+/**
+ * addHasTableListener; NULL table_id: any table (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_has_table_listener(struct tb_store *store,
+                                               const char *table_id,
+                                               tb_listener_fn callback,
+                                               void *user_data,
+                                               tb_release_fn release,
+                                               uint64_t *out_id);
+
+/**
+ * addTableListener; NULL table_id: any table (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_table_listener(struct tb_store *store,
+                                           const char *table_id,
+                                           tb_listener_fn callback,
+                                           void *user_data,
+                                           tb_release_fn release,
+                                           uint64_t *out_id);
+
+/**
+ * addTableCellIdsListener; NULL table_id: any table (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_table_cell_ids_listener(struct tb_store *store,
+                                                    const char *table_id,
+                                                    tb_listener_fn callback,
+                                                    void *user_data,
+                                                    tb_release_fn release,
+                                                    uint64_t *out_id);
+
+/**
+ * addHasTableCellListener; NULL ids are wildcards (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_has_table_cell_listener(struct tb_store *store,
+                                                    const char *table_id,
+                                                    const char *cell_id,
+                                                    tb_listener_fn callback,
+                                                    void *user_data,
+                                                    tb_release_fn release,
+                                                    uint64_t *out_id);
+
+/**
+ * addRowCountListener; NULL table_id: any table (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_row_count_listener(struct tb_store *store,
+                                               const char *table_id,
+                                               tb_listener_fn callback,
+                                               void *user_data,
+                                               tb_release_fn release,
+                                               uint64_t *out_id);
+
+/**
+ * addRowIdsListener; NULL table_id: any table (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_row_ids_listener(struct tb_store *store,
+                                             const char *table_id,
+                                             tb_listener_fn callback,
+                                             void *user_data,
+                                             tb_release_fn release,
+                                             uint64_t *out_id);
+
+/**
+ * addHasRowListener; NULL ids are wildcards (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_has_row_listener(struct tb_store *store,
+                                             const char *table_id,
+                                             const char *row_id,
+                                             tb_listener_fn callback,
+                                             void *user_data,
+                                             tb_release_fn release,
+                                             uint64_t *out_id);
+
+/**
+ * addRowListener; NULL ids are wildcards (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_row_listener(struct tb_store *store,
+                                         const char *table_id,
+                                         const char *row_id,
+                                         tb_listener_fn callback,
+                                         void *user_data,
+                                         tb_release_fn release,
+                                         uint64_t *out_id);
+
+/**
+ * addCellIdsListener; NULL ids are wildcards (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_cell_ids_listener(struct tb_store *store,
+                                              const char *table_id,
+                                              const char *row_id,
+                                              tb_listener_fn callback,
+                                              void *user_data,
+                                              tb_release_fn release,
+                                              uint64_t *out_id);
+
+/**
+ * addHasCellListener; NULL ids are wildcards (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_has_cell_listener(struct tb_store *store,
+                                              const char *table_id,
+                                              const char *row_id,
+                                              const char *cell_id,
+                                              tb_listener_fn callback,
+                                              void *user_data,
+                                              tb_release_fn release,
+                                              uint64_t *out_id);
+
+/**
+ * addCellListener; NULL ids are wildcards (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_cell_listener(struct tb_store *store,
+                                          const char *table_id,
+                                          const char *row_id,
+                                          const char *cell_id,
+                                          tb_listener_fn callback,
+                                          void *user_data,
+                                          tb_release_fn release,
+                                          uint64_t *out_id);
+
+/**
+ * addHasValuesListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_has_values_listener(struct tb_store *store,
+                                                tb_listener_fn callback,
+                                                void *user_data,
+                                                tb_release_fn release,
+                                                uint64_t *out_id);
+
+/**
+ * addValuesListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_values_listener(struct tb_store *store,
+                                            tb_listener_fn callback,
+                                            void *user_data,
+                                            tb_release_fn release,
+                                            uint64_t *out_id);
+
+/**
+ * addValueIdsListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_value_ids_listener(struct tb_store *store,
+                                               tb_listener_fn callback,
+                                               void *user_data,
+                                               tb_release_fn release,
+                                               uint64_t *out_id);
+
+/**
+ * addHasValueListener; NULL value_id: any value (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_has_value_listener(struct tb_store *store,
+                                               const char *value_id,
+                                               tb_listener_fn callback,
+                                               void *user_data,
+                                               tb_release_fn release,
+                                               uint64_t *out_id);
+
+/**
+ * addValueListener; NULL value_id: any value (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_value_listener(struct tb_store *store,
+                                           const char *value_id,
+                                           tb_listener_fn callback,
+                                           void *user_data,
+                                           tb_release_fn release,
+                                           uint64_t *out_id);
+
+/**
+ * addStartTransactionListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_start_transaction_listener(struct tb_store *store,
+                                                       tb_listener_fn callback,
+                                                       void *user_data,
+                                                       tb_release_fn release,
+                                                       uint64_t *out_id);
+
+/**
+ * addWillFinishTransactionListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_will_finish_transaction_listener(struct tb_store *store,
+                                                             tb_listener_fn callback,
+                                                             void *user_data,
+                                                             tb_release_fn release,
+                                                             uint64_t *out_id);
+
+/**
+ * addDidFinishTransactionListener (see tb_store_add_listener).
+ */
+enum tb_status tb_store_add_did_finish_transaction_listener(struct tb_store *store,
+                                                            tb_listener_fn callback,
+                                                            void *user_data,
+                                                            tb_release_fn release,
+                                                            uint64_t *out_id);
+
+/**
+ * delListener. Synchronous: when it returns the listener is never called again and its
+ * user_data has been released (when called from inside the listener's own callback, release
+ * happens as that callback returns). For a buffered listener, its events still in the queue
+ * are discarded. BLOCKS until calls of this listener in flight on other threads return.
+ * Unknown ids (and ids already removed) are ignored: TB_OK.
+ */
+enum tb_status tb_store_del_listener(struct tb_store *store, uint64_t listener_id);
+
+/**
+ * callListener: calls a listener now, once for everything its ids match (wildcards
+ * expanded), on the calling thread. Unknown ids are ignored.
+ */
+enum tb_status tb_store_call_listener(struct tb_store *store, uint64_t listener_id);
+
+/**
+ * The number of listeners registered on the store (by any handle, buffered ones included).
+ */
+enum tb_status tb_store_get_listener_count(struct tb_store *store, size_t *out);
+
+/**
+ * Creates an event queue. `notify(user_data)`, if not NULL, is called whenever the queue goes
+ * from empty to non-empty (see tb_notify_fn); `release(user_data)` is called once when the
+ * queue is destroyed (after tb_event_queue_free() and the removal of its last buffered
+ * listener). Free with tb_event_queue_free(). On failure nothing is taken over.
+ */
+enum tb_status tb_event_queue_new(tb_notify_fn notify,
+                                  void *user_data,
+                                  tb_release_fn release,
+                                  struct tb_event_queue **out);
+
+/**
+ * Closes the queue (events still queued are discarded; buffered listeners still attached stop
+ * queueing) and releases the host's reference. NULL is fine. Remove the buffered listeners
+ * too: they keep the queue's memory until removed.
+ */
+void tb_event_queue_free(struct tb_event_queue *queue);
+
+/**
+ * Adds a buffered listener: instead of calling back, each call queues an owned tb_event
+ * (with this listener's id) into `queue`, to be drained with tb_event_queue_poll() or
+ * tb_event_queue_wait() on any thread. Kinds and ids as in tb_store_add_listener(). The
+ * listener holds a reference to the queue until it is removed (tb_store_del_listener, which
+ * also discards its queued events).
+ */
+enum tb_status tb_store_add_buffered_listener(struct tb_store *store,
+                                              struct tb_event_queue *queue,
+                                              tb_listener_kind kind,
+                                              const char *id1,
+                                              const char *id2,
+                                              const char *id3,
+                                              uint64_t *out_id);
+
+/**
+ * Takes the oldest queued event without waiting: `*out` is the event (owned: free it with
+ * tb_event_free()) or NULL when the queue is empty.
+ */
+enum tb_status tb_event_queue_poll(struct tb_event_queue *queue, struct tb_event **out);
+
+/**
+ * Takes the oldest queued event, waiting up to `timeout_ms` milliseconds for one: `*out` is
+ * the event (owned: tb_event_free()) or NULL on timeout or when the queue is closed.
+ * BLOCKS up to timeout_ms.
+ */
+enum tb_status tb_event_queue_wait(struct tb_event_queue *queue,
+                                   uint32_t timeout_ms,
+                                   struct tb_event **out);
+
+/**
+ * The number of events waiting in the queue.
+ */
+enum tb_status tb_event_queue_len(struct tb_event_queue *queue, size_t *out);
+
+/**
+ * Frees an event from tb_event_queue_poll() or tb_event_queue_wait(). NULL is fine. Never
+ * pass the borrowed event a callback receives.
+ */
+void tb_event_free(struct tb_event *event);
+
+/**
+ * getMergeableContent as JSON `[tablesStamp, valuesStamp]` with hashes, object and array
+ * cells decoded. `*out`: tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_content_json(struct tb_mergeable_store *store,
+                                                             char **out);
+
+/**
+ * getMergeableContent in wire form (object and array cells as U+FFFD-prefixed strings): what
+ * a synchronizer sends and a persisted file holds; tb_mergeable_store_set_mergeable_content_json
+ * and tb_mergeable_store_apply_mergeable_changes_json take it. `*out`: tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_encoded_mergeable_content_json(struct tb_mergeable_store *store,
+                                                                     char **out);
+
+/**
+ * getMergeableContentHashes: the tables hash and the values hash.
+ */
+enum tb_status tb_mergeable_store_get_mergeable_content_hashes(struct tb_mergeable_store *store,
+                                                               uint32_t *out_tables_hash,
+                                                               uint32_t *out_values_hash);
+
+/**
+ * getMergeableContentHashes as JSON `[tablesHash, valuesHash]`. `*out`: tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_content_hashes_json(struct tb_mergeable_store *store,
+                                                                    char **out);
+
+/**
+ * getTransactionMergeableChanges as JSON (decoded form), with or without hashes, for the
+ * transaction open on this thread or whose did-finish listeners are running. `*out`:
+ * tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_transaction_mergeable_changes_json(struct tb_mergeable_store *store,
+                                                                         bool with_hashes,
+                                                                         char **out);
+
+/**
+ * getTransactionMergeableChanges in wire form (without hashes: the body of a ContentDiff
+ * sync message; apply it elsewhere with tb_mergeable_store_apply_mergeable_changes_json).
+ * `*out`: tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_encoded_transaction_mergeable_changes_json(struct tb_mergeable_store *store,
+                                                                                 bool with_hashes,
+                                                                                 char **out);
+
+/**
+ * applyMergeableChanges with wire-form JSON (mergeable changes `[tables, values, 1]` or
+ * mergeable content). All or nothing: any invalid part (including an HLC more than five
+ * minutes ahead) refuses the whole input.
+ */
+enum tb_status tb_mergeable_store_apply_mergeable_changes_json(struct tb_mergeable_store *store,
+                                                               const char *json);
+
+/**
+ * applyMergeableChanges with decoded-form JSON (object and array cells as plain JSON).
+ */
+enum tb_status tb_mergeable_store_apply_decoded_mergeable_changes_json(struct tb_mergeable_store *store,
+                                                                       const char *json);
+
+/**
+ * setMergeableContent with wire-form content (as from
+ * tb_mergeable_store_get_encoded_mergeable_content_json).
+ */
+enum tb_status tb_mergeable_store_set_mergeable_content_json(struct tb_mergeable_store *store,
+                                                             const char *json);
+
+/**
+ * setMergeableContent with decoded-form content (as from
+ * tb_mergeable_store_get_mergeable_content_json).
+ */
+enum tb_status tb_mergeable_store_set_decoded_mergeable_content_json(struct tb_mergeable_store *store,
+                                                                     const char *json);
+
+/**
+ * setDefaultContent with `[tables, values]` JSON: sets them with empty HLCs, only where no
+ * stamp exists yet.
+ */
+enum tb_status tb_mergeable_store_set_default_content_json(struct tb_mergeable_store *store,
+                                                           const char *json);
+
+/**
+ * merge: both stores apply each other's full content. BLOCKS while another thread is in a
+ * transaction on either store. Merging a store with itself is allowed (no change).
+ */
+enum tb_status tb_mergeable_store_merge(struct tb_mergeable_store *store,
+                                        struct tb_mergeable_store *other);
+
+/**
+ * getMergeableTableHashes as JSON `{tableId: hash}`. `*out`: tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_table_hashes_json(struct tb_mergeable_store *store,
+                                                                  char **out);
+
+/**
+ * getMergeableTableDiff(otherTableHashes): `[newTables, differingTableHashes]`. `*out`:
+ * tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_table_diff_json(struct tb_mergeable_store *store,
+                                                                const char *other_hashes_json,
+                                                                char **out);
+
+/**
+ * getMergeableRowHashes(otherTableHashes): `{tableId: {rowId: hash}}`. `*out`:
+ * tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_row_hashes_json(struct tb_mergeable_store *store,
+                                                                const char *other_hashes_json,
+                                                                char **out);
+
+/**
+ * getMergeableRowDiff(otherRowHashes): `[newRows, differingRowHashes]`. `*out`:
+ * tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_row_diff_json(struct tb_mergeable_store *store,
+                                                              const char *other_hashes_json,
+                                                              char **out);
+
+/**
+ * getMergeableCellHashes(otherRowHashes): `{tableId: {rowId: {cellId: hash}}}`. `*out`:
+ * tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_cell_hashes_json(struct tb_mergeable_store *store,
+                                                                 const char *other_hashes_json,
+                                                                 char **out);
+
+/**
+ * getMergeableCellDiff(otherCellHashes): a TablesStamp of the differing cells. `*out`:
+ * tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_cell_diff_json(struct tb_mergeable_store *store,
+                                                               const char *other_hashes_json,
+                                                               char **out);
+
+/**
+ * getMergeableValueHashes as JSON `{valueId: hash}`. `*out`: tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_value_hashes_json(struct tb_mergeable_store *store,
+                                                                  char **out);
+
+/**
+ * getMergeableValueDiff(otherValueHashes): a ValuesStamp of the differing values. `*out`:
+ * tb_string_free().
+ */
+enum tb_status tb_mergeable_store_get_mergeable_value_diff_json(struct tb_mergeable_store *store,
+                                                                const char *other_hashes_json,
+                                                                char **out);
+
+/**
+ * Recomputes every hash from scratch (a consistency check): equal to
+ * tb_mergeable_store_get_mergeable_content_hashes() for content that grew normally.
+ */
+enum tb_status tb_mergeable_store_compute_content_hashes(struct tb_mergeable_store *store,
+                                                         uint32_t *out_tables_hash,
+                                                         uint32_t *out_values_hash);
+
+/**
+ * getTablesJson: all tables as JSON `{tableId: {rowId: {cellId: cell}}}`, object and array
+ * cells in wire form (U+FFFD-prefixed strings). `*out` is owned: tb_string_free().
+ */
+enum tb_status tb_store_get_tables_json(struct tb_store *store, char **out);
+
+/**
+ * getValuesJson: all values as JSON `{valueId: value}` (wire form). `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_values_json(struct tb_store *store, char **out);
+
+/**
+ * getJson: `[tables, values]` (wire form). `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_json(struct tb_store *store, char **out);
+
+/**
+ * getContent as JSON: `[tables, values]` with object and array cells decoded (plain JSON).
+ * `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_content_json(struct tb_store *store, char **out);
+
+/**
+ * getTable as JSON `{rowId: {cellId: cell}}` (decoded; `{}` when absent). `*out`:
+ * tb_string_free().
+ */
+enum tb_status tb_store_get_table_json(struct tb_store *store, const char *table_id, char **out);
+
+/**
+ * getRow as JSON `{cellId: cell}` (decoded; `{}` when absent). `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_row_json(struct tb_store *store,
+                                     const char *table_id,
+                                     const char *row_id,
+                                     char **out);
+
+/**
+ * getTableIds as a JSON array of strings. `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_table_ids_json(struct tb_store *store, char **out);
+
+/**
+ * getTableCellIds as a JSON array of strings. `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_table_cell_ids_json(struct tb_store *store,
+                                                const char *table_id,
+                                                char **out);
+
+/**
+ * getRowIds as a JSON array of strings. `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_row_ids_json(struct tb_store *store, const char *table_id, char **out);
+
+/**
+ * getCellIds as a JSON array of strings. `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_cell_ids_json(struct tb_store *store,
+                                          const char *table_id,
+                                          const char *row_id,
+                                          char **out);
+
+/**
+ * getValueIds as a JSON array of strings. `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_value_ids_json(struct tb_store *store, char **out);
+
+/**
+ * getRowCount.
+ */
+enum tb_status tb_store_get_row_count(struct tb_store *store, const char *table_id, size_t *out);
+
+/**
+ * getCell: `*out` is the cell, or kind TB_VALUE_ABSENT when there is none. Release it with
+ * tb_value_free() (needed for strings and JSON, harmless otherwise).
+ */
+enum tb_status tb_store_get_cell(struct tb_store *store,
+                                 const char *table_id,
+                                 const char *row_id,
+                                 const char *cell_id,
+                                 struct tb_value *out);
+
+/**
+ * getValue: `*out` is the value, or kind TB_VALUE_ABSENT. Release it with tb_value_free().
+ */
+enum tb_status tb_store_get_value(struct tb_store *store,
+                                  const char *value_id,
+                                  struct tb_value *out);
+
+/**
+ * hasTables.
+ */
+enum tb_status tb_store_has_tables(struct tb_store *store, bool *out);
+
+/**
+ * hasTable.
+ */
+enum tb_status tb_store_has_table(struct tb_store *store, const char *table_id, bool *out);
+
+/**
+ * hasTableCell: whether a cell id is used anywhere in a table.
+ */
+enum tb_status tb_store_has_table_cell(struct tb_store *store,
+                                       const char *table_id,
+                                       const char *cell_id,
+                                       bool *out);
+
+/**
+ * hasRow.
+ */
+enum tb_status tb_store_has_row(struct tb_store *store,
+                                const char *table_id,
+                                const char *row_id,
+                                bool *out);
+
+/**
+ * hasCell.
+ */
+enum tb_status tb_store_has_cell(struct tb_store *store,
+                                 const char *table_id,
+                                 const char *row_id,
+                                 const char *cell_id,
+                                 bool *out);
+
+/**
+ * hasValues.
+ */
+enum tb_status tb_store_has_values(struct tb_store *store, bool *out);
+
+/**
+ * hasValue.
+ */
+enum tb_status tb_store_has_value(struct tb_store *store, const char *value_id, bool *out);
+
+/**
+ * setTablesJson: replaces all tables (`{}` deletes them all). Cells may be plain JSON objects
+ * and arrays or their wire form.
+ */
+enum tb_status tb_store_set_tables_json(struct tb_store *store, const char *json);
+
+/**
+ * setValuesJson: replaces all values (`{}` deletes them all).
+ */
+enum tb_status tb_store_set_values_json(struct tb_store *store, const char *json);
+
+/**
+ * setJson: sets tables and values from `[tables, values]` (wire form accepted).
+ */
+enum tb_status tb_store_set_json(struct tb_store *store, const char *json);
+
+/**
+ * setContent with `[tables, values]` JSON in plain (decoded) form.
+ */
+enum tb_status tb_store_set_content_json(struct tb_store *store, const char *json);
+
+/**
+ * setPartialValues from JSON `{valueId: value}`.
+ */
+enum tb_status tb_store_set_partial_values_json(struct tb_store *store, const char *json);
+
+/**
+ * applyChanges with `[tables, values, 1]` JSON ("\uFFFC" deletes).
+ */
+enum tb_status tb_store_apply_changes_json(struct tb_store *store, const char *json);
+
+/**
+ * setTable from JSON `{rowId: {cellId: cell}}`.
+ */
+enum tb_status tb_store_set_table_json(struct tb_store *store,
+                                       const char *table_id,
+                                       const char *json);
+
+/**
+ * setRow from JSON `{cellId: cell}`.
+ */
+enum tb_status tb_store_set_row_json(struct tb_store *store,
+                                     const char *table_id,
+                                     const char *row_id,
+                                     const char *json);
+
+/**
+ * setPartialRow from JSON `{cellId: cell}`.
+ */
+enum tb_status tb_store_set_partial_row_json(struct tb_store *store,
+                                             const char *table_id,
+                                             const char *row_id,
+                                             const char *json);
+
+/**
+ * addRow from JSON `{cellId: cell}`: `*out_row_id` is the new row's id (owned:
+ * tb_string_free()). With reuse_row_ids, ids of deleted rows are used first.
+ */
+enum tb_status tb_store_add_row_json(struct tb_store *store,
+                                     const char *table_id,
+                                     const char *json,
+                                     bool reuse_row_ids,
+                                     char **out_row_id);
+
+/**
+ * setCell from a tb_value (TB_VALUE_ABSENT is refused: use tb_store_del_cell).
+ */
+enum tb_status tb_store_set_cell(struct tb_store *store,
+                                 const char *table_id,
+                                 const char *row_id,
+                                 const char *cell_id,
+                                 const struct tb_value *cell);
+
+/**
+ * setCell from the JSON text of the cell (`"text"`, `1`, `true`, `null`, `{...}`, `[...]`).
+ */
+enum tb_status tb_store_set_cell_json(struct tb_store *store,
+                                      const char *table_id,
+                                      const char *row_id,
+                                      const char *cell_id,
+                                      const char *json);
+
+/**
+ * setValue from a tb_value (TB_VALUE_ABSENT is refused: use tb_store_del_value).
+ */
+enum tb_status tb_store_set_value(struct tb_store *store,
+                                  const char *value_id,
+                                  const struct tb_value *value);
+
+/**
+ * setValue from the JSON text of the value.
+ */
+enum tb_status tb_store_set_value_json(struct tb_store *store,
+                                       const char *value_id,
+                                       const char *json);
+
+/**
+ * delTables.
+ */
+enum tb_status tb_store_del_tables(struct tb_store *store);
+
+/**
+ * delTable.
+ */
+enum tb_status tb_store_del_table(struct tb_store *store, const char *table_id);
+
+/**
+ * delRow.
+ */
+enum tb_status tb_store_del_row(struct tb_store *store, const char *table_id, const char *row_id);
+
+/**
+ * delCell.
+ */
+enum tb_status tb_store_del_cell(struct tb_store *store,
+                                 const char *table_id,
+                                 const char *row_id,
+                                 const char *cell_id);
+
+/**
+ * delValues.
+ */
+enum tb_status tb_store_del_values(struct tb_store *store);
+
+/**
+ * delValue.
+ */
+enum tb_status tb_store_del_value(struct tb_store *store, const char *value_id);
+
+/**
+ * transaction: runs `actions` in a transaction (nested calls join the outer one); listeners
+ * are called once, after the outermost transaction commits. Rolled back when `actions`
+ * returns true. BLOCKS while another thread is in a transaction on this store.
+ */
+enum tb_status tb_store_transaction(struct tb_store *store,
+                                    tb_transaction_fn actions,
+                                    void *user_data);
+
+/**
+ * startTransaction: begins a transaction that tb_store_finish_transaction() ends on the same
+ * thread. Other threads wait for the store until then. Nested starts join the outer one.
+ */
+enum tb_status tb_store_start_transaction(struct tb_store *store);
+
+/**
+ * finishTransaction: ends a transaction begun on this thread with
+ * tb_store_start_transaction(), rolling it back when `rollback` is true, then calls the
+ * listeners. TB_ERROR_INVALID_STATE when this thread has no transaction open.
+ */
+enum tb_status tb_store_finish_transaction(struct tb_store *store, bool rollback);
+
+/**
+ * getTransactionChanges as `[tables, values, 1]` JSON ("\uFFFC" for deletions): the changes
+ * of the transaction open on this thread, or of the one whose did-finish listeners are
+ * running; `[{},{},1]` otherwise. `*out`: tb_string_free().
+ */
+enum tb_status tb_store_get_transaction_changes_json(struct tb_store *store, char **out);
+
+/**
+ * Frees a string returned by this library through a `char **` out-parameter. NULL is fine.
+ * Never pass strings from elsewhere, borrowed strings, or memory from libc malloc.
+ */
+void tb_string_free(char *s);
+
+/**
+ * A value of kind TB_VALUE_ABSENT.
+ */
+struct tb_value tb_value_absent(void);
+
+/**
+ * A value of kind TB_VALUE_NULL.
+ */
+struct tb_value tb_value_null(void);
+
+/**
+ * A TB_VALUE_BOOLEAN value.
+ */
+struct tb_value tb_value_boolean(bool boolean);
+
+/**
+ * A TB_VALUE_NUMBER value (setters refuse non-finite numbers).
+ */
+struct tb_value tb_value_number(double number);
+
+/**
+ * A TB_VALUE_STRING value borrowing `string` (NUL-terminated UTF-8; not copied, not freed).
+ */
+struct tb_value tb_value_string(const char *string);
+
+/**
+ * A TB_VALUE_JSON value borrowing `json` (the JSON text of an object or array).
+ */
+struct tb_value tb_value_json(const char *json);
+
+/**
+ * Releases the text a library-written tb_value owns (when `owned` is true) and resets it to
+ * TB_VALUE_ABSENT. NULL, scalar values and values with `owned` false are left alone, so it is
+ * always safe to call on a value a getter wrote. Calling it twice is harmless.
+ */
+void tb_value_free(struct tb_value *value);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* TINYBASE_H */

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds the library and the C tests, checks the header, runs every C test against the shared
+# and the static library, again under valgrind memcheck (no errors, no definite leaks), and
+# the multi-threaded test under ThreadSanitizer (against a TSan-instrumented build of the
+# library when a nightly toolchain is available; otherwise TSan checks the C side only).
+# Exits non-zero on any failure.
+#
+# Environment: SKIP_VALGRIND=1, SKIP_TSAN=1 to skip those stages.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+BUILD="$ROOT/target/c-tests"
+failures=0
+fail() { echo "FAILED: $*" >&2; failures=$((failures + 1)); }
+
+echo "== cargo build --release"
+cargo build --release || { echo "cargo build failed" >&2; exit 1; }
+
+echo "== header: committed copy is fresh"
+scripts/check-header.sh || fail "include/tinybase.h is stale"
+
+export TB_EXPECTED_VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)"
+echo "== C tests (library version $TB_EXPECTED_VERSION from Cargo.toml)"
+make -C tests/c -s all || { echo "building the C tests failed" >&2; exit 1; }
+
+TESTS="test_store test_mergeable test_misuse test_threads"
+
+# Runs one binary; it must exit 0 and end with "N passed, 0 failed".
+check_run() {
+    local name="$1"; shift
+    local out
+    out="$("$@" 2>&1)"
+    local rc=$?
+    local last
+    last="$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1)"
+    if [ $rc -ne 0 ] || ! printf '%s\n' "$last" | grep -qE '^[0-9]+ passed, 0 failed$'; then
+        printf '%s\n' "$out" | tail -40 >&2
+        fail "$name (exit $rc)"
+    else
+        echo "  $name: $last"
+    fi
+}
+
+for t in $TESTS; do
+    check_run "$t (shared)" "$BUILD/${t}_shared"
+    check_run "$t (static)" "$BUILD/${t}_static"
+done
+
+if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
+    if command -v valgrind > /dev/null; then
+        echo "== valgrind memcheck"
+        for t in $TESTS; do
+            for kind in shared static; do
+                check_run "$t ($kind, memcheck)" valgrind -q --error-exitcode=99 --leak-check=full \
+                    --errors-for-leak-kinds=definite --show-leak-kinds=definite "$BUILD/${t}_$kind"
+            done
+        done
+    else
+        fail "valgrind not installed (set SKIP_VALGRIND=1 to skip)"
+    fi
+fi
+
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+    echo "== ThreadSanitizer: test_threads"
+    export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1"
+    if rustup run nightly rustc --version > /dev/null 2>&1; then
+        # The library itself instrumented (Rust's -Zsanitizer=thread), so every access on both
+        # sides of the boundary is checked. std stays uninstrumented (no -Zbuild-std): its
+        # allocator calls go through TSan's interceptors.
+        TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
+        if RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer" \
+            cargo +nightly build --release --lib --target "$TRIPLE" --target-dir target/tsan; then
+            TSAN_LIBDIR="$ROOT/target/tsan/$TRIPLE/release"
+            make -C tests/c -s tsan TSAN_LIBDIR="$TSAN_LIBDIR" || fail "building test_threads_tsan"
+            TSAN_OPTIONS="$TSAN_OPTIONS suppressions=$ROOT/tests/c/tsan.supp" \
+                check_run "test_threads (tsan, instrumented library)" "$BUILD/test_threads_tsan"
+        else
+            fail "building the TSan-instrumented library"
+        fi
+    else
+        # Without nightly the library is not instrumented, and TSan cannot see its
+        # parking_lot (futex) synchronisation: check the C side only.
+        echo "  (no nightly toolchain: checking races in the C code only)"
+        printf 'called_from_lib:libtinybase.so\nrace:libtinybase.so\n' > "$BUILD/tsan.supp"
+        make -C tests/c -s tsan || fail "building test_threads_tsan"
+        TSAN_OPTIONS="$TSAN_OPTIONS suppressions=$BUILD/tsan.supp" \
+            check_run "test_threads (tsan, C side)" "$BUILD/test_threads_tsan"
+    fi
+fi
+
+if [ $failures -ne 0 ]; then
+    echo "== $failures stage(s) FAILED" >&2
+    exit 1
+fi
+echo "== all C tests passed"
