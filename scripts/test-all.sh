@@ -8,6 +8,29 @@ ROOT=$PWD
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# Debian packages the C, C++ and Python tests use, installed when missing.
+APT_UPDATED=
+need() { # need COMMAND-OR-FILE PACKAGE
+  if command -v "$1" >/dev/null 2>&1 || [ -e "$1" ]; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    [ -n "$APT_UPDATED" ] || { apt-get update -qq >/dev/null && APT_UPDATED=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  else
+    echo "missing $1 (Debian package $2)" >&2
+  fi
+}
+
+step "prerequisites"
+need node nodejs
+need npm npm
+need cc gcc
+need make make
+need valgrind valgrind
+need cmake cmake
+need /usr/include/gtest/gtest.h libgtest-dev
+need python3 python3
+python3 -c 'import venv, ensurepip' 2>/dev/null || need /nonexistent-venv python3-venv
+
 step "node packages (tinybase@10.0.1, pinned by tests/interop/package-lock.json)"
 if [ ! -d tests/interop/node_modules/tinybase ] || [ "${CI:-}" = "true" ]; then
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
@@ -30,8 +53,18 @@ if [ -x scripts/check-header.sh ]; then
 fi
 
 if [ -x tests/c/run.sh ]; then
-  step "C tests (shared and static library, valgrind)"
+  step "C tests (shared and static library, valgrind, ThreadSanitizer)"
   tests/c/run.sh
+fi
+
+if [ -x bindings/cpp/run_tests.sh ]; then
+  step "C++ wrapper tests"
+  bindings/cpp/run_tests.sh
+fi
+
+if [ -x bindings/python/run_tests.sh ]; then
+  step "Python package tests"
+  bindings/python/run_tests.sh
 fi
 
 step "all tests passed"

@@ -839,6 +839,20 @@ impl Core {
 
     /// Ends the outermost transaction's bookkeeping (after listeners were collected).
     pub(crate) fn reset(&mut self) {
+        // After a bulk load, give back the growth slack of the big maps it filled (a map that
+        // keeps growing pays this at most once per doubling).
+        if self.journal.len() > 4096 {
+            let slack = |len: usize, cap: usize| cap > 1024 && cap - len > cap / 8;
+            let c = &mut self.content;
+            if slack(c.tables.len(), c.tables.capacity()) {
+                c.tables.shrink_to_fit();
+            }
+            for table in c.tables.values_mut() {
+                if slack(table.rows.len(), table.rows.capacity()) {
+                    table.rows.shrink_to_fit();
+                }
+            }
+        }
         self.track = Tracking::default();
         // Keep small buffers for the next transaction; give big ones back.
         if self.journal.capacity() > 4096 {
