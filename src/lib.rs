@@ -19,6 +19,7 @@ pub mod hash;
 pub mod hlc;
 pub mod mergeable;
 pub mod store;
+pub mod sync;
 pub(crate) mod util;
 pub mod value;
 

@@ -23,3 +23,9 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     out.truncate(n);
     out
 }
+
+/// A random id of `n` characters from TinyBase's 64-character alphabet.
+pub fn random_id(n: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+    random_bytes(n).into_iter().map(|b| ALPHABET[(b & 63) as usize] as char).collect()
+}

@@ -40,9 +40,15 @@ pub struct Changes {
     pub values: IndexMap<String, Option<Cell>>,
 }
 
+/// Internal work after each committed transaction that changed or touched anything
+/// (synchronizers), called on the committing thread with no lock held, before user listeners.
+/// The argument is the transaction's mergeable changes in wire form without hashes.
+pub(crate) type CommitHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 pub(crate) struct Shared {
     pub(crate) core: ReentrantMutex<RefCell<Core>>,
     pub(crate) listeners: Mutex<Registry>,
+    pub(crate) commit_hooks: Mutex<Vec<(u64, CommitHook)>>,
 }
 
 /// A TinyBase Store: tables → rows → cells, and values, with transactions and listeners.
@@ -83,6 +89,7 @@ impl Store {
             shared: Arc::new(Shared {
                 core: ReentrantMutex::new(RefCell::new(core)),
                 listeners: Mutex::new(Registry::default()),
+                commit_hooks: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -204,15 +211,18 @@ impl Store {
         for l in will_finish {
             l.call(self, &tx_event(ListenerKind::WillFinishTransaction));
         }
-        let (pending, finished) = {
+        let (pending, finished, hooks) = {
             let mut core = guard.borrow_mut();
             core.depth = 0;
             let registry = self.shared.listeners.lock();
             let did_finish = registry.all_of(ListenerKind::DidFinishTransaction);
+            let hooks: Vec<CommitHook> = self.shared.commit_hooks.lock().iter().map(|h| h.1.clone()).collect();
             // The tracking journal is only turned into changes when someone reads them.
-            if registry.len() > 0 {
+            if registry.len() > 0 || !hooks.is_empty() {
                 core.flush();
             }
+            let hook_changes = (!rollback && !hooks.is_empty() && core.is_mergeable() && !core.track.cells.is_empty() | !core.track.values.is_empty())
+                .then(|| core.transaction_mergeable_changes_json(false, true));
             let pending: Vec<Pending> = if rollback || registry.len() == 0 { Vec::new() } else { listeners::collect(&core, &registry) };
             drop(registry);
             let finished = (!did_finish.is_empty()).then(|| {
@@ -229,9 +239,14 @@ impl Store {
                 })
             });
             core.reset();
-            (pending, finished.map(|f| (f, did_finish)))
+            (pending, finished.map(|f| (f, did_finish)), hook_changes.map(|c| (c, hooks)))
         };
         drop(guard);
+        if let Some((changes, hooks)) = hooks {
+            for hook in hooks {
+                hook(&changes);
+            }
+        }
         for (entry, event) in pending {
             entry.call(self, &event);
         }
@@ -450,6 +465,17 @@ impl Store {
     /// Adds a listener called after a transaction finished and its other listeners ran.
     pub fn add_did_finish_transaction_listener(&self, f: impl Fn(&Store) + Send + Sync + 'static) -> ListenerId {
         self.add_listener(ListenerKind::DidFinishTransaction, &[], Arc::new(move |s, _| f(s)))
+    }
+
+    pub(crate) fn add_commit_hook(&self, hook: CommitHook) -> u64 {
+        let mut hooks = self.shared.commit_hooks.lock();
+        let id = hooks.iter().map(|h| h.0).max().unwrap_or(0) + 1;
+        hooks.push((id, hook));
+        id
+    }
+
+    pub(crate) fn del_commit_hook(&self, id: u64) {
+        self.shared.commit_hooks.lock().retain(|h| h.0 != id);
     }
 
     // ------------------------------------------------------------------ getters
