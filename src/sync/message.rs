@@ -2,7 +2,7 @@
 //! and framing that TinyBase sends.
 
 use crate::error::{Error, Result};
-use crate::value::{parse_json, to_json_string, write_js_string};
+use crate::value::{parse_json, write_js_string};
 use serde_json::Value as Json;
 
 /// TinyBase's message types.
@@ -162,11 +162,6 @@ pub fn frame(client_id: Option<&str>, payload: &str) -> String {
 pub fn unframe(text: &str) -> Result<(Option<&str>, &str)> {
     let (id, rest) = text.split_once('\n').ok_or_else(|| Error::InvalidShape("a frame is clientId\\n[...]".into()))?;
     Ok(((!id.is_empty()).then_some(id), rest))
-}
-
-/// JSON text of a JSON value, as TinyBase writes it.
-pub(crate) fn text(json: &Json) -> String {
-    to_json_string(json)
 }
 
 #[cfg(test)]

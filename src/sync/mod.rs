@@ -11,7 +11,7 @@
 pub mod local;
 pub mod message;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mergeable::MergeableStore;
 use crate::value::to_json_string;
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
@@ -120,6 +120,9 @@ struct Shared {
     /// Work queued or running, plus requests waiting for a response.
     busy: AtomicUsize,
     pending: AtomicUsize,
+    /// Set by `start_sync` before its command is queued (TinyBase sets `syncing` synchronously),
+    /// so peers' GetContentHashes are answered from the start.
+    syncing: std::sync::atomic::AtomicBool,
 }
 
 /// A synchronizer: TinyBase's protocol between one MergeableStore and its peers.
@@ -173,6 +176,7 @@ impl Synchronizer {
             status: AtomicU8::new(0),
             busy: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
+            syncing: std::sync::atomic::AtomicBool::new(false),
         });
         let worker = Worker {
             id,
@@ -242,10 +246,12 @@ impl Synchronizer {
     /// `[tables, values]`, becomes default content when nobody does), then auto-save. Returns
     /// once the initial load has finished.
     pub fn start_sync(&self, initial_content_json: Option<&str>) {
+        self.shared.syncing.store(true, Ordering::Release);
         self.command(Command::StartSync(initial_content_json.map(str::to_string)));
     }
     /// `stopSync`: stops auto-loading and auto-saving.
     pub fn stop_sync(&self) {
+        self.shared.syncing.store(false, Ordering::Release);
         self.command(Command::StopSync);
     }
     /// `load`: pulls the first answering peer's changes once.
@@ -482,6 +488,7 @@ impl Worker {
             (p.cont)(self, Err("tinybase:3:destroyed".into()));
         }
         self.syncing = false;
+        self.shared.syncing.store(false, Ordering::Release);
         self.auto_load = false;
         self.auto_save = false;
         self.transport.destroy();
@@ -583,7 +590,7 @@ impl Worker {
                 self.set_status(Status::Idle);
                 return;
             }
-            Message::GetContentHashes if self.syncing || self.auto_save => {
+            Message::GetContentHashes if self.syncing || self.auto_save || self.shared.syncing.load(Ordering::Acquire) => {
                 let (t, v) = store.get_mergeable_content_hashes();
                 Some(format!("[{t},{v}]"))
             }
