@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Tests the C++ wrapper (bindings/cpp/tinybase.hpp):
+#   1. cargo build --release (a no-op when the library is fresh)
+#   2. the header compiles standalone (g++, and clang++ when installed) with -Wall -Wextra -Werror
+#   3. cmake configure + build into target/cpp-build: GoogleTest suites linked against
+#      libtinybase.so (cpp_tests_shared) and libtinybase.a (cpp_tests_static)
+#   4. ctest --output-on-failure (every gtest case of both binaries is a ctest test)
+#   5. both binaries under valgrind memcheck (no errors, no definite leaks)
+#   6. optionally (ASAN=1) an AddressSanitizer+UBSan build in target/cpp-build-asan, run too
+# Exits non-zero on any failure. Environment: SKIP_VALGRIND=1, ASAN=1, SKIP_CARGO=1.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+BUILD="$ROOT/target/cpp-build"
+JOBS="${JOBS:-2}"
+failures=0
+fail() { echo "FAILED: $*" >&2; failures=$((failures + 1)); }
+
+if [ "${SKIP_CARGO:-0}" != 1 ]; then
+    echo "== cargo build --release"
+    cargo build --release --lib || { echo "cargo build failed" >&2; exit 1; }
+fi
+for f in libtinybase.so libtinybase.a; do
+    [ -f "target/release/$f" ] || { echo "target/release/$f missing" >&2; exit 1; }
+done
+
+echo "== header compiles standalone"
+for cxx in g++ clang++; do
+    command -v "$cxx" > /dev/null || continue
+    if "$cxx" -std=c++17 -Wall -Wextra -Werror -pedantic -I include -I bindings/cpp \
+        -fsyntax-only -x c++ bindings/cpp/tinybase.hpp; then
+        echo "  $cxx -std=c++17 -Wall -Wextra -Werror -pedantic: ok"
+    else
+        fail "tinybase.hpp with $cxx"
+    fi
+done
+
+echo "== cmake configure + build ($BUILD)"
+cmake -S bindings/cpp -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD.configure.log" 2>&1 \
+    || { cat "$BUILD.configure.log" >&2; echo "cmake configure failed" >&2; exit 1; }
+cmake --build "$BUILD" -j "$JOBS" || { echo "cmake build failed" >&2; exit 1; }
+
+echo "== ctest"
+ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" || fail "ctest"
+
+# Runs a gtest binary; it must exit 0 and print "[  PASSED  ] N tests."
+check_run() {
+    local name="$1"; shift
+    local out rc
+    out="$("$@" 2>&1)"
+    rc=$?
+    if [ $rc -ne 0 ] || ! printf '%s\n' "$out" | grep -q '^\[  PASSED  \]'; then
+        printf '%s\n' "$out" | grep -vE '^\[ +(RUN|OK) +\]' | tail -60 >&2
+        fail "$name (exit $rc)"
+    else
+        echo "  $name: $(printf '%s\n' "$out" | grep '^\[  PASSED  \]' | tail -1)"
+    fi
+}
+
+if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
+    if command -v valgrind > /dev/null; then
+        echo "== valgrind memcheck"
+        for kind in shared static; do
+            check_run "cpp_tests_$kind (memcheck)" valgrind -q --error-exitcode=99 --leak-check=full \
+                --errors-for-leak-kinds=definite --show-leak-kinds=definite "$BUILD/cpp_tests_$kind"
+        done
+    else
+        fail "valgrind not installed (set SKIP_VALGRIND=1 to skip, or ASAN=1)"
+    fi
+fi
+
+if [ "${ASAN:-0}" = 1 ]; then
+    echo "== AddressSanitizer + UBSan build"
+    ABUILD="$ROOT/target/cpp-build-asan"
+    if cmake -S bindings/cpp -B "$ABUILD" -DCMAKE_BUILD_TYPE=Debug -DTINYBASE_ASAN=ON > "$ABUILD.configure.log" 2>&1 \
+        && cmake --build "$ABUILD" -j "$JOBS" --target cpp_tests_shared cpp_tests_static; then
+        for kind in shared static; do
+            ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" UBSAN_OPTIONS="halt_on_error=1" \
+                check_run "cpp_tests_$kind (asan)" "$ABUILD/cpp_tests_$kind"
+        done
+    else
+        fail "ASan build"
+    fi
+fi
+
+if [ $failures -ne 0 ]; then
+    echo "== $failures stage(s) FAILED" >&2
+    exit 1
+fi
+echo "== all C++ tests passed"

@@ -1,0 +1,1147 @@
+// tinybase.hpp - header-only C++17 wrapper over the C API of tinybase-native (tinybase.h).
+//
+// ============================================================================================
+// NAMING
+//   Methods are TinyBase's method names in snake_case, as in the C API and the Rust crate
+//   (setCell -> set_cell, getMergeableContent -> get_mergeable_content_json). Methods that take
+//   or return JSON text end in _json, exactly as their tb_* counterparts; each method is a thin
+//   call of the C function of the same name (tb_store_<name> / tb_mergeable_store_<name>).
+//
+// TYPES
+//   tinybase::Store            owns one reference to a plain Store (move-only; clone() shares).
+//   tinybase::MergeableStore   owns one reference to a MergeableStore (move-only). It is also a
+//                              StoreRef: every Store method works on it.
+//   tinybase::StoreRef /       non-owning views (what listeners and transaction bodies receive;
+//   MergeableStoreRef          Store/MergeableStore derive from them). Valid while an owner is.
+//   tinybase::EventQueue       owns a queue for buffered listener delivery (move-only).
+//   tinybase::Listener         RAII registration: removes the listener when destroyed (or on
+//                              remove()); detach() leaves it registered for the store's life.
+//                              It holds its own reference to the store, so it may outlive the
+//                              Store object it came from.
+//   tinybase::Value            a cell or value: null, bool, double, std::string, or Json (the
+//                              JSON text of an object or array). A missing cell/value is
+//                              std::nullopt (std::optional<Value>), distinct from Value(nullptr).
+//   tinybase::Event            an owned copy of a listener event.
+//   tinybase::Error            std::runtime_error with the tb_status (status()) and the
+//                              library's message; every failing call throws it.
+//
+// STRINGS
+//   Ids and JSON text are taken as std::string_view (copied to a NUL-terminated buffer for the
+//   call: views need not be NUL-terminated). A view containing a NUL byte cannot cross the C
+//   API: it throws Error(TB_ERROR_INVALID_ARGUMENT). Results are std::string (string cells may
+//   hold NUL bytes: the C API gives their length). Wildcard ids of listeners are
+//   std::optional<std::string_view>: pass tinybase::any_id (std::nullopt) for "any".
+//
+// TRANSACTIONS
+//   store.transaction(f) runs f inside tb_store_transaction (the store's lock held; other
+//   threads wait). f may take no argument or a StoreRef. It commits unless:
+//     - f returns bool true (TinyBase's doRollback), or
+//     - f throws: the transaction is rolled back and the exception is rethrown from
+//       transaction() (it never crosses the C frames); tinybase::Rollback is the exception to
+//       throw for "roll back quietly": it unwinds to the outermost transaction() call on this
+//       thread (rolling back every transaction it leaves) and is swallowed there.
+//   As in TinyBase, nested transactions join the outer one, so a nested rollback decision by
+//   return value is ignored; an exception (or Rollback) propagates and rolls back the outermost.
+//   transaction() returns true when it committed (false when it rolled back).
+//   start_transaction()/finish_transaction(rollback) wrap the C begin/finish pair.
+//
+// CALLBACKS (listeners, notify, clock)
+//   Listeners are any callable taking (const Event&) or (StoreRef, const Event&), kept in a
+//   std::function until the listener is removed. They run as the C API's callback contract says
+//   (on the thread that committed the change, possibly concurrently on several threads, may
+//   re-enter the store). An exception escaping a listener or notify callback cannot cross the C
+//   frames: it is caught and passed to the handler set with set_callback_exception_handler()
+//   (default: ignored). A clock that throws falls back to the system clock for that call.
+//
+// THREADS: as the C API (include/tinybase.h): every object may be used from any thread; owner
+//   objects themselves are not synchronised for move/assignment (as any C++ value).
+// ============================================================================================
+
+#ifndef TINYBASE_HPP
+#define TINYBASE_HPP
+
+#include "tinybase.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace tinybase {
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// A failed call: the tb_status and the library's message.
+class Error : public std::runtime_error {
+public:
+    Error(tb_status status, const std::string& message)
+        : std::runtime_error(message), status_(status) {}
+    /// The C API's status code.
+    tb_status status() const noexcept { return status_; }
+
+private:
+    tb_status status_;
+};
+
+/// Throw from a transaction body to roll back without an error (see TRANSACTIONS above).
+struct Rollback {};
+
+/// Receives exceptions that escaped a listener, notify or clock callback (they cannot cross
+/// the C API). Called on the callback's thread. Must not throw.
+using CallbackExceptionHandler = void (*)(std::exception_ptr) noexcept;
+
+namespace detail {
+
+inline std::atomic<CallbackExceptionHandler>& exception_handler() {
+    static std::atomic<CallbackExceptionHandler> handler{nullptr};
+    return handler;
+}
+
+inline void report_callback_exception(std::exception_ptr e) noexcept {
+    if (auto h = exception_handler().load()) h(std::move(e));
+}
+
+[[noreturn]] inline void throw_last(tb_status status) {
+    const char* msg = tb_last_error_message();
+    throw Error(status, msg && *msg ? std::string(msg) : std::string("tinybase error ") + std::to_string(static_cast<int>(status)));
+}
+
+inline void check(tb_status status) {
+    if (status != TB_OK) throw_last(status);
+}
+
+/// A NUL-terminated copy of a string_view for one call (inline buffer for short strings).
+class CStr {
+public:
+    explicit CStr(std::string_view s) {
+        if (s.find('\0') != std::string_view::npos)
+            throw Error(TB_ERROR_INVALID_ARGUMENT, "string contains a NUL byte, which the C API cannot take");
+        if (s.size() < sizeof(buf_)) {
+            if (!s.empty()) std::memcpy(buf_, s.data(), s.size());
+            buf_[s.size()] = '\0';
+            ptr_ = buf_;
+        } else {
+            heap_.assign(s.data(), s.size());
+            ptr_ = heap_.c_str();
+        }
+    }
+    CStr(const CStr&) = delete;
+    CStr& operator=(const CStr&) = delete;
+    const char* get() const noexcept { return ptr_; }
+
+private:
+    char buf_[128];
+    std::string heap_;
+    const char* ptr_ = nullptr;
+};
+
+/// An optional id: NULL (wildcard) or a NUL-terminated copy.
+class OptCStr {
+public:
+    explicit OptCStr(std::optional<std::string_view> s) {
+        if (s) str_.emplace(*s);
+    }
+    const char* get() const noexcept { return str_ ? str_->get() : nullptr; }
+
+private:
+    std::optional<CStr> str_;
+};
+
+/// Takes a library-owned char* and frees it with tb_string_free.
+inline std::string take_string(char* s) {
+    if (!s) return std::string();
+    std::string out;
+    try {
+        out = s;
+    } catch (...) {
+        tb_string_free(s);
+        throw;
+    }
+    tb_string_free(s);
+    return out;
+}
+
+/// Calls f(char**) and returns the owned result as std::string.
+template <class F>
+std::string get_string(F&& f) {
+    char* out = nullptr;
+    tb_status st = f(&out);
+    if (st != TB_OK) throw_last(st);
+    return take_string(out);
+}
+
+/// Parses a JSON array of strings (as the *_ids_json functions return).
+inline void append_utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+inline std::vector<std::string> parse_string_array(std::string_view j) {
+    std::vector<std::string> out;
+    size_t i = 0;
+    auto bad = [] { return Error(TB_ERROR_INVALID_JSON, "unexpected id list from the library"); };
+    auto ws = [&] {
+        while (i < j.size() && (j[i] == ' ' || j[i] == '\n' || j[i] == '\t' || j[i] == '\r')) ++i;
+    };
+    auto hex4 = [&]() -> uint32_t {
+        if (i + 4 > j.size()) throw bad();
+        uint32_t v = 0;
+        for (int k = 0; k < 4; ++k) {
+            char c = j[i++];
+            v <<= 4;
+            if (c >= '0' && c <= '9') v |= static_cast<uint32_t>(c - '0');
+            else if (c >= 'a' && c <= 'f') v |= static_cast<uint32_t>(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F') v |= static_cast<uint32_t>(c - 'A' + 10);
+            else throw bad();
+        }
+        return v;
+    };
+    ws();
+    if (i >= j.size() || j[i] != '[') throw bad();
+    ++i;
+    ws();
+    if (i < j.size() && j[i] == ']') return out;
+    for (;;) {
+        ws();
+        if (i >= j.size() || j[i] != '"') throw bad();
+        ++i;
+        std::string s;
+        for (;;) {
+            if (i >= j.size()) throw bad();
+            char c = j[i++];
+            if (c == '"') break;
+            if (c != '\\') {
+                s += c;
+                continue;
+            }
+            if (i >= j.size()) throw bad();
+            char e = j[i++];
+            switch (e) {
+                case '"': s += '"'; break;
+                case '\\': s += '\\'; break;
+                case '/': s += '/'; break;
+                case 'b': s += '\b'; break;
+                case 'f': s += '\f'; break;
+                case 'n': s += '\n'; break;
+                case 'r': s += '\r'; break;
+                case 't': s += '\t'; break;
+                case 'u': {
+                    uint32_t cp = hex4();
+                    if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= j.size() && j[i] == '\\' && j[i + 1] == 'u') {
+                        size_t save = i;
+                        i += 2;
+                        uint32_t lo = hex4();
+                        if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        else i = save;
+                    }
+                    append_utf8(s, cp);
+                    break;
+                }
+                default: throw bad();
+            }
+        }
+        out.push_back(std::move(s));
+        ws();
+        if (i < j.size() && j[i] == ',') {
+            ++i;
+            continue;
+        }
+        if (i < j.size() && j[i] == ']') return out;
+        throw bad();
+    }
+}
+
+}  // namespace detail
+
+/// Sets the handler for exceptions escaping callbacks (nullptr: ignore them). Returns the old one.
+inline CallbackExceptionHandler set_callback_exception_handler(CallbackExceptionHandler h) noexcept {
+    return detail::exception_handler().exchange(h);
+}
+
+/// The library's version ("MAJOR.MINOR.PATCH").
+inline std::string version() { return tb_version(); }
+
+/// tb_debug_live_handles(): objects owned by the host that need a free, plus listeners.
+inline int64_t debug_live_handles() noexcept { return tb_debug_live_handles(); }
+
+// ---------------------------------------------------------------------------------------------
+// Values
+// ---------------------------------------------------------------------------------------------
+
+/// The JSON text of an object or array cell/value (e.g. Json{"{\"a\":1}"}).
+struct Json {
+    std::string text;
+    bool operator==(const Json& o) const { return text == o.text; }
+    bool operator!=(const Json& o) const { return text != o.text; }
+};
+
+/// A cell or value: null, boolean, number, string or JSON (object/array). Absent is
+/// std::nullopt in std::optional<Value>.
+class Value {
+public:
+    enum class Kind { Null, Boolean, Number, String, Json };
+    using Variant = std::variant<std::nullptr_t, bool, double, std::string, tinybase::Json>;
+
+    Value() noexcept : v_(nullptr) {}
+    Value(std::nullptr_t) noexcept : v_(nullptr) {}
+    Value(bool b) noexcept : v_(b) {}
+    template <class T, std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>, int> = 0>
+    Value(T n) noexcept : v_(static_cast<double>(n)) {}
+    Value(const char* s) : v_(std::string(s)) {}
+    Value(std::string s) noexcept : v_(std::move(s)) {}
+    Value(std::string_view s) : v_(std::string(s)) {}
+    Value(tinybase::Json j) noexcept : v_(std::move(j)) {}
+
+    /// An object or array value from its JSON text.
+    static Value json(std::string_view text) { return Value(tinybase::Json{std::string(text)}); }
+
+    Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
+    bool is_null() const noexcept { return v_.index() == 0; }
+    bool is_boolean() const noexcept { return v_.index() == 1; }
+    bool is_number() const noexcept { return v_.index() == 2; }
+    bool is_string() const noexcept { return v_.index() == 3; }
+    bool is_json() const noexcept { return v_.index() == 4; }
+
+    /// Typed access; std::bad_variant_access when the kind differs.
+    bool as_boolean() const { return std::get<bool>(v_); }
+    double as_number() const { return std::get<double>(v_); }
+    const std::string& as_string() const { return std::get<std::string>(v_); }
+    const std::string& as_json() const { return std::get<tinybase::Json>(v_).text; }
+
+    const Variant& variant() const noexcept { return v_; }
+
+    bool operator==(const Value& o) const { return v_ == o.v_; }
+    bool operator!=(const Value& o) const { return v_ != o.v_; }
+
+    /// A tb_value borrowing this Value's text (valid while this Value is unchanged).
+    tb_value to_c() const {
+        switch (v_.index()) {
+            case 0: return tb_value_null();
+            case 1: return tb_value_boolean(std::get<bool>(v_));
+            case 2: return tb_value_number(std::get<double>(v_));
+            case 3: {
+                const std::string& s = std::get<std::string>(v_);
+                if (s.find('\0') != std::string::npos)
+                    throw Error(TB_ERROR_INVALID_ARGUMENT, "string contains a NUL byte, which the C API cannot take");
+                return tb_value_string(s.c_str());
+            }
+            default: {
+                const std::string& s = std::get<tinybase::Json>(v_).text;
+                if (s.find('\0') != std::string::npos)
+                    throw Error(TB_ERROR_INVALID_ARGUMENT, "JSON contains a NUL byte");
+                return tb_value_json(s.c_str());
+            }
+        }
+    }
+
+    /// Copies a tb_value (borrowed or owned; not freed). Absent gives std::nullopt.
+    static std::optional<Value> from_c(const tb_value& v) {
+        switch (v.kind) {
+            case TB_VALUE_NULL: return Value(nullptr);
+            case TB_VALUE_BOOLEAN: return Value(v.boolean);
+            case TB_VALUE_NUMBER: return Value(v.number);
+            case TB_VALUE_STRING:
+                return Value(std::string(v.string ? v.string : "", v.string ? v.length : 0));
+            case TB_VALUE_JSON:
+                return Value(tinybase::Json{std::string(v.string ? v.string : "", v.string ? v.length : 0)});
+            default: return std::nullopt;
+        }
+    }
+
+private:
+    Variant v_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Listeners and events
+// ---------------------------------------------------------------------------------------------
+
+/// TinyBase's listener kinds (the TB_LISTENER_* constants).
+enum class ListenerKind : tb_listener_kind {
+    HasTables = TB_LISTENER_HAS_TABLES,
+    Tables = TB_LISTENER_TABLES,
+    TableIds = TB_LISTENER_TABLE_IDS,
+    HasTable = TB_LISTENER_HAS_TABLE,
+    Table = TB_LISTENER_TABLE,
+    TableCellIds = TB_LISTENER_TABLE_CELL_IDS,
+    HasTableCell = TB_LISTENER_HAS_TABLE_CELL,
+    RowCount = TB_LISTENER_ROW_COUNT,
+    RowIds = TB_LISTENER_ROW_IDS,
+    HasRow = TB_LISTENER_HAS_ROW,
+    Row = TB_LISTENER_ROW,
+    CellIds = TB_LISTENER_CELL_IDS,
+    HasCell = TB_LISTENER_HAS_CELL,
+    Cell = TB_LISTENER_CELL,
+    HasValues = TB_LISTENER_HAS_VALUES,
+    Values = TB_LISTENER_VALUES,
+    ValueIds = TB_LISTENER_VALUE_IDS,
+    HasValue = TB_LISTENER_HAS_VALUE,
+    Value = TB_LISTENER_VALUE,
+    StartTransaction = TB_LISTENER_START_TRANSACTION,
+    WillFinishTransaction = TB_LISTENER_WILL_FINISH_TRANSACTION,
+    DidFinishTransaction = TB_LISTENER_DID_FINISH_TRANSACTION,
+};
+
+/// A wildcard id for listeners ("any table", "any row", ...).
+inline constexpr std::nullopt_t any_id = std::nullopt;
+
+/// An id that may be a wildcard.
+using Id = std::optional<std::string_view>;
+
+/// An owned copy of a listener event.
+struct Event {
+    ListenerKind kind = ListenerKind::Tables;
+    uint64_t listener_id = 0;
+    std::optional<std::string> table_id, row_id, cell_id, value_id;
+    /// Cell and Value kinds: the new and old cell/value (nullopt: deleted / was new).
+    std::optional<Value> new_value, old_value;
+    /// Has-kinds: whether the thing now exists.
+    bool has = false;
+    /// RowCount: the table's new row count.
+    size_t row_count = 0;
+
+    static Event from_c(const tb_event& e) {
+        Event out;
+        out.kind = static_cast<ListenerKind>(e.kind);
+        out.listener_id = e.listener_id;
+        if (e.table_id) out.table_id = e.table_id;
+        if (e.row_id) out.row_id = e.row_id;
+        if (e.cell_id) out.cell_id = e.cell_id;
+        if (e.value_id) out.value_id = e.value_id;
+        out.new_value = Value::from_c(e.new_value);
+        out.old_value = Value::from_c(e.old_value);
+        out.has = e.has;
+        out.row_count = e.row_count;
+        return out;
+    }
+};
+
+class StoreRef;
+class MergeableStoreRef;
+class EventQueue;
+
+/// A registered listener. Removes it when destroyed (or on remove()); move-only. Holds its own
+/// reference to the store, so the store lives at least as long as this handle.
+class Listener {
+public:
+    Listener() noexcept = default;
+    /// Adopts a registered listener id on `store_ref` (an owned tb_store reference).
+    Listener(tb_store* store_ref, uint64_t id) noexcept : store_(store_ref), id_(id) {}
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+    Listener(Listener&& o) noexcept : store_(std::exchange(o.store_, nullptr)), id_(std::exchange(o.id_, 0)) {}
+    Listener& operator=(Listener&& o) noexcept {
+        if (this != &o) {
+            reset();
+            store_ = std::exchange(o.store_, nullptr);
+            id_ = std::exchange(o.id_, 0);
+        }
+        return *this;
+    }
+    ~Listener() { reset(); }
+
+    /// The listener id (0 when empty).
+    uint64_t id() const noexcept { return id_; }
+    /// Whether this handle still owns a registration.
+    bool active() const noexcept { return store_ != nullptr; }
+    explicit operator bool() const noexcept { return active(); }
+
+    /// Removes the listener now (synchronous: see tb_store_del_listener). Throws on failure;
+    /// no-op when empty.
+    void remove() {
+        if (!store_) return;
+        tb_status st = tb_store_del_listener(store_, id_);
+        tb_store_free(std::exchange(store_, nullptr));
+        id_ = 0;
+        detail::check(st);
+    }
+
+    /// Leaves the listener registered (until the store is destroyed or the id is removed with
+    /// StoreRef::del_listener) and empties this handle. Returns the id.
+    uint64_t detach() noexcept {
+        tb_store_free(std::exchange(store_, nullptr));
+        return std::exchange(id_, 0);
+    }
+
+    /// callListener: calls the listener now for everything its ids match.
+    void call() const { detail::check(tb_store_call_listener(store_, id_)); }
+
+private:
+    void reset() noexcept {
+        if (!store_) return;
+        (void)tb_store_del_listener(store_, id_);
+        tb_store_free(std::exchange(store_, nullptr));
+        id_ = 0;
+    }
+    tb_store* store_ = nullptr;
+    uint64_t id_ = 0;
+};
+
+/// A queue for buffered listener delivery: events are drained with poll()/wait() on any
+/// thread. Move-only; frees the queue when destroyed (remove its listeners too: a Listener
+/// handle does that).
+class EventQueue {
+public:
+    /// A queue without a notify callback.
+    EventQueue() { detail::check(tb_event_queue_new(nullptr, nullptr, nullptr, &q_)); }
+    /// A queue whose notify() runs whenever it goes from empty to non-empty (on the thread
+    /// that queued the event; it must not block for long).
+    explicit EventQueue(std::function<void()> notify) {
+        auto* f = new std::function<void()>(std::move(notify));
+        tb_status st = tb_event_queue_new(&notify_trampoline, f, &release_notify, &q_);
+        if (st != TB_OK) {
+            delete f;
+            detail::throw_last(st);
+        }
+    }
+    EventQueue(const EventQueue&) = delete;
+    EventQueue& operator=(const EventQueue&) = delete;
+    EventQueue(EventQueue&& o) noexcept : q_(std::exchange(o.q_, nullptr)) {}
+    EventQueue& operator=(EventQueue&& o) noexcept {
+        if (this != &o) {
+            tb_event_queue_free(q_);
+            q_ = std::exchange(o.q_, nullptr);
+        }
+        return *this;
+    }
+    ~EventQueue() { tb_event_queue_free(q_); }
+
+    /// The oldest event, or nullopt when empty.
+    std::optional<Event> poll() {
+        tb_event* e = nullptr;
+        detail::check(tb_event_queue_poll(q_, &e));
+        return take(e);
+    }
+    /// The oldest event, waiting up to `timeout`; nullopt on timeout.
+    std::optional<Event> wait(std::chrono::milliseconds timeout) {
+        tb_event* e = nullptr;
+        auto ms = timeout.count() < 0 ? 0 : timeout.count();
+        uint32_t t = ms > 0xFFFFFFFFLL ? 0xFFFFFFFFu : static_cast<uint32_t>(ms);
+        detail::check(tb_event_queue_wait(q_, t, &e));
+        return take(e);
+    }
+    /// Every event queued now.
+    std::vector<Event> drain() {
+        std::vector<Event> out;
+        while (auto e = poll()) out.push_back(std::move(*e));
+        return out;
+    }
+    /// The number of queued events.
+    size_t size() const {
+        size_t n = 0;
+        detail::check(tb_event_queue_len(q_, &n));
+        return n;
+    }
+    tb_event_queue* get() const noexcept { return q_; }
+
+private:
+    static std::optional<Event> take(tb_event* e) {
+        if (!e) return std::nullopt;
+        std::unique_ptr<tb_event, void (*)(tb_event*)> owned(e, &tb_event_free);
+        return Event::from_c(*e);
+    }
+    static void notify_trampoline(void* ud) {
+        try {
+            (*static_cast<std::function<void()>*>(ud))();
+        } catch (...) {
+            detail::report_callback_exception(std::current_exception());
+        }
+    }
+    static void release_notify(void* ud) { delete static_cast<std::function<void()>*>(ud); }
+
+    tb_event_queue* q_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Stores
+// ---------------------------------------------------------------------------------------------
+
+class Store;
+class MergeableStore;
+
+namespace detail {
+inline int& rollback_depth() {
+    thread_local int depth = 0;
+    return depth;
+}
+}  // namespace detail
+
+/// A non-owning view of a store (plain or mergeable) with every Store method.
+class StoreRef {
+public:
+    using ListenerFn = std::function<void(StoreRef, const Event&)>;
+
+    StoreRef() noexcept = default;
+    explicit StoreRef(tb_store* s) noexcept : s_(s) {}
+
+    /// The C handle (borrowed).
+    tb_store* get() const noexcept { return s_; }
+    explicit operator bool() const noexcept { return s_ != nullptr; }
+
+    /// Another owned reference to the same store.
+    Store clone() const;
+    /// Whether this is a mergeable store.
+    bool is_mergeable() const noexcept {
+        tb_mergeable_store* m = nullptr;
+        bool ok = s_ && tb_store_as_mergeable(s_, &m) == TB_OK;
+        if (!ok) tb_last_error_clear();
+        return ok;
+    }
+    /// The mergeable view (throws Error(TB_ERROR_INVALID_STATE) for a plain store).
+    MergeableStoreRef as_mergeable() const;
+
+    // --- whole-store JSON -------------------------------------------------------------------
+    std::string get_tables_json() const { return str([&](char** o) { return tb_store_get_tables_json(s_, o); }); }
+    std::string get_values_json() const { return str([&](char** o) { return tb_store_get_values_json(s_, o); }); }
+    std::string get_json() const { return str([&](char** o) { return tb_store_get_json(s_, o); }); }
+    std::string get_content_json() const { return str([&](char** o) { return tb_store_get_content_json(s_, o); }); }
+    std::string get_table_json(std::string_view table_id) const {
+        detail::CStr t(table_id);
+        return str([&](char** o) { return tb_store_get_table_json(s_, t.get(), o); });
+    }
+    std::string get_row_json(std::string_view table_id, std::string_view row_id) const {
+        detail::CStr t(table_id), r(row_id);
+        return str([&](char** o) { return tb_store_get_row_json(s_, t.get(), r.get(), o); });
+    }
+
+    // --- ids ----------------------------------------------------------------------------------
+    std::string get_table_ids_json() const { return str([&](char** o) { return tb_store_get_table_ids_json(s_, o); }); }
+    std::string get_table_cell_ids_json(std::string_view table_id) const {
+        detail::CStr t(table_id);
+        return str([&](char** o) { return tb_store_get_table_cell_ids_json(s_, t.get(), o); });
+    }
+    std::string get_row_ids_json(std::string_view table_id) const {
+        detail::CStr t(table_id);
+        return str([&](char** o) { return tb_store_get_row_ids_json(s_, t.get(), o); });
+    }
+    std::string get_cell_ids_json(std::string_view table_id, std::string_view row_id) const {
+        detail::CStr t(table_id), r(row_id);
+        return str([&](char** o) { return tb_store_get_cell_ids_json(s_, t.get(), r.get(), o); });
+    }
+    std::string get_value_ids_json() const { return str([&](char** o) { return tb_store_get_value_ids_json(s_, o); }); }
+
+    std::vector<std::string> get_table_ids() const { return detail::parse_string_array(get_table_ids_json()); }
+    std::vector<std::string> get_table_cell_ids(std::string_view table_id) const {
+        return detail::parse_string_array(get_table_cell_ids_json(table_id));
+    }
+    std::vector<std::string> get_row_ids(std::string_view table_id) const {
+        return detail::parse_string_array(get_row_ids_json(table_id));
+    }
+    std::vector<std::string> get_cell_ids(std::string_view table_id, std::string_view row_id) const {
+        return detail::parse_string_array(get_cell_ids_json(table_id, row_id));
+    }
+    std::vector<std::string> get_value_ids() const { return detail::parse_string_array(get_value_ids_json()); }
+
+    size_t get_row_count(std::string_view table_id) const {
+        detail::CStr t(table_id);
+        size_t n = 0;
+        detail::check(tb_store_get_row_count(s_, t.get(), &n));
+        return n;
+    }
+
+    // --- cells and values -----------------------------------------------------------------------
+    /// getCell: nullopt when there is no such cell.
+    std::optional<Value> get_cell(std::string_view table_id, std::string_view row_id, std::string_view cell_id) const {
+        detail::CStr t(table_id), r(row_id), c(cell_id);
+        tb_value v = tb_value_absent();
+        detail::check(tb_store_get_cell(s_, t.get(), r.get(), c.get(), &v));
+        return take_value(v);
+    }
+    /// getValue: nullopt when there is no such value.
+    std::optional<Value> get_value(std::string_view value_id) const {
+        detail::CStr id(value_id);
+        tb_value v = tb_value_absent();
+        detail::check(tb_store_get_value(s_, id.get(), &v));
+        return take_value(v);
+    }
+
+    bool has_tables() const { return flag([&](bool* o) { return tb_store_has_tables(s_, o); }); }
+    bool has_table(std::string_view table_id) const {
+        detail::CStr t(table_id);
+        return flag([&](bool* o) { return tb_store_has_table(s_, t.get(), o); });
+    }
+    bool has_table_cell(std::string_view table_id, std::string_view cell_id) const {
+        detail::CStr t(table_id), c(cell_id);
+        return flag([&](bool* o) { return tb_store_has_table_cell(s_, t.get(), c.get(), o); });
+    }
+    bool has_row(std::string_view table_id, std::string_view row_id) const {
+        detail::CStr t(table_id), r(row_id);
+        return flag([&](bool* o) { return tb_store_has_row(s_, t.get(), r.get(), o); });
+    }
+    bool has_cell(std::string_view table_id, std::string_view row_id, std::string_view cell_id) const {
+        detail::CStr t(table_id), r(row_id), c(cell_id);
+        return flag([&](bool* o) { return tb_store_has_cell(s_, t.get(), r.get(), c.get(), o); });
+    }
+    bool has_values() const { return flag([&](bool* o) { return tb_store_has_values(s_, o); }); }
+    bool has_value(std::string_view value_id) const {
+        detail::CStr v(value_id);
+        return flag([&](bool* o) { return tb_store_has_value(s_, v.get(), o); });
+    }
+
+    // --- setters (all return *this for chaining) ------------------------------------------------
+    const StoreRef& set_tables_json(std::string_view json) const { return js(json, &tb_store_set_tables_json); }
+    const StoreRef& set_values_json(std::string_view json) const { return js(json, &tb_store_set_values_json); }
+    const StoreRef& set_json(std::string_view json) const { return js(json, &tb_store_set_json); }
+    const StoreRef& set_content_json(std::string_view json) const { return js(json, &tb_store_set_content_json); }
+    const StoreRef& set_partial_values_json(std::string_view json) const { return js(json, &tb_store_set_partial_values_json); }
+    const StoreRef& apply_changes_json(std::string_view json) const { return js(json, &tb_store_apply_changes_json); }
+    const StoreRef& set_table_json(std::string_view table_id, std::string_view json) const {
+        detail::CStr t(table_id), j(json);
+        detail::check(tb_store_set_table_json(s_, t.get(), j.get()));
+        return *this;
+    }
+    const StoreRef& set_row_json(std::string_view table_id, std::string_view row_id, std::string_view json) const {
+        detail::CStr t(table_id), r(row_id), j(json);
+        detail::check(tb_store_set_row_json(s_, t.get(), r.get(), j.get()));
+        return *this;
+    }
+    const StoreRef& set_partial_row_json(std::string_view table_id, std::string_view row_id, std::string_view json) const {
+        detail::CStr t(table_id), r(row_id), j(json);
+        detail::check(tb_store_set_partial_row_json(s_, t.get(), r.get(), j.get()));
+        return *this;
+    }
+    /// addRow: returns the new row's id.
+    std::string add_row_json(std::string_view table_id, std::string_view json, bool reuse_row_ids = true) const {
+        detail::CStr t(table_id), j(json);
+        return str([&](char** o) { return tb_store_add_row_json(s_, t.get(), j.get(), reuse_row_ids, o); });
+    }
+    const StoreRef& set_cell(std::string_view table_id, std::string_view row_id, std::string_view cell_id, const Value& cell) const {
+        detail::CStr t(table_id), r(row_id), c(cell_id);
+        tb_value v = cell.to_c();
+        detail::check(tb_store_set_cell(s_, t.get(), r.get(), c.get(), &v));
+        return *this;
+    }
+    const StoreRef& set_cell_json(std::string_view table_id, std::string_view row_id, std::string_view cell_id, std::string_view json) const {
+        detail::CStr t(table_id), r(row_id), c(cell_id), j(json);
+        detail::check(tb_store_set_cell_json(s_, t.get(), r.get(), c.get(), j.get()));
+        return *this;
+    }
+    const StoreRef& set_value(std::string_view value_id, const Value& value) const {
+        detail::CStr id(value_id);
+        tb_value v = value.to_c();
+        detail::check(tb_store_set_value(s_, id.get(), &v));
+        return *this;
+    }
+    const StoreRef& set_value_json(std::string_view value_id, std::string_view json) const {
+        detail::CStr id(value_id), j(json);
+        detail::check(tb_store_set_value_json(s_, id.get(), j.get()));
+        return *this;
+    }
+
+    const StoreRef& del_tables() const {
+        detail::check(tb_store_del_tables(s_));
+        return *this;
+    }
+    const StoreRef& del_table(std::string_view table_id) const {
+        detail::CStr t(table_id);
+        detail::check(tb_store_del_table(s_, t.get()));
+        return *this;
+    }
+    const StoreRef& del_row(std::string_view table_id, std::string_view row_id) const {
+        detail::CStr t(table_id), r(row_id);
+        detail::check(tb_store_del_row(s_, t.get(), r.get()));
+        return *this;
+    }
+    const StoreRef& del_cell(std::string_view table_id, std::string_view row_id, std::string_view cell_id) const {
+        detail::CStr t(table_id), r(row_id), c(cell_id);
+        detail::check(tb_store_del_cell(s_, t.get(), r.get(), c.get()));
+        return *this;
+    }
+    const StoreRef& del_values() const {
+        detail::check(tb_store_del_values(s_));
+        return *this;
+    }
+    const StoreRef& del_value(std::string_view value_id) const {
+        detail::CStr v(value_id);
+        detail::check(tb_store_del_value(s_, v.get()));
+        return *this;
+    }
+
+    // --- transactions -------------------------------------------------------------------------
+    /// Runs `actions` (callable with () or (StoreRef); may return bool: true = roll back) in a
+    /// transaction. Returns true when committed. See TRANSACTIONS at the top of this header.
+    template <class F>
+    bool transaction(F&& actions) const {
+        struct Ctx {
+            F* f;
+            std::exception_ptr error;
+            bool rollback;
+            bool quiet;
+        } ctx{&actions, nullptr, false, false};
+        auto body = [](void* ud, tb_store* view) -> bool {
+            Ctx& c = *static_cast<Ctx*>(ud);
+            ++detail::rollback_depth();
+            try {
+                c.rollback = invoke_body(*c.f, StoreRef(view));
+            } catch (const Rollback&) {
+                c.rollback = true;
+                c.quiet = true;
+                c.error = std::current_exception();
+            } catch (...) {
+                c.rollback = true;
+                c.error = std::current_exception();
+            }
+            --detail::rollback_depth();
+            return c.rollback;
+        };
+        detail::check(tb_store_transaction(s_, body, &ctx));
+        if (ctx.error && !(ctx.quiet && detail::rollback_depth() == 0)) std::rethrow_exception(ctx.error);
+        return !ctx.rollback;
+    }
+    /// startTransaction (finish it on the same thread).
+    void start_transaction() const { detail::check(tb_store_start_transaction(s_)); }
+    /// finishTransaction, rolling back when `rollback` is true.
+    void finish_transaction(bool rollback = false) const { detail::check(tb_store_finish_transaction(s_, rollback)); }
+    /// getTransactionChanges as `[tables, values, 1]` JSON.
+    std::string get_transaction_changes_json() const {
+        return str([&](char** o) { return tb_store_get_transaction_changes_json(s_, o); });
+    }
+
+    // --- listeners ------------------------------------------------------------------------------
+    /// Adds a listener of any kind; ids as in tb_store_add_listener (nullopt: wildcard). `fn` is
+    /// callable with (const Event&) or (StoreRef, const Event&).
+    template <class F>
+    Listener add_listener(ListenerKind kind, Id id1, Id id2, Id id3, F&& fn) const {
+        detail::OptCStr a(id1), b(id2), c(id3);
+        auto* holder = new ListenerFn(wrap_listener(std::forward<F>(fn)));
+        uint64_t id = 0;
+        tb_status st = tb_store_add_listener(s_, static_cast<tb_listener_kind>(kind), a.get(), b.get(), c.get(),
+                                             &listener_trampoline, holder, &listener_release, &id);
+        if (st != TB_OK) {
+            delete holder;
+            detail::throw_last(st);
+        }
+        return adopt_listener(id);
+    }
+    template <class F> Listener add_has_tables_listener(F&& f) const { return add_listener(ListenerKind::HasTables, {}, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_tables_listener(F&& f) const { return add_listener(ListenerKind::Tables, {}, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_table_ids_listener(F&& f) const { return add_listener(ListenerKind::TableIds, {}, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_has_table_listener(Id table_id, F&& f) const { return add_listener(ListenerKind::HasTable, table_id, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_table_listener(Id table_id, F&& f) const { return add_listener(ListenerKind::Table, table_id, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_table_cell_ids_listener(Id table_id, F&& f) const { return add_listener(ListenerKind::TableCellIds, table_id, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_has_table_cell_listener(Id table_id, Id cell_id, F&& f) const { return add_listener(ListenerKind::HasTableCell, table_id, cell_id, {}, std::forward<F>(f)); }
+    template <class F> Listener add_row_count_listener(Id table_id, F&& f) const { return add_listener(ListenerKind::RowCount, table_id, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_row_ids_listener(Id table_id, F&& f) const { return add_listener(ListenerKind::RowIds, table_id, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_has_row_listener(Id table_id, Id row_id, F&& f) const { return add_listener(ListenerKind::HasRow, table_id, row_id, {}, std::forward<F>(f)); }
+    template <class F> Listener add_row_listener(Id table_id, Id row_id, F&& f) const { return add_listener(ListenerKind::Row, table_id, row_id, {}, std::forward<F>(f)); }
+    template <class F> Listener add_cell_ids_listener(Id table_id, Id row_id, F&& f) const { return add_listener(ListenerKind::CellIds, table_id, row_id, {}, std::forward<F>(f)); }
+    template <class F> Listener add_has_cell_listener(Id table_id, Id row_id, Id cell_id, F&& f) const { return add_listener(ListenerKind::HasCell, table_id, row_id, cell_id, std::forward<F>(f)); }
+    template <class F> Listener add_cell_listener(Id table_id, Id row_id, Id cell_id, F&& f) const { return add_listener(ListenerKind::Cell, table_id, row_id, cell_id, std::forward<F>(f)); }
+    template <class F> Listener add_has_values_listener(F&& f) const { return add_listener(ListenerKind::HasValues, {}, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_values_listener(F&& f) const { return add_listener(ListenerKind::Values, {}, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_value_ids_listener(F&& f) const { return add_listener(ListenerKind::ValueIds, {}, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_has_value_listener(Id value_id, F&& f) const { return add_listener(ListenerKind::HasValue, value_id, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_value_listener(Id value_id, F&& f) const { return add_listener(ListenerKind::Value, value_id, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_start_transaction_listener(F&& f) const { return add_listener(ListenerKind::StartTransaction, {}, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_will_finish_transaction_listener(F&& f) const { return add_listener(ListenerKind::WillFinishTransaction, {}, {}, {}, std::forward<F>(f)); }
+    template <class F> Listener add_did_finish_transaction_listener(F&& f) const { return add_listener(ListenerKind::DidFinishTransaction, {}, {}, {}, std::forward<F>(f)); }
+
+    /// A buffered listener: events go to `queue` instead of a callback.
+    Listener add_buffered_listener(EventQueue& queue, ListenerKind kind, Id id1 = {}, Id id2 = {}, Id id3 = {}) const {
+        detail::OptCStr a(id1), b(id2), c(id3);
+        uint64_t id = 0;
+        detail::check(tb_store_add_buffered_listener(s_, queue.get(), static_cast<tb_listener_kind>(kind), a.get(), b.get(), c.get(), &id));
+        return adopt_listener(id);
+    }
+
+    /// delListener by id (for ids from Listener::detach()).
+    void del_listener(uint64_t listener_id) const { detail::check(tb_store_del_listener(s_, listener_id)); }
+    /// callListener by id.
+    void call_listener(uint64_t listener_id) const { detail::check(tb_store_call_listener(s_, listener_id)); }
+    /// The number of listeners registered on the store.
+    size_t get_listener_count() const {
+        size_t n = 0;
+        detail::check(tb_store_get_listener_count(s_, &n));
+        return n;
+    }
+
+protected:
+    template <class F>
+    static std::string str(F&& f) { return detail::get_string(std::forward<F>(f)); }
+    template <class F>
+    static bool flag(F&& f) {
+        bool b = false;
+        detail::check(f(&b));
+        return b;
+    }
+    const StoreRef& js(std::string_view json, tb_status (*f)(tb_store*, const char*)) const {
+        detail::CStr j(json);
+        detail::check(f(s_, j.get()));
+        return *this;
+    }
+    static std::optional<Value> take_value(tb_value& v) {
+        struct Free {
+            tb_value* v;
+            ~Free() { tb_value_free(v); }
+        } guard{&v};
+        return Value::from_c(v);
+    }
+
+    template <class F>
+    static bool invoke_body(F& f, StoreRef view) {
+        if constexpr (std::is_invocable_v<F&, StoreRef>) {
+            if constexpr (std::is_convertible_v<std::invoke_result_t<F&, StoreRef>, bool>) return static_cast<bool>(f(view));
+            else return (void)f(view), false;
+        } else {
+            static_assert(std::is_invocable_v<F&>, "a transaction body takes () or (tinybase::StoreRef)");
+            if constexpr (std::is_convertible_v<std::invoke_result_t<F&>, bool>) return static_cast<bool>(f());
+            else return (void)f(), false;
+        }
+    }
+
+    template <class F>
+    static ListenerFn wrap_listener(F&& fn) {
+        using D = std::decay_t<F>;
+        if constexpr (std::is_invocable_v<D&, StoreRef, const Event&>) {
+            return ListenerFn(std::forward<F>(fn));
+        } else {
+            static_assert(std::is_invocable_v<D&, const Event&>,
+                          "a listener takes (const tinybase::Event&) or (tinybase::StoreRef, const tinybase::Event&)");
+            return [f = D(std::forward<F>(fn))](StoreRef, const Event& e) mutable { f(e); };
+        }
+    }
+    static void listener_trampoline(void* ud, tb_store* store, const tb_event* event) {
+        try {
+            (*static_cast<ListenerFn*>(ud))(StoreRef(store), Event::from_c(*event));
+        } catch (...) {
+            detail::report_callback_exception(std::current_exception());
+        }
+    }
+    static void listener_release(void* ud) { delete static_cast<ListenerFn*>(ud); }
+
+    Listener adopt_listener(uint64_t id) const {
+        tb_store* ref = nullptr;
+        tb_status st = tb_store_clone(s_, &ref);
+        if (st != TB_OK) {
+            (void)tb_store_del_listener(s_, id);
+            detail::throw_last(st);
+        }
+        return Listener(ref, id);
+    }
+
+    tb_store* s_ = nullptr;
+};
+
+/// The table and values hashes of a mergeable store.
+struct ContentHashes {
+    uint32_t tables = 0;
+    uint32_t values = 0;
+    bool operator==(const ContentHashes& o) const { return tables == o.tables && values == o.values; }
+    bool operator!=(const ContentHashes& o) const { return !(*this == o); }
+};
+
+/// A non-owning view of a mergeable store: every Store method plus the CRDT operations.
+class MergeableStoreRef : public StoreRef {
+public:
+    MergeableStoreRef() noexcept = default;
+    explicit MergeableStoreRef(tb_mergeable_store* m) noexcept : StoreRef(tb_mergeable_store_as_store(m)), m_(m) {}
+
+    tb_mergeable_store* get_mergeable() const noexcept { return m_; }
+    /// Another owned reference to the same mergeable store.
+    MergeableStore clone() const;
+
+    std::string get_mergeable_content_json() const { return mstr(&tb_mergeable_store_get_mergeable_content_json); }
+    /// The wire form (what a synchronizer sends and a file holds).
+    std::string get_encoded_mergeable_content_json() const { return mstr(&tb_mergeable_store_get_encoded_mergeable_content_json); }
+    ContentHashes get_mergeable_content_hashes() const {
+        ContentHashes h;
+        detail::check(tb_mergeable_store_get_mergeable_content_hashes(m_, &h.tables, &h.values));
+        return h;
+    }
+    std::string get_mergeable_content_hashes_json() const { return mstr(&tb_mergeable_store_get_mergeable_content_hashes_json); }
+    std::string get_transaction_mergeable_changes_json(bool with_hashes = false) const {
+        return str([&](char** o) { return tb_mergeable_store_get_transaction_mergeable_changes_json(m_, with_hashes, o); });
+    }
+    /// Wire form (the body of a ContentDiff sync message).
+    std::string get_encoded_transaction_mergeable_changes_json(bool with_hashes = false) const {
+        return str([&](char** o) { return tb_mergeable_store_get_encoded_transaction_mergeable_changes_json(m_, with_hashes, o); });
+    }
+    /// applyMergeableChanges with wire-form JSON (changes or content); all or nothing.
+    const MergeableStoreRef& apply_mergeable_changes_json(std::string_view json) const { return mjs(json, &tb_mergeable_store_apply_mergeable_changes_json); }
+    const MergeableStoreRef& apply_decoded_mergeable_changes_json(std::string_view json) const { return mjs(json, &tb_mergeable_store_apply_decoded_mergeable_changes_json); }
+    const MergeableStoreRef& set_mergeable_content_json(std::string_view json) const { return mjs(json, &tb_mergeable_store_set_mergeable_content_json); }
+    const MergeableStoreRef& set_decoded_mergeable_content_json(std::string_view json) const { return mjs(json, &tb_mergeable_store_set_decoded_mergeable_content_json); }
+    const MergeableStoreRef& set_default_content_json(std::string_view json) const { return mjs(json, &tb_mergeable_store_set_default_content_json); }
+    /// merge: both stores apply each other's content.
+    const MergeableStoreRef& merge(const MergeableStoreRef& other) const {
+        detail::check(tb_mergeable_store_merge(m_, other.m_));
+        return *this;
+    }
+
+    std::string get_mergeable_table_hashes_json() const { return mstr(&tb_mergeable_store_get_mergeable_table_hashes_json); }
+    std::string get_mergeable_table_diff_json(std::string_view other_table_hashes_json) const { return diff(other_table_hashes_json, &tb_mergeable_store_get_mergeable_table_diff_json); }
+    std::string get_mergeable_row_hashes_json(std::string_view other_table_hashes_json) const { return diff(other_table_hashes_json, &tb_mergeable_store_get_mergeable_row_hashes_json); }
+    std::string get_mergeable_row_diff_json(std::string_view other_row_hashes_json) const { return diff(other_row_hashes_json, &tb_mergeable_store_get_mergeable_row_diff_json); }
+    std::string get_mergeable_cell_hashes_json(std::string_view other_row_hashes_json) const { return diff(other_row_hashes_json, &tb_mergeable_store_get_mergeable_cell_hashes_json); }
+    std::string get_mergeable_cell_diff_json(std::string_view other_cell_hashes_json) const { return diff(other_cell_hashes_json, &tb_mergeable_store_get_mergeable_cell_diff_json); }
+    std::string get_mergeable_value_hashes_json() const { return mstr(&tb_mergeable_store_get_mergeable_value_hashes_json); }
+    std::string get_mergeable_value_diff_json(std::string_view other_value_hashes_json) const { return diff(other_value_hashes_json, &tb_mergeable_store_get_mergeable_value_diff_json); }
+    /// Recomputes every hash from scratch (a consistency check).
+    ContentHashes compute_content_hashes() const {
+        ContentHashes h;
+        detail::check(tb_mergeable_store_compute_content_hashes(m_, &h.tables, &h.values));
+        return h;
+    }
+
+protected:
+    std::string mstr(tb_status (*f)(tb_mergeable_store*, char**)) const {
+        return str([&](char** o) { return f(m_, o); });
+    }
+    std::string diff(std::string_view json, tb_status (*f)(tb_mergeable_store*, const char*, char**)) const {
+        detail::CStr j(json);
+        return str([&](char** o) { return f(m_, j.get(), o); });
+    }
+    const MergeableStoreRef& mjs(std::string_view json, tb_status (*f)(tb_mergeable_store*, const char*)) const {
+        detail::CStr j(json);
+        detail::check(f(m_, j.get()));
+        return *this;
+    }
+
+    tb_mergeable_store* m_ = nullptr;
+};
+
+/// Owns one reference to a plain Store. Move-only; clone() gives another owner of the same
+/// store. A moved-from Store is empty: its methods throw Error(TB_ERROR_NULL_PARAMETER).
+class Store : public StoreRef {
+public:
+    /// A new empty store.
+    Store() { detail::check(tb_store_new(&s_)); }
+    /// Adopts an owned reference (from tb_store_new / tb_store_clone).
+    static Store adopt(tb_store* owned) noexcept { return Store(owned, Adopt{}); }
+
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+    Store(Store&& o) noexcept : StoreRef(std::exchange(o.s_, nullptr)) {}
+    Store& operator=(Store&& o) noexcept {
+        if (this != &o) {
+            tb_store_free(s_);
+            s_ = std::exchange(o.s_, nullptr);
+        }
+        return *this;
+    }
+    ~Store() { tb_store_free(s_); }
+
+    /// Gives up ownership: the caller frees the returned handle with tb_store_free().
+    tb_store* release() noexcept { return std::exchange(s_, nullptr); }
+
+private:
+    struct Adopt {};
+    Store(tb_store* s, Adopt) noexcept : StoreRef(s) {}
+};
+
+/// Owns one reference to a MergeableStore. Move-only; clone() gives another owner.
+class MergeableStore : public MergeableStoreRef {
+public:
+    /// A new store with a random unique id and the system clock.
+    MergeableStore() { init(nullptr); }
+    /// A new store whose HLC client id is `unique_id` (give every replica its own).
+    explicit MergeableStore(std::string_view unique_id) {
+        detail::CStr id(unique_id);
+        init(id.get());
+    }
+    /// A new store with a host clock (milliseconds since the epoch, as Date.now()). The clock is
+    /// called with the store's lock held and must not call into the library. `unique_id`
+    /// nullopt picks a random id.
+    MergeableStore(std::optional<std::string_view> unique_id, std::function<double()> now) {
+        detail::OptCStr id(unique_id);
+        auto* f = new std::function<double()>(std::move(now));
+        tb_mergeable_store* m = nullptr;
+        tb_status st = tb_mergeable_store_new_with_clock(id.get(), &clock_trampoline, f, &clock_release, &m);
+        if (st != TB_OK) {
+            delete f;
+            detail::throw_last(st);
+        }
+        set(m);
+    }
+    /// Adopts an owned reference (from tb_mergeable_store_new* / _clone).
+    static MergeableStore adopt(tb_mergeable_store* owned) noexcept { return MergeableStore(owned, Adopt{}); }
+
+    MergeableStore(const MergeableStore&) = delete;
+    MergeableStore& operator=(const MergeableStore&) = delete;
+    MergeableStore(MergeableStore&& o) noexcept { set(o.take()); }
+    MergeableStore& operator=(MergeableStore&& o) noexcept {
+        if (this != &o) {
+            tb_mergeable_store_free(m_);
+            set(o.take());
+        }
+        return *this;
+    }
+    ~MergeableStore() { tb_mergeable_store_free(m_); }
+
+    /// Gives up ownership: the caller frees it with tb_mergeable_store_free().
+    tb_mergeable_store* release() noexcept { return take(); }
+
+private:
+    struct Adopt {};
+    MergeableStore(tb_mergeable_store* m, Adopt) noexcept { set(m); }
+    void init(const char* id) {
+        tb_mergeable_store* m = nullptr;
+        detail::check(tb_mergeable_store_new(id, &m));
+        set(m);
+    }
+    void set(tb_mergeable_store* m) noexcept {
+        m_ = m;
+        s_ = m ? tb_mergeable_store_as_store(m) : nullptr;
+    }
+    tb_mergeable_store* take() noexcept {
+        s_ = nullptr;
+        return std::exchange(m_, nullptr);
+    }
+    static double clock_trampoline(void* ud) {
+        try {
+            return (*static_cast<std::function<double()>*>(ud))();
+        } catch (...) {
+            detail::report_callback_exception(std::current_exception());
+            return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
+        }
+    }
+    static void clock_release(void* ud) { delete static_cast<std::function<double()>*>(ud); }
+};
+
+inline Store StoreRef::clone() const {
+    tb_store* out = nullptr;
+    detail::check(tb_store_clone(s_, &out));
+    return Store::adopt(out);
+}
+
+inline MergeableStoreRef StoreRef::as_mergeable() const {
+    tb_mergeable_store* m = nullptr;
+    detail::check(tb_store_as_mergeable(s_, &m));
+    return MergeableStoreRef(m);
+}
+
+inline MergeableStore MergeableStoreRef::clone() const {
+    tb_mergeable_store* out = nullptr;
+    detail::check(tb_mergeable_store_clone(m_, &out));
+    return MergeableStore::adopt(out);
+}
+
+}  // namespace tinybase
+
+#endif  // TINYBASE_HPP

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the library, installs the Python package into a fresh venv under target/ and runs the
+# pytest suite. Exits with pytest's status ("no tests collected" counts as a failure).
+# Needs only python3 (+ venv/pip) and network access to PyPI; installs python3-venv with apt-get
+# on Debian/Ubuntu when `python3 -m venv` is unavailable.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+VENV="${TINYBASE_PY_VENV:-$REPO/target/python-venv}"
+PYTHON="${PYTHON:-python3}"
+
+cd "$REPO"
+echo "== cargo build --release (library and the replay example)"
+cargo build --release --lib --example replay
+
+have_venv() {
+    local probe
+    probe="$(mktemp -d)"
+    if "$PYTHON" -m venv "$probe/v" >/dev/null 2>&1 && [ -x "$probe/v/bin/pip" ]; then
+        rm -rf "$probe"; return 0
+    fi
+    rm -rf "$probe"; return 1
+}
+
+if ! have_venv; then
+    if command -v apt-get >/dev/null 2>&1; then
+        ver="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+        echo "== python3 -m venv unavailable: installing python3-venv with apt-get"
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq
+        $SUDO apt-get install -y -qq "python${ver}-venv" || $SUDO apt-get install -y -qq python3-venv
+    else
+        echo "python3 -m venv does not work and apt-get is not available" >&2
+        exit 1
+    fi
+fi
+
+echo "== venv at $VENV"
+rm -rf "$VENV"
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -r "$HERE/requirements-test.txt"
+"$VENV/bin/python" -m pip install -q "$HERE"
+rm -rf "$HERE/build" "$HERE"/*.egg-info
+
+echo "== pytest (installed package: $("$VENV/bin/python" -c 'import tinybase; print(tinybase.library_path)'))"
+cd "$HERE/tests"   # not the package's parent: the tests import the installed package
+set +e
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$HERE/tests" "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: failing" >&2
+    exit 5
+fi
+exit "$status"

@@ -1,0 +1,102 @@
+"""tinybase: TinyBase's Store and MergeableStore (native, thread-safe) for Python.
+
+A pure-ctypes binding of the tinybase C library (``libtinybase``). The library is looked up, in
+order: bundled in this package (``tinybase/_lib/``), at ``$TINYBASE_LIBRARY``, then in the cargo
+target directories (``$CARGO_TARGET_DIR``, the source checkout's ``target/release`` and
+``target/debug``).
+
+>>> import tinybase
+>>> s = tinybase.MergeableStore("phone")
+>>> s.set_cell("pets", "fido", "species", "dog").get_cell("pets", "fido", "species")
+'dog'
+>>> s.get_cell("pets", "fido", "legs") is tinybase.ABSENT
+True
+
+Absent versus null: a missing cell or value reads as :data:`ABSENT` (falsy; or pass
+``default=``), while ``None`` is a stored JSON null. ``has_cell`` / ``has_value`` exist too.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    CallbackErrorWarning,
+    ClosedError,
+    InvalidArgumentError,
+    InvalidHlcError,
+    InvalidJsonError,
+    InvalidShapeError,
+    InvalidStateError,
+    InvalidUtf8Error,
+    InvalidValueError,
+    LibraryNotFoundError,
+    NullParameterError,
+    PanicError,
+    TinyBaseError,
+)
+from ._native import candidate_paths as _candidate_paths
+from ._native import lib as _lib
+from ._native import library_path
+from ._store import (
+    ABSENT,
+    Absent,
+    Event,
+    EventQueue,
+    Listener,
+    ListenerKind,
+    MergeableStore,
+    Store,
+    Transaction,
+    set_callback_error_handler,
+)
+
+__version__ = "0.1.0"
+
+NullParameter = NullParameterError  # alias
+
+
+def version() -> str:
+    """The native library's version (``tb_version()``)."""
+    return _lib.tb_version().decode()
+
+
+def debug_live_handles() -> int:
+    """``tb_debug_live_handles()``: objects owned by the host that need a free, plus listeners
+    whose callback has not been released yet (a leak check for tests)."""
+    return int(_lib.tb_debug_live_handles())
+
+
+def library_candidates() -> list:
+    """Every path the loader tries, in order."""
+    return [str(p) for p in _candidate_paths()]
+
+
+__all__ = [
+    "ABSENT",
+    "Absent",
+    "CallbackErrorWarning",
+    "ClosedError",
+    "Event",
+    "EventQueue",
+    "InvalidArgumentError",
+    "InvalidHlcError",
+    "InvalidJsonError",
+    "InvalidShapeError",
+    "InvalidStateError",
+    "InvalidUtf8Error",
+    "InvalidValueError",
+    "LibraryNotFoundError",
+    "Listener",
+    "ListenerKind",
+    "MergeableStore",
+    "NullParameter",
+    "NullParameterError",
+    "PanicError",
+    "Store",
+    "TinyBaseError",
+    "Transaction",
+    "debug_live_handles",
+    "library_candidates",
+    "library_path",
+    "set_callback_error_handler",
+    "version",
+]

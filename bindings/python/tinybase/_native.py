@@ -1,0 +1,275 @@
+"""Loading of the tinybase shared library and the ctypes prototypes of its C API.
+
+Nothing here is public API: use :mod:`tinybase` instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_bool,
+    c_char_p,
+    c_double,
+    c_int,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = ["lib", "library_path", "candidate_paths", "LibraryNotFoundError"]
+
+
+def _library_names() -> List[str]:
+    if sys.platform == "darwin":
+        return ["libtinybase.dylib"]
+    if os.name == "nt":
+        return ["tinybase.dll", "libtinybase.dll"]
+    return ["libtinybase.so"]
+
+
+def _source_repo() -> Optional[Path]:
+    """The repository root when the package is used from the source tree (or was built from it)."""
+    here = Path(__file__).resolve().parent
+    # bindings/python/tinybase/_native.py -> repository root is three levels up.
+    root = here.parent.parent.parent
+    if (root / "Cargo.toml").is_file():
+        return root
+    try:  # recorded by setup.py when the package was built from a checkout
+        from ._build_info import SOURCE_ROOT  # type: ignore[import-not-found]
+    except Exception:  # pragma: no cover - absent when not built by setup.py
+        return None
+    if SOURCE_ROOT and (Path(SOURCE_ROOT) / "Cargo.toml").is_file():
+        return Path(SOURCE_ROOT)
+    return None
+
+
+def candidate_paths() -> List[Path]:
+    """Every path tried, in order: bundled, ``TINYBASE_LIBRARY``, cargo target directories."""
+    names = _library_names()
+    out: List[Path] = []
+    bundled = Path(__file__).resolve().parent / "_lib"
+    out.extend(bundled / n for n in names)
+    env = os.environ.get("TINYBASE_LIBRARY")
+    if env:
+        p = Path(env)
+        if p.is_dir():
+            out.extend(p / n for n in names)
+        else:
+            out.append(p)
+    target_dirs: List[Path] = []
+    cargo_target = os.environ.get("CARGO_TARGET_DIR")
+    if cargo_target:
+        target_dirs.append(Path(cargo_target))
+    root = _source_repo()
+    if root is not None:
+        target_dirs.append(root / "target")
+    for t in target_dirs:
+        for profile in ("release", "debug"):
+            out.extend(t / profile / n for n in names)
+    return out
+
+
+class LibraryNotFoundError(ImportError):
+    """The tinybase shared library was not found (the message lists every path tried)."""
+
+
+def _load() -> "tuple[ctypes.CDLL, Path]":
+    tried: List[str] = []
+    for p in candidate_paths():
+        if p.is_file():
+            try:
+                return ctypes.CDLL(str(p)), p
+            except OSError as e:
+                tried.append(f"{p} (could not load: {e})")
+        else:
+            tried.append(f"{p} (not found)")
+    raise LibraryNotFoundError(
+        "tinybase: cannot find the tinybase shared library. Tried:\n  "
+        + "\n  ".join(tried)
+        + "\nBuild it with `cargo build --release` in the repository, or set TINYBASE_LIBRARY "
+        "to the path of libtinybase."
+    )
+
+
+lib, library_path = _load()
+
+
+# -- types ------------------------------------------------------------------------------------
+
+class tb_value(Structure):
+    _fields_ = [
+        ("kind", c_uint32),
+        ("boolean", c_bool),
+        ("number", c_double),
+        ("string", c_void_p),  # c_void_p, not c_char_p: strings may hold NUL (use length)
+        ("length", c_size_t),
+        ("owned", c_bool),
+    ]
+
+
+class tb_value_in(Structure):
+    """tb_value as passed into setters: same layout, ``string`` a borrowed NUL-terminated str."""
+
+    _fields_ = [
+        ("kind", c_uint32),
+        ("boolean", c_bool),
+        ("number", c_double),
+        ("string", c_char_p),
+        ("length", c_size_t),
+        ("owned", c_bool),
+    ]
+
+
+class tb_event(Structure):
+    _fields_ = [
+        ("kind", c_uint32),
+        ("listener_id", c_uint64),
+        ("table_id", c_char_p),
+        ("row_id", c_char_p),
+        ("cell_id", c_char_p),
+        ("value_id", c_char_p),
+        ("new_value", tb_value),
+        ("old_value", tb_value),
+        ("has", c_bool),
+        ("row_count", c_size_t),
+    ]
+
+
+tb_now_fn = CFUNCTYPE(c_double, c_void_p)
+tb_release_fn = CFUNCTYPE(None, c_void_p)
+tb_listener_fn = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(tb_event))
+tb_notify_fn = CFUNCTYPE(None, c_void_p)
+tb_transaction_fn = CFUNCTYPE(c_bool, c_void_p, c_void_p)
+
+P = c_void_p  # opaque handles
+S = c_char_p  # input strings
+OUT_S = POINTER(c_void_p)  # char** out (kept as void* to free with tb_string_free)
+
+
+def _proto(name: str, restype, *argtypes) -> None:
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+
+
+_proto("tb_debug_live_handles", c_int64)
+_proto("tb_version", c_char_p)
+_proto("tb_last_error_message", c_char_p)
+_proto("tb_last_error_status", c_int)
+_proto("tb_last_error_message_copy", c_size_t, c_void_p, c_size_t)
+_proto("tb_last_error_clear", None)
+_proto("tb_string_free", None, c_void_p)
+_proto("tb_value_free", None, POINTER(tb_value))
+_proto("tb_event_free", None, POINTER(tb_event))
+
+_proto("tb_store_new", c_int, POINTER(c_void_p))
+_proto("tb_store_clone", c_int, P, POINTER(c_void_p))
+_proto("tb_store_free", None, P)
+_proto("tb_store_as_mergeable", c_int, P, POINTER(c_void_p))
+_proto("tb_mergeable_store_new", c_int, S, POINTER(c_void_p))
+_proto("tb_mergeable_store_new_with_clock", c_int, S, tb_now_fn, c_void_p, tb_release_fn, POINTER(c_void_p))
+_proto("tb_mergeable_store_clone", c_int, P, POINTER(c_void_p))
+_proto("tb_mergeable_store_free", None, P)
+_proto("tb_mergeable_store_as_store", c_void_p, P)
+
+_proto("tb_store_add_listener", c_int, P, c_uint32, S, S, S, tb_listener_fn, c_void_p, tb_release_fn, POINTER(c_uint64))
+_proto("tb_store_del_listener", c_int, P, c_uint64)
+_proto("tb_store_call_listener", c_int, P, c_uint64)
+_proto("tb_store_get_listener_count", c_int, P, POINTER(c_size_t))
+_proto("tb_event_queue_new", c_int, tb_notify_fn, c_void_p, tb_release_fn, POINTER(c_void_p))
+_proto("tb_event_queue_free", None, P)
+_proto("tb_store_add_buffered_listener", c_int, P, P, c_uint32, S, S, S, POINTER(c_uint64))
+_proto("tb_event_queue_poll", c_int, P, POINTER(POINTER(tb_event)))
+_proto("tb_event_queue_wait", c_int, P, c_uint32, POINTER(POINTER(tb_event)))
+_proto("tb_event_queue_len", c_int, P, POINTER(c_size_t))
+
+for _n in (
+    "get_mergeable_content_json",
+    "get_encoded_mergeable_content_json",
+    "get_mergeable_content_hashes_json",
+    "get_mergeable_table_hashes_json",
+    "get_mergeable_value_hashes_json",
+):
+    _proto("tb_mergeable_store_" + _n, c_int, P, OUT_S)
+for _n in ("get_transaction_mergeable_changes_json", "get_encoded_transaction_mergeable_changes_json"):
+    _proto("tb_mergeable_store_" + _n, c_int, P, c_bool, OUT_S)
+for _n in (
+    "get_mergeable_table_diff_json",
+    "get_mergeable_row_hashes_json",
+    "get_mergeable_row_diff_json",
+    "get_mergeable_cell_hashes_json",
+    "get_mergeable_cell_diff_json",
+    "get_mergeable_value_diff_json",
+):
+    _proto("tb_mergeable_store_" + _n, c_int, P, S, OUT_S)
+for _n in (
+    "apply_mergeable_changes_json",
+    "apply_decoded_mergeable_changes_json",
+    "set_mergeable_content_json",
+    "set_decoded_mergeable_content_json",
+    "set_default_content_json",
+):
+    _proto("tb_mergeable_store_" + _n, c_int, P, S)
+_proto("tb_mergeable_store_get_mergeable_content_hashes", c_int, P, POINTER(c_uint32), POINTER(c_uint32))
+_proto("tb_mergeable_store_compute_content_hashes", c_int, P, POINTER(c_uint32), POINTER(c_uint32))
+_proto("tb_mergeable_store_merge", c_int, P, P)
+
+for _n in (
+    "get_tables_json",
+    "get_values_json",
+    "get_json",
+    "get_content_json",
+    "get_table_ids_json",
+    "get_value_ids_json",
+    "get_transaction_changes_json",
+):
+    _proto("tb_store_" + _n, c_int, P, OUT_S)
+for _n in ("get_table_json", "get_table_cell_ids_json", "get_row_ids_json"):
+    _proto("tb_store_" + _n, c_int, P, S, OUT_S)
+for _n in ("get_row_json", "get_cell_ids_json"):
+    _proto("tb_store_" + _n, c_int, P, S, S, OUT_S)
+_proto("tb_store_get_row_count", c_int, P, S, POINTER(c_size_t))
+_proto("tb_store_get_cell", c_int, P, S, S, S, POINTER(tb_value))
+_proto("tb_store_get_value", c_int, P, S, POINTER(tb_value))
+_proto("tb_store_has_tables", c_int, P, POINTER(c_bool))
+_proto("tb_store_has_values", c_int, P, POINTER(c_bool))
+_proto("tb_store_has_table", c_int, P, S, POINTER(c_bool))
+_proto("tb_store_has_value", c_int, P, S, POINTER(c_bool))
+_proto("tb_store_has_table_cell", c_int, P, S, S, POINTER(c_bool))
+_proto("tb_store_has_row", c_int, P, S, S, POINTER(c_bool))
+_proto("tb_store_has_cell", c_int, P, S, S, S, POINTER(c_bool))
+for _n in (
+    "set_tables_json",
+    "set_values_json",
+    "set_json",
+    "set_content_json",
+    "set_partial_values_json",
+    "apply_changes_json",
+):
+    _proto("tb_store_" + _n, c_int, P, S)
+_proto("tb_store_set_table_json", c_int, P, S, S)
+_proto("tb_store_set_row_json", c_int, P, S, S, S)
+_proto("tb_store_set_partial_row_json", c_int, P, S, S, S)
+_proto("tb_store_add_row_json", c_int, P, S, S, c_bool, OUT_S)
+_proto("tb_store_set_cell", c_int, P, S, S, S, POINTER(tb_value_in))
+_proto("tb_store_set_cell_json", c_int, P, S, S, S, S)
+_proto("tb_store_set_value", c_int, P, S, POINTER(tb_value_in))
+_proto("tb_store_set_value_json", c_int, P, S, S)
+_proto("tb_store_del_tables", c_int, P)
+_proto("tb_store_del_values", c_int, P)
+_proto("tb_store_del_table", c_int, P, S)
+_proto("tb_store_del_value", c_int, P, S)
+_proto("tb_store_del_row", c_int, P, S, S)
+_proto("tb_store_del_cell", c_int, P, S, S, S)
+_proto("tb_store_transaction", c_int, P, tb_transaction_fn, c_void_p)
+_proto("tb_store_start_transaction", c_int, P)
+_proto("tb_store_finish_transaction", c_int, P, c_bool)
