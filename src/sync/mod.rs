@@ -223,9 +223,30 @@ impl Synchronizer {
             self.post(Work::Command(command, None));
             return;
         }
+        let _ = self.command_async(command).recv();
+    }
+
+    fn command_async(&self, command: Command) -> Receiver<()> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.post(Work::Command(command, Some(tx)));
-        let _ = rx.recv();
+        rx
+    }
+
+    /// [`Synchronizer::start_sync`] without waiting: queued now (so it comes before anything
+    /// received later), the returned channel signals when the initial load has finished.
+    pub fn start_sync_async(&self, initial_content_json: Option<&str>) -> Receiver<()> {
+        self.shared.syncing.store(true, Ordering::Release);
+        self.command_async(Command::StartSync(initial_content_json.map(str::to_string)))
+    }
+
+    /// [`Synchronizer::load`] without waiting (see [`Synchronizer::start_sync_async`]).
+    pub fn load_async(&self, initial_content_json: Option<&str>) -> Receiver<()> {
+        self.command_async(Command::Load(initial_content_json.map(str::to_string)))
+    }
+
+    /// [`Synchronizer::start_auto_load`] without waiting.
+    pub fn start_auto_load_async(&self, initial_content_json: Option<&str>) -> Receiver<()> {
+        self.command_async(Command::StartAutoLoad(initial_content_json.map(str::to_string)))
     }
 
     /// Hands a payload `[requestId, message, body]` from client `from` to the synchronizer
@@ -296,6 +317,12 @@ impl Synchronizer {
     /// The store this synchronizer synchronizes.
     pub fn get_store(&self) -> &MergeableStore {
         &self.store
+    }
+
+    /// Whether the worker has handled everything queued so far (local changes included), even if
+    /// requests still wait for responses.
+    pub fn is_settled(&self) -> bool {
+        self.shared.busy.load(Ordering::Acquire) == 0
     }
 
     /// Whether nothing is queued, running or waiting for a response right now.
@@ -607,6 +634,11 @@ impl Worker {
 
     /// Applies changes from peers through the wire-form path; they are not echoed.
     fn apply(&mut self, changes: &Json) {
+        // Without the trailing 1, TinyBase takes the body for full content, which needs hashes
+        // that no valid protocol message carries: it is ignored, silently.
+        if changes.as_array().is_none_or(|a| a.len() != 3) {
+            return;
+        }
         APPLYING.with(|a| a.set(self.id));
         let result = self.store.apply_mergeable_changes_json(&to_json_string(changes));
         APPLYING.with(|a| a.set(0));

@@ -84,6 +84,106 @@ fn listener_kind(op: &str) -> Option<ListenerKind> {
     })
 }
 
+/// Calls TinyBase method `op` with wire-encoded `args` on a store; Ok(None) when the method
+/// returns the store. `wire` reads content and changes in wire form (argsFrom), as synchronizers
+/// move them.
+pub fn call_op(st: &MergeableStore, op: &str, args: &[Json], wire: bool) -> Result<Option<Json>, String> {
+    let ignore = |r: tinybase::Result<()>| {
+        let _ = r;
+        None
+    };
+    let v = match op {
+        "getTables" => Some(tables_json(&st.get_tables())),
+        "getValues" => Some(values_json(&st.get_values())),
+        "getContent" => Some(json!([tables_json(&st.get_tables()), values_json(&st.get_values())])),
+        "getTableIds" => Some(ids(st.get_table_ids())),
+        "getTable" => Some(Json::Object(st.get_table(&s(args, 0)).iter().map(|(r, row)| (r.clone(), row_json(row))).collect())),
+        "getTableCellIds" => Some(ids(st.get_table_cell_ids(&s(args, 0)))),
+        "getRowCount" => Some(json!(st.get_row_count(&s(args, 0)))),
+        "getRowIds" => Some(ids(st.get_row_ids(&s(args, 0)))),
+        "getRow" => Some(row_json(&st.get_row(&s(args, 0), &s(args, 1)))),
+        "getCellIds" => Some(ids(st.get_cell_ids(&s(args, 0), &s(args, 1)))),
+        "getCell" => Some(opt(st.get_cell(&s(args, 0), &s(args, 1), &s(args, 2)))),
+        "getValueIds" => Some(ids(st.get_value_ids())),
+        "getValue" => Some(opt(st.get_value(&s(args, 0)))),
+        "hasTables" => Some(json!(st.has_tables())),
+        "hasTable" => Some(json!(st.has_table(&s(args, 0)))),
+        "hasTableCell" => Some(json!(st.has_table_cell(&s(args, 0), &s(args, 1)))),
+        "hasRow" => Some(json!(st.has_row(&s(args, 0), &s(args, 1)))),
+        "hasCell" => Some(json!(st.has_cell(&s(args, 0), &s(args, 1), &s(args, 2)))),
+        "hasValues" => Some(json!(st.has_values())),
+        "hasValue" => Some(json!(st.has_value(&s(args, 0)))),
+        "getJson" => Some(Json::String(st.get_json())),
+        "getTablesJson" => Some(Json::String(st.get_tables_json())),
+        "getValuesJson" => Some(Json::String(st.get_values_json())),
+        "getTransactionChanges" => Some(parse(&st.get_transaction_changes_json())),
+        "getMergeableContent" => Some(parse(&if wire { st.get_encoded_mergeable_content_json() } else { st.get_mergeable_content_json() })),
+        "getTransactionMergeableChanges" => {
+            let with_hashes = args.first().and_then(Json::as_bool).unwrap_or(false);
+            Some(parse(&if wire {
+                st.get_encoded_transaction_mergeable_changes_json(with_hashes)
+            } else {
+                st.get_transaction_mergeable_changes_json(with_hashes)
+            }))
+        }
+        "getMergeableContentHashes" => {
+            let (t, v) = st.get_mergeable_content_hashes();
+            Some(json!([t, v]))
+        }
+        "getMergeableTableHashes" => Some(parse(&st.get_mergeable_table_hashes_json())),
+        "getMergeableTableDiff" => Some(parse(&st.get_mergeable_table_diff_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
+        "getMergeableRowHashes" => Some(parse(&st.get_mergeable_row_hashes_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
+        "getMergeableRowDiff" => Some(parse(&st.get_mergeable_row_diff_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
+        "getMergeableCellHashes" => Some(parse(&st.get_mergeable_cell_hashes_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
+        "getMergeableCellDiff" => Some(parse(&st.get_mergeable_cell_diff_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
+        "getMergeableValueHashes" => Some(parse(&st.get_mergeable_value_hashes_json())),
+        "getMergeableValueDiff" => Some(parse(&st.get_mergeable_value_diff_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
+        "setTables" => ignore(to_tables(&args[0]).ok_or(()).map_err(|_| tinybase::Error::InvalidShape(String::new())).and_then(|t| st.set_tables(&t))),
+        "setTable" => ignore(st.set_table_json(&s(args, 0), &arg_json(args, 1))),
+        "setRow" => ignore(st.set_row_json(&s(args, 0), &s(args, 1), &arg_json(args, 2))),
+        "setPartialRow" => ignore(st.set_partial_row_json(&s(args, 0), &s(args, 1), &arg_json(args, 2))),
+        "addRow" => Some(match st.add_row_json(&s(args, 0), &arg_json(args, 1), args.get(2) != Some(&Json::Bool(false))) {
+            Ok(id) => Json::String(id),
+            Err(_) => undefined(),
+        }),
+        "setCell" => ignore(st.set_cell_json(&s(args, 0), &s(args, 1), &s(args, 2), &arg_json(args, 3))),
+        "setValues" => ignore(to_row(&args[0]).filter(|v| !v.is_empty()).ok_or(tinybase::Error::InvalidShape(String::new())).and_then(|v| st.set_values(&v))),
+        "setPartialValues" => ignore(st.set_partial_values_json(&arg_json(args, 0))),
+        "setValue" => ignore(st.set_value_json(&s(args, 0), &arg_json(args, 1))),
+        "setContent" => ignore(st.set_content_json(&arg_json(args, 0))),
+        "applyChanges" => ignore(st.apply_changes_json(&arg_json(args, 0))),
+        "delTables" => {
+            st.del_tables();
+            None
+        }
+        "delTable" => {
+            st.del_table(&s(args, 0));
+            None
+        }
+        "delRow" => {
+            st.del_row(&s(args, 0), &s(args, 1));
+            None
+        }
+        "delCell" => {
+            st.del_cell(&s(args, 0), &s(args, 1), &s(args, 2));
+            None
+        }
+        "delValues" => {
+            st.del_values();
+            None
+        }
+        "delValue" => {
+            st.del_value(&s(args, 0));
+            None
+        }
+        "setMergeableContent" => ignore(st.set_mergeable_content_json(&arg_json(args, 0))),
+        "applyMergeableChanges" => ignore(st.apply_mergeable_changes_json(&arg_json(args, 0))),
+        "setDefaultContent" => ignore(st.set_default_content_json(&arg_json(args, 0))),
+        _ => return Err(format!("unknown op {op}")),
+    };
+    Ok(v)
+}
+
 struct Runner {
     now: Arc<Mutex<f64>>,
     offsets: HashMap<String, Arc<Mutex<f64>>>,
@@ -113,102 +213,9 @@ impl Runner {
     /// Calls `op`; Ok(None) when it returns the store (nothing recorded). `wire` reads content
     /// and changes in wire form (argsFrom), as synchronizers move them.
     fn call(&self, name: &str, op: &str, args: &[Json], wire: bool) -> Result<Option<Json>, String> {
-        let st = self.store(name);
-        let ignore = |r: tinybase::Result<()>| {
-            let _ = r;
-            None
-        };
-        let v = match op {
-            "getTables" => Some(tables_json(&st.get_tables())),
-            "getValues" => Some(values_json(&st.get_values())),
-            "getContent" => Some(json!([tables_json(&st.get_tables()), values_json(&st.get_values())])),
-            "getTableIds" => Some(ids(st.get_table_ids())),
-            "getTable" => Some(Json::Object(st.get_table(&s(args, 0)).iter().map(|(r, row)| (r.clone(), row_json(row))).collect())),
-            "getTableCellIds" => Some(ids(st.get_table_cell_ids(&s(args, 0)))),
-            "getRowCount" => Some(json!(st.get_row_count(&s(args, 0)))),
-            "getRowIds" => Some(ids(st.get_row_ids(&s(args, 0)))),
-            "getRow" => Some(row_json(&st.get_row(&s(args, 0), &s(args, 1)))),
-            "getCellIds" => Some(ids(st.get_cell_ids(&s(args, 0), &s(args, 1)))),
-            "getCell" => Some(opt(st.get_cell(&s(args, 0), &s(args, 1), &s(args, 2)))),
-            "getValueIds" => Some(ids(st.get_value_ids())),
-            "getValue" => Some(opt(st.get_value(&s(args, 0)))),
-            "hasTables" => Some(json!(st.has_tables())),
-            "hasTable" => Some(json!(st.has_table(&s(args, 0)))),
-            "hasTableCell" => Some(json!(st.has_table_cell(&s(args, 0), &s(args, 1)))),
-            "hasRow" => Some(json!(st.has_row(&s(args, 0), &s(args, 1)))),
-            "hasCell" => Some(json!(st.has_cell(&s(args, 0), &s(args, 1), &s(args, 2)))),
-            "hasValues" => Some(json!(st.has_values())),
-            "hasValue" => Some(json!(st.has_value(&s(args, 0)))),
-            "getJson" => Some(Json::String(st.get_json())),
-            "getTablesJson" => Some(Json::String(st.get_tables_json())),
-            "getValuesJson" => Some(Json::String(st.get_values_json())),
-            "getTransactionChanges" => Some(parse(&st.get_transaction_changes_json())),
-            "getMergeableContent" => Some(parse(&if wire { st.get_encoded_mergeable_content_json() } else { st.get_mergeable_content_json() })),
-            "getTransactionMergeableChanges" => {
-                let with_hashes = args.first().and_then(Json::as_bool).unwrap_or(false);
-                Some(parse(&if wire {
-                    st.get_encoded_transaction_mergeable_changes_json(with_hashes)
-                } else {
-                    st.get_transaction_mergeable_changes_json(with_hashes)
-                }))
-            }
-            "getMergeableContentHashes" => {
-                let (t, v) = st.get_mergeable_content_hashes();
-                Some(json!([t, v]))
-            }
-            "getMergeableTableHashes" => Some(parse(&st.get_mergeable_table_hashes_json())),
-            "getMergeableTableDiff" => Some(parse(&st.get_mergeable_table_diff_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
-            "getMergeableRowHashes" => Some(parse(&st.get_mergeable_row_hashes_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
-            "getMergeableRowDiff" => Some(parse(&st.get_mergeable_row_diff_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
-            "getMergeableCellHashes" => Some(parse(&st.get_mergeable_cell_hashes_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
-            "getMergeableCellDiff" => Some(parse(&st.get_mergeable_cell_diff_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
-            "getMergeableValueHashes" => Some(parse(&st.get_mergeable_value_hashes_json())),
-            "getMergeableValueDiff" => Some(parse(&st.get_mergeable_value_diff_json(&arg_json(args, 0)).map_err(|e| e.to_string())?)),
-            "setTables" => ignore(to_tables(&args[0]).ok_or(()).map_err(|_| tinybase::Error::InvalidShape(String::new())).and_then(|t| st.set_tables(&t))),
-            "setTable" => ignore(st.set_table_json(&s(args, 0), &arg_json(args, 1))),
-            "setRow" => ignore(st.set_row_json(&s(args, 0), &s(args, 1), &arg_json(args, 2))),
-            "setPartialRow" => ignore(st.set_partial_row_json(&s(args, 0), &s(args, 1), &arg_json(args, 2))),
-            "addRow" => Some(match st.add_row_json(&s(args, 0), &arg_json(args, 1), args.get(2) != Some(&Json::Bool(false))) {
-                Ok(id) => Json::String(id),
-                Err(_) => undefined(),
-            }),
-            "setCell" => ignore(st.set_cell_json(&s(args, 0), &s(args, 1), &s(args, 2), &arg_json(args, 3))),
-            "setValues" => ignore(to_row(&args[0]).filter(|v| !v.is_empty()).ok_or(tinybase::Error::InvalidShape(String::new())).and_then(|v| st.set_values(&v))),
-            "setPartialValues" => ignore(st.set_partial_values_json(&arg_json(args, 0))),
-            "setValue" => ignore(st.set_value_json(&s(args, 0), &arg_json(args, 1))),
-            "setContent" => ignore(st.set_content_json(&arg_json(args, 0))),
-            "applyChanges" => ignore(st.apply_changes_json(&arg_json(args, 0))),
-            "delTables" => {
-                st.del_tables();
-                None
-            }
-            "delTable" => {
-                st.del_table(&s(args, 0));
-                None
-            }
-            "delRow" => {
-                st.del_row(&s(args, 0), &s(args, 1));
-                None
-            }
-            "delCell" => {
-                st.del_cell(&s(args, 0), &s(args, 1), &s(args, 2));
-                None
-            }
-            "delValues" => {
-                st.del_values();
-                None
-            }
-            "delValue" => {
-                st.del_value(&s(args, 0));
-                None
-            }
-            "setMergeableContent" => ignore(st.set_mergeable_content_json(&arg_json(args, 0))),
-            "applyMergeableChanges" => ignore(st.apply_mergeable_changes_json(&arg_json(args, 0))),
-            "setDefaultContent" => ignore(st.set_default_content_json(&arg_json(args, 0))),
-            _ => return Err(format!("unknown op {op}")),
-        };
-        Ok(v)
+        call_op(self.store(name), op, args, wire)
     }
+
 
     fn args_of(&self, step: &Map<String, Json>) -> Result<Vec<Json>, String> {
         if let Some(from) = step.get("argsFrom").and_then(Json::as_array) {
