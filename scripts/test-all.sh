@@ -47,6 +47,16 @@ step "Rust tests"
 TB_CONFORMANCE_DIR="$SEEDS_DIR" cargo test --release --all-targets 2>&1 | tee target/rust-tests.log
 cargo test --release --doc
 
+step "sync interop with TinyBase: the Rust peer in every role, message for message"
+SYNC_PEER="$ROOT/target/release/examples/sync_peer"
+cargo build --release --example sync_peer
+(
+  cd tests/interop/sync
+  node reference.mjs --check --peer "B=$SYNC_PEER"
+  node reference.mjs --check --peer "A=$SYNC_PEER"
+  node reference.mjs --check --peer "A=$SYNC_PEER" --peer "B=$SYNC_PEER" --peer "C=$SYNC_PEER"
+)
+
 if [ -x scripts/check-header.sh ]; then
   step "C header is what cbindgen generates"
   scripts/check-header.sh
