@@ -181,3 +181,31 @@ fn malformed_messages_are_ignored_and_reported() {
     assert_eq!(a.get_encoded_mergeable_content_json(), before);
     assert_eq!(s.get_synchronizer_stats().receives, 1);
 }
+
+#[test]
+fn status_callback_reports_syncing_idle_and_errors() {
+    use tinybase::sync::{SyncState, SyncStatus};
+    let states = Arc::new(Mutex::new(Vec::new()));
+    let s2 = states.clone();
+    let options = SynchronizerOptions {
+        request_timeout: Duration::from_millis(30),
+        on_status: Some(Arc::new(move |s: &SyncStatus| s2.lock().unwrap().push(s.state))),
+        ..Default::default()
+    };
+    let (a, b) = (store("a"), store("b"));
+    a.set_cell("t", "r", "c", 1).unwrap();
+    let bus = LocalBus::new();
+    // Alone on the bus: the initial GetContentHashes times out.
+    let sa = bus.create_synchronizer(&a, Some(options.clone()));
+    sa.start_sync(None);
+    assert!(bus.wait_for_idle(WAIT));
+    assert_eq!(*states.lock().unwrap(), vec![SyncState::Syncing, SyncState::Error]);
+    states.lock().unwrap().clear();
+    let sb = bus.create_synchronizer(&b, None);
+    sb.start_sync(None);
+    assert!(bus.wait_for_idle(WAIT));
+    assert!(same(&a, &b));
+    // A answered B and then pulled from B: a successful exchange clears the error.
+    let seen = states.lock().unwrap().clone();
+    assert_eq!(seen.last(), Some(&SyncState::Idle), "{seen:?}");
+}

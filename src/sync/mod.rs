@@ -8,6 +8,7 @@
 //! payloads may be received from any thread, the transport's `send` runs on the worker (never
 //! under a store lock), and local transactions reach the worker without blocking the writer.
 
+pub mod framed;
 pub mod local;
 pub mod message;
 
@@ -43,6 +44,36 @@ pub type MessageHook = Arc<dyn Fn(Option<&str>, Option<&str>, Message, &str) + S
 /// Called with an error that the protocol ignores (invalid message, timeout, failed pull).
 pub type ErrorHook = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// What a status callback is told (beyond TinyBase, for UIs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// Idle, syncing (requests in flight or changes being applied), or failing.
+    pub state: SyncState,
+    /// Requests waiting for a response.
+    pub pending_requests: usize,
+    /// Messages sent so far.
+    pub sends: u64,
+    /// Valid messages received so far.
+    pub receives: u64,
+    /// The last ignored error, while the state is `Error`.
+    pub last_error: Option<String>,
+}
+
+/// The coarse state reported to a status callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncState {
+    /// Nothing in flight.
+    Idle,
+    /// Requests in flight, or changes being loaded.
+    Syncing,
+    /// The last pull or request failed (timeout, invalid message...); cleared by the next
+    /// valid message from a peer.
+    Error,
+}
+
+/// Called on the worker thread whenever the [`SyncStatus`] state changes.
+pub type StatusHook = Arc<dyn Fn(&SyncStatus) + Send + Sync>;
+
 /// Options of a synchronizer.
 #[derive(Clone)]
 pub struct SynchronizerOptions {
@@ -57,11 +88,20 @@ pub struct SynchronizerOptions {
     /// Beyond TinyBase, off by default: re-announce the content hashes this often while
     /// syncing, so a lost message is repaired without a restart.
     pub anti_entropy: Option<Duration>,
+    /// Beyond TinyBase, off by default: called when the sync state changes.
+    pub on_status: Option<StatusHook>,
 }
 
 impl Default for SynchronizerOptions {
     fn default() -> Self {
-        SynchronizerOptions { request_timeout: Duration::from_secs(1), on_send: None, on_receive: None, on_ignored_error: None, anti_entropy: None }
+        SynchronizerOptions {
+            request_timeout: Duration::from_secs(1),
+            on_send: None,
+            on_receive: None,
+            on_ignored_error: None,
+            anti_entropy: None,
+            on_status: None,
+        }
     }
 }
 
@@ -156,6 +196,8 @@ struct Worker {
     destroyed: bool,
     pending: HashMap<String, Pending>,
     next_announce: Option<Instant>,
+    last_error: Option<String>,
+    reported: SyncState,
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
@@ -191,6 +233,8 @@ impl Synchronizer {
             destroyed: false,
             pending: HashMap::new(),
             next_announce: None,
+            last_error: None,
+            reported: SyncState::Idle,
         };
         let handle = std::thread::Builder::new()
             .name("tinybase-sync".into())
@@ -410,6 +454,28 @@ impl Worker {
             self.expire();
             self.announce();
             self.shared.pending.store(self.pending.len(), Ordering::Release);
+            self.report();
+        }
+    }
+
+    fn report(&mut self) {
+        let Some(hook) = self.options.on_status.clone() else { return };
+        let state = if self.last_error.is_some() {
+            SyncState::Error
+        } else if !self.pending.is_empty() || self.status == Status::Loading {
+            SyncState::Syncing
+        } else {
+            SyncState::Idle
+        };
+        if state != self.reported {
+            self.reported = state;
+            hook(&SyncStatus {
+                state,
+                pending_requests: self.pending.len(),
+                sends: self.shared.sends.load(Ordering::Acquire),
+                receives: self.shared.receives.load(Ordering::Acquire),
+                last_error: self.last_error.clone(),
+            });
         }
     }
 
@@ -418,7 +484,8 @@ impl Worker {
         self.shared.status.store(status as u8, Ordering::Release);
     }
 
-    fn ignored(&self, error: &str) {
+    fn ignored(&mut self, error: &str) {
+        self.last_error = Some(error.to_string());
         if let Some(hook) = &self.options.on_ignored_error {
             hook(error);
         }
@@ -571,6 +638,8 @@ impl Worker {
         };
         let auto_loading = self.syncing || self.auto_load;
         self.shared.receives.fetch_add(1, Ordering::AcqRel);
+        // A valid message from a peer: the link works again.
+        self.last_error = None;
         if let Some(hook) = &self.options.on_receive {
             hook(Some(from), received.request_id.as_deref(), received.message, &to_json_string(&received.body));
         }
