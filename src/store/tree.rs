@@ -265,3 +265,25 @@ pub(crate) fn take_seq(next: &mut u32) -> u32 {
     *next = next.wrapping_add(1).max(1);
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_sizes_stay_small() {
+        // Memory per cell (W3) depends on these.
+        eprintln!(
+            "Stored {} Hlc {} Leaf {} LeafMap {} Leaves {} RowNode {}",
+            std::mem::size_of::<Stored>(),
+            std::mem::size_of::<Hlc>(),
+            std::mem::size_of::<Leaf>(),
+            std::mem::size_of::<LeafMap>(),
+            std::mem::size_of::<Leaves>(),
+            std::mem::size_of::<RowNode>()
+        );
+        assert!(std::mem::size_of::<Stored>() <= 32);
+        assert!(std::mem::size_of::<Leaf>() <= 56);
+        assert!(std::mem::size_of::<RowNode>() <= 136);
+    }
+}
