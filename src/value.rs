@@ -276,11 +276,30 @@ impl Stored {
 pub trait JsonOut {
     /// Appends text.
     fn push_str(&mut self, s: &str);
+    /// A hint that about `additional` more bytes will be appended (nothing by default).
+    #[inline]
+    fn reserve(&mut self, additional: usize) {
+        let _ = additional;
+    }
+    /// The sink as a String, for writers with a faster path into one (None by default).
+    #[inline]
+    fn as_string(&mut self) -> Option<&mut String> {
+        None
+    }
 }
 
 impl JsonOut for String {
+    #[inline]
     fn push_str(&mut self, s: &str) {
         String::push_str(self, s)
+    }
+    #[inline]
+    fn reserve(&mut self, additional: usize) {
+        String::reserve(self, additional)
+    }
+    #[inline]
+    fn as_string(&mut self) -> Option<&mut String> {
+        Some(self)
     }
 }
 
@@ -298,24 +317,52 @@ pub fn write_js_number<O: JsonOut + ?Sized>(out: &mut O, n: f64) {
     }
 }
 
+/// Two decimal digits for each of 0..100.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// ASCII bytes as text, without a UTF-8 validation call on the hot paths.
+#[inline]
+fn ascii_str(bytes: &[u8]) -> &str {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8 (checked just above).
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    } else {
+        std::str::from_utf8(bytes).unwrap_or("")
+    }
+}
+
 /// Writes an integer in decimal without allocating.
+#[inline]
 pub(crate) fn write_integer<O: JsonOut + ?Sized>(out: &mut O, n: i64) {
-    let mut buf = [0u8; 21];
+    let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut v = n.unsigned_abs();
-    loop {
+    while v >= 100 {
+        let d = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
+    }
+    if v >= 10 {
+        let d = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        buf[i] = b'0' + v as u8;
     }
     if n < 0 {
         i -= 1;
         buf[i] = b'-';
     }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+    // SAFETY: only ASCII digits and '-' were written to buf[i..]. (Not `ascii_str`: re-reading the
+    // bytes just stored one by one stalls on store forwarding.)
+    out.push_str(unsafe { std::str::from_utf8_unchecked(&buf[i..]) });
 }
 
 /// JavaScript's Number-to-String of a finite double.
@@ -326,13 +373,31 @@ pub fn js_number_string(n: f64) -> String {
 }
 
 /// Writes a string as `JSON.stringify` does (quotes included).
+#[inline]
 pub fn write_js_string<O: JsonOut + ?Sized>(out: &mut O, s: &str) {
     out.push_str("\"");
     write_js_string_body(out, s);
     out.push_str("\"");
 }
 
+/// Whether a byte must be escaped in a JSON string (`"`, `\\`, control characters).
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+#[inline]
 fn write_js_string_body<O: JsonOut + ?Sized>(out: &mut O, s: &str) {
+    // Most strings (ids, short values) need no escape: one copy.
+    if !s.bytes().any(needs_escape) {
+        out.push_str(s);
+        return;
+    }
+    write_js_string_escaped(out, s);
+}
+
+#[cold]
+fn write_js_string_escaped<O: JsonOut + ?Sized>(out: &mut O, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -355,7 +420,7 @@ fn write_js_string_body<O: JsonOut + ?Sized>(out: &mut O, s: &str) {
             None => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 let esc = [b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]];
-                out.push_str(std::str::from_utf8(&esc).unwrap_or(""));
+                out.push_str(ascii_str(&esc));
             }
         }
         start = i + 1;

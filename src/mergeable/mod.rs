@@ -2,6 +2,7 @@
 //! and a hash tree), so that replicas merge deterministically and exactly as TinyBase's do.
 
 pub(crate) mod merge;
+pub(crate) mod parse;
 pub(crate) mod wire;
 
 use crate::error::{Error, Result};
@@ -108,12 +109,19 @@ impl MergeableStore {
     }
 
     fn merge_json(&self, json: &str, is_content: bool, wire: bool) -> Result<()> {
-        let parsed = parse_json(json)?;
         let store = &self.store;
-        let guard = store.shared.core.lock();
-        let now = guard.borrow().clock.as_ref().map(Clock::now).unwrap_or(0.0);
-        let input = wire::parse_merge_in(&parsed, now, is_content, wire)?;
-        drop(guard);
+        // The text straight to validated input (the same result and errors as parse_json then
+        // wire::parse_merge_in); the clock is read once the text is known to be valid JSON.
+        let input = parse::parse_merge_in_text(
+            json,
+            || {
+                let guard = store.shared.core.lock();
+                let now = guard.borrow().clock.as_ref().map(Clock::now).unwrap_or(0.0);
+                now
+            },
+            is_content,
+            wire,
+        )?;
         store.mutate(|core| {
             if is_content {
                 // Inside a user transaction the old content is kept for a rollback.

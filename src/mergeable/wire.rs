@@ -6,7 +6,7 @@ use crate::hlc::Hlc;
 use crate::store::core::Core;
 use crate::store::tree::{Content, Key, Leaves, VALUES};
 use crate::store::write_object;
-use crate::value::{write_integer, JsonOut, Stored};
+use crate::value::{is_integer_key, write_integer, write_js_string, JsonOut, Stored};
 use serde_json::Value as Json;
 
 /// A stamp as it arrives: thing, HLC (empty if absent), hash (0 if absent).
@@ -29,7 +29,7 @@ pub(crate) struct MergeIn {
 }
 
 /// JavaScript's `x >>> 0` for a stamp's hash.
-fn to_uint32(n: f64) -> u32 {
+pub(crate) fn to_uint32(n: f64) -> u32 {
     if !n.is_finite() {
         return 0;
     }
@@ -132,10 +132,94 @@ pub(crate) struct StampStyle {
     pub wire: bool,
 }
 
+/// The HLC alphabet (`hlc.rs`), here so that the text below is known to be ASCII.
+const HLC_ALPHABET: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+const _: () = assert!(HLC_ALPHABET.is_ascii());
+const UNDEFINED_MARKER_STR: &str = "\u{FFFC}";
+
+/// Writes an HLC as a JSON string: `"` + 16 characters + `"` in one piece (`""` when empty).
+#[inline]
 fn write_hlc<O: JsonOut + ?Sized>(out: &mut O, hlc: Hlc) {
-    out.push_str("\"");
-    hlc.with_str(|s| out.push_str(s));
-    out.push_str("\"");
+    if hlc.is_empty() {
+        out.push_str("\"\"");
+        return;
+    }
+    // 42 bits of time (7 characters), 24 of counter (4), 30 of client id (5).
+    let (time, counter, client) = (hlc.time(), hlc.counter() as u64, hlc.client_id() as u64);
+    let mut buf = [b'"'; 18];
+    for j in 0..7 {
+        buf[1 + j] = HLC_ALPHABET[((time >> (6 * (6 - j))) & 63) as usize];
+    }
+    for j in 0..4 {
+        buf[8 + j] = HLC_ALPHABET[((counter >> (6 * (3 - j))) & 63) as usize];
+    }
+    for j in 0..5 {
+        buf[12 + j] = HLC_ALPHABET[((client >> (6 * (4 - j))) & 63) as usize];
+    }
+    // SAFETY: quotes and characters of the ASCII alphabet above only.
+    out.push_str(unsafe { std::str::from_utf8_unchecked(&buf) });
+}
+
+/// Writes `{id: ...}` in JavaScript key order without collecting the items first when no id is
+/// integer-like (the usual case); otherwise as [`write_object`] (which sorts them).
+#[inline]
+fn write_object_iter<'k, O, T, I>(out: &mut O, items: impl Fn() -> I, mut write: impl FnMut(&mut O, T))
+where
+    O: JsonOut + ?Sized,
+    I: Iterator<Item = (&'k str, T)>,
+{
+    // Into a String: write optimistically and start again if an integer-like id shows up (one
+    // pass over the items, which matters for big tables); other sinks look first.
+    let start = out.as_string().map(|s| s.len());
+    if start.is_none() && items().any(|(k, _)| is_integer_key(k).is_some()) {
+        return write_object(out, items().collect(), write);
+    }
+    out.push_str("{");
+    let mut first = true;
+    for (k, v) in items() {
+        if let Some(start) = start {
+            if is_integer_key(k).is_some() {
+                if let Some(s) = out.as_string() {
+                    s.truncate(start);
+                }
+                return write_object(out, items().collect(), write);
+            }
+        }
+        if !first {
+            out.push_str(",");
+        }
+        first = false;
+        write_js_string(out, k);
+        out.push_str(":");
+        write(out, v);
+    }
+    out.push_str("}");
+}
+
+/// Roughly how many bytes `write_content` writes (a reservation, not exact).
+fn content_len_estimate(c: &Content) -> usize {
+    fn leaves(l: &Leaves) -> usize {
+        l.map
+            .iter()
+            .map(|(k, leaf)| {
+                k.len()
+                    + 40
+                    + match &leaf.value {
+                        Stored::Str(s) | Stored::Json(s) => s.len() + 6,
+                        _ => 24,
+                    }
+            })
+            .sum::<usize>()
+            + 40
+    }
+    let mut n = 64 + leaves(&c.values);
+    for (k, t) in c.tables.iter() {
+        n += k.len() + 40;
+        for (k, r) in t.rows.iter() {
+            n += k.len() + 8 + leaves(&r.cells);
+        }
+    }
+    n
 }
 
 /// Writes `[thing]`, `[thing, hlc]` or `[thing, hlc, hash]`.
@@ -169,27 +253,159 @@ pub(crate) fn write_leaves_stamp<O: JsonOut + ?Sized>(
     pick: Option<&dyn Fn(&str) -> bool>,
 ) {
     write_stamp(out, style, leaves.hlc, leaves.hash, |out| {
-        let items: Vec<(&str, _)> = leaves
-            .map
-            .iter()
-            .enumerate()
-            .filter(|(_, (k, _))| pick.is_none_or(|p| p(k)))
-            .map(|(i, (k, l))| (k.as_str(), (content.meta(key, i, l), l)))
-            .collect();
-        write_object(out, items, |out, (v, l)| write_leaf(out, style, v, l.hlc, l.hash));
+        if pick.is_none() {
+            if let Some(s) = out.as_string() {
+                if write_leaves_fast(s, style, content, key, leaves) {
+                    return;
+                }
+            }
+        }
+        let items = || {
+            leaves.map.iter().enumerate().filter(|(_, (k, _))| pick.is_none_or(|p| p(k))).map(|(i, (k, l))| (k.as_str(), (i, l)))
+        };
+        write_object_iter(out, items, |out, (i, l)| write_leaf(out, style, content.meta(key, i, l), l.hlc, l.hash));
     });
+}
+
+/// Appends bytes to a String's reserved spare capacity.
+struct Spare<'a> {
+    buf: &'a mut [std::mem::MaybeUninit<u8>],
+    n: usize,
+}
+
+impl Spare<'_> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.buf[self.n].write(b);
+        self.n += 1;
+    }
+    #[inline(always)]
+    fn bytes(&mut self, s: &[u8]) {
+        for &b in s {
+            self.byte(b);
+        }
+    }
+    /// A string that needs no escaping, quoted.
+    #[inline(always)]
+    fn quoted(&mut self, s: &[u8]) {
+        self.byte(b'"');
+        self.bytes(s);
+        self.byte(b'"');
+    }
+    #[inline(always)]
+    fn hlc(&mut self, hlc: Hlc) {
+        self.byte(b'"');
+        if !hlc.is_empty() {
+            let (time, counter, client) = (hlc.time(), hlc.counter() as u64, hlc.client_id() as u64);
+            for j in 0..7 {
+                self.byte(HLC_ALPHABET[((time >> (6 * (6 - j))) & 63) as usize]);
+            }
+            for j in 0..4 {
+                self.byte(HLC_ALPHABET[((counter >> (6 * (3 - j))) & 63) as usize]);
+            }
+            for j in 0..5 {
+                self.byte(HLC_ALPHABET[((client >> (6 * (4 - j))) & 63) as usize]);
+            }
+        }
+        self.byte(b'"');
+    }
+    #[inline(always)]
+    fn uint(&mut self, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.bytes(&digits[i..]);
+    }
+}
+
+/// The body of a leaf container (`{"id":[value,"hlc",hash],...}`) written straight into a
+/// String when that is simple: no integer-like id, nothing to escape, strings, integers,
+/// booleans, null and deletions. Returns false (having written nothing) otherwise.
+fn write_leaves_fast(out: &mut String, style: StampStyle, content: &Content, key: (u32, u32), leaves: &Leaves) -> bool {
+    let plain = |s: &str| !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+    let mut max = 2;
+    for (i, (k, l)) in leaves.map.iter().enumerate() {
+        if is_integer_key(k).is_some() || !plain(k) {
+            return false;
+        }
+        max += k.len()
+            + 48
+            + match content.meta(key, i, l) {
+                Stored::Str(s) if plain(s) => s.len() + 2,
+                Stored::Str(_) | Stored::Json(_) => return false,
+                Stored::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => 17,
+                Stored::Num(n) if *n == 0.0 => 1,
+                Stored::Num(_) => return false,
+                Stored::Bool(_) | Stored::Null => 5,
+                Stored::Deleted => 5,
+            };
+    }
+    out.reserve(max);
+    // SAFETY: only whole `str`s (ids, strings) and ASCII bytes are appended, so the String stays
+    // valid UTF-8; `set_len` covers exactly the bytes written, all within the reserved capacity
+    // (`Spare` indexes a slice of it, so going past it would panic, not overflow).
+    let vec = unsafe { out.as_mut_vec() };
+    let len = vec.len();
+    let mut w = Spare { buf: &mut vec.spare_capacity_mut()[..max], n: 0 };
+    w.byte(b'{');
+    for (i, (k, l)) in leaves.map.iter().enumerate() {
+        if i > 0 {
+            w.byte(b',');
+        }
+        w.quoted(k.as_bytes());
+        w.byte(b':');
+        w.byte(b'[');
+        match content.meta(key, i, l) {
+            Stored::Str(s) => w.quoted(s.as_bytes()),
+            Stored::Num(n) => {
+                if *n < 0.0 {
+                    w.byte(b'-');
+                }
+                // Integers below 1e15 (and -0 as "0"), as write_js_number writes them.
+                w.uint(n.abs() as u64);
+            }
+            Stored::Bool(true) => w.bytes(b"true"),
+            Stored::Bool(false) => w.bytes(b"false"),
+            Stored::Null => w.bytes(b"null"),
+            Stored::Deleted => w.quoted(UNDEFINED_MARKER_STR.as_bytes()),
+            Stored::Json(_) => unreachable!("checked above"),
+        }
+        if style.hashes {
+            w.byte(b',');
+            w.hlc(l.hlc);
+            w.byte(b',');
+            w.uint(l.hash as u64);
+        } else if !l.hlc.is_empty() {
+            w.byte(b',');
+            w.hlc(l.hlc);
+        }
+        w.byte(b']');
+    }
+    w.byte(b'}');
+    let n = w.n;
+    // SAFETY: the first n spare bytes were initialised above.
+    unsafe { vec.set_len(len + n) };
+    true
 }
 
 /// Writes the whole content: `[tablesStamp, valuesStamp]`.
 pub(crate) fn write_content<O: JsonOut + ?Sized>(out: &mut O, core: &Core, style: StampStyle) {
-    out.push_str("[");
     let c = &core.content;
+    out.reserve(content_len_estimate(c));
+    out.push_str("[");
     write_stamp(out, style, c.tables_hlc, c.tables_hash, |out| {
-        let tables: Vec<(&str, _)> = c.tables.iter().enumerate().map(|(ti, (k, t))| (k.as_str(), (ti as u32, t))).collect();
-        write_object(out, tables, |out, (ti, table)| {
+        let tables = || c.tables.iter().enumerate().map(|(ti, (k, t))| (k.as_str(), (ti as u32, t)));
+        write_object_iter(out, tables, |out, (ti, table)| {
             write_stamp(out, style, table.hlc, table.hash, |out| {
-                let rows: Vec<(&str, _)> = table.rows.iter().enumerate().map(|(ri, (k, r))| (k.as_str(), (ri as u32, r))).collect();
-                write_object(out, rows, |out, (ri, row)| write_leaves_stamp(out, style, c, (ti, ri), &row.cells, None));
+                let rows = || table.rows.iter().enumerate().map(|(ri, (k, r))| (k.as_str(), (ri as u32, r)));
+                write_object_iter(out, rows, |out, (ri, row)| write_leaves_stamp(out, style, c, (ti, ri), &row.cells, None));
             });
         });
     });
@@ -280,3 +496,129 @@ pub(crate) fn lookup(list: &[(Key, Option<f64>)], id: &str) -> Option<Option<f64
     list.iter().rev().find(|(k, _)| k == id).map(|(_, h)| *h)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Cell;
+    use crate::MergeableStore;
+
+    /// The content writer as it was before the streaming paths: collect, then `write_object`.
+    fn write_content_reference<O: JsonOut + ?Sized>(out: &mut O, core: &Core, style: StampStyle) {
+        fn leaves_ref<O: JsonOut + ?Sized>(out: &mut O, style: StampStyle, c: &Content, key: (u32, u32), leaves: &Leaves) {
+            write_stamp(out, style, leaves.hlc, leaves.hash, |out| {
+                let items: Vec<(&str, _)> =
+                    leaves.map.iter().enumerate().map(|(i, (k, l))| (k.as_str(), (c.meta(key, i, l), l))).collect();
+                write_object(out, items, |out, (v, l)| write_leaf(out, style, v, l.hlc, l.hash));
+            });
+        }
+        let c = &core.content;
+        out.push_str("[");
+        write_stamp(out, style, c.tables_hlc, c.tables_hash, |out| {
+            let tables: Vec<(&str, _)> = c.tables.iter().enumerate().map(|(ti, (k, t))| (k.as_str(), (ti as u32, t))).collect();
+            write_object(out, tables, |out, (ti, table)| {
+                write_stamp(out, style, table.hlc, table.hash, |out| {
+                    let rows: Vec<(&str, _)> = table.rows.iter().enumerate().map(|(ri, (k, r))| (k.as_str(), (ri as u32, r))).collect();
+                    write_object(out, rows, |out, (ri, row)| leaves_ref(out, style, c, (ti, ri), &row.cells));
+                });
+            });
+        });
+        out.push_str(",");
+        leaves_ref(out, style, c, (VALUES, 0), &c.values);
+        out.push_str("]");
+    }
+
+    /// A sink that is not a String (takes the generic paths).
+    struct Plain(String);
+    impl JsonOut for Plain {
+        fn push_str(&mut self, s: &str) {
+            self.0.push_str(s)
+        }
+    }
+
+    #[test]
+    fn content_writer_matches_reference() {
+        let store = MergeableStore::with_clock(Some("w"), || 1_700_000_000_000.0);
+        let cells: Vec<Cell> = vec![
+            "plain".into(),
+            "q\"uote\\".into(),
+            "\u{1}ctl\n".into(),
+            "é\u{2028}".into(),
+            "".into(),
+            1.5.into(),
+            (-0.0).into(),
+            1e21.into(),
+            (-42).into(),
+            0.into(),
+            999_999_999_999_999.0.into(),
+            1e15.into(),
+            (-1e-7).into(),
+            true.into(),
+            false.into(),
+            Cell::Null,
+            Cell::from_json(&serde_json::json!({"b": 1, "a": [1, "x\"", null], "2": {"1": true}})).unwrap(),
+            Cell::from_json(&serde_json::json!([[], {}, "\u{fffd}"])).unwrap(),
+        ];
+        let ids = ["t", "1", "0", "b\"q", "10", "é", "01", "x\ny", "4294967295", "4294967294", ""];
+        let mut k = 0;
+        for (ti, t) in ids.iter().enumerate() {
+            for (ri, r) in ids.iter().enumerate().skip(ti % 3) {
+                for c in ids.iter().skip(ri % 4).take(3) {
+                    store.set_cell(t, r, c, cells[k % cells.len()].clone()).unwrap();
+                    k += 1;
+                }
+            }
+        }
+        // A big table without integer-like ids, and one with a single integer-like id at the end.
+        for i in 0..200 {
+            store.set_cell("big", &format!("r{i}"), "c", i).unwrap();
+            store.set_cell("late", &format!("r{i}"), &format!("c{}", i % 3), format!("v{i}").as_str()).unwrap();
+        }
+        store.set_cell("late", "7", "c", 1).unwrap();
+        store.del_cell("t", "t", "t");
+        store.del_cell("1", "1", "1");
+        for (i, v) in ids.iter().enumerate() {
+            store.set_value(v, cells[(i * 5) % cells.len()].clone()).unwrap();
+        }
+        store.del_value("t");
+        for hashes in [true, false] {
+            for wire in [true, false] {
+                let style = StampStyle { hashes, wire };
+                let (got, plain, want) = store.read(|core| {
+                    let mut got = String::new();
+                    write_content(&mut got, core, style);
+                    let mut plain = Plain(String::new());
+                    write_content(&mut plain, core, style);
+                    let mut want = String::new();
+                    write_content_reference(&mut want, core, style);
+                    (got, plain.0, want)
+                });
+                for part in ["\u{FFFC}", "\\\"", "\\u0001", "\"4294967294\":", "\"late\":[{\"7\":", "-1e-7", "1e+21"] {
+                    assert!(want.contains(part), "{part:?} not in the content");
+                }
+                assert_eq!(got, want, "hashes {hashes} wire {wire}");
+                assert_eq!(plain, want, "hashes {hashes} wire {wire}");
+            }
+        }
+    }
+
+    #[test]
+    fn hlc_json_is_its_text_quoted() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut hlcs = vec![Hlc::EMPTY, Hlc::new(0, 0, 0), Hlc::new((1 << 42) - 1, 0xFF_FFFF, 0x3FFF_FFFF)];
+        for _ in 0..10_000 {
+            hlcs.push(Hlc::new(next() & ((1 << 42) - 1), next() as u32 & 0xFF_FFFF, next() as u32 & 0x3FFF_FFFF));
+        }
+        for hlc in hlcs {
+            let mut out = String::new();
+            write_hlc(&mut out, hlc);
+            assert_eq!(out, format!("\"{hlc}\""));
+        }
+    }
+}

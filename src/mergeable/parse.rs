@@ -1,0 +1,751 @@
+//! A direct parser from MergeableContent / MergeableChanges JSON text to [`MergeIn`], without
+//! building a `serde_json::Value` tree first.
+//!
+//! It accepts exactly what `value::parse_json` followed by `wire::parse_merge_in` accepts and
+//! produces an identical [`MergeIn`]. Whenever it meets anything it does not accept (any syntax,
+//! shape, value or HLC error, an HLC too far in the future), [`parse_merge_in_text`] runs that
+//! reference path instead, so errors (their variant and message, and which of several problems is
+//! reported) are exactly the reference's too. The fast path handles everything that is valid,
+//! including JavaScript key order (integer-like keys first, ascending), duplicate keys (first
+//! position, last value, as `JSON.parse`), any escapes, objects and arrays as leaf values.
+
+use super::wire::{self, to_uint32, LeafIn, LeavesIn, MergeIn, StampIn, TableIn};
+use crate::error::Result;
+use crate::hlc::{Hlc, HLC_MAX_FUTURE_OFFSET};
+use crate::store::tree::Key;
+use crate::value::{js_key_order, parse_json, Stored, JSON_PREFIX, MAX_JSON_BYTES, UNDEFINED_MARKER};
+use compact_str::CompactString;
+use serde_json::Value as Json;
+use std::borrow::Cow;
+
+/// `value::parse_json`'s nesting limit (a value deeper than this is refused).
+const MAX_DEPTH: usize = 256;
+
+/// Validates and reads MergeableChanges/Content JSON text, exactly as
+/// `wire::parse_merge_in(&parse_json(text)?, now(), hashes_required, wire)`; `now` is called once,
+/// only when the text is valid JSON (as the reference path calls it).
+pub(crate) fn parse_merge_in_text(text: &str, now: impl FnOnce() -> f64, hashes_required: bool, wire: bool) -> Result<MergeIn> {
+    if let Ok((input, max_time)) = parse_fast(text, hashes_required, wire) {
+        let now = now();
+        match max_time {
+            Some(t) if t as f64 > now + HLC_MAX_FUTURE_OFFSET => {}
+            _ => return Ok(input),
+        }
+        return reference(text, now, hashes_required, wire);
+    }
+    let json = parse_json(text)?;
+    wire::parse_merge_in(&json, now(), hashes_required, wire)
+}
+
+fn reference(text: &str, now: f64, hashes_required: bool, wire: bool) -> Result<MergeIn> {
+    wire::parse_merge_in(&parse_json(text)?, now, hashes_required, wire)
+}
+
+/// The fast path refuses (the reference path then decides, and reports why).
+#[derive(Debug)]
+pub(crate) struct Bail;
+
+type R<T> = std::result::Result<T, Bail>;
+
+/// Parses without the future check; returns the input and the latest non-empty HLC time in it.
+pub(crate) fn parse_fast(text: &str, hashes_required: bool, wire: bool) -> R<(MergeIn, Option<u64>)> {
+    if text.len() > MAX_JSON_BYTES {
+        return Err(Bail);
+    }
+    let mut p = Fast { b: text.as_bytes(), s: text, i: 0, hashes_required, wire, max_time: None };
+    p.ws();
+    p.expect(b'[')?;
+    p.ws();
+    // Depths as parse_json counts them: the top array is 0.
+    let tables = p.stamp(|p| {
+        p.object(|p| {
+            p.stamp(|p| {
+                p.object(|p| {
+                    p.stamp(|p| p.object(|p| p.leaf(8)))
+                })
+            })
+        })
+    })?;
+    p.ws();
+    p.expect(b',')?;
+    p.ws();
+    let values = p.stamp(|p| p.object(|p| p.leaf(4)))?;
+    p.ws();
+    match p.next() {
+        Some(b']') => {}
+        Some(b',') if !hashes_required => {
+            p.ws();
+            if p.number()? != 1.0 {
+                return Err(Bail);
+            }
+            p.ws();
+            p.expect(b']')?;
+        }
+        _ => return Err(Bail),
+    }
+    p.ws();
+    if p.i != p.b.len() {
+        return Err(Bail);
+    }
+    let tables: StampIn<Vec<(Key, TableIn)>> = tables;
+    let values: LeavesIn = values;
+    Ok((MergeIn { tables, values }, p.max_time))
+}
+
+struct Fast<'a> {
+    b: &'a [u8],
+    s: &'a str,
+    i: usize,
+    hashes_required: bool,
+    wire: bool,
+    max_time: Option<u64>,
+}
+
+impl<'a> Fast<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.b.get(self.i).copied();
+        self.i += 1;
+        c
+    }
+
+    #[inline]
+    fn expect(&mut self, c: u8) -> R<()> {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Bail)
+        }
+    }
+
+    /// `[thing]`, `[thing, hlc]` or `[thing, hlc, hash]` (only the last when hashes are required).
+    #[inline]
+    fn stamp<T>(&mut self, thing: impl FnOnce(&mut Self) -> R<T>) -> R<StampIn<T>> {
+        self.expect(b'[')?;
+        self.ws();
+        let thing = thing(self)?;
+        self.ws();
+        let (hlc, hash) = match self.next() {
+            Some(b']') if !self.hashes_required => (Hlc::EMPTY, 0),
+            Some(b',') => {
+                self.ws();
+                let hlc = self.hlc()?;
+                self.ws();
+                match self.next() {
+                    Some(b']') if !self.hashes_required => (hlc, 0),
+                    Some(b',') => {
+                        self.ws();
+                        let hash = to_uint32(self.number()?);
+                        self.ws();
+                        self.expect(b']')?;
+                        (hlc, hash)
+                    }
+                    _ => return Err(Bail),
+                }
+            }
+            _ => return Err(Bail),
+        };
+        Ok(StampIn { thing, hlc, hash })
+    }
+
+    fn hlc(&mut self) -> R<Hlc> {
+        if self.b.get(self.i) != Some(&b'"') {
+            return Err(Bail);
+        }
+        let s = self.string()?;
+        let hlc = Hlc::parse(&s).map_err(|_| Bail)?;
+        if !hlc.is_empty() {
+            let t = hlc.time();
+            if self.max_time.is_none_or(|m| t > m) {
+                self.max_time = Some(t);
+            }
+        }
+        Ok(hlc)
+    }
+
+    /// `{id: value}` in JavaScript key order, duplicates resolved as `JSON.parse` does.
+    fn object<T>(&mut self, mut value: impl FnMut(&mut Self) -> R<T>) -> R<Vec<(Key, T)>> {
+        self.expect(b'{')?;
+        self.ws();
+        let mut out = Vec::new();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(out);
+        }
+        loop {
+            if self.b.get(self.i) != Some(&b'"') {
+                return Err(Bail);
+            }
+            let key = Key::from(&*self.string()?);
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let v = value(self)?;
+            out.push((key, v));
+            self.ws();
+            match self.next() {
+                Some(b',') => self.ws(),
+                Some(b'}') => break,
+                _ => return Err(Bail),
+            }
+        }
+        js_object_order(&mut out);
+        Ok(out)
+    }
+
+    /// A leaf stamp whose thing sits at `depth` (parse_json's count).
+    fn leaf(&mut self, depth: usize) -> R<LeafIn> {
+        self.stamp(|p| p.leaf_value(depth))
+    }
+
+    fn leaf_value(&mut self, depth: usize) -> R<Stored> {
+        match self.b.get(self.i) {
+            Some(b'"') => {
+                let s = self.string()?;
+                let mut chars = s.chars();
+                match chars.next() {
+                    Some(UNDEFINED_MARKER) if chars.as_str().is_empty() => Ok(Stored::Deleted),
+                    Some(JSON_PREFIX) => {
+                        if !self.wire {
+                            return Err(Bail);
+                        }
+                        let text = chars.as_str();
+                        match parse_json(text) {
+                            Ok(Json::Object(_)) | Ok(Json::Array(_)) => Ok(Stored::Json(text.into())),
+                            _ => Err(Bail),
+                        }
+                    }
+                    _ => Ok(Stored::Str(CompactString::from(&*s))),
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => Ok(Stored::Num(self.number()?)),
+            Some(b't') => self.literal(b"true", Stored::Bool(true)),
+            Some(b'f') => self.literal(b"false", Stored::Bool(false)),
+            Some(b'n') => self.literal(b"null", Stored::Null),
+            Some(b'{' | b'[') => {
+                // Rare: validate (with the document's depth), then encode as the reference does.
+                let start = self.i;
+                self.skip_value(depth)?;
+                let json = parse_json(&self.s[start..self.i]).map_err(|_| Bail)?;
+                let stored = if self.wire { Stored::from_json_wire(&json) } else { Stored::from_json_api(&json, true) };
+                stored.map_err(|_| Bail)
+            }
+            _ => Err(Bail),
+        }
+    }
+
+    fn literal<T>(&mut self, word: &[u8], v: T) -> R<T> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(v)
+        } else {
+            Err(Bail)
+        }
+    }
+
+    /// Checks any JSON value at `depth` as parse_json would.
+    fn skip_value(&mut self, depth: usize) -> R<()> {
+        if depth > MAX_DEPTH {
+            return Err(Bail);
+        }
+        match self.b.get(self.i) {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
+            Some(b't') => self.literal(b"true", ()),
+            Some(b'f') => self.literal(b"false", ()),
+            Some(b'n') => self.literal(b"null", ()),
+            Some(b'[') => {
+                self.i += 1;
+                self.ws();
+                if self.b.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.next() {
+                        Some(b',') => {}
+                        Some(b']') => return Ok(()),
+                        _ => return Err(Bail),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.i += 1;
+                self.ws();
+                if self.b.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b'"') {
+                        return Err(Bail);
+                    }
+                    self.string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    self.ws();
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.next() {
+                        Some(b',') => {}
+                        Some(b'}') => return Ok(()),
+                        _ => return Err(Bail),
+                    }
+                }
+            }
+            _ => Err(Bail),
+        }
+    }
+
+    /// A JSON number as a double (correctly rounded); out of range is refused as parse_json does.
+    fn number(&mut self) -> R<f64> {
+        let start = self.i;
+        let neg = self.b.get(self.i) == Some(&b'-');
+        if neg {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        let mut v: u64 = 0;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            v = v.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+            self.i += 1;
+        }
+        let n = self.i - int_start;
+        if n == 0 || (n > 1 && self.b[int_start] == b'0') {
+            return Err(Bail);
+        }
+        let mut simple = n <= 15;
+        if self.b.get(self.i) == Some(&b'.') {
+            simple = false;
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(Bail);
+            }
+        }
+        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
+            simple = false;
+            self.i += 1;
+            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(Bail);
+            }
+        }
+        if simple {
+            // At most 15 digits: exact in a double.
+            let f = v as f64;
+            return Ok(if neg { -f } else { f });
+        }
+        let f: f64 = self.s[start..self.i].parse().map_err(|_| Bail)?;
+        if !f.is_finite() {
+            return Err(Bail);
+        }
+        Ok(f)
+    }
+
+    fn digits(&mut self) -> usize {
+        let s = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - s
+    }
+
+    /// Four hex digits as parse_json reads them (`u32::from_str_radix`, which also takes a
+    /// leading `+`).
+    fn hex4(&mut self) -> R<u32> {
+        let h = self.b.get(self.i..self.i + 4).ok_or(Bail)?;
+        let digits = if h[0] == b'+' { &h[1..] } else { h };
+        let mut v = 0u32;
+        for &c in digits {
+            let d = (c as char).to_digit(16).ok_or(Bail)?;
+            v = v * 16 + d;
+        }
+        self.i += 4;
+        Ok(v)
+    }
+
+    /// A string (at its opening quote), borrowed when it has no escapes.
+    fn string(&mut self) -> R<Cow<'a, str>> {
+        self.i += 1;
+        let start = self.i;
+        loop {
+            match self.b.get(self.i) {
+                None => return Err(Bail),
+                Some(b'"') => {
+                    let s = &self.s[start..self.i];
+                    self.i += 1;
+                    return Ok(Cow::Borrowed(s));
+                }
+                Some(b'\\') => break,
+                Some(0..=0x1f) => return Err(Bail),
+                Some(_) => self.i += 1,
+            }
+        }
+        let mut out = String::with_capacity(self.i - start + 16);
+        let mut from = start;
+        loop {
+            match self.b.get(self.i) {
+                None => return Err(Bail),
+                Some(b'"') => {
+                    out.push_str(&self.s[from..self.i]);
+                    self.i += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    out.push_str(&self.s[from..self.i]);
+                    self.i += 1;
+                    let c = *self.b.get(self.i).ok_or(Bail)?;
+                    self.i += 1;
+                    match c {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let u = self.hex4()?;
+                            let ch = if (0xD800..0xDC00).contains(&u) {
+                                if self.b.get(self.i..self.i + 2) == Some(b"\\u") {
+                                    self.i += 2;
+                                    let lo = self.hex4()?;
+                                    if !(0xDC00..0xE000).contains(&lo) {
+                                        return Err(Bail);
+                                    }
+                                    char::from_u32(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00))
+                                } else {
+                                    None
+                                }
+                            } else {
+                                char::from_u32(u)
+                            };
+                            out.push(ch.ok_or(Bail)?);
+                        }
+                        _ => return Err(Bail),
+                    }
+                    from = self.i;
+                }
+                Some(0..=0x1f) => return Err(Bail),
+                Some(_) => self.i += 1,
+            }
+        }
+    }
+}
+
+/// Orders an object's entries as `JSON.parse` leaves them: a duplicate key keeps its first
+/// position and takes its last value; then integer-like keys first, ascending.
+fn js_object_order<T>(items: &mut Vec<(Key, T)>) {
+    let n = items.len();
+    if n < 2 {
+        return;
+    }
+    let has_dup = if n <= 16 {
+        (1..n).any(|j| items[..j].iter().any(|(k, _)| *k == items[j].0))
+    } else {
+        let mut seen: std::collections::HashSet<&str, foldhash::fast::FixedState> =
+            std::collections::HashSet::with_capacity_and_hasher(n, Default::default());
+        !items.iter().all(|(k, _)| seen.insert(k.as_str()))
+    };
+    if has_dup {
+        let mut map: indexmap::IndexMap<Key, T, foldhash::fast::FixedState> = indexmap::IndexMap::with_capacity_and_hasher(n, Default::default());
+        for (k, v) in items.drain(..) {
+            // IndexMap::insert keeps an existing key's position and replaces its value.
+            map.insert(k, v);
+        }
+        items.extend(map);
+    }
+    js_key_order(items, |e| e.0.as_str());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn reference_result(text: &str, now: f64, hashes_required: bool, wire: bool) -> Result<MergeIn> {
+        let json = parse_json(text)?;
+        wire::parse_merge_in(&json, now, hashes_required, wire)
+    }
+
+    fn variant(e: &Error) -> std::mem::Discriminant<Error> {
+        std::mem::discriminant(e)
+    }
+
+    /// Both parsers on one input, every mode; returns how many inputs the fast path accepted.
+    fn check(text: &str) -> usize {
+        let mut accepted = 0;
+        for &hashes_required in &[false, true] {
+            for &wire in &[true, false] {
+                for &now in &[1_700_000_000_000.0, 0.0, 1e15] {
+                    let want = reference_result(text, now, hashes_required, wire);
+                    let got = parse_merge_in_text(text, || now, hashes_required, wire);
+                    assert_eq!(format!("{got:?}"), format!("{want:?}"), "{text:?} hashes {hashes_required} wire {wire} now {now}");
+                    // The fast path alone: whatever it accepts, the reference accepts identically
+                    // (bar the future check, done afterwards); what it refuses, the reference
+                    // refuses too, unless a duplicate key dropped the offending part.
+                    match parse_fast(text, hashes_required, wire) {
+                        Ok((input, max_time)) => {
+                            accepted += 1;
+                            let future = max_time.is_some_and(|t| t as f64 > now + HLC_MAX_FUTURE_OFFSET);
+                            match &want {
+                                Ok(w) => {
+                                    assert!(!future, "{text:?}");
+                                    assert_eq!(format!("{input:?}"), format!("{w:?}"), "{text:?}");
+                                }
+                                Err(e) => {
+                                    assert!(future, "fast accepted {text:?} ({hashes_required} {wire}), reference: {e:?}");
+                                    assert_eq!(variant(e), variant(&Error::InvalidHlc(String::new())));
+                                }
+                            }
+                        }
+                        Err(Bail) => {
+                            if want.is_ok() {
+                                assert!(has_duplicate_keys(text), "fast refused valid {text:?} ({hashes_required} {wire})");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        accepted
+    }
+
+    fn has_duplicate_keys(text: &str) -> bool {
+        // parse_json merges duplicates, so look at the raw text: any object with a repeated key.
+        let mut keys: Vec<Vec<String>> = Vec::new();
+        let b = text.as_bytes();
+        let mut i = 0;
+        let mut stack: Vec<bool> = Vec::new();
+        while i < b.len() {
+            match b[i] {
+                b'{' => {
+                    stack.push(true);
+                    keys.push(Vec::new());
+                }
+                b'[' => stack.push(false),
+                b'}' => {
+                    stack.pop();
+                    let k = keys.pop().unwrap_or_default();
+                    let mut sorted = k.clone();
+                    sorted.sort();
+                    sorted.dedup();
+                    if sorted.len() != k.len() {
+                        return true;
+                    }
+                }
+                b']' => {
+                    stack.pop();
+                }
+                b'"' => {
+                    let start = i;
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' {
+                        if b[i] == b'\\' {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                    let s = &text[start..(i + 1).min(text.len())];
+                    let mut j = i + 1;
+                    while j < b.len() && b[j] == b' ' {
+                        j += 1;
+                    }
+                    if stack.last() == Some(&true) && b.get(j) == Some(&b':') {
+                        if let Some(k) = keys.last_mut() {
+                            k.push(parse_json(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        false
+    }
+
+    fn collect_inputs(json: &Json, out: &mut Vec<String>) {
+        match json {
+            Json::String(s) if s.starts_with('[') => out.push(s.clone()),
+            Json::Array(a) => {
+                if a.len() >= 2 && a.len() <= 3 && a[0].is_array() {
+                    out.push(crate::value::to_json_string(json));
+                }
+                a.iter().for_each(|v| collect_inputs(v, out));
+            }
+            Json::Object(m) => m.values().for_each(|v| collect_inputs(v, out)),
+            _ => {}
+        }
+    }
+
+    fn corpus() -> Vec<String> {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut out = Vec::new();
+        for dir in ["tests/vectors", "tests/conformance/public"] {
+            let Ok(entries) = std::fs::read_dir(format!("{root}/{dir}")) else { continue };
+            let mut paths: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            paths.sort();
+            for p in paths {
+                if p.extension().is_some_and(|e| e == "json") {
+                    let text = std::fs::read_to_string(&p).expect("read");
+                    if let Ok(j) = parse_json(&text) {
+                        collect_inputs(&j, &mut out);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn handcrafted() -> Vec<String> {
+        let h = "NjEtLV0----6YM_I";
+        let future = "zzzzzzzzzzzzzzzz";
+        let mut v: Vec<String> = [
+            r#"[[{}],[{}]]"#,
+            r#"[[{}],[{}],1]"#,
+            r#"[[{}],[{}],1.0]"#,
+            r#"[[{}],[{}],1e0]"#,
+            r#"[[{}],[{}],2]"#,
+            r#"[[{}],[{}],"1"]"#,
+            r#"[[{}],[{}],1,1]"#,
+            r#"[[{}]]"#,
+            r#"[]"#,
+            r#"{}"#,
+            r#""#,
+            r#" [ [ { } , "" , 0 ] , [ { } , "" , 0 ] ] "#,
+            "\t[[{},\"\",0],[{},\"\",0]]\n",
+            r#"[[{},"",0],[{},"",0]]x"#,
+            r#"[[{},"",0],[{},"",0]"#,
+            r#"[[{},"",0],[{},"",-0]]"#,
+            r#"[[{},"",4294967297.7],[{},"",-1]]"#,
+            r#"[[{},"",1e400],[{},"",0]]"#,
+            r#"[[{},"",1e300],[{},"",-1e300]]"#,
+            r#"[[{},"",0.5e-400],[{},"",NaN]]"#,
+            r#"[[{},"",01],[{},"",0]]"#,
+            r#"[[{},"",1.],[{},"",0]]"#,
+            r#"[[{},"",1.5E+3],[{},"",123456789012345678901234567890]]"#,
+            r#"[[{},"",0],[{},"",0],1]"#,
+            r#"[[{},"",0,1],[{},"",0]]"#,
+            r#"[[{},""],[{}]]"#,
+            r#"[[{},1],[{}]]"#,
+            r#"[[{},"",""],[{}]]"#,
+            r#"[[[]],[{}]]"#,
+            r#"[[],[{}]]"#,
+            r#"[[{"t":[{}]}],[{}]]"#,
+            r#"[[{"t":[[]]}],[{}]]"#,
+            r#"[[{"t":{}}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":[1]}]}]}],[{"v":[true],"w":[false],"x":[null]}]]"#,
+            r#"[[{"t":[{"r":[{"c":[tru]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":[]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":"x"}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\uFFFC"]}]}]}],[{"v":["￼"]}]]"#,
+            r#"[[{"t":[{"r":[{"c":["￼x"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\uFFFD{\"a\":1}"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["�[1,2]"]}]}]}],[{"v":["�{}"]}]]"#,
+            r#"[[{"t":[{"r":[{"c":["�[1,2"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["�\"s\""]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["�"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":[{"b":1,"a":[1,{"2":0,"1":1}],"10":2}]}]}]}],[{"v":[[1,"x",null]]}]]"#,
+            r#"[[{"t":[{"r":[{"c":[{"a":1,"a":2}]}]}]}],[{"v":[[ ]],"w":[{ }]}]]"#,
+            r#"[[{"t":[{"r":[{"c":[{"a":1,}]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":[[1,]]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["a\"b\\c\/d\b\f\n\r\t\u0041\u00e9\ud83d\ude00"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\ud83d"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\ud83dx"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\ude00"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\ud83d\u0041"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\u+041"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\u004"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\x"]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":["\u00e9\u00E9"]}]}]}],[{"\u0076":[1]}]]"#,
+            r#"[[{"t":[{"r":[{"c":[-0]}]}]}],[{"a":[-0.0],"b":[1e-7],"c":[-12.5e3],"d":[9007199254740993]}]]"#,
+            r#"[[{"t":[{"r":[{"c":[1e309]}]}]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":[-]}]}]}],[{}]]"#,
+            r#"[[{"b":[{}],"a":[{}],"10":[{}],"2":[{}],"01":[{}],"4294967295":[{}],"4294967294":[{}]}],[{}]]"#,
+            r#"[[{"b":[{"x":[{"1":[1],"0":[0]}]}],"b":[{"y":[{}]}]}],[{"z":[1],"a":[2],"z":[3]}]]"#,
+            r#"[[{"b":[5],"b":[{"y":[{}]}]}],[{}]]"#,
+            r#"[[{"b":[{"y":[{}]}],"b":[5]}],[{}]]"#,
+            r#"[[{"t":[{"r":[{"c":[1],"c":["x"],"3":[2],"1":[3],"3":[4]}]}]}],[{}]]"#,
+            r#"[[{"":[{"":[{"":[""]}]}]}],[{"":[""]}]]"#,
+            r#"[[{"t" : [ { "r" : [ { "c" : [ 1 , "" , 0 ] } , "" , 0 ] } , "" , 0 ] } , "" , 0 ] , [ { } , "" , 0 ] ]"#,
+            r#"[[{"t":[{"r":[{"c":["a	b"]}]}]}],[{}]]"#,
+            r#"[[{t:[{}]}],[{}]]"#,
+            r#"[[{"t"[{}]}],[{}]]"#,
+            r#"[[{"t":[{}] "u":[{}]}],[{}]]"#,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for hlc in [h, future, "", "short", "NjEtLV0----6YM_!", "NjEtLV0----6YM_I7"] {
+            v.push(format!(r#"[[{{"t":[{{"r":[{{"c":[1,"{hlc}"]}},"{h}"]}},"{h}",3]}},"{h}"],[{{"v":[1,"{hlc}",5]}},"",0]]"#));
+            v.push(format!(r#"[[{{"t":[{{"r":[{{"c":[1,"{h}",1]}},"{h}",2]}},"{h}",3]}},"{hlc}",4],[{{}},"",0]]"#));
+            v.push(format!(r#"[[{{"t":[{{"r":[{{"c":[1,"{hlc}",1]}},"{h}",2]}},"{h}",3]}},"{h}",4],[{{}},"",0],1]"#));
+        }
+        // Deep nesting inside a leaf, around the depth limit.
+        for n in [240, 247, 248, 249, 250, 300] {
+            v.push(format!(r#"[[{{"t":[{{"r":[{{"c":[{}{}]}}]}}]}}],[{{}}]]"#, "[".repeat(n), "]".repeat(n)));
+            v.push(format!(r#"[[{{}}],[{{"v":[{}{}]}}]]"#, "[".repeat(n), "]".repeat(n)));
+            v.push(format!(r#"[[{{"t":[{{"r":[{{"c":["\uFFFD{}{}"]}}]}}]}}],[{{}}]]"#, "[".repeat(n), "]".repeat(n)));
+        }
+        // Many keys (the hashed duplicate check).
+        let rows: Vec<String> = (0..40).map(|i| format!(r#""r{}":[{{"c":[{i}]}}]"#, i % 37)).collect();
+        v.push(format!(r#"[[{{"t":[{{{}}}]}}],[{{}}]]"#, rows.join(",")));
+        let rows: Vec<String> = (0..40).map(|i| format!(r#""{}":[{{"c":[{i}]}}]"#, 40 - i)).collect();
+        v.push(format!(r#"[[{{"t":[{{{}}}]}}],[{{}}]]"#, rows.join(",")));
+        v
+    }
+
+    #[test]
+    fn fast_parser_matches_reference() {
+        let mut inputs = corpus();
+        assert!(inputs.len() > 50, "corpus has {} inputs", inputs.len());
+        inputs.extend(handcrafted());
+        let mut accepted = 0;
+        let mut checked = 0;
+        for text in &inputs {
+            accepted += check(text);
+            checked += 1;
+            // Malformed variants: truncations and single-byte damage at a few positions.
+            let b = text.as_bytes();
+            let step = (b.len() / 7).max(1);
+            for cut in (0..b.len()).step_by(step) {
+                if text.is_char_boundary(cut) {
+                    check(&text[..cut]);
+                    checked += 1;
+                }
+                for repl in [b'x', b'"', b',', b']', b'}', b'1', b'-', b' '] {
+                    if b[cut].is_ascii() {
+                        let mut m = b.to_vec();
+                        m[cut] = repl;
+                        if let Ok(m) = String::from_utf8(m) {
+                            check(&m);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("fast path accepted {accepted} of {checked} mode runs / inputs ({} base inputs)", inputs.len());
+        assert!(accepted > 100, "fast path accepted only {accepted} of {checked}");
+    }
+}
