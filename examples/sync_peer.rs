@@ -65,7 +65,7 @@ fn main() {
         on_send: Some(Arc::new(move |_, _, _, _| t1())),
         on_receive: Some(Arc::new(move |_, _, _, _| t2())),
         on_ignored_error: Some(Arc::new(move |e: &str| emit(&errors_out, &json!({"type": "log", "event": "ignoredError", "error": e})))),
-        anti_entropy: None,
+        ..Default::default()
     };
     let sync = Arc::new(Synchronizer::new(&store, Arc::new(Lines { out: out.clone() }), options));
     emit(&out, &json!({"type": "ready", "uniqueId": unique_id, "implementation": "tinybase-native"}));

@@ -252,24 +252,6 @@ impl Stored {
             _ => self.write_json(out, true),
         }
     }
-
-    /// This value as a JSON value, wire or decoded form.
-    pub(crate) fn to_json(&self, wire: bool) -> Json {
-        match self {
-            Stored::Str(s) => Json::String(s.to_string()),
-            Stored::Num(n) => f64_to_json(*n),
-            Stored::Bool(b) => Json::Bool(*b),
-            Stored::Null => Json::Null,
-            Stored::Json(text) => {
-                if wire {
-                    Json::String(format!("{JSON_PREFIX}{text}"))
-                } else {
-                    parse_json(text).unwrap_or(Json::Null)
-                }
-            }
-            Stored::Deleted => Json::String(UNDEFINED_STR.to_string()),
-        }
-    }
 }
 
 /// A sink for JSON text: a String, or a hasher that consumes the bytes.
@@ -674,6 +656,9 @@ impl Parser<'_> {
     fn hex4(&mut self) -> Result<u32> {
         let h = self.b.get(self.i..self.i + 4).ok_or_else(|| self.err("bad \\u escape"))?;
         let s = std::str::from_utf8(h).map_err(|_| self.err("bad \\u escape"))?;
+        if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(self.err("bad \\u escape"));
+        }
         let v = u32::from_str_radix(s, 16).map_err(|_| self.err("bad \\u escape"))?;
         self.i += 4;
         Ok(v)
@@ -779,7 +764,7 @@ mod tests {
 
     #[test]
     fn parser_rejects_bad_input() {
-        for bad in ["", "[1,]", "{\"a\"}", "01", "1.", "\"\\ud800\"", "[1] x", "nul", "\"a\u{1}\""] {
+        for bad in ["\"\\u+041\"", "", "[1,]", "{\"a\"}", "01", "1.", "\"\\ud800\"", "[1] x", "nul", "\"a\u{1}\""] {
             assert!(parse_json(bad).is_err(), "{bad:?}");
         }
         let deep = "[".repeat(1000) + &"]".repeat(1000);

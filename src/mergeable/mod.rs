@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::hlc::{Clock, GetNow};
 use crate::store::core::Core;
 use crate::store::{write_object, Store};
-use crate::value::{parse_json, write_integer};
+use crate::value::parse_json;
 use std::ops::Deref;
 use wire::{hash_map, hash_map2, hash_map3, lookup, write_content, write_hashes, write_leaf, write_stamp, StampStyle};
 

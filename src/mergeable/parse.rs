@@ -367,13 +367,11 @@ impl<'a> Fast<'a> {
         self.i - s
     }
 
-    /// Four hex digits as parse_json reads them (`u32::from_str_radix`, which also takes a
-    /// leading `+`).
+    /// Four hex digits (as JSON.parse: no sign).
     fn hex4(&mut self) -> R<u32> {
         let h = self.b.get(self.i..self.i + 4).ok_or(Bail)?;
-        let digits = if h[0] == b'+' { &h[1..] } else { h };
         let mut v = 0u32;
-        for &c in digits {
+        for &c in h {
             let d = (c as char).to_digit(16).ok_or(Bail)?;
             v = v * 16 + d;
         }

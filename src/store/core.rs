@@ -439,7 +439,7 @@ impl Core {
                 }
             };
             let table = &self.content.tables[ti];
-            if !table.rows.get(id.as_str()).is_some_and(|row| row.seq != 0) {
+            if table.rows.get(id.as_str()).is_none_or(|row| row.seq == 0) {
                 break id;
             }
         };
