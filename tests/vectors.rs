@@ -907,7 +907,7 @@ fn sync_transcript_content() {
                     _ => f.0.push(format!("{ctx}: ContentDiff without a preceding local operation")),
                 }
                 for (name, st) in &stores {
-                    if *name != from && to.as_deref().map_or(true, |t| t == *name) {
+                    if *name != from && to.as_deref().is_none_or(|t| t == *name) {
                         if let Err(e) = st.apply_mergeable_changes_json(&body) {
                             f.0.push(format!("{ctx}: {name} refused the ContentDiff: {e}"));
                         }
