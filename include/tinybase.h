@@ -5,7 +5,8 @@
  * NAMING
  *   tb_<type>_<verb>, verbs are TinyBase's method names in snake_case (setCell ->
  *   tb_store_set_cell). Functions taking or returning JSON text end in _json. Opaque handles:
- *   tb_store, tb_mergeable_store, tb_event_queue. Bulk shapes (tables, content, changes,
+ *   tb_store, tb_mergeable_store, tb_event_queue,
+ *   tb_synchronizer, tb_local_bus. Bulk shapes (tables, content, changes,
  *   mergeable content, hashes, diffs) cross the boundary as JSON text in TinyBase's encoding
  *   (undefined / deleted is the string "\uFFFC"; "wire form" writes object and array cells
  *   as strings prefixed with U+FFFD).
@@ -51,8 +52,14 @@
  *     thread is inside a transaction on the same store (transactions hold the store's lock
  *     from start to finish; it is re-entrant for the owning thread). tb_store_del_listener()
  *     and the free of a store's last handle wait until in-flight calls of the listener(s) on
- *     other threads have returned. tb_event_queue_wait() blocks up to its timeout. Nothing
- *     else blocks.
+ *     other threads have returned. tb_event_queue_wait() blocks up to its timeout.
+ *     Synchronizers: tb_synchronizer_start_sync(), _load() and _start_auto_load() block until
+ *     their load has finished (up to the request timeout, a few times at most, when no peer
+ *     answers); the other commands (_stop_sync, _save, _start/_stop_auto_*) block briefly
+ *     while the worker handles what was queued before them; _wait_for_idle() and
+ *     tb_local_bus_wait_for_idle() block up to their timeout; _destroy() and _free() block
+ *     until the worker thread has stopped. Nothing else blocks: in particular
+ *     tb_synchronizer_receive() and _receive_framed() never do.
  *   - Listeners run after the transaction commits, on the thread that made the change, with
  *     no internal lock held (except: with start/finish_transaction, listeners run inside
  *     tb_store_finish_transaction before the store's lock taken by start is released, so
@@ -85,6 +92,29 @@
  *   - Transaction callbacks (tb_transaction_fn) are called once, synchronously, on the
  *     calling thread, with the store's lock held; they may call any tb_store_* function on
  *     the store they receive.
+ *
+ * ============================================================================================
+ * SYNCHRONIZERS
+ *   - A tb_synchronizer speaks TinyBase's sync protocol for one mergeable store. Each has one
+ *     worker thread: the transport's send (tb_sync_send_fn / tb_sync_send_frame_fn) and the
+ *     on_send / on_receive / on_ignored_error hooks are called there, never concurrently for
+ *     one synchronizer, never under a store lock, with arguments borrowed for the call only.
+ *     Callbacks may call tb_synchronizer_receive() and store functions; they must not destroy
+ *     or free synchronizers (destroying their own gives TB_ERROR_INVALID_STATE) and should
+ *     not call the blocking synchronizer functions (from a synchronizer's own callback,
+ *     start_sync/load/... are queued instead of waited for).
+ *   - Custom transports are the first-class way to sync: the host sends what send() gives it
+ *     (payload `[requestId, message, body]` to a client id, or to all when NULL; or a frame
+ *     `toClientId
+[...]`) and pushes what arrives with tb_synchronizer_receive(sync, from,
+ *     payload) or tb_synchronizer_receive_framed(sync, "fromClientId
+[...]"), from any
+ *     thread, at any time; it never blocks. Invalid payloads are ignored and reported through
+ *     on_ignored_error, never applied.
+ *   - Local changes reach the worker without blocking the writer; every store function stays
+ *     usable from any thread while synchronizers run.
+ *   - tb_synchronizer_free() destroys the synchronizer if needed, then releases the
+ *     transport's and the options' user_data exactly once each, after the worker stopped.
  * ============================================================================================
  */
 
@@ -160,6 +190,13 @@ typedef enum tb_status {
 typedef struct tb_event_queue tb_event_queue;
 
 /**
+ * An in-process bus (TinyBase's LocalSynchronizer medium): every synchronizer created on the
+ * same bus reaches the others. Opaque; tb_local_bus_new() or tb_broadcast_channel_open(),
+ * freed with tb_local_bus_free().
+ */
+typedef struct tb_local_bus tb_local_bus;
+
+/**
  * A TinyBase MergeableStore. Opaque; tb_mergeable_store_as_store() gives its tb_store view.
  */
 typedef struct tb_mergeable_store tb_mergeable_store;
@@ -168,6 +205,14 @@ typedef struct tb_mergeable_store tb_mergeable_store;
  * A TinyBase Store (plain or mergeable). Opaque; use through tb_store_* functions.
  */
 typedef struct tb_store tb_store;
+
+/**
+ * A synchronizer: TinyBase's sync protocol between one mergeable store and its peers, with
+ * its own worker thread. Opaque; create with tb_synchronizer_new_custom(),
+ * tb_synchronizer_new_custom_framed() or tb_local_bus_create_synchronizer(); free with
+ * tb_synchronizer_free().
+ */
+typedef struct tb_synchronizer tb_synchronizer;
 
 /**
  * A mergeable store's clock: milliseconds since the Unix epoch (as JavaScript's Date.now()).
@@ -305,6 +350,103 @@ typedef void (*tb_notify_fn)(void *user_data);
 typedef bool (*tb_transaction_fn)(void *user_data, struct tb_store *store);
 
 /**
+ * A custom transport's send: delivers `payload` (JSON text `[requestId, message, body]` in
+ * TinyBase's wire encoding, `len` bytes, NUL-terminated) to the client `to_client_id`, or to
+ * every other client when `to_client_id` is NULL. Called on the synchronizer's worker thread,
+ * never concurrently for one synchronizer, with no store lock held. All arguments are borrowed
+ * for the call only: copy what you keep. It should hand the payload over and return quickly.
+ * It may call tb_synchronizer_receive() (of any synchronizer) and tb_store_* /
+ * tb_mergeable_store_* functions; it must not destroy or free synchronizers (destroying its
+ * own gives TB_ERROR_INVALID_STATE) and should not call the blocking synchronizer functions.
+ */
+typedef void (*tb_sync_send_fn)(void *user_data,
+                                const char *to_client_id,
+                                const char *payload,
+                                size_t len);
+
+/**
+ * A protocol message type (a uint32_t; one of the TB_SYNC_MESSAGE_* constants), as TinyBase
+ * numbers them on the wire.
+ */
+typedef uint32_t tb_sync_message;
+
+/**
+ * A message hook (on_send / on_receive): `client_id` is the client sent to (NULL: every other
+ * client) or received from; `request_id` is the request or transaction id (NULL for null);
+ * `message` a TB_SYNC_MESSAGE_* number; `body_json` the message body as JSON text (`body_len`
+ * bytes, NUL-terminated). Called on the synchronizer's worker thread, never concurrently for
+ * one synchronizer; arguments borrowed for the call only. Same re-entrancy rules as
+ * tb_sync_send_fn.
+ */
+typedef void (*tb_sync_message_fn)(void *user_data,
+                                   const char *client_id,
+                                   const char *request_id,
+                                   tb_sync_message message,
+                                   const char *body_json,
+                                   size_t body_len);
+
+/**
+ * The ignored-error hook: an error the protocol ignores (an invalid message, "tinybase:14";
+ * a request timeout, "tinybase:3:..."; changes refused, "tinybase:13:..."; ...). Called on the
+ * synchronizer's worker thread, never concurrently for one synchronizer; `error` is borrowed
+ * for the call only. Same re-entrancy rules as tb_sync_send_fn.
+ */
+typedef void (*tb_sync_error_fn)(void *user_data, const char *error);
+
+/**
+ * Options of a synchronizer. Zero-initialize (`tb_synchronizer_options o = {0};`) and set what
+ * you need; passing NULL instead of options means all defaults. The options are read during
+ * the creating call only (the struct itself is not kept).
+ */
+typedef struct tb_synchronizer_options {
+    /**
+     * How long a request waits for its response, in seconds (TinyBase's
+     * requestTimeoutSeconds). 0 means the default: 1 s for custom transports, 0.01 s on a
+     * local bus (as TinyBase). Must be finite and not negative.
+     */
+    double request_timeout_seconds;
+    /**
+     * Beyond TinyBase, off with 0: while auto-saving, re-announce the content hashes this
+     * often (seconds), so that a lost message is repaired without a restart.
+     */
+    double anti_entropy_seconds;
+    /**
+     * Called for every message sent (TinyBase's onSend). May be NULL.
+     */
+    tb_sync_message_fn on_send;
+    /**
+     * Called for every valid message received (TinyBase's onReceive). May be NULL.
+     */
+    tb_sync_message_fn on_receive;
+    /**
+     * Called for every ignored error (TinyBase's onIgnoredError). May be NULL.
+     */
+    tb_sync_error_fn on_ignored_error;
+    /**
+     * Passed to the three hooks above.
+     */
+    void *user_data;
+    /**
+     * If not NULL, called once with user_data when the synchronizer is freed, after its
+     * worker has stopped (not called when the creating call fails).
+     */
+    tb_release_fn release;
+} tb_synchronizer_options;
+
+/**
+ * A framed custom transport's send: delivers `frame`, TinyBase's WebSocket form
+ * `toClientId\n[requestId, message, body]` (`len` bytes, NUL-terminated; an empty client id
+ * means every other client). Same thread, concurrency, borrowing and re-entrancy rules as
+ * tb_sync_send_fn.
+ */
+typedef void (*tb_sync_send_frame_fn)(void *user_data, const char *frame, size_t len);
+
+/**
+ * A synchronizer's status (a uint32_t; TinyBase's getStatus()).
+ */
+typedef uint32_t tb_sync_status;
+
+/**
  * addHasTablesListener: whether the store has any tables. No ids.
  */
 #define TB_LISTENER_HAS_TABLES 0
@@ -416,6 +558,61 @@ typedef bool (*tb_transaction_fn)(void *user_data, struct tb_store *store);
 #define TB_LISTENER_DID_FINISH_TRANSACTION 21
 
 /**
+ * The answer to a request (same request id).
+ */
+#define TB_SYNC_MESSAGE_RESPONSE 0
+
+/**
+ * Asks for content hashes (body `""`).
+ */
+#define TB_SYNC_MESSAGE_GET_CONTENT_HASHES 1
+
+/**
+ * Announces content hashes `[tablesHash, valuesHash]`.
+ */
+#define TB_SYNC_MESSAGE_CONTENT_HASHES 2
+
+/**
+ * Mergeable changes `[tables, values, 1]` (sent after each local transaction).
+ */
+#define TB_SYNC_MESSAGE_CONTENT_DIFF 3
+
+/**
+ * Asks for a table diff (body: the sender's table hashes).
+ */
+#define TB_SYNC_MESSAGE_GET_TABLE_DIFF 4
+
+/**
+ * Asks for a row diff (body: the sender's row hashes).
+ */
+#define TB_SYNC_MESSAGE_GET_ROW_DIFF 5
+
+/**
+ * Asks for a cell diff (body: the sender's cell hashes).
+ */
+#define TB_SYNC_MESSAGE_GET_CELL_DIFF 6
+
+/**
+ * Asks for a value diff (body: the sender's value hashes).
+ */
+#define TB_SYNC_MESSAGE_GET_VALUE_DIFF 7
+
+/**
+ * Neither loading nor saving.
+ */
+#define TB_SYNC_STATUS_IDLE 0
+
+/**
+ * Pulling or applying other peers' changes.
+ */
+#define TB_SYNC_STATUS_LOADING 1
+
+/**
+ * Announcing or sending local changes.
+ */
+#define TB_SYNC_STATUS_SAVING 2
+
+/**
  * No cell or value there (what a getter returns for a missing one). Not accepted by setters.
  */
 #define TB_VALUE_ABSENT 0
@@ -451,9 +648,10 @@ extern "C" {
 
 /**
  * The number of objects currently owned by the host that need a free: store and mergeable
- * store references, queues, events, strings and values returned by the library, plus
- * registered listeners whose user_data has not been released yet. A debugging aid: a program
- * that frees everything and removes every listener gets back the value it started with.
+ * store references, queues, events, strings and values returned by the library,
+ * synchronizers and local buses, plus registered listeners whose user_data has not been
+ * released yet. A debugging aid: a program that frees everything and removes every listener
+ * gets back the value it started with.
  */
 int64_t tb_debug_live_handles(void);
 
@@ -1316,6 +1514,193 @@ enum tb_status tb_store_get_transaction_changes_json(struct tb_store *store, cha
  * Never pass strings from elsewhere, borrowed strings, or memory from libc malloc.
  */
 void tb_string_free(char *s);
+
+/**
+ * createCustomSynchronizer: a synchronizer for `store` whose messages go out through
+ * `send(user_data, to_client_id_or_NULL, payload, len)` (see tb_sync_send_fn: worker thread,
+ * not concurrent, arguments borrowed) and come in through tb_synchronizer_receive().
+ * `options` may be NULL (defaults; see tb_synchronizer_options). It starts stopped: call
+ * tb_synchronizer_start_sync(). On success the library owns user_data until
+ * tb_synchronizer_free(), which calls release(user_data) once, after the worker has stopped;
+ * on failure neither release (transport's nor options') is called.
+ */
+enum tb_status tb_synchronizer_new_custom(struct tb_mergeable_store *store,
+                                          tb_sync_send_fn send,
+                                          void *user_data,
+                                          tb_release_fn release,
+                                          const struct tb_synchronizer_options *options,
+                                          struct tb_synchronizer **out);
+
+/**
+ * As tb_synchronizer_new_custom(), for byte-stream or message media that carry TinyBase's
+ * WebSocket frames: `send_frame(user_data, frame, len)` receives `toClientId\n[...]` (an
+ * empty client id meaning every other client; see tb_sync_send_frame_fn). Feed inbound frames
+ * (`fromClientId\n[...]`) to tb_synchronizer_receive_framed().
+ */
+enum tb_status tb_synchronizer_new_custom_framed(struct tb_mergeable_store *store,
+                                                 tb_sync_send_frame_fn send_frame,
+                                                 void *user_data,
+                                                 tb_release_fn release,
+                                                 const struct tb_synchronizer_options *options,
+                                                 struct tb_synchronizer **out);
+
+/**
+ * Hands a payload `[requestId, message, body]` received from client `from_client_id` to the
+ * synchronizer. Any thread (including inside any synchronizer callback); never blocks: the
+ * payload is queued for the worker, which validates it (invalid ones are reported through
+ * on_ignored_error and never applied). Payloads received after destroy are ignored (TB_OK).
+ */
+enum tb_status tb_synchronizer_receive(struct tb_synchronizer *sync,
+                                       const char *from_client_id,
+                                       const char *payload);
+
+/**
+ * Hands a frame `fromClientId\n[requestId, message, body]` (TinyBase's WebSocket form) to the
+ * synchronizer: as tb_synchronizer_receive(). TB_ERROR_INVALID_SHAPE when there is no newline.
+ */
+enum tb_status tb_synchronizer_receive_framed(struct tb_synchronizer *sync, const char *frame);
+
+/**
+ * startSync: auto-load (pull the changes of whichever peer answers first), then auto-save
+ * (announce this store's hashes, then send a ContentDiff after every local transaction).
+ * `initial_content_json` (`[tables, values]`, or NULL) becomes default content when no peer
+ * answers. BLOCKS until the initial load has finished: up to the request timeout (a few
+ * timeouts at most) when no peer answers. Called from inside one of this synchronizer's
+ * callbacks it is queued instead and returns at once. TB_ERROR_INVALID_STATE after destroy.
+ */
+enum tb_status tb_synchronizer_start_sync(struct tb_synchronizer *sync,
+                                          const char *initial_content_json);
+
+/**
+ * stopSync: stops auto-loading and auto-saving (requests in flight still complete). BLOCKS
+ * briefly until the worker has handled what was queued before it.
+ */
+enum tb_status tb_synchronizer_stop_sync(struct tb_synchronizer *sync);
+
+/**
+ * load: pulls the first answering peer's changes once (`initial_content_json` as in
+ * tb_synchronizer_start_sync). BLOCKS until done: up to the request timeout(s).
+ */
+enum tb_status tb_synchronizer_load(struct tb_synchronizer *sync, const char *initial_content_json);
+
+/**
+ * save: announces this store's content hashes once (peers that auto-load then pull).
+ * BLOCKS briefly until the worker has sent it.
+ */
+enum tb_status tb_synchronizer_save(struct tb_synchronizer *sync);
+
+/**
+ * startAutoLoad: acts on peers' ContentHashes and ContentDiff messages from now on, after a
+ * first load. BLOCKS until that load has finished (up to the request timeout(s)).
+ */
+enum tb_status tb_synchronizer_start_auto_load(struct tb_synchronizer *sync,
+                                               const char *initial_content_json);
+
+/**
+ * stopAutoLoad. BLOCKS briefly (see tb_synchronizer_stop_sync).
+ */
+enum tb_status tb_synchronizer_stop_auto_load(struct tb_synchronizer *sync);
+
+/**
+ * startAutoSave: saves, then broadcasts a ContentDiff after every local transaction. BLOCKS
+ * briefly (see tb_synchronizer_save).
+ */
+enum tb_status tb_synchronizer_start_auto_save(struct tb_synchronizer *sync);
+
+/**
+ * stopAutoSave. BLOCKS briefly (see tb_synchronizer_stop_sync).
+ */
+enum tb_status tb_synchronizer_stop_auto_save(struct tb_synchronizer *sync);
+
+/**
+ * getStatus: `*out` is a TB_SYNC_STATUS_* value (TB_SYNC_STATUS_IDLE after destroy).
+ */
+enum tb_status tb_synchronizer_get_status(struct tb_synchronizer *sync, tb_sync_status *out);
+
+/**
+ * getSynchronizerStats: protocol messages sent and valid messages received so far.
+ */
+enum tb_status tb_synchronizer_get_stats(struct tb_synchronizer *sync,
+                                         uint64_t *out_sends,
+                                         uint64_t *out_receives);
+
+/**
+ * Whether nothing is queued, running or waiting for a response right now (true after
+ * destroy). Messages still inside the host's transport are not seen: a host with its own
+ * queues checks those too.
+ */
+enum tb_status tb_synchronizer_is_idle(struct tb_synchronizer *sync, bool *out);
+
+/**
+ * Waits until the synchronizer has stayed idle briefly (see tb_synchronizer_is_idle): `*idle`
+ * is true then, false when `timeout_seconds` (finite, not negative) passed first. BLOCKS up
+ * to timeout_seconds. TB_ERROR_INVALID_STATE from inside one of this synchronizer's own
+ * callbacks (it could never become idle).
+ */
+enum tb_status tb_synchronizer_wait_for_idle(struct tb_synchronizer *sync,
+                                             double timeout_seconds,
+                                             bool *idle);
+
+/**
+ * destroy: fails pending requests, stops syncing, leaves the bus (if any) and stops the
+ * worker thread; afterwards no callback of this synchronizer is running or will run. The
+ * handle stays valid (stats, status; commands give TB_ERROR_INVALID_STATE; received payloads
+ * are ignored) until tb_synchronizer_free(). Idempotent; concurrent calls all return after
+ * the worker has stopped. BLOCKS until the worker finishes what it is doing.
+ * TB_ERROR_INVALID_STATE when called from inside one of this synchronizer's own callbacks.
+ */
+enum tb_status tb_synchronizer_destroy(struct tb_synchronizer *sync);
+
+/**
+ * Frees a synchronizer (NULL is fine): destroys it if needed (BLOCKS as
+ * tb_synchronizer_destroy does), then calls the transport's and the options' release once
+ * each, on this thread, after the worker has stopped. The store is not freed (the host frees
+ * its own store handle; the synchronizer kept its own reference until now). Called from
+ * inside one of this synchronizer's own callbacks (discouraged), the destroy and the releases
+ * happen on a library thread once that callback has returned.
+ */
+void tb_synchronizer_free(struct tb_synchronizer *sync);
+
+/**
+ * Creates an empty in-process bus (TinyBase's LocalSynchronizer medium). Free with
+ * tb_local_bus_free().
+ */
+enum tb_status tb_local_bus_new(struct tb_local_bus **out);
+
+/**
+ * Releases the host's reference to a bus (NULL is fine). Synchronizers created on it keep
+ * working (they hold the bus) until they are destroyed.
+ */
+void tb_local_bus_free(struct tb_local_bus *bus);
+
+/**
+ * createLocalSynchronizer: a synchronizer for `store` on this bus, with a random client id;
+ * it reaches every other synchronizer on the bus. `options` may be NULL (defaults; the request
+ * timeout defaults to TinyBase's 0.01 s here, which a busy machine may exceed: timeouts are
+ * ignored errors and the peers still converge once the next announcement is answered).
+ * Free with tb_synchronizer_free() (which also releases the options' user_data).
+ */
+enum tb_status tb_local_bus_create_synchronizer(struct tb_local_bus *bus,
+                                                struct tb_mergeable_store *store,
+                                                const struct tb_synchronizer_options *options,
+                                                struct tb_synchronizer **out);
+
+/**
+ * Waits until every synchronizer on the bus has stayed idle briefly: `*idle` is true then,
+ * false when `timeout_seconds` (finite, not negative) passed first. BLOCKS up to
+ * timeout_seconds (do not call it from a synchronizer callback).
+ */
+enum tb_status tb_local_bus_wait_for_idle(struct tb_local_bus *bus,
+                                          double timeout_seconds,
+                                          bool *idle);
+
+/**
+ * The bus of the named in-process channel `name` (TinyBase's BroadcastChannelSynchronizer
+ * medium): any number of stores whose synchronizers are created on buses opened with the same
+ * name sync with each other. The channel lives while any bus handle or synchronizer uses it.
+ * Free the handle with tb_local_bus_free().
+ */
+enum tb_status tb_broadcast_channel_open(const char *name, struct tb_local_bus **out);
 
 /**
  * A value of kind TB_VALUE_ABSENT.

@@ -12,6 +12,7 @@ pub mod listener;
 pub mod mergeable;
 pub mod store;
 pub mod strings;
+pub mod synchronizer;
 pub mod value;
 
 pub use error::*;
@@ -20,6 +21,7 @@ pub use listener::*;
 pub use mergeable::*;
 pub use store::*;
 pub use strings::*;
+pub use synchronizer::*;
 pub use value::*;
 
 use std::ffi::c_char;
@@ -37,9 +39,10 @@ pub(crate) fn live_dec() {
 }
 
 /// The number of objects currently owned by the host that need a free: store and mergeable
-/// store references, queues, events, strings and values returned by the library, plus
-/// registered listeners whose user_data has not been released yet. A debugging aid: a program
-/// that frees everything and removes every listener gets back the value it started with.
+/// store references, queues, events, strings and values returned by the library,
+/// synchronizers and local buses, plus registered listeners whose user_data has not been
+/// released yet. A debugging aid: a program that frees everything and removes every listener
+/// gets back the value it started with.
 #[no_mangle]
 pub extern "C" fn tb_debug_live_handles() -> i64 {
     LIVE.load(Ordering::Relaxed)

@@ -122,7 +122,21 @@ impl MergeableStore {
             is_content,
             wire,
         )?;
-        store.mutate(|core| {
+        self.merge_input(input, is_content);
+        Ok(())
+    }
+
+    /// Applies wire-form changes already parsed as JSON (a synchronizer's pull result), without
+    /// printing and reparsing them.
+    pub(crate) fn apply_mergeable_changes_value(&self, json: &serde_json::Value) -> Result<()> {
+        let now = self.store.read(|core| core.clock.as_ref().map(Clock::now).unwrap_or(0.0));
+        let input = wire::parse_merge_in(json, now, false, true)?;
+        self.merge_input(input, false);
+        Ok(())
+    }
+
+    fn merge_input(&self, input: wire::MergeIn, is_content: bool) {
+        self.store.mutate(|core| {
             if is_content {
                 // Inside a user transaction the old content is kept for a rollback.
                 let saved = (!core.implicit).then(|| Box::new(core.content.clone()));
@@ -142,7 +156,6 @@ impl MergeableStore {
             let accepted = core.merge(input, is_content);
             core.apply_accepted(accepted);
         });
-        Ok(())
     }
 
     /// `applyMergeableChanges` with JSON in wire form (objects as U+FFFD-prefixed strings,

@@ -42,8 +42,15 @@ pub struct Changes {
 
 /// Internal work after each committed transaction that changed or touched anything
 /// (synchronizers), called on the committing thread with no lock held, before user listeners.
-/// The argument is the transaction's mergeable changes in wire form without hashes.
-pub(crate) type CommitHook = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) struct CommitHookFns {
+    /// Asked first, under the store's lock (must not touch the store): whether this
+    /// transaction's changes are wanted at all.
+    pub wants: Box<dyn Fn() -> bool + Send + Sync>,
+    /// Called with the transaction's mergeable changes in wire form without hashes.
+    pub call: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+pub(crate) type CommitHook = Arc<CommitHookFns>;
 
 pub(crate) struct Shared {
     pub(crate) core: ReentrantMutex<RefCell<Core>>,
@@ -216,7 +223,8 @@ impl Store {
             core.depth = 0;
             let registry = self.shared.listeners.lock();
             let did_finish = registry.all_of(ListenerKind::DidFinishTransaction);
-            let hooks: Vec<CommitHook> = self.shared.commit_hooks.lock().iter().map(|h| h.1.clone()).collect();
+            let hooks: Vec<CommitHook> =
+                if rollback { Vec::new() } else { self.shared.commit_hooks.lock().iter().filter(|h| (h.1.wants)()).map(|h| h.1.clone()).collect() };
             // The tracking journal is only turned into changes when someone reads them.
             if registry.len() > 0 || !hooks.is_empty() {
                 core.flush();
@@ -244,7 +252,7 @@ impl Store {
         drop(guard);
         if let Some((changes, hooks)) = hooks {
             for hook in hooks {
-                hook(&changes);
+                (hook.call)(&changes);
             }
         }
         for (entry, event) in pending {

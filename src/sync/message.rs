@@ -103,8 +103,10 @@ fn is_content_hashes(j: &Json) -> bool {
 
 /// Validates `[requestId, message, body]` (TinyBase's `isProtocolMessageValid`).
 pub fn parse_payload(text: &str) -> Result<Received> {
-    let json = parse_json(text)?;
-    let parts = json.as_array().filter(|a| a.len() == 3).ok_or_else(|| Error::InvalidShape("a message is [requestId, message, body]".into()))?;
+    let mut parts = match parse_json(text)? {
+        Json::Array(parts) if parts.len() == 3 => parts,
+        _ => return Err(Error::InvalidShape("a message is [requestId, message, body]".into())),
+    };
     let request_id = match &parts[0] {
         Json::Null => None,
         Json::String(s) => Some(s.clone()),
@@ -134,7 +136,8 @@ pub fn parse_payload(text: &str) -> Result<Received> {
     if !valid {
         return Err(Error::InvalidShape(format!("invalid body for message {message:?}")));
     }
-    Ok(Received { request_id, message, body: body.clone() })
+    let body = parts.pop().unwrap_or(Json::Null);
+    Ok(Received { request_id, message, body })
 }
 
 /// `[requestId, message, body]` as JSON text, with the body already JSON text.

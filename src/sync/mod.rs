@@ -165,6 +165,13 @@ struct Shared {
     syncing: std::sync::atomic::AtomicBool,
 }
 
+impl Shared {
+    /// One piece of work is done (never below zero: a destroy resets the count).
+    fn unbusy(&self) {
+        let _ = self.busy.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some(b.saturating_sub(1)));
+    }
+}
+
 /// A synchronizer: TinyBase's protocol between one MergeableStore and its peers.
 pub struct Synchronizer {
     id: usize,
@@ -243,14 +250,17 @@ impl Synchronizer {
         let worker_thread = handle.thread().id();
         // Local transactions reach the worker through the inbox, without blocking the writer.
         let (hook_inbox, hook_shared) = (inbox.clone(), shared.clone());
-        let hook = store.add_commit_hook(Arc::new(move |changes: &str| {
-            if APPLYING.with(Cell::get) == id || hook_shared.status.load(Ordering::Acquire) == Status::Loading as u8 {
-                return;
-            }
-            hook_shared.busy.fetch_add(1, Ordering::AcqRel);
-            if hook_inbox.send(Work::Local(changes.to_string())).is_err() {
-                hook_shared.busy.fetch_sub(1, Ordering::AcqRel);
-            }
+        let wants_shared = shared.clone();
+        let hook = store.add_commit_hook(Arc::new(crate::store::CommitHookFns {
+            // Changes this synchronizer is applying, or any made while it loads, are not sent
+            // (TinyBase's persister skips saving while loading: no echo).
+            wants: Box::new(move || APPLYING.with(Cell::get) != id && wants_shared.status.load(Ordering::Acquire) != Status::Loading as u8),
+            call: Box::new(move |changes: &str| {
+                hook_shared.busy.fetch_add(1, Ordering::AcqRel);
+                if hook_inbox.send(Work::Local(changes.to_string())).is_err() {
+                    hook_shared.unbusy();
+                }
+            }),
         }));
         Synchronizer { id, inbox, shared, worker: Mutex::new(Some(handle)), worker_thread, store: store.clone(), hook }
     }
@@ -258,7 +268,7 @@ impl Synchronizer {
     fn post(&self, work: Work) {
         self.shared.busy.fetch_add(1, Ordering::AcqRel);
         if self.inbox.send(work).is_err() {
-            self.shared.busy.fetch_sub(1, Ordering::AcqRel);
+            self.shared.unbusy();
         }
     }
 
@@ -383,7 +393,9 @@ impl Synchronizer {
     /// `destroy`: fails pending requests (`tinybase:3:destroyed`), stops syncing, destroys the
     /// transport and ends the worker thread.
     pub fn destroy(&self) {
-        let Some(handle) = self.worker.lock().take() else { return };
+        // Held until the worker has stopped, so that every caller returns only after that.
+        let mut worker = self.worker.lock();
+        let Some(handle) = worker.take() else { return };
         self.store.del_commit_hook(self.hook);
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.post(Work::Destroy(tx));
@@ -441,13 +453,16 @@ impl Worker {
             match work {
                 Some(Work::Destroy(done)) => {
                     self.destroy();
-                    self.shared.busy.fetch_sub(1, Ordering::AcqRel);
+                    // Work queued behind the destroy is dropped; it is no longer pending.
+                    drop(rx);
+                    self.shared.busy.store(0, Ordering::Release);
+                    self.shared.pending.store(0, Ordering::Release);
                     let _ = done.send(());
                     return;
                 }
                 Some(work) => {
                     self.handle(work);
-                    self.shared.busy.fetch_sub(1, Ordering::AcqRel);
+                    self.shared.unbusy();
                 }
                 None => {}
             }
@@ -709,7 +724,7 @@ impl Worker {
             return;
         }
         APPLYING.with(|a| a.set(self.id));
-        let result = self.store.apply_mergeable_changes_json(&to_json_string(changes));
+        let result = self.store.apply_mergeable_changes_value(changes);
         APPLYING.with(|a| a.set(0));
         if let Err(e) = result {
             self.ignored(&format!("tinybase:13:{e}"));
