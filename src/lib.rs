@@ -25,6 +25,7 @@ pub mod value;
 
 pub use error::{Error, Result};
 pub use hlc::Hlc;
+pub use mergeable::typed::{CellHashes, CellStamp, MergeableContent, RowHashes, RowStamp, Stamp, TableHashes, TableStamp, TablesStamp, ValueHashes, ValuesStamp};
 pub use mergeable::MergeableStore;
 pub use store::{Changes, ListenerEvent, ListenerId, ListenerKind, Row, Store, Table, Tables, Values};
 pub use value::{Cell, Value};

@@ -2,6 +2,7 @@
 //! and a hash tree), so that replicas merge deterministically and exactly as TinyBase's do.
 
 pub(crate) mod merge;
+pub mod typed;
 pub(crate) mod parse;
 pub(crate) mod wire;
 
