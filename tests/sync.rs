@@ -209,3 +209,28 @@ fn status_callback_reports_syncing_idle_and_errors() {
     let seen = states.lock().unwrap().clone();
     assert_eq!(seen.last(), Some(&SyncState::Idle), "{seen:?}");
 }
+
+#[test]
+fn concurrent_writers_on_both_sides_lose_nothing_without_anti_entropy() {
+    let (a, b) = (store("a"), store("b"));
+    let bus = LocalBus::new();
+    let options = || Some(SynchronizerOptions { request_timeout: Duration::from_millis(500), ..Default::default() });
+    let (sa, sb) = (bus.create_synchronizer(&a, options()), bus.create_synchronizer(&b, options()));
+    sa.start_sync(None);
+    sb.start_sync(None);
+    assert!(bus.wait_for_idle(WAIT));
+    std::thread::scope(|s| {
+        for (st, tag) in [(&a, "a"), (&b, "b")] {
+            s.spawn(move || {
+                for i in 0..300 {
+                    st.set_cell("t", &format!("{tag}{i}"), "c", i as f64).unwrap();
+                }
+            });
+        }
+    });
+    assert!(bus.wait_for_idle(WAIT));
+    assert_eq!(a.get_row_count("t"), 600);
+    assert_eq!(b.get_row_count("t"), 600);
+    assert!(same(&a, &b));
+    drop((sa, sb));
+}

@@ -11,8 +11,8 @@ VENV="${TINYBASE_PY_VENV:-$REPO/target/python-venv}"
 PYTHON="${PYTHON:-python3}"
 
 cd "$REPO"
-echo "== cargo build --release (library and the replay example)"
-cargo build --release --lib --example replay
+echo "== cargo build --release (library, the replay example and the Rust sync peer)"
+cargo build --release --lib --example replay --example sync_peer
 
 have_venv() {
     local probe

@@ -160,6 +160,9 @@ struct Shared {
     /// Work queued or running, plus requests waiting for a response.
     busy: AtomicUsize,
     pending: AtomicUsize,
+    /// A `load` pull is in flight: local transactions made meanwhile are not sent, as in
+    /// TinyBase (whose persister skips saving while loading).
+    load_in_flight: std::sync::atomic::AtomicBool,
     /// Set by `start_sync` before its command is queued (TinyBase sets `syncing` synchronously),
     /// so peers' GetContentHashes are answered from the start.
     syncing: std::sync::atomic::AtomicBool,
@@ -226,6 +229,7 @@ impl Synchronizer {
             busy: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             syncing: std::sync::atomic::AtomicBool::new(false),
+            load_in_flight: std::sync::atomic::AtomicBool::new(false),
         });
         let worker = Worker {
             id,
@@ -252,9 +256,10 @@ impl Synchronizer {
         let (hook_inbox, hook_shared) = (inbox.clone(), shared.clone());
         let wants_shared = shared.clone();
         let hook = store.add_commit_hook(Arc::new(crate::store::CommitHookFns {
-            // Changes this synchronizer is applying, or any made while it loads, are not sent
-            // (TinyBase's persister skips saving while loading: no echo).
-            wants: Box::new(move || APPLYING.with(Cell::get) != id && wants_shared.status.load(Ordering::Acquire) != Status::Loading as u8),
+            // Changes this synchronizer is applying are not sent back (no echo), nor are local
+            // changes made while a load's pull is in flight (TinyBase skips saving while
+            // loading). Other threads' writes during the worker's brief applies are sent.
+            wants: Box::new(move || APPLYING.with(Cell::get) != id && !wants_shared.load_in_flight.load(Ordering::Acquire)),
             call: Box::new(move |changes: &str| {
                 hook_shared.busy.fetch_add(1, Ordering::AcqRel);
                 if hook_inbox.send(Work::Local(changes.to_string())).is_err() {
@@ -739,6 +744,7 @@ impl Worker {
             return;
         }
         self.set_status(Status::Loading);
+        self.shared.load_in_flight.store(true, Ordering::Release);
         let tx = crate::util::random_id(11);
         self.pull(
             None,
@@ -762,6 +768,7 @@ impl Worker {
                         }
                     }
                 }
+                w.shared.load_in_flight.store(false, Ordering::Release);
                 w.set_status(Status::Idle);
                 then(w);
             }),

@@ -48,6 +48,14 @@ from ._store import (
     Transaction,
     set_callback_error_handler,
 )
+from ._sync import (
+    BroadcastChannel,
+    CustomSynchronizer,
+    LocalBus,
+    SyncMessage,
+    SyncStatus,
+    Synchronizer,
+)
 
 __version__ = "0.1.0"
 
@@ -73,6 +81,12 @@ def library_candidates() -> list:
 __all__ = [
     "ABSENT",
     "Absent",
+    "BroadcastChannel",
+    "CustomSynchronizer",
+    "LocalBus",
+    "SyncMessage",
+    "SyncStatus",
+    "Synchronizer",
     "CallbackErrorWarning",
     "ClosedError",
     "Event",

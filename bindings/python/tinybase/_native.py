@@ -273,3 +273,46 @@ _proto("tb_store_del_cell", c_int, P, S, S, S)
 _proto("tb_store_transaction", c_int, P, tb_transaction_fn, c_void_p)
 _proto("tb_store_start_transaction", c_int, P)
 _proto("tb_store_finish_transaction", c_int, P, c_bool)
+
+# -- synchronizers ----------------------------------------------------------------------------
+
+# Strings the library passes to these callbacks are borrowed: payloads/bodies are read with their
+# length (c_void_p + size_t), client/request ids and errors as NUL-terminated c_char_p (copied to
+# bytes by ctypes before the Python callable runs).
+tb_sync_send_fn = CFUNCTYPE(None, c_void_p, c_char_p, c_void_p, c_size_t)
+tb_sync_send_frame_fn = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t)
+tb_sync_message_fn = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_uint32, c_void_p, c_size_t)
+tb_sync_error_fn = CFUNCTYPE(None, c_void_p, c_char_p)
+
+
+class tb_synchronizer_options(Structure):
+    _fields_ = [
+        ("request_timeout_seconds", c_double),
+        ("anti_entropy_seconds", c_double),
+        ("on_send", tb_sync_message_fn),
+        ("on_receive", tb_sync_message_fn),
+        ("on_ignored_error", tb_sync_error_fn),
+        ("user_data", c_void_p),
+        ("release", tb_release_fn),
+    ]
+
+
+OPTS = POINTER(tb_synchronizer_options)
+_proto("tb_synchronizer_new_custom", c_int, P, tb_sync_send_fn, c_void_p, tb_release_fn, OPTS, POINTER(c_void_p))
+_proto("tb_synchronizer_new_custom_framed", c_int, P, tb_sync_send_frame_fn, c_void_p, tb_release_fn, OPTS, POINTER(c_void_p))
+_proto("tb_synchronizer_receive", c_int, P, S, S)
+_proto("tb_synchronizer_receive_framed", c_int, P, S)
+for _n in ("start_sync", "load", "start_auto_load"):
+    _proto("tb_synchronizer_" + _n, c_int, P, S)
+for _n in ("stop_sync", "save", "stop_auto_load", "start_auto_save", "stop_auto_save", "destroy"):
+    _proto("tb_synchronizer_" + _n, c_int, P)
+_proto("tb_synchronizer_get_status", c_int, P, POINTER(c_uint32))
+_proto("tb_synchronizer_get_stats", c_int, P, POINTER(c_uint64), POINTER(c_uint64))
+_proto("tb_synchronizer_is_idle", c_int, P, POINTER(c_bool))
+_proto("tb_synchronizer_wait_for_idle", c_int, P, c_double, POINTER(c_bool))
+_proto("tb_synchronizer_free", None, P)
+_proto("tb_local_bus_new", c_int, POINTER(c_void_p))
+_proto("tb_local_bus_free", None, P)
+_proto("tb_local_bus_create_synchronizer", c_int, P, P, OPTS, POINTER(c_void_p))
+_proto("tb_local_bus_wait_for_idle", c_int, P, c_double, POINTER(c_bool))
+_proto("tb_broadcast_channel_open", c_int, S, POINTER(c_void_p))

@@ -1,0 +1,568 @@
+"""Synchronizers over the C API: TinyBase's sync protocol through Python transports
+(:class:`CustomSynchronizer`), in-process buses (:class:`LocalBus`) and named channels
+(:class:`BroadcastChannel`).
+
+Every synchronizer has one native worker thread. The transport's ``send`` and the ``on_send`` /
+``on_receive`` / ``on_ignored_error`` hooks run on that thread (a library thread, not yours),
+one at a time per synchronizer, never under a store lock. Exceptions they raise never cross into
+native code: they are reported like listener exceptions (:class:`tinybase.CallbackErrorWarning`
+or the handler set with :func:`tinybase.set_callback_error_handler`).
+"""
+
+from __future__ import annotations
+
+import threading
+from ctypes import byref, c_bool, c_uint32, c_uint64, c_void_p, string_at
+from enum import IntEnum
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from . import _native
+from ._errors import ClosedError
+from ._jsjson import js_dumps
+from ._native import lib, tb_synchronizer_options
+from ._store import (
+    MergeableStore,
+    _callbacks,
+    _check,
+    _dumps,
+    _id,
+    _raise,
+    _register,
+    _release_trampoline,
+    _report,
+    _text,
+)
+
+__all__ = [
+    "SyncStatus",
+    "SyncMessage",
+    "Synchronizer",
+    "CustomSynchronizer",
+    "LocalBus",
+    "BroadcastChannel",
+]
+
+
+class SyncStatus(IntEnum):
+    """A synchronizer's status (TinyBase's ``getStatus()``; TB_SYNC_STATUS_*)."""
+
+    IDLE = 0
+    LOADING = 1
+    SAVING = 2
+
+
+class SyncMessage(IntEnum):
+    """Protocol message types as TinyBase numbers them on the wire (TB_SYNC_MESSAGE_*)."""
+
+    RESPONSE = 0
+    GET_CONTENT_HASHES = 1
+    CONTENT_HASHES = 2
+    CONTENT_DIFF = 3
+    GET_TABLE_DIFF = 4
+    GET_ROW_DIFF = 5
+    GET_CELL_DIFF = 6
+    GET_VALUE_DIFF = 7
+
+
+MessageHook = Callable[[Optional[str], Optional[str], int, str], Any]
+ErrorHook = Callable[[str], Any]
+InitialContent = Union[None, str, bytes, Tuple[Any, Any], list]
+
+
+def _dec(b: Optional[bytes]) -> Optional[str]:
+    return None if b is None else b.decode("utf-8", "surrogatepass")
+
+
+class _SyncRecord:
+    """What native code's user_data keys map to (one registry entry per native user_data)."""
+
+    __slots__ = ("send", "on_send", "on_receive", "on_ignored_error")
+
+    def __init__(self, send: Any, on_send: Any, on_receive: Any, on_ignored_error: Any) -> None:
+        self.send = send
+        self.on_send = on_send
+        self.on_receive = on_receive
+        self.on_ignored_error = on_ignored_error
+
+
+# Module-level trampolines: alive as long as the module, so no ctypes pointer can dangle.
+
+
+@_native.tb_sync_send_fn
+def _send_trampoline(user_data: Optional[int], to: Optional[bytes], payload: Optional[int], length: int) -> None:
+    fn = None
+    try:
+        rec = _callbacks.get(user_data or 0)
+        if rec is None:
+            return
+        fn = rec.send
+        fn(_dec(to), string_at(payload, length).decode("utf-8", "surrogatepass"))
+    except BaseException as e:  # noqa: BLE001 - nothing may cross into native code
+        _report(e, fn)
+
+
+@_native.tb_sync_send_frame_fn
+def _send_frame_trampoline(user_data: Optional[int], frame: Optional[int], length: int) -> None:
+    fn = None
+    try:
+        rec = _callbacks.get(user_data or 0)
+        if rec is None:
+            return
+        fn = rec.send
+        fn(string_at(frame, length).decode("utf-8", "surrogatepass"))
+    except BaseException as e:  # noqa: BLE001
+        _report(e, fn)
+
+
+def _message_hook(attr: str) -> Any:
+    def hook(user_data: Optional[int], client: Optional[bytes], request: Optional[bytes], message: int, body: Optional[int], length: int) -> None:
+        fn = None
+        try:
+            rec = _callbacks.get(user_data or 0)
+            fn = getattr(rec, attr, None)
+            if fn is None:
+                return
+            fn(_dec(client), _dec(request), int(message), string_at(body, length).decode("utf-8", "surrogatepass"))
+        except BaseException as e:  # noqa: BLE001
+            _report(e, fn)
+
+    return _native.tb_sync_message_fn(hook)
+
+
+_on_send_trampoline = _message_hook("on_send")
+_on_receive_trampoline = _message_hook("on_receive")
+
+
+@_native.tb_sync_error_fn
+def _on_ignored_error_trampoline(user_data: Optional[int], error: Optional[bytes]) -> None:
+    fn = None
+    try:
+        rec = _callbacks.get(user_data or 0)
+        fn = getattr(rec, "on_ignored_error", None)
+        if fn is None:
+            return
+        fn(_dec(error) or "")
+    except BaseException as e:  # noqa: BLE001
+        _report(e, fn)
+
+
+def _seconds(v: Optional[float], what: str) -> float:
+    if v is None:
+        return 0.0
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, not {type(v).__name__}")
+    return float(v)
+
+
+def _check_callable(fn: Any, what: str) -> None:
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{what} must be callable")
+
+
+def _options(
+    request_timeout_seconds: Optional[float],
+    anti_entropy_seconds: Optional[float],
+    on_send: Optional[MessageHook],
+    on_receive: Optional[MessageHook],
+    on_ignored_error: Optional[ErrorHook],
+) -> Tuple[tb_synchronizer_options, Optional[int]]:
+    """The C options, and the registry key of the hooks (None when there are none). The key is
+    registered here: the caller pops it when the creating call fails."""
+    for fn, what in ((on_send, "on_send"), (on_receive, "on_receive"), (on_ignored_error, "on_ignored_error")):
+        _check_callable(fn, what)
+    o = tb_synchronizer_options()
+    o.request_timeout_seconds = _seconds(request_timeout_seconds, "request_timeout_seconds")
+    o.anti_entropy_seconds = _seconds(anti_entropy_seconds, "anti_entropy_seconds")
+    key = None
+    if on_send is not None or on_receive is not None or on_ignored_error is not None:
+        key = _register(_SyncRecord(None, on_send, on_receive, on_ignored_error))
+        if on_send is not None:
+            o.on_send = _on_send_trampoline
+        if on_receive is not None:
+            o.on_receive = _on_receive_trampoline
+        if on_ignored_error is not None:
+            o.on_ignored_error = _on_ignored_error_trampoline
+        o.user_data = key
+        o.release = _release_trampoline
+    return o, key
+
+
+def _initial(content: InitialContent) -> Optional[bytes]:
+    if content is None:
+        return None
+    if isinstance(content, (str, bytes, bytearray)):
+        return _text(content, "initial_content")
+    return _dumps(list(content))
+
+
+class Synchronizer:
+    """A synchronizer (TinyBase's Synchronizer) for one :class:`MergeableStore`; created by
+    :class:`CustomSynchronizer` or :meth:`LocalBus.create_synchronizer`.
+
+    It starts stopped: call :meth:`start_sync`. Methods are TinyBase's in snake_case;
+    ``start_sync``, ``load`` and ``start_auto_load`` block (with the GIL released) until the
+    initial load has finished (up to the request timeout, a few times at most, when no peer
+    answers); the other commands block briefly. :meth:`destroy` stops it (idempotent; stats and
+    status stay readable), :meth:`close` (or ``with``, or garbage collection) also frees it and
+    releases its Python callbacks.
+    """
+
+    def __init__(self) -> None:  # pragma: no cover - use the factories
+        raise TypeError("use tinybase.CustomSynchronizer(...) or LocalBus.create_synchronizer(...)")
+
+    def _setup(self, ptr: int, store: MergeableStore) -> None:
+        self._ptr: Optional[int] = ptr
+        self._lock = threading.Lock()
+        self._users = 0
+        self._free_pending = False
+        self._store = store
+
+    # ---- handle bookkeeping: the pointer is freed only when no call is using it ----
+
+    def _enter(self) -> Optional[int]:
+        with self._lock:
+            p = self._ptr
+            if p is not None:
+                self._users += 1
+            return p
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            free = self._free_pending and self._users == 0
+            if free:
+                self._free_pending = False
+        if free:
+            lib.tb_synchronizer_free(self._freeing)
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        p = self._enter()
+        if p is None:
+            raise ClosedError("synchronizer is closed")
+        try:
+            st = fn(p, *args)
+        finally:
+            self._leave()
+        if st:
+            _raise(st)
+
+    @property
+    def store(self) -> MergeableStore:
+        """The store this synchronizer synchronizes."""
+        return self._store
+
+    @property
+    def closed(self) -> bool:
+        return getattr(self, "_ptr", None) is None
+
+    # ---- inbound messages (any thread, never blocks) ----
+
+    def receive(self, from_client_id: str, message_json: Union[str, bytes, list]) -> None:
+        """Hands a payload ``[requestId, message, body]`` (JSON text in TinyBase's wire
+        encoding, or a list that is serialized as such) received from ``from_client_id``.
+        Any thread, including inside callbacks; never blocks. Invalid payloads are reported
+        through ``on_ignored_error`` and never applied. Ignored after :meth:`destroy` and
+        :meth:`close` (a transport thread may still be delivering)."""
+        frm = _id(from_client_id, "from_client_id")
+        payload = js_dumps(list(message_json)).encode("utf-8", "surrogatepass") if isinstance(message_json, (list, tuple)) else _text(message_json, "message_json")
+        p = self._enter()
+        if p is None:
+            return
+        try:
+            st = lib.tb_synchronizer_receive(p, frm, payload)
+        finally:
+            self._leave()
+        if st:
+            _raise(st)
+
+    def receive_framed(self, frame: Union[str, bytes]) -> None:
+        """Hands a frame ``fromClientId\\n[requestId, message, body]`` (TinyBase's WebSocket
+        form) to the synchronizer, as :meth:`receive`. :class:`InvalidShapeError` when there is
+        no newline."""
+        data = _text(frame, "frame")
+        p = self._enter()
+        if p is None:
+            return
+        try:
+            st = lib.tb_synchronizer_receive_framed(p, data)
+        finally:
+            self._leave()
+        if st:
+            _raise(st)
+
+    # ---- commands ----
+
+    def start_sync(self, initial_content: InitialContent = None) -> "Synchronizer":
+        """startSync: auto-load (pull from whichever peer answers first; ``initial_content``,
+        ``(tables, values)`` or its JSON text, becomes default content when none does), then
+        auto-save. Blocks until the initial load has finished."""
+        self._call(lib.tb_synchronizer_start_sync, _initial(initial_content))
+        return self
+
+    def stop_sync(self) -> "Synchronizer":
+        self._call(lib.tb_synchronizer_stop_sync)
+        return self
+
+    def load(self, initial_content: InitialContent = None) -> "Synchronizer":
+        """load: pulls the first answering peer's changes once (blocks until done)."""
+        self._call(lib.tb_synchronizer_load, _initial(initial_content))
+        return self
+
+    def save(self) -> "Synchronizer":
+        """save: announces this store's content hashes once."""
+        self._call(lib.tb_synchronizer_save)
+        return self
+
+    def start_auto_load(self, initial_content: InitialContent = None) -> "Synchronizer":
+        self._call(lib.tb_synchronizer_start_auto_load, _initial(initial_content))
+        return self
+
+    def stop_auto_load(self) -> "Synchronizer":
+        self._call(lib.tb_synchronizer_stop_auto_load)
+        return self
+
+    def start_auto_save(self) -> "Synchronizer":
+        self._call(lib.tb_synchronizer_start_auto_save)
+        return self
+
+    def stop_auto_save(self) -> "Synchronizer":
+        self._call(lib.tb_synchronizer_stop_auto_save)
+        return self
+
+    # ---- state ----
+
+    def get_status(self) -> SyncStatus:
+        out = c_uint32()
+        self._call(lib.tb_synchronizer_get_status, byref(out))
+        return SyncStatus(out.value)
+
+    def get_synchronizer_stats(self) -> Dict[str, int]:
+        """getSynchronizerStats: ``{"sends": n, "receives": n}`` (protocol messages sent,
+        valid messages received)."""
+        sends, receives = c_uint64(), c_uint64()
+        self._call(lib.tb_synchronizer_get_stats, byref(sends), byref(receives))
+        return {"sends": int(sends.value), "receives": int(receives.value)}
+
+    def is_idle(self) -> bool:
+        """Whether nothing is queued, running or waiting for a response right now (messages
+        still inside your transport are not seen). True after destroy."""
+        out = c_bool()
+        self._call(lib.tb_synchronizer_is_idle, byref(out))
+        return bool(out.value)
+
+    def wait_for_idle(self, timeout: float = 10.0) -> bool:
+        """Waits (GIL released) until the synchronizer has stayed idle briefly; False when
+        ``timeout`` seconds passed first. Not from inside its own callbacks."""
+        out = c_bool()
+        self._call(lib.tb_synchronizer_wait_for_idle, _seconds(timeout, "timeout"), byref(out))
+        return bool(out.value)
+
+    # ---- lifetime ----
+
+    def destroy(self) -> None:
+        """destroy: fails pending requests, stops syncing, leaves the bus and stops the worker
+        thread; afterwards no callback of it runs. Idempotent (also after :meth:`close`).
+        Raises :class:`InvalidStateError` from inside one of its own callbacks."""
+        p = self._enter()
+        if p is None:
+            return
+        try:
+            st = lib.tb_synchronizer_destroy(p)
+        finally:
+            self._leave()
+        if st:
+            _raise(st)
+
+    def close(self) -> None:
+        """Destroys and frees the synchronizer, releasing its Python callbacks (idempotent).
+        When other threads are still inside a call on it, the free happens when the last one
+        returns; from inside one of its own callbacks, once that callback has returned."""
+        with self._lock:
+            p = getattr(self, "_ptr", None)
+            if p is None:
+                return
+            self._ptr = None  # no new calls
+            self._freeing = p
+            self._free_pending = True
+            self._users += 1  # this call, until the destroy below returned
+        try:
+            # Stops the worker and makes in-flight blocking calls (start_sync ...) return. From
+            # inside this synchronizer's own callback it fails (INVALID_STATE) and the free
+            # below is deferred by the library until the callback has returned.
+            lib.tb_synchronizer_destroy(p)
+        finally:
+            self._leave()  # frees now, or when the last in-flight call returns
+
+    def __enter__(self) -> "Synchronizer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_lock", None) is not None:
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"<tinybase.{type(self).__name__}{' closed' if self.closed else ''}>"
+
+
+class CustomSynchronizer(Synchronizer):
+    """createCustomSynchronizer: TinyBase's protocol over a transport you provide.
+
+    ``send(to_client_id, payload_json)`` delivers ``payload_json`` (JSON text
+    ``[requestId, message, body]`` in TinyBase's wire encoding) to the client ``to_client_id``,
+    or to every other client when it is ``None``; with ``framed=True`` it is ``send(frame)``
+    with TinyBase's WebSocket frame ``toClientId\\n[...]`` (empty id: every other client). Push
+    what arrives with :meth:`receive` / :meth:`receive_framed` from any thread.
+
+    **``send`` runs on the synchronizer's worker thread** (a library thread), never concurrently
+    with itself, with no store lock held: hand the payload over and return quickly. It may call
+    ``receive`` of any synchronizer and store methods, but must not close or destroy
+    synchronizers and should not call the blocking commands. The hooks ``on_send(to,
+    request_id, message, body_json)``, ``on_receive(from, request_id, message, body_json)``
+    and ``on_ignored_error(error)`` (TinyBase's onSend / onReceive / onIgnoredError; ``message``
+    a :class:`SyncMessage` number, ``body_json`` the body as JSON text) run there too.
+    Exceptions raised by any of them are reported, never propagated.
+
+    ``request_timeout_seconds`` is TinyBase's requestTimeoutSeconds; ``anti_entropy_seconds``
+    (beyond TinyBase, off with 0) re-announces the content hashes this often while auto-saving,
+    so a lost message is repaired without a restart.
+    """
+
+    def __init__(
+        self,
+        store: MergeableStore,
+        send: Callable[..., Any],
+        request_timeout_seconds: float = 1.0,
+        *,
+        framed: bool = False,
+        anti_entropy_seconds: float = 0.0,
+        on_send: Optional[MessageHook] = None,
+        on_receive: Optional[MessageHook] = None,
+        on_ignored_error: Optional[ErrorHook] = None,
+    ) -> None:
+        if not isinstance(store, MergeableStore):
+            raise TypeError("a synchronizer needs a MergeableStore")
+        if not callable(send):
+            raise TypeError("send must be callable")
+        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error)
+        tkey = _register(_SyncRecord(send, None, None, None))
+        out = c_void_p()
+        st = -1
+        try:
+            if framed:
+                st = lib.tb_synchronizer_new_custom_framed(store._m(), _send_frame_trampoline, tkey, _release_trampoline, byref(opts), byref(out))
+            else:
+                st = lib.tb_synchronizer_new_custom(store._m(), _send_trampoline, tkey, _release_trampoline, byref(opts), byref(out))
+        finally:
+            if st:  # not taken over on failure: neither release will be called
+                _callbacks.pop(tkey, None)
+                if okey is not None:
+                    _callbacks.pop(okey, None)
+        if st:
+            _raise(st)
+        self.framed = bool(framed)
+        self._setup(out.value, store)  # type: ignore[arg-type]
+
+
+class LocalBus:
+    """An in-process bus (TinyBase's LocalSynchronizer medium): every synchronizer created on
+    the same bus reaches the others. ``BroadcastChannel.open(name)`` gives the bus of a named
+    channel. Close the handle with :meth:`close` (synchronizers on it keep working until they
+    are closed themselves)."""
+
+    def __init__(self) -> None:
+        out = c_void_p()
+        _check(lib.tb_local_bus_new(byref(out)))
+        self._ptr: Optional[int] = out.value
+
+    @classmethod
+    def _wrap(cls, ptr: int) -> "LocalBus":
+        b = cls.__new__(cls)
+        b._ptr = ptr
+        return b
+
+    def _p(self) -> int:
+        p = self._ptr
+        if p is None:
+            raise ClosedError("bus is closed")
+        return p
+
+    def create_synchronizer(
+        self,
+        store: MergeableStore,
+        request_timeout_seconds: Optional[float] = None,
+        *,
+        anti_entropy_seconds: float = 0.0,
+        on_send: Optional[MessageHook] = None,
+        on_receive: Optional[MessageHook] = None,
+        on_ignored_error: Optional[ErrorHook] = None,
+    ) -> Synchronizer:
+        """createLocalSynchronizer: a synchronizer for ``store`` on this bus (random client id).
+        ``request_timeout_seconds`` None is TinyBase's 0.01 s (timeouts on a busy machine are
+        ignored errors; peers still converge). Hooks as for :class:`CustomSynchronizer`."""
+        if not isinstance(store, MergeableStore):
+            raise TypeError("a synchronizer needs a MergeableStore")
+        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error)
+        out = c_void_p()
+        st = -1
+        try:
+            st = lib.tb_local_bus_create_synchronizer(self._p(), store._m(), byref(opts), byref(out))
+        finally:
+            if st and okey is not None:
+                _callbacks.pop(okey, None)
+        if st:
+            _raise(st)
+        s = Synchronizer.__new__(Synchronizer)
+        s._setup(out.value, store)  # type: ignore[arg-type]
+        return s
+
+    def wait_for_idle(self, timeout: float = 10.0) -> bool:
+        """Waits (GIL released) until every synchronizer on the bus has stayed idle briefly;
+        False when ``timeout`` seconds passed first."""
+        out = c_bool()
+        _check(lib.tb_local_bus_wait_for_idle(self._p(), _seconds(timeout, "timeout"), byref(out)))
+        return bool(out.value)
+
+    def close(self) -> None:
+        """Releases this bus handle (idempotent)."""
+        p, self._ptr = self._ptr, None
+        if p is not None:
+            lib.tb_local_bus_free(p)
+
+    @property
+    def closed(self) -> bool:
+        return self._ptr is None
+
+    def __enter__(self) -> "LocalBus":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class BroadcastChannel:
+    """Named in-process channels (TinyBase's BroadcastChannelSynchronizer medium)."""
+
+    def __init__(self) -> None:  # pragma: no cover
+        raise TypeError("use BroadcastChannel.open(name)")
+
+    @staticmethod
+    def open(name: str) -> LocalBus:
+        """The bus of the channel ``name``: every store whose synchronizer is created on a bus
+        opened with the same name syncs with the others."""
+        n = _id(name, "name")
+        out = c_void_p()
+        _check(lib.tb_broadcast_channel_open(n, byref(out)))
+        return LocalBus._wrap(out.value)  # type: ignore[arg-type]
+
