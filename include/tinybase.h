@@ -1632,6 +1632,13 @@ enum tb_status tb_synchronizer_get_stats(struct tb_synchronizer *sync,
 enum tb_status tb_synchronizer_is_idle(struct tb_synchronizer *sync, bool *out);
 
 /**
+ * Whether the worker has handled everything queued so far, local transactions included, even
+ * if requests still wait for responses (true after destroy). A host that must see a local
+ * transaction's ContentDiff sent before it goes on waits for this.
+ */
+enum tb_status tb_synchronizer_is_settled(struct tb_synchronizer *sync, bool *out);
+
+/**
  * Waits until the synchronizer has stayed idle briefly (see tb_synchronizer_is_idle): `*idle`
  * is true then, false when `timeout_seconds` (finite, not negative) passed first. BLOCKS up
  * to timeout_seconds. TB_ERROR_INVALID_STATE from inside one of this synchronizer's own

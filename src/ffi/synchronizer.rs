@@ -497,6 +497,19 @@ pub unsafe extern "C" fn tb_synchronizer_is_idle(sync: *mut tb_synchronizer, out
     })
 }
 
+/// Whether the worker has handled everything queued so far, local transactions included, even
+/// if requests still wait for responses (true after destroy). A host that must see a local
+/// transaction's ContentDiff sent before it goes on waits for this.
+#[no_mangle]
+pub unsafe extern "C" fn tb_synchronizer_is_settled(sync: *mut tb_synchronizer, out: *mut bool) -> tb_status {
+    guard(|| {
+        let h = sync_ref(sync)?;
+        let out = non_null(out, "out")?;
+        *out = h.destroyed.load(Ordering::Acquire) || h.sync.is_settled();
+        Ok(())
+    })
+}
+
 /// Waits until the synchronizer has stayed idle briefly (see tb_synchronizer_is_idle): `*idle`
 /// is true then, false when `timeout_seconds` (finite, not negative) passed first. BLOCKS up
 /// to timeout_seconds. TB_ERROR_INVALID_STATE from inside one of this synchronizer's own

@@ -792,6 +792,8 @@ static void misuse(void) {
     CHECK(a == 5 && b == 6 && st == 77);
     CHECK_STATUS(tb_synchronizer_is_idle(NULL, &idle), NUL);
     CHECK_STATUS(tb_synchronizer_is_idle(s2, NULL), NUL);
+    CHECK_STATUS(tb_synchronizer_is_settled(NULL, &idle), NUL);
+    CHECK_STATUS(tb_synchronizer_is_settled(s2, NULL), NUL);
     CHECK_STATUS(tb_synchronizer_wait_for_idle(NULL, 1, &idle), NUL);
     CHECK_STATUS(tb_synchronizer_wait_for_idle(s2, 1, NULL), NUL);
     CHECK_STATUS(tb_synchronizer_wait_for_idle(s2, -1, &idle), TB_ERROR_INVALID_ARGUMENT);
@@ -819,6 +821,9 @@ static void misuse(void) {
     CHECK(a == 0 && b == 0);
     idle = false;
     CHECK_OK(tb_synchronizer_is_idle(s2, &idle));
+    CHECK(idle);
+    idle = false;
+    CHECK_OK(tb_synchronizer_is_settled(s2, &idle));
     CHECK(idle);
     idle = false;
     CHECK_OK(tb_synchronizer_wait_for_idle(s2, 1, &idle));

@@ -743,3 +743,23 @@ def test_interop_three_peers_tinybase_rust_python():
     assert os.path.isfile(rust_peer), "build the Rust peer: cargo build --release --example sync_peer (run_tests.sh does)"
     lines = _run_reference(node, "--peer", f"B={rust_peer}", "--peer", f"C={_python_peer()}", "scenarios/h-three-peers.json")
     assert [l["name"] for l in lines] == ["h-three-peers"]
+
+
+def test_is_settled_after_a_local_write(clean):
+    a, b = tinybase.MergeableStore("a"), tinybase.MergeableStore("b")
+    net = Net()
+    try:
+        sa, sb = net.add("A", a), net.add("B", b)
+        start_all(sa, sb)
+        assert net.settle()
+        before = sa.get_synchronizer_stats()["sends"]
+        a.set_cell("t", "r", "c", 1)
+        deadline = time.monotonic() + 5
+        while not sa.is_settled() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert sa.is_settled()
+        assert sa.get_synchronizer_stats()["sends"] == before + 1  # the ContentDiff went out
+    finally:
+        net.close()
+        a.close()
+        b.close()

@@ -309,6 +309,7 @@ for _n in ("stop_sync", "save", "stop_auto_load", "start_auto_save", "stop_auto_
 _proto("tb_synchronizer_get_status", c_int, P, POINTER(c_uint32))
 _proto("tb_synchronizer_get_stats", c_int, P, POINTER(c_uint64), POINTER(c_uint64))
 _proto("tb_synchronizer_is_idle", c_int, P, POINTER(c_bool))
+_proto("tb_synchronizer_is_settled", c_int, P, POINTER(c_bool))
 _proto("tb_synchronizer_wait_for_idle", c_int, P, c_double, POINTER(c_bool))
 _proto("tb_synchronizer_free", None, P)
 _proto("tb_local_bus_new", c_int, POINTER(c_void_p))

@@ -350,6 +350,13 @@ class Synchronizer:
         self._call(lib.tb_synchronizer_is_idle, byref(out))
         return bool(out.value)
 
+    def is_settled(self) -> bool:
+        """Whether the worker has handled everything queued so far (a local transaction's
+        ContentDiff has been handed to ``send``), even if requests still wait for responses."""
+        out = c_bool()
+        self._call(lib.tb_synchronizer_is_settled, byref(out))
+        return bool(out.value)
+
     def wait_for_idle(self, timeout: float = 10.0) -> bool:
         """Waits (GIL released) until the synchronizer has stayed idle briefly; False when
         ``timeout`` seconds passed first. Not from inside its own callbacks."""
