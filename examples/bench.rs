@@ -114,13 +114,11 @@ fn sync_round(a: &MergeableStore) -> Vec<((&'static str, &'static str), f64)> {
     let sa = bus.create_synchronizer(a, Some(options()));
     let sb = bus.create_synchronizer(&b, Some(options()));
     // Both start at once, as TinyBase's `Promise.all([a.startSync(), b.startSync()])`.
-    std::thread::scope(|s| {
-        s.spawn(|| sa.start_sync(None));
-        s.spawn(|| sb.start_sync(None));
-        while a.get_mergeable_content_hashes() != b.get_mergeable_content_hashes() {
-            std::thread::sleep(std::time::Duration::from_micros(100));
-        }
-    });
+    let (ra, rb) = (sa.start_sync_async(None), sb.start_sync_async(None));
+    while a.get_mergeable_content_hashes() != b.get_mergeable_content_hashes() {
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
+    let _ = (ra.recv(), rb.recv());
     let w6 = t0.elapsed().as_secs_f64() * 1000.0;
     let (w6_messages, w6_bytes) = (messages.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed));
     bus.wait_for_idle(std::time::Duration::from_secs(30));
