@@ -67,6 +67,8 @@ pub(crate) struct Core {
     pub track: Tracking,
     /// Tracking calls not yet applied to `track`.
     pub journal: Vec<TrackEvent>,
+    /// Whether `track` holds anything (it is only filled by `flush`).
+    pub tracked: bool,
     pub undo: Vec<Undo>,
     /// Counts outermost transactions, to know what a transaction created or saved already.
     pub tx_gen: u32,
@@ -95,6 +97,7 @@ impl Core {
             rollback_requested: false,
             track: Tracking::default(),
             journal: Vec::new(),
+            tracked: false,
             undo: Vec::new(),
             tx_gen: 0,
             tables_at_start: 0,
@@ -634,6 +637,7 @@ impl Core {
         if self.journal.is_empty() {
             return;
         }
+        self.tracked = true;
         let journal = std::mem::take(&mut self.journal);
         let c = &self.content;
         let table = |t: u32| c.tables.get_index(t as usize).expect("table");
@@ -853,7 +857,11 @@ impl Core {
                 }
             }
         }
-        self.track = Tracking::default();
+        // Tracking maps are only filled by a flush; fresh ones cost a hasher seed each.
+        if self.tracked {
+            self.track = Tracking::default();
+            self.tracked = false;
+        }
         // Keep small buffers for the next transaction; give big ones back.
         if self.journal.capacity() > 4096 {
             self.journal = Vec::new();

@@ -131,6 +131,7 @@ pub(crate) struct Tracking {
 }
 
 impl Tracking {
+
     pub(crate) fn table_ids_changed(&mut self, t: &str, delta: i8) {
         ids_changed(&mut self.table_ids, Key::from(t), delta);
     }
