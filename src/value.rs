@@ -125,8 +125,6 @@ pub(crate) enum Stored {
     Num(f64),
     Bool(bool),
     Null,
-    /// JSON text of an object or array, without the U+FFFD prefix.
-    Json(CompactString),
     /// A tombstone (TinyBase's `undefined`).
     Deleted,
 }
@@ -134,6 +132,11 @@ pub(crate) enum Stored {
 impl Stored {
     pub(crate) fn is_deleted(&self) -> bool {
         matches!(self, Stored::Deleted)
+    }
+
+    /// Whether this is an object or array cell (held as U+FFFD ++ JSON text, as TinyBase does).
+    pub(crate) fn is_json(&self) -> bool {
+        matches!(self, Stored::Str(s) if s.starts_with(JSON_PREFIX))
     }
 
     /// Identity as TinyBase's `!==` on stored values sees it (numbers by value, -0 == 0).
@@ -164,14 +167,14 @@ impl Stored {
             Cell::Bool(b) => Stored::Bool(*b),
             Cell::Null => Stored::Null,
             Cell::Object(m) => {
-                let mut out = String::new();
+                let mut out = String::from(JSON_PREFIX_STR);
                 write_json_object(&mut out, m);
-                Stored::Json(out.into())
+                Stored::Str(out.into())
             }
             Cell::Array(a) => {
-                let mut out = String::new();
+                let mut out = String::from(JSON_PREFIX_STR);
                 write_json_array(&mut out, a);
-                Stored::Json(out.into())
+                Stored::Str(out.into())
             }
         })
     }
@@ -193,7 +196,7 @@ impl Stored {
             Json::String(s) if s.starts_with(JSON_PREFIX) => {
                 let text = &s[JSON_PREFIX.len_utf8()..];
                 match parse_json(text) {
-                    Ok(Json::Object(_)) | Ok(Json::Array(_)) => Ok(Stored::Json(text.into())),
+                    Ok(Json::Object(_)) | Ok(Json::Array(_)) => Ok(Stored::Str(CompactString::from(s.as_str()))),
                     _ => Err(Error::InvalidValue(
                         "a U+FFFD-prefixed string must hold a JSON object or array".into(),
                     )),
@@ -210,15 +213,17 @@ impl Stored {
     /// The public cell (objects and arrays decoded); None for a tombstone.
     pub(crate) fn to_cell(&self) -> Option<Cell> {
         Some(match self {
-            Stored::Str(s) => Cell::String(s.to_string()),
+            Stored::Str(s) => match s.strip_prefix(JSON_PREFIX) {
+                Some(text) => match parse_json(text) {
+                    Ok(Json::Object(m)) => Cell::Object(m),
+                    Ok(Json::Array(a)) => Cell::Array(a),
+                    _ => Cell::Null,
+                },
+                None => Cell::String(s.to_string()),
+            },
             Stored::Num(n) => Cell::Number(*n),
             Stored::Bool(b) => Cell::Bool(*b),
             Stored::Null => Cell::Null,
-            Stored::Json(text) => match parse_json(text) {
-                Ok(Json::Object(m)) => Cell::Object(m),
-                Ok(Json::Array(a)) => Cell::Array(a),
-                _ => Cell::Null,
-            },
             Stored::Deleted => return None,
         })
     }
@@ -227,20 +232,13 @@ impl Stored {
     /// as the U+FFFC marker; otherwise objects are written as JSON and deletions as the marker too.
     pub(crate) fn write_json<O: JsonOut + ?Sized>(&self, out: &mut O, wire: bool) {
         match self {
-            Stored::Str(s) => write_js_string(out, s),
+            Stored::Str(s) => match s.strip_prefix(JSON_PREFIX) {
+                Some(text) if !wire => out.push_str(text),
+                _ => write_js_string(out, s),
+            },
             Stored::Num(n) => write_js_number(out, *n),
             Stored::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Stored::Null => out.push_str("null"),
-            Stored::Json(text) => {
-                if wire {
-                    out.push_str("\"");
-                    out.push_str(JSON_PREFIX_STR);
-                    write_js_string_body(out, text);
-                    out.push_str("\"");
-                } else {
-                    out.push_str(text);
-                }
-            }
             Stored::Deleted => write_js_string(out, UNDEFINED_STR),
         }
     }

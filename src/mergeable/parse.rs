@@ -219,7 +219,7 @@ impl<'a> Fast<'a> {
                         }
                         let text = chars.as_str();
                         match parse_json(text) {
-                            Ok(Json::Object(_)) | Ok(Json::Array(_)) => Ok(Stored::Json(text.into())),
+                            Ok(Json::Object(_)) | Ok(Json::Array(_)) => Ok(Stored::Str(CompactString::from(&*s))),
                             _ => Err(Bail),
                         }
                     }

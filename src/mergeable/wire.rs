@@ -205,7 +205,7 @@ fn content_len_estimate(c: &Content) -> usize {
                 k.len()
                     + 40
                     + match &leaf.value {
-                        Stored::Str(s) | Stored::Json(s) => s.len() + 6,
+                        Stored::Str(s) => s.len() + 6,
                         _ => 24,
                     }
             })
@@ -338,8 +338,9 @@ fn write_leaves_fast(out: &mut String, style: StampStyle, content: &Content, key
         max += k.len()
             + 48
             + match content.meta(key, i, l) {
-                Stored::Str(s) if plain(s) => s.len() + 2,
-                Stored::Str(_) | Stored::Json(_) => return false,
+                // Objects and arrays are written raw in the decoded style: the general path.
+                Stored::Str(s) if plain(s) && (style.wire || !s.starts_with(crate::value::JSON_PREFIX)) => s.len() + 2,
+                Stored::Str(_) => return false,
                 Stored::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => 17,
                 Stored::Num(n) if *n == 0.0 => 1,
                 Stored::Num(_) => return false,
@@ -375,7 +376,6 @@ fn write_leaves_fast(out: &mut String, style: StampStyle, content: &Content, key
             Stored::Bool(false) => w.bytes(b"false"),
             Stored::Null => w.bytes(b"null"),
             Stored::Deleted => w.quoted(UNDEFINED_MARKER_STR.as_bytes()),
-            Stored::Json(_) => unreachable!("checked above"),
         }
         if style.hashes {
             w.byte(b',');

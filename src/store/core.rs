@@ -701,7 +701,7 @@ impl Core {
         for (t, r, c, old) in cells {
             let current = self.present_cell(&t, &r, &c).cloned().unwrap_or(Stored::Deleted);
             if !current.same(&old) {
-                if matches!(old, Stored::Json(_)) {
+                if old.is_json() {
                     unrestored.push((Some((t, r)), c, old));
                     continue;
                 }
@@ -714,7 +714,7 @@ impl Core {
         for (v, old) in values {
             let current = self.present_value(&v).cloned().unwrap_or(Stored::Deleted);
             if !current.same(&old) {
-                if matches!(old, Stored::Json(_)) {
+                if old.is_json() {
                     unrestored.push((None, v, old));
                     continue;
                 }

@@ -282,8 +282,8 @@ mod tests {
             std::mem::size_of::<Leaves>(),
             std::mem::size_of::<RowNode>()
         );
-        assert!(std::mem::size_of::<Stored>() <= 32);
-        assert!(std::mem::size_of::<Leaf>() <= 56);
-        assert!(std::mem::size_of::<RowNode>() <= 136);
+        assert!(std::mem::size_of::<Stored>() <= 24);
+        assert!(std::mem::size_of::<Leaf>() <= 48);
+        assert!(std::mem::size_of::<RowNode>() <= 128);
     }
 }
