@@ -656,7 +656,7 @@ impl Worker {
                 return;
             }
         };
-        let auto_loading = self.syncing || self.auto_load;
+        let auto_loading = self.syncing || self.auto_load || self.shared.syncing.load(Ordering::Acquire);
         self.shared.receives.fetch_add(1, Ordering::AcqRel);
         // A valid message from a peer: the link works again.
         self.last_error = None;
