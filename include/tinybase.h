@@ -1425,6 +1425,16 @@ enum tb_status tb_store_set_cell(struct tb_store *store,
                                  const struct tb_value *cell);
 
 /**
+ * setCell with a string cell (a NUL-terminated UTF-8 string): the common case without a
+ * tb_value (bindings use it for speed).
+ */
+enum tb_status tb_store_set_cell_string(struct tb_store *store,
+                                        const char *table_id,
+                                        const char *row_id,
+                                        const char *cell_id,
+                                        const char *cell);
+
+/**
  * setCell from the JSON text of the cell (`"text"`, `1`, `true`, `null`, `{...}`, `[...]`).
  */
 enum tb_status tb_store_set_cell_json(struct tb_store *store,

@@ -353,6 +353,19 @@ pub unsafe extern "C" fn tb_store_set_cell(store: *mut tb_store, table_id: *cons
     })
 }
 
+/// setCell with a string cell (a NUL-terminated UTF-8 string): the common case without a
+/// tb_value (bindings use it for speed).
+#[no_mangle]
+pub unsafe extern "C" fn tb_store_set_cell_string(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char, cell_id: *const c_char, cell: *const c_char) -> tb_status {
+    guard(|| {
+        let h = handle(store)?;
+        let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
+        let v = str_in(cell, "cell")?;
+        h.store.set_cell(t, r, c, v)?;
+        Ok(())
+    })
+}
+
 /// setCell from the JSON text of the cell (`"text"`, `1`, `true`, `null`, `{...}`, `[...]`).
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_cell_json(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char, cell_id: *const c_char, json: *const c_char) -> tb_status {

@@ -82,6 +82,9 @@ int main(void) {
     CHECK_STATUS(tb_store_set_cell(st, "t", "r", "c", NULL), NUL);
     CHECK_STATUS(tb_store_set_cell(NULL, "t", "r", "c", &v), NUL);
     CHECK_STATUS(tb_store_set_cell_json(st, "t", "r", "c", NULL), NUL);
+    CHECK_STATUS(tb_store_set_cell_string(st, "t", "r", "c", NULL), NUL);
+    CHECK_STATUS(tb_store_set_cell_string(NULL, "t", "r", "c", "x"), NUL);
+    CHECK_STATUS(tb_store_set_cell_string(st, NULL, "r", "c", "x"), NUL);
     CHECK_STATUS(tb_store_set_value(st, NULL, &v), NUL);
     CHECK_STATUS(tb_store_set_value_json(st, "v", NULL), NUL);
     CHECK_STATUS(tb_store_del_tables(NULL), NUL);
@@ -132,6 +135,7 @@ int main(void) {
 
     /* invalid UTF-8 */
     CHECK_STATUS(tb_store_set_cell_json(st, BAD, "r", "c", "1"), UTF);
+    CHECK_STATUS(tb_store_set_cell_string(st, "t", "r", "c", BAD), UTF);
     CHECK_STATUS(tb_store_set_cell_json(st, "t", "r", "c", "\"" BAD "\""), UTF);
     v = tb_value_string(BAD);
     CHECK_STATUS(tb_store_set_cell(st, "t", "r", "c", &v), UTF);

@@ -51,8 +51,14 @@ static void test_values(tb_store *st) {
     v = tb_value_json("{\"a\":[1,2]}");
     CHECK_OK(tb_store_set_cell(st, "t", "r", "j", &v));
     CHECK_OK(tb_store_set_cell_json(st, "t", "r2", "nul", "\"a\\u0000b\""));
+    CHECK_OK(tb_store_set_cell_string(st, "u", "r", "str", "plain \xC3\xA9"));
+    CHECK_STATUS(tb_store_set_cell_string(st, "u", "r", "str", "\xEF\xBF\xBC"), TB_ERROR_INVALID_VALUE); /* U+FFFC is reserved */
 
     tb_value g;
+    CHECK_OK(tb_store_get_cell(st, "u", "r", "str", &g));
+    CHECK(g.kind == TB_VALUE_STRING && strcmp(g.string, "plain \xC3\xA9") == 0);
+    tb_value_free(&g);
+    CHECK_OK(tb_store_del_table(st, "u"));
     CHECK_OK(tb_store_get_cell(st, "t", "r", "s", &g));
     CHECK(g.kind == TB_VALUE_STRING && g.owned && g.length == 2 && strcmp(g.string, "hi") == 0);
     tb_value_free(&g);

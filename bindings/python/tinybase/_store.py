@@ -820,15 +820,15 @@ class Store:
         p = self._ptr
         if p is None:
             raise ClosedError("store is closed")
-        if type(table_id) is str and type(row_id) is str and type(cell_id) is str and type(cell) is str:
-            # fast path (the common case): plain str ids and a str cell
+        if type(cell) is str and type(table_id) is str and type(row_id) is str and type(cell_id) is str:
+            # fast path (the common case): plain str ids and a str cell, no tb_value needed
             try:
                 t, r, c, b = table_id.encode(), row_id.encode(), cell_id.encode(), cell.encode()
             except UnicodeEncodeError:
                 pass
             else:
-                if b"\0" not in t and b"\0" not in r and b"\0" not in c and b"\0" not in b:
-                    st = _set_cell_fn(p, t, r, c, byref(tb_value_in(4, False, 0.0, b)))
+                if b"\0" not in b"".join((t, r, c, b)):
+                    st = _set_cell_string_fn(p, t, r, c, b)
                     if st:
                         _raise(st)
                     return self
@@ -1145,6 +1145,7 @@ class Store:
 
 
 _set_cell_fn = lib.tb_store_set_cell
+_set_cell_string_fn = lib.tb_store_set_cell_string
 
 
 def _set(fn: Any, fn_json: Any, p: int, ids: Tuple[bytes, ...], value: Any) -> int:
