@@ -109,20 +109,15 @@ impl MergeableStore {
         json
     }
 
+    /// The store's clock now (for the five-minute future limit of incoming HLCs).
+    fn now(&self) -> f64 {
+        self.store.read(|core| core.clock.as_ref().map(Clock::now).unwrap_or(0.0))
+    }
+
     fn merge_json(&self, json: &str, is_content: bool, wire: bool) -> Result<()> {
-        let store = &self.store;
         // The text straight to validated input (the same result and errors as parse_json then
         // wire::parse_merge_in); the clock is read once the text is known to be valid JSON.
-        let input = parse::parse_merge_in_text(
-            json,
-            || {
-                let guard = store.shared.core.lock();
-                let now = guard.borrow().clock.as_ref().map(Clock::now).unwrap_or(0.0);
-                now
-            },
-            is_content,
-            wire,
-        )?;
+        let input = parse::parse_merge_in_text(json, || self.now(), is_content, wire)?;
         self.merge_input(input, is_content);
         Ok(())
     }
@@ -130,8 +125,7 @@ impl MergeableStore {
     /// Applies wire-form changes already parsed as JSON (a synchronizer's pull result), without
     /// printing and reparsing them.
     pub(crate) fn apply_mergeable_changes_value(&self, json: &serde_json::Value) -> Result<()> {
-        let now = self.store.read(|core| core.clock.as_ref().map(Clock::now).unwrap_or(0.0));
-        let input = wire::parse_merge_in(json, now, false, true)?;
+        let input = wire::parse_merge_in(json, self.now(), false, true)?;
         self.merge_input(input, false);
         Ok(())
     }
