@@ -18,6 +18,8 @@ pub mod ffi;
 pub mod hash;
 pub mod hlc;
 pub mod mergeable;
+#[allow(unused_imports, dead_code)]
+pub(crate) mod prim;
 pub mod store;
 pub mod sync;
 pub(crate) mod util;
