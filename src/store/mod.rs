@@ -6,6 +6,7 @@
 //! Listeners run after commit on the writing thread with no lock held.
 
 pub(crate) mod core;
+mod json;
 pub(crate) mod listeners;
 pub(crate) mod track;
 pub(crate) mod tree;
@@ -13,9 +14,11 @@ pub(crate) mod tree;
 use self::core::{ChangesIn, Core, RowIn, TableIn, TablesIn};
 use self::listeners::{Pending, Registry};
 pub use self::listeners::{ListenerEvent, ListenerId, ListenerKind};
+use self::json::{changes_from_json, transaction_changes_json};
+pub(crate) use self::json::{content_in_json, write_object};
 use self::tree::{leaf_order, row_order, Key};
 use crate::error::{Error, Result};
-use crate::value::{is_undefined_marker, js_key_order, parse_json, write_js_string, Cell, JsonOut, Stored};
+use crate::value::{js_key_order, parse_json, Cell, Stored};
 use indexmap::IndexMap;
 use parking_lot::{Mutex, ReentrantMutex};
 use serde_json::Value as Json;
@@ -621,49 +624,6 @@ impl Store {
         self.transaction(|s| (s.get_tables(), s.get_values()))
     }
 
-    /// The tables as JSON (objects and arrays in cells as U+FFFD-prefixed strings, as TinyBase's
-    /// `getTablesJson`).
-    pub fn get_tables_json(&self) -> String {
-        self.read(|core| {
-            let mut out = String::new();
-            write_tables(core, &mut out, true);
-            out
-        })
-    }
-
-    /// The values as JSON (TinyBase's `getValuesJson`).
-    pub fn get_values_json(&self) -> String {
-        self.read(|core| {
-            let mut out = String::new();
-            write_leaves(&core.content.values, &mut out, true);
-            out
-        })
-    }
-
-    /// `[tables, values]` as JSON (TinyBase's `getJson`).
-    pub fn get_json(&self) -> String {
-        self.read(|core| {
-            let mut out = String::from("[");
-            write_tables(core, &mut out, true);
-            out.push(',');
-            write_leaves(&core.content.values, &mut out, true);
-            out.push(']');
-            out
-        })
-    }
-
-    /// `[tables, values]` as JSON with objects and arrays decoded (what `getContent` returns).
-    pub fn get_content_json(&self) -> String {
-        self.read(|core| {
-            let mut out = String::from("[");
-            write_tables(core, &mut out, false);
-            out.push(',');
-            write_leaves(&core.content.values, &mut out, false);
-            out.push(']');
-            out
-        })
-    }
-
     // ------------------------------------------------------------------ setters
 
     /// Replaces all tables (tables not given are deleted).
@@ -758,85 +718,11 @@ impl Store {
         self.mutate(|c| c.del_value(value_id));
     }
 
-    // ------------------------------------------------------------------ JSON setters
-
-    /// Sets the tables from JSON (cells may be objects, or U+FFFD-prefixed strings as
-    /// `get_tables_json` writes them); an empty object deletes all tables.
-    pub fn set_tables_json(&self, json: &str) -> Result<()> {
-        let tables = tables_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| if tables.is_empty() { c.del_tables() } else { c.set_tables(&tables) });
-        Ok(())
-    }
-    /// Sets the values from JSON; an empty object deletes all values.
-    pub fn set_values_json(&self, json: &str) -> Result<()> {
-        let values = row_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| if values.is_empty() { c.del_values() } else { c.set_values(&values) });
-        Ok(())
-    }
-    /// Sets tables and values from `[tables, values]` JSON (TinyBase's `setJson`).
-    pub fn set_json(&self, json: &str) -> Result<()> {
-        let (tables, values) = content_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| c.set_content(&tables, &values));
-        Ok(())
-    }
-    /// `setContent` with `[tables, values]` JSON in the decoded form.
-    pub fn set_content_json(&self, json: &str) -> Result<()> {
-        let (tables, values) = content_in_json(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_content(&tables, &values));
-        Ok(())
-    }
-    /// Sets a table from JSON.
-    pub fn set_table_json(&self, table_id: &str, json: &str) -> Result<()> {
-        let table = table_in_json(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_table(table_id, &table));
-        Ok(())
-    }
-    /// Sets a row from JSON.
-    pub fn set_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {
-        let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        self.mutate(|c| c.set_row(table_id, row_id, &row));
-        Ok(())
-    }
-    /// Adds a row from JSON, returning its new id (see [`Store::add_row`]).
-    pub fn add_row_json(&self, table_id: &str, json: &str, reuse_row_ids: bool) -> Result<String> {
-        let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        Ok(self.mutate(|c| c.add_row(table_id, &row, reuse_row_ids)).to_string())
-    }
-    /// Sets some cells of a row from JSON.
-    pub fn set_partial_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {
-        let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        self.mutate(|c| c.set_partial_row(table_id, row_id, &row));
-        Ok(())
-    }
-    /// Sets a cell from JSON text of the cell.
-    pub fn set_cell_json(&self, table_id: &str, row_id: &str, cell_id: &str, json: &str) -> Result<()> {
-        let v = Stored::from_json_api(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_cell(table_id, row_id, cell_id, v));
-        Ok(())
-    }
-    /// Sets some values from JSON.
-    pub fn set_partial_values_json(&self, json: &str) -> Result<()> {
-        let values = nonempty(row_in_json(&parse_json(json)?, false)?, "values")?;
-        self.mutate(|c| c.set_partial_values(&values));
-        Ok(())
-    }
-    /// Sets a value from JSON text of the value.
-    pub fn set_value_json(&self, value_id: &str, json: &str) -> Result<()> {
-        let v = Stored::from_json_api(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_value(value_id, v));
-        Ok(())
-    }
-    /// Applies `[tables, values, 1]` changes JSON (U+FFFC deletes).
-    pub fn apply_changes_json(&self, json: &str) -> Result<()> {
-        let changes = changes_in_json(&parse_json(json)?)?;
-        self.mutate(|c| c.apply_changes(&changes));
-        Ok(())
-    }
 }
 
-// ---------------------------------------------------------------------- conversions in
+// ---------------------------------------------------------------------- typed conversions in
 
-fn nonempty<T>(v: Vec<T>, what: &str) -> Result<Vec<T>> {
+pub(super) fn nonempty<T>(v: Vec<T>, what: &str) -> Result<Vec<T>> {
     if v.is_empty() {
         Err(Error::InvalidShape(format!("a {what} must not be empty")))
     } else {
@@ -899,103 +785,7 @@ fn changes_in_typed(changes: &Changes) -> Result<ChangesIn> {
         .collect::<Result<Vec<_>>>()?;
     Ok((ordered(tables.into_iter()), ordered(values.into_iter())))
 }
-
-fn object<'a>(json: &'a Json, what: &str) -> Result<&'a serde_json::Map<String, Json>> {
-    json.as_object().ok_or_else(|| Error::InvalidShape(format!("{what} must be a JSON object")))
-}
-
-/// Cells of a row from JSON; `encoded` accepts U+FFFD-prefixed strings for objects and arrays.
-pub(crate) fn row_in_json(json: &Json, encoded: bool) -> Result<RowIn> {
-    object(json, "a row")?
-        .iter()
-        .map(|(k, v)| {
-            let cell = if encoded { Stored::from_json_wire(v)? } else { Stored::from_json_api(v, false)? };
-            if cell.is_deleted() {
-                return Err(Error::InvalidValue("undefined is not a cell".into()));
-            }
-            Ok((Key::from(k.as_str()), cell))
-        })
-        .collect()
-}
-
-fn table_in_json(json: &Json, encoded: bool) -> Result<TableIn> {
-    let rows = object(json, "a table")?
-        .iter()
-        .map(|(k, v)| Ok((Key::from(k.as_str()), nonempty(row_in_json(v, encoded)?, "row")?)))
-        .collect::<Result<Vec<_>>>()?;
-    nonempty(rows, "table")
-}
-
-/// Tables from JSON (empty allowed: the caller decides what it means).
-pub(crate) fn tables_in_json(json: &Json, encoded: bool) -> Result<TablesIn> {
-    object(json, "tables")?.iter().map(|(k, v)| Ok((Key::from(k.as_str()), table_in_json(v, encoded)?))).collect()
-}
-
-/// `[tables, values]` from JSON.
-pub(crate) fn content_in_json(json: &Json, encoded: bool) -> Result<(TablesIn, RowIn)> {
-    match json.as_array().map(Vec::as_slice) {
-        Some([tables, values]) => Ok((tables_in_json(tables, encoded)?, row_in_json(values, encoded)?)),
-        _ => Err(Error::InvalidShape("content must be [tables, values]".into())),
-    }
-}
-
-/// `[tables, values, 1]` changes from JSON in the decoded form, U+FFFC meaning undefined.
-pub(crate) fn changes_in_json(json: &Json) -> Result<ChangesIn> {
-    let parts = json.as_array().map(Vec::as_slice);
-    let (tables, values) = match parts {
-        Some([t, v]) => (t, v),
-        Some([t, v, one]) if one.as_f64() == Some(1.0) => (t, v),
-        _ => return Err(Error::InvalidShape("changes must be [tables, values, 1]".into())),
-    };
-    let cell = |v: &Json| -> Result<Stored> {
-        if is_undefined_marker(v) {
-            Ok(Stored::Deleted)
-        } else {
-            Stored::from_json_api(v, false)
-        }
-    };
-    let mut t_out = Vec::new();
-    for (t, table) in object(tables, "changed tables")? {
-        let table = if is_undefined_marker(table) {
-            None
-        } else {
-            let mut rows = Vec::new();
-            for (r, row) in object(table, "a changed table")? {
-                let row = if is_undefined_marker(row) {
-                    None
-                } else {
-                    Some(object(row, "a changed row")?.iter().map(|(c, v)| Ok((Key::from(c.as_str()), cell(v)?))).collect::<Result<Vec<_>>>()?)
-                };
-                rows.push((Key::from(r.as_str()), row));
-            }
-            Some(rows)
-        };
-        t_out.push((Key::from(t.as_str()), table));
-    }
-    let v_out = object(values, "changed values")?.iter().map(|(k, v)| Ok((Key::from(k.as_str()), cell(v)?))).collect::<Result<Vec<_>>>()?;
-    Ok((t_out, v_out))
-}
-
-fn changes_from_json(json: &Json) -> Changes {
-    let cell = |v: &Json| if is_undefined_marker(v) { None } else { Cell::from_json(v).ok() };
-    let mut changes = Changes::default();
-    if let Some([tables, values, ..]) = json.as_array().map(Vec::as_slice) {
-        for (t, table) in tables.as_object().into_iter().flatten() {
-            let table = table.as_object().map(|rows| {
-                rows.iter()
-                    .map(|(r, row)| (r.clone(), row.as_object().map(|cells| cells.iter().map(|(c, v)| (c.clone(), cell(v))).collect())))
-                    .collect()
-            });
-            changes.tables.insert(t.clone(), table);
-        }
-        for (v, value) in values.as_object().into_iter().flatten() {
-            changes.values.insert(v.clone(), cell(value));
-        }
-    }
-    changes
-}
-
-// ---------------------------------------------------------------------- conversions out
+// ---------------------------------------------------------------------- typed conversions out
 
 fn row_of(core: &Core, ti: usize, ri: usize) -> Row {
     let cells = &core.content.tables[ti].rows[ri].cells;
@@ -1013,105 +803,6 @@ fn table_of(core: &Core, ti: usize) -> Table {
     row_order(table).into_iter().map(|ri| (table.rows.get_index(ri).expect("row").0.to_string(), row_of(core, ti, ri))).collect()
 }
 
-/// Writes `{id: ...}` with ids in JavaScript order (integer-like first) given the store order.
-pub(crate) fn write_object<O: JsonOut + ?Sized, T>(out: &mut O, mut items: Vec<(&str, T)>, mut write: impl FnMut(&mut O, T)) {
-    js_key_order(&mut items, |e| e.0);
-    out.push_str("{");
-    for (i, (k, v)) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push_str(",");
-        }
-        write_js_string(out, k);
-        out.push_str(":");
-        write(out, v);
-    }
-    out.push_str("}");
-}
-
-pub(crate) fn write_leaves<O: JsonOut + ?Sized>(leaves: &tree::Leaves, out: &mut O, wire: bool) {
-    let items: Vec<(&str, &Stored)> = leaf_order(leaves)
-        .into_iter()
-        .map(|ci| {
-            let (k, l) = leaves.map.get_index(ci).expect("leaf");
-            (k.as_str(), &l.value)
-        })
-        .collect();
-    write_object(out, items, |out, v| v.write_json(out, wire));
-}
-
-fn write_tables<O: JsonOut + ?Sized>(core: &Core, out: &mut O, wire: bool) {
-    let items: Vec<(&str, usize)> =
-        core.content.table_order().into_iter().map(|ti| (core.content.tables.get_index(ti).expect("t").0.as_str(), ti)).collect();
-    write_object(out, items, |out, ti| {
-        let table = &core.content.tables[ti];
-        let rows: Vec<(&str, usize)> = row_order(table).into_iter().map(|ri| (table.rows.get_index(ri).expect("r").0.as_str(), ri)).collect();
-        write_object(out, rows, |out, ri| write_leaves(&table.rows[ri].cells, out, wire));
-    });
-}
-
-/// TinyBase's `getTransactionChanges` as JSON (wire encoding: U+FFFC for deletions).
-pub(crate) fn transaction_changes_json(core: &Core) -> String {
-    let track = &core.track;
-    let mut tables: Vec<(&Key, Vec<(&Key, Vec<(&Key, Stored)>)>)> = Vec::new();
-    for (t, r, c, old) in track.cells.grouped() {
-        let new = core.present_cell(t, r, c).cloned().unwrap_or(Stored::Deleted);
-        if tables.last().map(|e| e.0) != Some(t) {
-            tables.push((t, Vec::new()));
-        }
-        let rows = &mut tables.last_mut().expect("pushed").1;
-        if rows.last().map(|e| e.0) != Some(r) {
-            rows.push((r, Vec::new()));
-        }
-        if !new.same(old) {
-            rows.last_mut().expect("pushed").1.push((c, new));
-        }
-    }
-    let mut out = String::from("[");
-    let table_items: Vec<(&str, _)> = tables
-        .into_iter()
-        .filter_map(|(t, rows)| {
-            if track.table_ids.get(t.as_str()) == Some(&-1) {
-                return Some((t.as_str(), None));
-            }
-            let rows: Vec<(&str, Option<Vec<(&Key, Stored)>>)> = rows
-                .into_iter()
-                .filter_map(|(r, cells)| {
-                    if track.row_ids.get(t, r) == Some(&-1) {
-                        Some((r.as_str(), None))
-                    } else if cells.is_empty() {
-                        None
-                    } else {
-                        Some((r.as_str(), Some(cells)))
-                    }
-                })
-                .collect();
-            (!rows.is_empty()).then_some((t.as_str(), Some(rows)))
-        })
-        .collect();
-    let undefined = Stored::Deleted;
-    write_object(&mut out, table_items, |out, rows| match rows {
-        None => undefined.write_json(out, false),
-        Some(rows) => write_object(out, rows, |out, cells| match cells {
-            None => undefined.write_json(out, false),
-            Some(cells) => {
-                let items: Vec<(&str, Stored)> = cells.into_iter().map(|(c, v)| (c.as_str(), v)).collect();
-                write_object(out, items, |out, v| v.write_json(out, false))
-            }
-        }),
-    });
-    out.push(',');
-    let values: Vec<(&str, Stored)> = track
-        .values
-        .iter()
-        .filter_map(|(v, old)| {
-            let new = core.present_value(v).cloned().unwrap_or(Stored::Deleted);
-            (!new.same(old)).then_some((v.as_str(), new))
-        })
-        .collect();
-    write_object(&mut out, values, |out, v| v.write_json(out, false));
-    out.push_str(",1]");
-    out
-}
 
 /// The events `callListener` makes for a listener: every id its wildcards match, with the
 /// current state.
