@@ -1501,16 +1501,28 @@ enum tb_status tb_store_transaction(struct tb_store *store,
 
 /**
  * startTransaction: begins a transaction that tb_store_finish_transaction() ends on the same
- * thread. Other threads wait for the store until then. Nested starts join the outer one.
+ * thread. Other threads wait for the store until then. Nested starts join the outer one (each
+ * needs its finish). A thread that ends with a started transaction still open does not leave
+ * the store locked: as the thread exits, the transaction is rolled back without calling any
+ * listener, its lock released, a line is written to stderr and
+ * tb_store_get_abandoned_transaction_count() counts it.
  */
 enum tb_status tb_store_start_transaction(struct tb_store *store);
 
 /**
  * finishTransaction: ends a transaction begun on this thread with
  * tb_store_start_transaction(), rolling it back when `rollback` is true, then calls the
- * listeners. TB_ERROR_INVALID_STATE when this thread has no transaction open.
+ * listeners. TB_ERROR_INVALID_STATE, changing nothing, when this thread has no started
+ * transaction open on this store: in particular from inside tb_store_transaction() or a
+ * transaction listener, which cannot end a transaction they did not start.
  */
 enum tb_status tb_store_finish_transaction(struct tb_store *store, bool rollback);
+
+/**
+ * How many transactions were rolled back because the thread that started them with
+ * tb_store_start_transaction() ended without finishing them (see there).
+ */
+enum tb_status tb_store_get_abandoned_transaction_count(struct tb_store *store, uint64_t *out);
 
 /**
  * getTransactionChanges as `[tables, values, 1]` JSON ("\uFFFC" for deletions): the changes

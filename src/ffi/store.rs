@@ -483,7 +483,11 @@ pub unsafe extern "C" fn tb_store_transaction(store: *mut tb_store, actions: tb_
 }
 
 /// startTransaction: begins a transaction that tb_store_finish_transaction() ends on the same
-/// thread. Other threads wait for the store until then. Nested starts join the outer one.
+/// thread. Other threads wait for the store until then. Nested starts join the outer one (each
+/// needs its finish). A thread that ends with a started transaction still open does not leave
+/// the store locked: as the thread exits, the transaction is rolled back without calling any
+/// listener, its lock released, a line is written to stderr and
+/// tb_store_get_abandoned_transaction_count() counts it.
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_start_transaction(store: *mut tb_store) -> tb_status {
     guard(|| {
@@ -494,11 +498,24 @@ pub unsafe extern "C" fn tb_store_start_transaction(store: *mut tb_store) -> tb_
 
 /// finishTransaction: ends a transaction begun on this thread with
 /// tb_store_start_transaction(), rolling it back when `rollback` is true, then calls the
-/// listeners. TB_ERROR_INVALID_STATE when this thread has no transaction open.
+/// listeners. TB_ERROR_INVALID_STATE, changing nothing, when this thread has no started
+/// transaction open on this store: in particular from inside tb_store_transaction() or a
+/// transaction listener, which cannot end a transaction they did not start.
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_finish_transaction(store: *mut tb_store, rollback: bool) -> tb_status {
     guard(|| {
         handle(store)?.store.finish_transaction(rollback)?;
+        Ok(())
+    })
+}
+
+/// How many transactions were rolled back because the thread that started them with
+/// tb_store_start_transaction() ended without finishing them (see there).
+#[no_mangle]
+pub unsafe extern "C" fn tb_store_get_abandoned_transaction_count(store: *mut tb_store, out: *mut u64) -> tb_status {
+    guard(|| {
+        let h = handle(store)?;
+        *non_null(out, "out")? = h.store.get_abandoned_transaction_count();
         Ok(())
     })
 }

@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) core: ReentrantMutex<RefCell<Core>>,
     pub(crate) listeners: Mutex<Registry>,
     pub(crate) commit_hooks: Mutex<Vec<(u64, CommitHook)>>,
+    /// Transactions rolled back because their thread ended inside them.
+    abandoned: std::sync::atomic::AtomicU64,
 }
 
 /// A TinyBase Store: tables → rows → cells, and values, with transactions and listeners.
@@ -67,7 +69,20 @@ pub struct Store {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// The start_transaction levels this thread holds, per store. Dropped at thread exit: any left
+/// open are rolled back then (see [`Store::start_transaction`]).
+struct OpenTransactions(RefCell<Vec<(Arc<Shared>, u32)>>);
+
+impl Drop for OpenTransactions {
+    fn drop(&mut self) {
+        for (shared, levels) in self.0.get_mut().drain(..) {
+            Store { shared }.abandon(levels);
+        }
+    }
+}
+
 thread_local! {
+    static OPEN: OpenTransactions = const { OpenTransactions(RefCell::new(Vec::new())) };
     /// Changes of transactions whose did-finish listeners are running on this thread.
     static FINISHED: RefCell<Vec<(usize, Arc<FinishedTransaction>)>> = const { RefCell::new(Vec::new()) };
 }
@@ -100,6 +115,7 @@ impl Store {
                 core: ReentrantMutex::new(RefCell::new(core)),
                 listeners: Mutex::new(Registry::default()),
                 commit_hooks: Mutex::new(Vec::new()),
+                abandoned: Default::default(),
             }),
         }
     }
@@ -177,30 +193,77 @@ impl Store {
     }
 
     /// Starts a transaction that [`Store::finish_transaction`] ends, on the same thread.
-    /// Other threads wait for the store until then.
+    /// Other threads wait for the store until then. A thread that ends with such a transaction
+    /// still open has it rolled back as it exits, without listener calls, so that the store is
+    /// not locked forever; [`Store::get_abandoned_transaction_count`] counts those.
     pub fn start_transaction(&self) {
         let guard = self.shared.core.lock();
         self.begin_locked();
+        // The lock level is kept until finish_transaction (or the thread's exit) gives it back;
+        // OPEN counts it, which is what allows giving it back.
         std::mem::forget(guard);
+        OPEN.with(|open| {
+            let mut open = open.0.borrow_mut();
+            match open.iter_mut().find(|(shared, _)| Arc::ptr_eq(shared, &self.shared)) {
+                Some((_, levels)) => *levels += 1,
+                None => open.push((self.shared.clone(), 1)),
+            }
+        });
     }
 
-    /// Finishes a transaction begun with [`Store::start_transaction`], rolling it back when
-    /// `rollback` is true.
+    /// Finishes a transaction begun on this thread with [`Store::start_transaction`], rolling it
+    /// back when `rollback` is true. Refused (and nothing changes) when this thread has no such
+    /// transaction open; only the thread's own start levels can be finished, so a call from
+    /// inside [`Store::transaction`] or a transaction listener cannot end a transaction it
+    /// does not own.
     pub fn finish_transaction(&self, rollback: bool) -> Result<()> {
-        if !self.shared.core.is_owned_by_current_thread() {
-            return Err(Error::InvalidState("no transaction was started on this thread".into()));
+        let owned = OPEN
+            .try_with(|open| {
+                let mut open = open.0.borrow_mut();
+                let i = open.iter().position(|(shared, _)| Arc::ptr_eq(shared, &self.shared))?;
+                open[i].1 -= 1;
+                if open[i].1 == 0 {
+                    open.swap_remove(i);
+                }
+                Some(())
+            })
+            .ok()
+            .flatten();
+        if owned.is_none() {
+            return Err(Error::InvalidState("no transaction started with start_transaction is open on this thread".into()));
         }
         let guard = self.shared.core.lock();
-        if guard.borrow().depth == 0 {
-            return Err(Error::InvalidState("no transaction was started".into()));
-        }
-        // Gives back the lock level taken by start_transaction (this guard still holds the
-        // store), so that listeners run with no lock held once the guard is released.
-        // SAFETY: this thread holds the lock at least twice (start_transaction's level, which was
-        // forgotten, and `guard`), so one level may be released here.
+        // SAFETY: this thread holds the lock twice at least: the level start_transaction kept
+        // (counted in OPEN, whose count was just taken back) and `guard`.
         unsafe { self.shared.core.force_unlock() };
         self.finish_locked(guard, Some(Box::new(move |_: &Store| rollback)));
         Ok(())
+    }
+
+    /// How many transactions were rolled back because the thread that started them with
+    /// [`Store::start_transaction`] ended without finishing them.
+    pub fn get_abandoned_transaction_count(&self) -> u64 {
+        self.shared.abandoned.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Rolls back the start_transaction levels a thread left open as it exits, and gives their
+    /// lock levels back. No listener is called: the transaction leaves no change, and host code
+    /// should not run in a thread's teardown.
+    fn abandon(&self, levels: u32) {
+        let guard = self.shared.core.lock();
+        {
+            let mut core = guard.borrow_mut();
+            core.rollback();
+            core.depth = 0;
+            core.reset();
+        }
+        for _ in 0..levels {
+            // SAFETY: the exiting thread holds these levels (counted in OPEN) besides `guard`.
+            unsafe { self.shared.core.force_unlock() };
+        }
+        drop(guard);
+        self.shared.abandoned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        eprintln!("tinybase: a thread ended inside start_transaction; its transaction was rolled back");
     }
 
     fn finish_locked(

@@ -997,12 +997,15 @@ class Store:
 
     def start_transaction(self) -> "Store":
         """startTransaction: must be finished with :meth:`finish_transaction` on the same thread;
-        other threads wait for the store until then."""
+        other threads wait for the store until then. A thread that ends with it still open has
+        it rolled back as it exits (no listener called), so the store is not locked forever."""
         _check(lib.tb_store_start_transaction(self._p()))
         return self
 
     def finish_transaction(self, rollback: bool = False) -> "Store":
-        """finishTransaction (rolls back when ``rollback``), then calls the listeners."""
+        """finishTransaction (rolls back when ``rollback``), then calls the listeners. Raises
+        :class:`InvalidStateError` when this thread has no started transaction open (e.g. from
+        a transaction listener)."""
         _check(lib.tb_store_finish_transaction(self._p(), bool(rollback)))
         return self
 
