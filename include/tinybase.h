@@ -74,14 +74,19 @@
  * CALLBACK CONTRACT
  *   - Every callback takes the host's user_data first. An optional release(user_data) is
  *     called exactly once, when the library no longer needs user_data (listener removed,
- *     store freed, ...), on the thread that removed it. If the registering call fails, the
- *     library has not taken ownership and release is NOT called.
+ *     store freed, ...), on the thread that removed it (or, for a listener removed while
+ *     calls of it were in flight, possibly on the thread whose call returns last). If the
+ *     registering call fails, the library has not taken ownership and release is NOT called.
  *   - Listener callbacks (tb_listener_fn) are called on the thread that committed the change
  *     (any thread that writes the store), possibly concurrently from several threads; the
- *     user_data must therefore be safe to use from any thread. They may re-enter the API
- *     (read, write, add or remove listeners, even remove themselves: then release runs
- *     after the callback returns). Arguments (the store view, the event and all its strings)
- *     are borrowed for the duration of the call only: copy what you keep.
+ *     user_data must therefore be safe to use from any thread. Change and did-finish listeners
+ *     run with no lock of the library held; start and will-finish transaction listeners run
+ *     inside the transaction, with the store's lock held (other threads wait). They may
+ *     re-enter the API (read, write, add or remove listeners, even remove themselves); a
+ *     removal from inside any callback does not wait (see tb_store_del_listener). Listener
+ *     calls nest at most TB_MAX_LISTENER_NESTING deep on a thread: a write that would go
+ *     deeper fails with TB_ERROR_INVALID_STATE. Arguments (the store view, the event and all
+ *     its strings) are borrowed for the duration of the call only: copy what you keep.
  *   - Hosts that need notifications on a thread of their choosing use buffered delivery:
  *     tb_store_add_buffered_listener() queues owned events into a tb_event_queue that the
  *     host drains with tb_event_queue_poll()/tb_event_queue_wait() on its own thread; an
@@ -134,6 +139,13 @@
 #define TB_VERSION_PATCH 0
 #define TB_VERSION_STRING "0.1.0"
 
+
+/**
+ * How deeply listener calls may nest on one thread (listeners writing the store that calls
+ * them again): a write that would commit from deeper fails with TB_ERROR_INVALID_STATE and
+ * changes nothing. About 2 KiB of stack per level in this library.
+ */
+#define TB_MAX_LISTENER_NESTING 100
 
 /**
  * The result of every fallible function. Out-parameters are written only with TB_OK.
@@ -328,17 +340,20 @@ typedef struct tb_event {
 
 /**
  * A listener callback. Called on the thread that committed the change (any thread writing the
- * store), possibly concurrently on several threads, after the transaction committed and with
- * no internal lock held. `store` (a borrowed view; for a mergeable store use
- * tb_store_as_mergeable()) and `event` are valid for the duration of the call only. May
- * re-enter the API, including removing this very listener.
+ * store), possibly concurrently on several threads. Change and did-finish listeners run after
+ * the transaction committed, with no lock of the library held; start and will-finish
+ * transaction listeners run inside the transaction, with the store's lock held. `store` (a
+ * borrowed view; for a mergeable store use tb_store_as_mergeable()) and `event` are valid for
+ * the duration of the call only. May re-enter the API, including removing this very listener
+ * (a removal from inside any callback does not wait: see tb_store_del_listener). A write
+ * from listener calls nested TB_MAX_LISTENER_NESTING deep fails with TB_ERROR_INVALID_STATE.
  */
 typedef void (*tb_listener_fn)(void *user_data, struct tb_store *store, const struct tb_event *event);
 
 /**
  * Called when a tb_event_queue goes from empty to non-empty, on the thread that queued the
- * event, with no lock held (typically to wake the host's event loop). Must not block for
- * long; may call tb_event_queue_* functions.
+ * event (a thread that committed a change), with no lock of the library held (typically to
+ * wake the host's event loop). Must not block for long; may call tb_event_queue_* functions.
  */
 typedef void (*tb_notify_fn)(void *user_data);
 
@@ -542,12 +557,12 @@ typedef uint32_t tb_sync_status;
 #define TB_LISTENER_VALUE 18
 
 /**
- * addStartTransactionListener. No ids.
+ * addStartTransactionListener (called inside the transaction, store locked). No ids.
  */
 #define TB_LISTENER_START_TRANSACTION 19
 
 /**
- * addWillFinishTransactionListener (called inside the transaction). No ids.
+ * addWillFinishTransactionListener (called inside the transaction, store locked). No ids.
  */
 #define TB_LISTENER_WILL_FINISH_TRANSACTION 20
 
@@ -984,11 +999,15 @@ enum tb_status tb_store_add_did_finish_transaction_listener(struct tb_store *sto
                                                             uint64_t *out_id);
 
 /**
- * delListener. Synchronous: when it returns the listener is never called again and its
- * user_data has been released (when called from inside the listener's own callback, release
- * happens as that callback returns). For a buffered listener, its events still in the queue
- * are discarded. BLOCKS until calls of this listener in flight on other threads return.
- * Unknown ids (and ids already removed) are ignored: TB_OK.
+ * delListener. Synchronous: when it returns the listener is never called again, its calls in
+ * flight on other threads have returned and its user_data has been released. Except when
+ * called from inside a listener callback (any listener's) or inside a transaction on this
+ * thread, where waiting could deadlock (the call in flight may be waiting for this thread):
+ * then it returns at once; the listener is never called again after its calls in flight, and
+ * release happens as the last of them returns. For a buffered listener, its events still in
+ * the queue are discarded. BLOCKS (outside those cases) until calls of this listener in flight
+ * on other threads return. Unknown ids (and ids already removed) are ignored: TB_OK. Ids are
+ * never reused, so a stale id never removes another listener.
  */
 enum tb_status tb_store_del_listener(struct tb_store *store, uint64_t listener_id);
 
@@ -1016,8 +1035,10 @@ enum tb_status tb_event_queue_new(tb_notify_fn notify,
 
 /**
  * Closes the queue (events still queued are discarded; buffered listeners still attached stop
- * queueing) and releases the host's reference. NULL is fine. Remove the buffered listeners
- * too: they keep the queue's memory until removed.
+ * queueing) and releases the host's reference. NULL is fine. Threads waiting in
+ * tb_event_queue_wait() on it are woken and return with NULL (they keep the queue's memory
+ * until they return); no other call on the queue may start once this one has. Remove the
+ * buffered listeners too: they keep the queue's memory until removed.
  */
 void tb_event_queue_free(struct tb_event_queue *queue);
 

@@ -29,7 +29,7 @@ pub use error::{Error, Result};
 pub use hlc::Hlc;
 pub use mergeable::typed::{CellHashes, CellStamp, MergeableContent, RowHashes, RowStamp, Stamp, TableHashes, TableStamp, TablesStamp, ValueHashes, ValuesStamp};
 pub use mergeable::MergeableStore;
-pub use store::{Changes, ListenerEvent, ListenerId, ListenerKind, Row, Store, Table, Tables, Values};
+pub use store::{Changes, EventQueue, ListenerEvent, ListenerId, ListenerKind, Row, Store, Table, Tables, Values};
 pub use value::{Cell, Value};
 
 /// This library's version (the crate version).

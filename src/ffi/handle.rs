@@ -2,13 +2,12 @@
 //! `tb_mergeable_store` pointers (the same allocation seen through two C types).
 
 use crate::ffi::error::{fail, guard, guard_or, tb_status, FfiResult};
-use crate::ffi::listener::FfiListener;
 use crate::ffi::strings::{non_null, opt_str_in};
 use crate::ffi::{live_dec, live_inc};
 use crate::store::ListenerId;
 use crate::{MergeableStore, Store};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
@@ -35,16 +34,14 @@ pub type tb_now_fn = Option<unsafe extern "C" fn(user_data: *mut c_void) -> f64>
 pub(crate) struct Handle {
     pub store: Store,
     pub mergeable: Option<MergeableStore>,
-    /// Listeners registered through this handle, by id (bookkeeping for synchronous removal).
-    pub listeners: Mutex<HashMap<ListenerId, Arc<FfiListener>>>,
+    /// Listeners registered through this handle (removed when it is freed).
+    pub listeners: Mutex<HashSet<ListenerId>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let listeners: Vec<(ListenerId, Arc<FfiListener>)> = self.listeners.get_mut().drain().collect();
-        for (id, listener) in listeners {
+        for id in self.listeners.get_mut().drain() {
             self.store.del_listener(id);
-            listener.remove();
         }
     }
 }
@@ -75,7 +72,7 @@ impl Drop for HostData {
 
 fn new_handle(store: Store, mergeable: Option<MergeableStore>) -> *mut Handle {
     live_inc();
-    Arc::into_raw(Arc::new(Handle { store, mergeable, listeners: Mutex::new(HashMap::new()) })) as *mut Handle
+    Arc::into_raw(Arc::new(Handle { store, mergeable, listeners: Mutex::new(HashSet::new()) })) as *mut Handle
 }
 
 /// The handle behind a store pointer.

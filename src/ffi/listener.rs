@@ -5,14 +5,10 @@ use crate::ffi::handle::{handle, tb_release_fn, tb_store, Handle, HostData};
 use crate::ffi::strings::{non_null, opt_str_in};
 use crate::ffi::value::{tb_value, value_borrowed};
 use crate::ffi::{live_dec, live_inc};
-use crate::store::{ListenerEvent, ListenerKind};
-use parking_lot::{Condvar, Mutex};
-use std::collections::VecDeque;
+use crate::store::{EventQueue, ListenerEvent, ListenerId, ListenerKind};
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The kind of a listener (a uint32_t; one of the TB_LISTENER_* constants), after TinyBase's
 /// add…Listener methods.
@@ -55,9 +51,9 @@ pub const TB_LISTENER_VALUE_IDS: tb_listener_kind = 16;
 pub const TB_LISTENER_HAS_VALUE: tb_listener_kind = 17;
 /// addValueListener (the event carries new_value and old_value). Ids: value.
 pub const TB_LISTENER_VALUE: tb_listener_kind = 18;
-/// addStartTransactionListener. No ids.
+/// addStartTransactionListener (called inside the transaction, store locked). No ids.
 pub const TB_LISTENER_START_TRANSACTION: tb_listener_kind = 19;
-/// addWillFinishTransactionListener (called inside the transaction). No ids.
+/// addWillFinishTransactionListener (called inside the transaction, store locked). No ids.
 pub const TB_LISTENER_WILL_FINISH_TRANSACTION: tb_listener_kind = 20;
 /// addDidFinishTransactionListener (tb_store_get_transaction_changes_json works inside it).
 /// No ids.
@@ -128,6 +124,12 @@ pub struct tb_event {
     pub row_count: usize,
 }
 
+/// How deeply listener calls may nest on one thread (listeners writing the store that calls
+/// them again): a write that would commit from deeper fails with TB_ERROR_INVALID_STATE and
+/// changes nothing. About 2 KiB of stack per level in this library.
+pub const TB_MAX_LISTENER_NESTING: u32 = 100;
+const _: () = assert!(TB_MAX_LISTENER_NESTING == crate::store::MAX_LISTENER_NESTING);
+
 /// A tb_event with the storage its pointers borrow from.
 #[repr(C)]
 pub(crate) struct OwnedEvent {
@@ -186,128 +188,23 @@ impl OwnedEvent {
 }
 
 /// A listener callback. Called on the thread that committed the change (any thread writing the
-/// store), possibly concurrently on several threads, after the transaction committed and with
-/// no internal lock held. `store` (a borrowed view; for a mergeable store use
-/// tb_store_as_mergeable()) and `event` are valid for the duration of the call only. May
-/// re-enter the API, including removing this very listener.
+/// store), possibly concurrently on several threads. Change and did-finish listeners run after
+/// the transaction committed, with no lock of the library held; start and will-finish
+/// transaction listeners run inside the transaction, with the store's lock held. `store` (a
+/// borrowed view; for a mergeable store use tb_store_as_mergeable()) and `event` are valid for
+/// the duration of the call only. May re-enter the API, including removing this very listener
+/// (a removal from inside any callback does not wait: see tb_store_del_listener). A write
+/// from listener calls nested TB_MAX_LISTENER_NESTING deep fails with TB_ERROR_INVALID_STATE.
 pub type tb_listener_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, store: *mut tb_store, event: *const tb_event)>;
 
 /// Called when a tb_event_queue goes from empty to non-empty, on the thread that queued the
-/// event, with no lock held (typically to wake the host's event loop). Must not block for
-/// long; may call tb_event_queue_* functions.
+/// event (a thread that committed a change), with no lock of the library held (typically to
+/// wake the host's event loop). Must not block for long; may call tb_event_queue_* functions.
 pub type tb_notify_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
-enum Sink {
-    Call { f: unsafe extern "C" fn(*mut c_void, *mut tb_store, *const tb_event), data: HostData },
-    Queue(Arc<Queue>),
-}
-
-struct ListenerState {
-    /// Calls are made (set once registration completed, cleared by removal).
-    alive: bool,
-    removed: bool,
-    released: bool,
-    in_flight: Vec<ThreadId>,
-}
-
-/// A listener registered through the C API.
-pub(crate) struct FfiListener {
-    id: AtomicU64,
-    handle: Weak<Handle>,
-    sink: Mutex<Option<Sink>>,
-    state: Mutex<ListenerState>,
-    idle: Condvar,
-}
-
-impl FfiListener {
-    fn token(&self) -> usize {
-        self as *const FfiListener as usize
-    }
-
-    fn call(&self, event: &ListenerEvent) {
-        let me = std::thread::current().id();
-        {
-            let mut st = self.state.lock();
-            if !st.alive {
-                return;
-            }
-            st.in_flight.push(me);
-        }
-        let handle = self.handle.upgrade();
-        if let Some(h) = &handle {
-            let id = self.id.load(Ordering::Acquire);
-            // The sink is only taken once no call is in flight, so it is present here.
-            let call = match &*self.sink.lock() {
-                Some(Sink::Call { f, data }) => Some((*f, data.user_data)),
-                Some(Sink::Queue(q)) => {
-                    q.push(self.token(), OwnedEvent::new(event, id));
-                    None
-                }
-                None => None,
-            };
-            if let Some((f, user_data)) = call {
-                let owned = OwnedEvent::new(event, id);
-                let store = Arc::as_ptr(h) as *mut tb_store;
-                unsafe { f(user_data, store, &owned.event) };
-            }
-        }
-        let release_now = {
-            let mut st = self.state.lock();
-            if let Some(i) = st.in_flight.iter().position(|t| *t == me) {
-                st.in_flight.swap_remove(i);
-            }
-            self.idle.notify_all();
-            let now = st.removed && st.in_flight.is_empty() && !st.released;
-            if now {
-                st.released = true;
-            }
-            now
-        };
-        if release_now {
-            self.release();
-        }
-        drop(handle);
-    }
-
-    /// Stops calls, waits for in-flight calls on other threads, then releases the host data
-    /// (or, when called from inside this listener's own callback, arranges for release when
-    /// that callback returns).
-    pub(crate) fn remove(&self) {
-        let me = std::thread::current().id();
-        let release_now = {
-            let mut st = self.state.lock();
-            if st.removed {
-                return;
-            }
-            st.alive = false;
-            st.removed = true;
-            while st.in_flight.iter().any(|t| *t != me) {
-                self.idle.wait(&mut st);
-            }
-            let now = st.in_flight.is_empty() && !st.released;
-            if now {
-                st.released = true;
-            }
-            now
-        };
-        if release_now {
-            self.release();
-        }
-    }
-
-    fn release(&self) {
-        let sink = self.sink.lock().take();
-        if let Some(Sink::Queue(q)) = &sink {
-            q.purge(self.token());
-        }
-        drop(sink);
-        live_dec();
-    }
-}
-
-/// Registers a listener through a handle: the id and the wrapper are recorded under the
-/// handle's listener map lock, so that ids reused by the store never get mixed up.
-unsafe fn add(store: *mut tb_store, kind: ListenerKind, ids: [*const c_char; 3], sink: impl FnOnce() -> FfiResult<Sink>, out: *mut u64) -> FfiResult<()> {
+/// Registers a listener through a handle, recording its id there (freeing the handle's last
+/// reference removes it). `ids` are parsed for the kind, so the core cannot refuse them.
+unsafe fn add(store: *mut tb_store, kind: ListenerKind, ids: [*const c_char; 3], out: *mut u64, register: impl FnOnce(&Handle, &[Option<&str>]) -> ListenerId) -> FfiResult<()> {
     let h = handle(store)?;
     let out = non_null(out, "out_id")?;
     let names = ["first id", "second id", "third id"];
@@ -315,39 +212,32 @@ unsafe fn add(store: *mut tb_store, kind: ListenerKind, ids: [*const c_char; 3],
     for i in 0..kind.id_count() {
         parsed.push(opt_str_in(ids[i], names[i])?);
     }
-    // Recover the Arc of this handle for the listener's weak reference.
-    let arc = {
-        let p = store as *const Handle;
-        Arc::increment_strong_count(p);
-        Arc::from_raw(p)
-    };
-    let sink = sink()?;
-    let listener = Arc::new(FfiListener {
-        id: AtomicU64::new(0),
-        handle: Arc::downgrade(&arc),
-        sink: Mutex::new(Some(sink)),
-        state: Mutex::new(ListenerState { alive: false, removed: false, released: false, in_flight: Vec::new() }),
-        idle: Condvar::new(),
-    });
-    drop(arc);
     let mut map = h.listeners.lock();
-    let l = listener.clone();
-    let id = match h.store.add_listener_of_kind(kind, &parsed, move |_, e| l.call(e)) {
-        Ok(id) => id,
-        Err(e) => {
-            // Not taken over: the host data must not be released.
-            if let Some(Sink::Call { mut data, .. }) = listener.sink.lock().take() {
-                data.release = None;
-            }
-            return Err(e.into());
-        }
-    };
-    live_inc();
-    listener.id.store(id, Ordering::Release);
-    listener.state.lock().alive = true;
-    map.insert(id, listener);
+    let id = register(h, &parsed);
+    map.insert(id);
     *out = id;
     Ok(())
+}
+
+/// The handle's Arc behind a store pointer (one more reference).
+unsafe fn handle_arc(store: *mut tb_store) -> Arc<Handle> {
+    let p = store as *const Handle;
+    Arc::increment_strong_count(p);
+    Arc::from_raw(p)
+}
+
+/// A C callback as a core listener: it holds the host data (released when the core drops the
+/// callback) and a weak reference to the handle it passes as `store`.
+struct CallbackListener {
+    f: unsafe extern "C" fn(*mut c_void, *mut tb_store, *const tb_event),
+    data: HostData,
+    handle: std::sync::Weak<Handle>,
+}
+
+impl Drop for CallbackListener {
+    fn drop(&mut self) {
+        live_dec();
+    }
 }
 
 unsafe fn add_callback(
@@ -360,16 +250,22 @@ unsafe fn add_callback(
     out: *mut u64,
 ) -> tb_status {
     guard(|| {
-        add(
-            store,
-            kind,
-            ids,
-            || {
-                let f = callback.ok_or_else(|| fail(tb_status::TB_ERROR_NULL_PARAMETER, "callback is NULL"))?;
-                Ok(Sink::Call { f, data: HostData { user_data, release } })
-            },
-            out,
-        )
+        handle(store)?;
+        let f = callback.ok_or_else(|| fail(tb_status::TB_ERROR_NULL_PARAMETER, "callback is NULL"))?;
+        let weak = Arc::downgrade(&handle_arc(store));
+        add(store, kind, ids, out, |h, parsed| {
+            h.store.add_listener_with(kind, parsed, |id| {
+                live_inc();
+                let l = CallbackListener { f, data: HostData { user_data, release }, handle: weak };
+                Arc::new(move |_, e| {
+                    // A call racing the last tb_store_free() finds no handle and is skipped.
+                    if let Some(h) = l.handle.upgrade() {
+                        let owned = OwnedEvent::new(e, id);
+                        unsafe { (l.f)(l.data.ptr(), Arc::as_ptr(&h) as *mut tb_store, &owned.event) };
+                    }
+                })
+            })
+        })
     })
 }
 
@@ -531,25 +427,22 @@ pub unsafe extern "C" fn tb_store_add_did_finish_transaction_listener(store: *mu
     add_callback(store, ListenerKind::DidFinishTransaction, NO_IDS, callback, user_data, release, out_id)
 }
 
-/// delListener. Synchronous: when it returns the listener is never called again and its
-/// user_data has been released (when called from inside the listener's own callback, release
-/// happens as that callback returns). For a buffered listener, its events still in the queue
-/// are discarded. BLOCKS until calls of this listener in flight on other threads return.
-/// Unknown ids (and ids already removed) are ignored: TB_OK.
+/// delListener. Synchronous: when it returns the listener is never called again, its calls in
+/// flight on other threads have returned and its user_data has been released. Except when
+/// called from inside a listener callback (any listener's) or inside a transaction on this
+/// thread, where waiting could deadlock (the call in flight may be waiting for this thread):
+/// then it returns at once; the listener is never called again after its calls in flight, and
+/// release happens as the last of them returns. For a buffered listener, its events still in
+/// the queue are discarded. BLOCKS (outside those cases) until calls of this listener in flight
+/// on other threads return. Unknown ids (and ids already removed) are ignored: TB_OK. Ids are
+/// never reused, so a stale id never removes another listener.
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_listener(store: *mut tb_store, listener_id: u64) -> tb_status {
     guard(|| {
         let h = handle(store)?;
-        let listener = {
-            let mut map = h.listeners.lock();
-            let l = map.remove(&listener_id);
-            if l.is_some() {
-                h.store.del_listener(listener_id);
-            }
-            l
-        };
-        if let Some(l) = listener {
-            l.remove();
+        // The map's lock is not held while removal waits: a call in flight may remove too.
+        if h.listeners.lock().remove(&listener_id) {
+            h.store.del_listener(listener_id);
         }
         Ok(())
     })
@@ -585,63 +478,15 @@ pub struct tb_event_queue {
     _private: [u8; 0],
 }
 
-struct QueueState {
-    events: VecDeque<(usize, Box<OwnedEvent>)>,
-    closed: bool,
-}
-
-pub(crate) struct Queue {
-    state: Mutex<QueueState>,
-    ready: Condvar,
-    notify: Option<(unsafe extern "C" fn(*mut c_void), HostData)>,
-}
-
-impl Queue {
-    fn push(&self, token: usize, event: Box<OwnedEvent>) {
-        let was_empty = {
-            let mut st = self.state.lock();
-            if st.closed {
-                return;
-            }
-            let was_empty = st.events.is_empty();
-            st.events.push_back((token, event));
-            self.ready.notify_all();
-            was_empty
-        };
-        if let (true, Some((f, data))) = (was_empty, &self.notify) {
-            unsafe { f(data.user_data) }
-        }
-    }
-
-    fn purge(&self, token: usize) {
-        let removed: Vec<_> = {
-            let mut st = self.state.lock();
-            let (gone, kept): (Vec<_>, Vec<_>) = st.events.drain(..).partition(|e| e.0 == token);
-            st.events = kept.into();
-            gone
-        };
-        drop(removed);
-    }
-
-    fn pop(&self, timeout: Option<Duration>) -> Option<Box<OwnedEvent>> {
-        let mut st = self.state.lock();
-        if let Some(t) = timeout {
-            let deadline = Instant::now() + t;
-            while st.events.is_empty() && !st.closed {
-                if self.ready.wait_until(&mut st, deadline).timed_out() {
-                    break;
-                }
-            }
-        }
-        st.events.pop_front().map(|e| e.1)
-    }
-}
-
-unsafe fn queue<'a>(p: *const tb_event_queue) -> FfiResult<&'a Queue> {
+/// The queue behind a pointer, as one more reference for the duration of a call: a waiter
+/// keeps the queue alive through a concurrent tb_event_queue_free().
+unsafe fn queue(p: *const tb_event_queue) -> FfiResult<Arc<EventQueue>> {
     if p.is_null() {
         return Err(fail(tb_status::TB_ERROR_NULL_PARAMETER, "queue is NULL"));
     }
-    Ok(&*(p as *const Queue))
+    let p = p as *const EventQueue;
+    Arc::increment_strong_count(p);
+    Ok(Arc::from_raw(p))
 }
 
 /// Creates an event queue. `notify(user_data)`, if not NULL, is called whenever the queue goes
@@ -652,31 +497,29 @@ unsafe fn queue<'a>(p: *const tb_event_queue) -> FfiResult<&'a Queue> {
 pub unsafe extern "C" fn tb_event_queue_new(notify: tb_notify_fn, user_data: *mut c_void, release: tb_release_fn, out: *mut *mut tb_event_queue) -> tb_status {
     guard(|| {
         let out = non_null(out, "out")?;
-        let notify = notify.map(|f| (f, HostData { user_data, release }));
-        let q = Arc::new(Queue { state: Mutex::new(QueueState { events: VecDeque::new(), closed: false }), ready: Condvar::new(), notify });
+        let notify = notify.map(|f| {
+            let data = HostData { user_data, release };
+            Box::new(move || unsafe { f(data.ptr()) }) as Box<dyn Fn() + Send + Sync>
+        });
         live_inc();
-        *out = Arc::into_raw(q) as *mut tb_event_queue;
+        *out = Arc::into_raw(EventQueue::new(notify)) as *mut tb_event_queue;
         Ok(())
     })
 }
 
 /// Closes the queue (events still queued are discarded; buffered listeners still attached stop
-/// queueing) and releases the host's reference. NULL is fine. Remove the buffered listeners
-/// too: they keep the queue's memory until removed.
+/// queueing) and releases the host's reference. NULL is fine. Threads waiting in
+/// tb_event_queue_wait() on it are woken and return with NULL (they keep the queue's memory
+/// until they return); no other call on the queue may start once this one has. Remove the
+/// buffered listeners too: they keep the queue's memory until removed.
 #[no_mangle]
 pub unsafe extern "C" fn tb_event_queue_free(queue: *mut tb_event_queue) {
     guard_or((), || {
         if queue.is_null() {
             return;
         }
-        let q = Arc::from_raw(queue as *const Queue);
-        let events: Vec<_> = {
-            let mut st = q.state.lock();
-            st.closed = true;
-            q.ready.notify_all();
-            st.events.drain(..).collect()
-        };
-        drop(events);
+        let q = Arc::from_raw(queue as *const EventQueue);
+        q.close();
         live_dec();
         drop(q);
     })
@@ -699,13 +542,8 @@ pub unsafe extern "C" fn tb_store_add_buffered_listener(
 ) -> tb_status {
     guard(|| {
         let kind = kind_in(kind)?;
-        let q = {
-            self::queue(queue)?;
-            let p = queue as *const Queue;
-            Arc::increment_strong_count(p);
-            Arc::from_raw(p)
-        };
-        add(store, kind, [id1, id2, id3], move || Ok(Sink::Queue(q)), out_id)
+        let q = self::queue(queue)?;
+        add(store, kind, [id1, id2, id3], out_id, |h, parsed| h.store.add_listener_with(kind, parsed, |id| crate::store::queue_sink(q, id)))
     })
 }
 
@@ -716,7 +554,7 @@ pub unsafe extern "C" fn tb_event_queue_poll(queue: *mut tb_event_queue, out: *m
     guard(|| {
         let q = self::queue(queue)?;
         let out = non_null(out, "out")?;
-        *out = event_out(q.pop(None));
+        *out = event_out(q.poll());
         Ok(())
     })
 }
@@ -729,7 +567,7 @@ pub unsafe extern "C" fn tb_event_queue_wait(queue: *mut tb_event_queue, timeout
     guard(|| {
         let q = self::queue(queue)?;
         let out = non_null(out, "out")?;
-        *out = event_out(q.pop(Some(Duration::from_millis(timeout_ms as u64))));
+        *out = event_out(q.wait(Duration::from_millis(timeout_ms as u64)));
         Ok(())
     })
 }
@@ -740,16 +578,16 @@ pub unsafe extern "C" fn tb_event_queue_len(queue: *mut tb_event_queue, out: *mu
     guard(|| {
         let q = self::queue(queue)?;
         let out = non_null(out, "out")?;
-        *out = q.state.lock().events.len();
+        *out = q.len();
         Ok(())
     })
 }
 
-fn event_out(e: Option<Box<OwnedEvent>>) -> *mut tb_event {
+fn event_out(e: Option<(ListenerId, ListenerEvent)>) -> *mut tb_event {
     match e {
-        Some(e) => {
+        Some((id, e)) => {
             live_inc();
-            Box::into_raw(e) as *mut tb_event
+            Box::into_raw(OwnedEvent::new(&e, id)) as *mut tb_event
         }
         None => std::ptr::null_mut(),
     }

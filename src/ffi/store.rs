@@ -405,7 +405,9 @@ pub unsafe extern "C" fn tb_store_set_value_json(store: *mut tb_store, value_id:
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_tables(store: *mut tb_store) -> tb_status {
     guard(|| {
-        handle(store)?.store.del_tables();
+        let h = handle(store)?;
+        h.store.check_nesting()?;
+        h.store.del_tables();
         Ok(())
     })
 }
@@ -415,6 +417,7 @@ pub unsafe extern "C" fn tb_store_del_tables(store: *mut tb_store) -> tb_status 
 pub unsafe extern "C" fn tb_store_del_table(store: *mut tb_store, table_id: *const c_char) -> tb_status {
     guard(|| {
         let h = handle(store)?;
+        h.store.check_nesting()?;
         h.store.del_table(str_in(table_id, "table_id")?);
         Ok(())
     })
@@ -426,6 +429,7 @@ pub unsafe extern "C" fn tb_store_del_row(store: *mut tb_store, table_id: *const
     guard(|| {
         let h = handle(store)?;
         let (t, r) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?);
+        h.store.check_nesting()?;
         h.store.del_row(t, r);
         Ok(())
     })
@@ -437,6 +441,7 @@ pub unsafe extern "C" fn tb_store_del_cell(store: *mut tb_store, table_id: *cons
     guard(|| {
         let h = handle(store)?;
         let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
+        h.store.check_nesting()?;
         h.store.del_cell(t, r, c);
         Ok(())
     })
@@ -446,7 +451,9 @@ pub unsafe extern "C" fn tb_store_del_cell(store: *mut tb_store, table_id: *cons
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_values(store: *mut tb_store) -> tb_status {
     guard(|| {
-        handle(store)?.store.del_values();
+        let h = handle(store)?;
+        h.store.check_nesting()?;
+        h.store.del_values();
         Ok(())
     })
 }
@@ -456,6 +463,7 @@ pub unsafe extern "C" fn tb_store_del_values(store: *mut tb_store) -> tb_status 
 pub unsafe extern "C" fn tb_store_del_value(store: *mut tb_store, value_id: *const c_char) -> tb_status {
     guard(|| {
         let h = handle(store)?;
+        h.store.check_nesting()?;
         h.store.del_value(str_in(value_id, "value_id")?);
         Ok(())
     })

@@ -118,6 +118,7 @@ impl MergeableStore {
         // The text straight to validated input (the same result and errors as parse_json then
         // wire::parse_merge_in); the clock is read once the text is known to be valid JSON.
         let input = parse::parse_merge_in_text(json, || self.now(), is_content, wire)?;
+        self.store.check_nesting()?;
         self.merge_input(input, is_content);
         Ok(())
     }
@@ -126,6 +127,7 @@ impl MergeableStore {
     /// printing and reparsing them.
     pub(crate) fn apply_mergeable_changes_value(&self, json: &serde_json::Value) -> Result<()> {
         let input = wire::parse_merge_in(json, self.now(), false, true)?;
+        self.store.check_nesting()?;
         self.merge_input(input, false);
         Ok(())
     }
@@ -188,6 +190,7 @@ impl MergeableStore {
     /// stamp exists yet, so defaults never contradict the metadata (PROTOCOL.md 12.3).
     pub fn set_default_content_json(&self, json: &str) -> Result<()> {
         let (tables, values) = crate::store::content_in_json(&parse_json(json)?, false)?;
+        self.store.check_nesting()?;
         self.store.mutate(|core| {
             core.defaulting = true;
             for (t, table) in &tables {

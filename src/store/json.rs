@@ -56,73 +56,62 @@ impl Store {
     /// `get_tables_json` writes them); an empty object deletes all tables.
     pub fn set_tables_json(&self, json: &str) -> Result<()> {
         let tables = tables_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| if tables.is_empty() { c.del_tables() } else { c.set_tables(&tables) });
-        Ok(())
+        self.write(|c| if tables.is_empty() { c.del_tables() } else { c.set_tables(&tables) })
     }
     /// Sets the values from JSON; an empty object deletes all values.
     pub fn set_values_json(&self, json: &str) -> Result<()> {
         let values = row_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| if values.is_empty() { c.del_values() } else { c.set_values(&values) });
-        Ok(())
+        self.write(|c| if values.is_empty() { c.del_values() } else { c.set_values(&values) })
     }
     /// Sets tables and values from `[tables, values]` JSON (TinyBase's `setJson`).
     pub fn set_json(&self, json: &str) -> Result<()> {
         let (tables, values) = content_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| c.set_content(&tables, &values));
-        Ok(())
+        self.write(|c| c.set_content(&tables, &values))
     }
     /// `setContent` with `[tables, values]` JSON in the decoded form.
     pub fn set_content_json(&self, json: &str) -> Result<()> {
         let (tables, values) = content_in_json(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_content(&tables, &values));
-        Ok(())
+        self.write(|c| c.set_content(&tables, &values))
     }
     /// Sets a table from JSON.
     pub fn set_table_json(&self, table_id: &str, json: &str) -> Result<()> {
         let table = table_in_json(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_table(table_id, &table));
-        Ok(())
+        self.write(|c| c.set_table(table_id, &table))
     }
     /// Sets a row from JSON.
     pub fn set_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {
         let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        self.mutate(|c| c.set_row(table_id, row_id, &row));
-        Ok(())
+        self.write(|c| c.set_row(table_id, row_id, &row))
     }
     /// Adds a row from JSON, returning its new id (see [`Store::add_row`]).
     pub fn add_row_json(&self, table_id: &str, json: &str, reuse_row_ids: bool) -> Result<String> {
         let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        Ok(self.mutate(|c| c.add_row(table_id, &row, reuse_row_ids)).to_string())
+        Ok(self.write(|c| c.add_row(table_id, &row, reuse_row_ids))?.to_string())
     }
     /// Sets some cells of a row from JSON.
     pub fn set_partial_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {
         let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        self.mutate(|c| c.set_partial_row(table_id, row_id, &row));
-        Ok(())
+        self.write(|c| c.set_partial_row(table_id, row_id, &row))
     }
     /// Sets a cell from JSON text of the cell.
     pub fn set_cell_json(&self, table_id: &str, row_id: &str, cell_id: &str, json: &str) -> Result<()> {
         let v = Stored::from_json_api(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_cell(table_id, row_id, cell_id, v));
-        Ok(())
+        self.write(|c| c.set_cell(table_id, row_id, cell_id, v))
     }
     /// Sets some values from JSON.
     pub fn set_partial_values_json(&self, json: &str) -> Result<()> {
         let values = nonempty(row_in_json(&parse_json(json)?, false)?, "values")?;
-        self.mutate(|c| c.set_partial_values(&values));
-        Ok(())
+        self.write(|c| c.set_partial_values(&values))
     }
     /// Sets a value from JSON text of the value.
     pub fn set_value_json(&self, value_id: &str, json: &str) -> Result<()> {
         let v = Stored::from_json_api(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_value(value_id, v));
-        Ok(())
+        self.write(|c| c.set_value(value_id, v))
     }
     /// Applies `[tables, values, 1]` changes JSON (U+FFFC deletes).
     pub fn apply_changes_json(&self, json: &str) -> Result<()> {
         let changes = changes_in_json(&parse_json(json)?)?;
-        self.mutate(|c| c.apply_changes(&changes));
-        Ok(())
+        self.write(|c| c.apply_changes(&changes))
     }
 }
 

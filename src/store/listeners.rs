@@ -5,12 +5,20 @@ use super::core::Core;
 use super::track::Nest3;
 use super::tree::Key;
 use crate::value::{Cell, Stored};
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::prim::{Condvar, Mutex};
+use std::cell::Cell as StdCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A listener's id, unique among a store's live listeners (ids are reused after removal).
+/// A listener's id: never reused within a store (and never 0), so an id kept after its
+/// listener was removed can never remove or call another one.
 pub type ListenerId = u64;
+
+/// How deeply listener calls may nest on one thread (a listener writing the store that calls
+/// it again, and so on). A write that would go deeper is refused: unbounded, the recursion
+/// overflows the native stack. A level takes about 2 KiB of stack in a release build, so this
+/// fits small mobile thread stacks (512 KiB) with room to spare.
+pub const MAX_LISTENER_NESTING: u32 = 100;
 
 /// The kinds of listener a store offers (TinyBase's `add…Listener` methods).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,18 +109,115 @@ impl ListenerEvent {
 }
 
 /// A registered listener's callback (type-erased; the store handle is passed by the caller).
+/// Dropping its last reference releases what it holds (host data of the FFI, a queue sink).
 pub(crate) type Callback = Arc<dyn Fn(&super::Store, &ListenerEvent) + Send + Sync>;
 
+thread_local! {
+    /// Listener calls in progress on this thread (nested when a listener writes the store).
+    static CALL_DEPTH: StdCell<u32> = const { StdCell::new(0) };
+}
+
+/// Listener calls in progress on this thread.
+pub(crate) fn call_depth() -> u32 {
+    CALL_DEPTH.with(StdCell::get)
+}
+
+/// The removal protocol of one registration: runs enter and leave; removal stops new runs and
+/// waits for the running ones (unless told not to), and whoever comes last drops the value
+/// (the callback) outside the lock, so that its release never runs under it.
+pub(crate) struct Gate<T> {
+    state: Mutex<GateState<T>>,
+    idle: Condvar,
+}
+
+struct GateState<T> {
+    removed: bool,
+    running: usize,
+    /// The last run out of a removed gate is dropping the value.
+    dropping: bool,
+    value: Option<T>,
+}
+
+impl<T: Clone> Gate<T> {
+    pub(crate) fn new(value: T) -> Gate<T> {
+        Gate { state: Mutex::new(GateState { removed: false, running: 0, dropping: false, value: Some(value) }), idle: Condvar::new() }
+    }
+
+    /// Starts a run: a reference to the value, or None once removal began. Every Some must be
+    /// matched by [`Gate::leave`] after that reference was dropped.
+    pub(crate) fn enter(&self) -> Option<T> {
+        let mut st = self.state.lock();
+        if st.removed {
+            return None;
+        }
+        st.running += 1;
+        st.value.clone()
+    }
+
+    /// Ends a run; the last run out of a removed gate drops the value.
+    pub(crate) fn leave(&self) {
+        let mut st = self.state.lock();
+        st.running -= 1;
+        if st.running == 0 && st.removed {
+            if let Some(value) = st.value.take() {
+                st.dropping = true;
+                drop(st);
+                drop(value);
+                st = self.state.lock();
+                st.dropping = false;
+            }
+            self.idle.notify_all();
+        }
+    }
+
+    /// Stops all runs from now on. With `wait`, returns once the runs in progress have ended
+    /// and the value was dropped; without (a caller that a run may itself be waiting for), the
+    /// last run drops it. Returns false when removal had already begun.
+    pub(crate) fn remove(&self, wait: bool) -> bool {
+        let mut st = self.state.lock();
+        if st.removed {
+            return false;
+        }
+        st.removed = true;
+        if wait {
+            while st.running > 0 || st.dropping {
+                self.idle.wait(&mut st);
+            }
+        }
+        let value = if st.running == 0 { st.value.take() } else { None };
+        drop(st);
+        drop(value);
+        true
+    }
+}
+
 pub(crate) struct Entry {
-    pub callback: Callback,
-    pub active: AtomicBool,
+    gate: Gate<Callback>,
+}
+
+/// Ends a run even when the callback unwinds.
+struct Running<'a>(&'a Gate<Callback>);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        CALL_DEPTH.with(|d| d.set(d.get() - 1));
+        self.0.leave();
+    }
 }
 
 impl Entry {
+    /// Stops the listener's calls (see [`Gate::remove`]).
+    pub(crate) fn remove(&self, wait: bool) -> bool {
+        self.gate.remove(wait)
+    }
+
     pub(crate) fn call(&self, store: &super::Store, event: &ListenerEvent) {
-        if self.active.load(Ordering::Acquire) {
-            (self.callback)(store, event)
-        }
+        let Some(callback) = self.gate.enter() else { return };
+        CALL_DEPTH.with(|d| d.set(d.get() + 1));
+        let _running = Running(&self.gate);
+        callback(store, event);
+        // The run's reference goes before leave(), so the last one out holds the only one.
+        drop(callback);
     }
 }
 
@@ -122,28 +227,28 @@ type Path = Vec<Option<Key>>;
 #[derive(Default)]
 pub(crate) struct Registry {
     next_id: u64,
-    released: VecDeque<u64>,
     by_id: HashMap<ListenerId, (ListenerKind, Path, Arc<Entry>)>,
     sets: HashMap<(ListenerKind, Path), Vec<ListenerId>>,
     counts: [u32; KINDS],
 }
 
 impl Registry {
-    pub(crate) fn add(&mut self, kind: ListenerKind, path: Path, callback: Callback) -> ListenerId {
-        let id = self.released.pop_front().unwrap_or_else(|| {
-            self.next_id += 1;
-            self.next_id - 1
-        });
-        let entry = Arc::new(Entry { callback, active: AtomicBool::new(true) });
+    /// Registers the callback `make` builds for the new listener's id.
+    pub(crate) fn add(&mut self, kind: ListenerKind, path: Path, make: impl FnOnce(ListenerId) -> Callback) -> ListenerId {
+        // Ids start at 1: 0 is never a listener (bindings use it for "none").
+        self.next_id += 1;
+        let id = self.next_id;
+        let entry = Arc::new(Entry { gate: Gate::new(make(id)) });
         self.sets.entry((kind, path.clone())).or_default().push(id);
         self.by_id.insert(id, (kind, path, entry));
         self.counts[kind as usize] += 1;
         id
     }
 
-    pub(crate) fn remove(&mut self, id: ListenerId) -> bool {
-        let Some((kind, path, entry)) = self.by_id.remove(&id) else { return false };
-        entry.active.store(false, Ordering::Release);
+    /// Unregisters a listener; the caller ends it with [`Entry::remove`] outside the
+    /// registry's lock.
+    pub(crate) fn remove(&mut self, id: ListenerId) -> Option<Arc<Entry>> {
+        let (kind, path, entry) = self.by_id.remove(&id)?;
         let key = (kind, path);
         if let Some(set) = self.sets.get_mut(&key) {
             set.retain(|&l| l != id);
@@ -152,10 +257,7 @@ impl Registry {
             }
         }
         self.counts[kind as usize] -= 1;
-        if self.released.len() < 1000 {
-            self.released.push_back(id);
-        }
-        true
+        Some(entry)
     }
 
     pub(crate) fn get(&self, id: ListenerId) -> Option<(ListenerKind, Path, Arc<Entry>)> {
@@ -349,4 +451,80 @@ pub(crate) fn collect(core: &Core, reg: &Registry) -> Vec<Pending> {
         }
     }
     out
+}
+
+#[cfg(all(test, loom))]
+mod tests {
+    use super::Gate;
+    use crate::prim::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use crate::prim::{thread, Arc};
+
+    /// A callback's stand-in: counts its release (the drop of its last reference).
+    struct Payload(Arc<AtomicUsize>);
+    impl Drop for Payload {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn gate(released: &Arc<AtomicUsize>) -> Arc<Gate<Arc<Payload>>> {
+        Arc::new(Gate::new(Arc::new(Payload(released.clone()))))
+    }
+
+    /// Once a waiting removal returns, no run is in progress or starts, and the value was
+    /// released exactly once.
+    #[test]
+    fn loom_removal_waits_for_runs_then_releases() {
+        loom::model(|| {
+            let released = Arc::new(AtomicUsize::new(0));
+            let g = gate(&released);
+            let removed = Arc::new(AtomicBool::new(false));
+            let (g2, r2) = (g.clone(), removed.clone());
+            let caller = thread::spawn(move || {
+                if let Some(v) = g2.enter() {
+                    assert!(!r2.load(SeqCst), "a run after removal returned");
+                    drop(v);
+                    g2.leave();
+                }
+            });
+            assert!(g.remove(true));
+            removed.store(true, SeqCst);
+            assert_eq!(released.load(SeqCst), 1);
+            caller.join().unwrap();
+            assert!(!g.remove(true));
+            assert_eq!(released.load(SeqCst), 1);
+        });
+    }
+
+    /// Two runs that remove each other's listener (removal from inside a callback does not
+    /// wait): no deadlock, and each value is released exactly once.
+    #[test]
+    fn loom_mutual_removal_from_callbacks_never_deadlocks() {
+        loom::model(|| {
+            let released = Arc::new(AtomicUsize::new(0));
+            let gates = [gate(&released), gate(&released)];
+            let threads: Vec<_> = [(0, 1), (1, 0)]
+                .into_iter()
+                .map(|(me, other)| {
+                    let (mine, theirs) = (gates[me].clone(), gates[other].clone());
+                    thread::spawn(move || {
+                        if let Some(v) = mine.enter() {
+                            theirs.remove(false);
+                            drop(v);
+                            mine.leave();
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            // A gate whose run never started was not removed by the other: the owner does.
+            for g in &gates {
+                g.remove(true);
+            }
+            assert_eq!(released.load(SeqCst), 2);
+            assert!(gates.iter().all(|g| g.enter().is_none()));
+        });
+    }
 }

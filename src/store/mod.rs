@@ -8,12 +8,15 @@
 pub(crate) mod core;
 mod json;
 pub(crate) mod listeners;
+mod queue;
 pub(crate) mod track;
 pub(crate) mod tree;
 
 use self::core::{ChangesIn, Core, RowIn, TableIn, TablesIn};
 use self::listeners::{Pending, Registry};
-pub use self::listeners::{ListenerEvent, ListenerId, ListenerKind};
+pub use self::listeners::{ListenerEvent, ListenerId, ListenerKind, MAX_LISTENER_NESTING};
+pub use self::queue::EventQueue;
+pub(crate) use self::queue::sink as queue_sink;
 use self::json::{changes_from_json, transaction_changes_json};
 pub(crate) use self::json::{content_in_json, write_object};
 use self::tree::{leaf_order, row_order, Key};
@@ -149,6 +152,24 @@ impl Store {
             core.implicit = true;
             f(&mut core)
         })
+    }
+
+    /// A write through [`Store::mutate`] that is refused when it would commit (and call
+    /// listeners) nested deeper than [`MAX_LISTENER_NESTING`] listener calls on this thread.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Core) -> R) -> Result<R> {
+        self.check_nesting()?;
+        Ok(self.mutate(f))
+    }
+
+    /// Refuses a write that would commit from [`MAX_LISTENER_NESTING`] nested listener calls:
+    /// listeners writing the store that calls them again would otherwise overflow the stack.
+    pub(crate) fn check_nesting(&self) -> Result<()> {
+        if listeners::call_depth() >= MAX_LISTENER_NESTING && self.in_transaction().is_none() {
+            return Err(Error::InvalidState(format!(
+                "listener calls nested {MAX_LISTENER_NESTING} deep (a listener writing the store that calls it again?): write refused"
+            )));
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------------ transactions
@@ -366,8 +387,20 @@ impl Store {
     // ------------------------------------------------------------------ listeners
 
     pub(crate) fn add_listener(&self, kind: ListenerKind, ids: &[Option<&str>], callback: listeners::Callback) -> ListenerId {
+        self.add_listener_with(kind, ids, |_| callback)
+    }
+
+    /// Registers the callback `make` builds for the new listener's id (`ids` already checked).
+    pub(crate) fn add_listener_with(&self, kind: ListenerKind, ids: &[Option<&str>], make: impl FnOnce(ListenerId) -> listeners::Callback) -> ListenerId {
         let path = ids.iter().map(|id| id.map(Key::from)).collect();
-        self.shared.listeners.lock().add(kind, path, callback)
+        self.shared.listeners.lock().add(kind, path, make)
+    }
+
+    fn check_ids(kind: ListenerKind, ids: &[Option<&str>]) -> Result<()> {
+        if ids.len() != kind.id_count() {
+            return Err(Error::InvalidShape(format!("{kind:?} listeners take {} ids", kind.id_count())));
+        }
+        Ok(())
     }
 
     /// Adds a listener of any kind; `ids` holds one entry per id the kind takes (None is a
@@ -378,15 +411,28 @@ impl Store {
         ids: &[Option<&str>],
         callback: impl Fn(&Store, &ListenerEvent) + Send + Sync + 'static,
     ) -> Result<ListenerId> {
-        if ids.len() != kind.id_count() {
-            return Err(Error::InvalidShape(format!("{kind:?} listeners take {} ids", kind.id_count())));
-        }
+        Self::check_ids(kind, ids)?;
         Ok(self.add_listener(kind, ids, Arc::new(callback)))
     }
 
-    /// Removes a listener: once this returns it is never called again. Returns whether it existed.
+    /// Adds a buffered listener: instead of a callback, each call queues the event (with this
+    /// listener's id) into `queue`, for any thread to drain. Kinds and ids as in
+    /// [`Store::add_listener_of_kind`]. Removing the listener discards its queued events.
+    pub fn add_buffered_listener(&self, queue: &Arc<EventQueue>, kind: ListenerKind, ids: &[Option<&str>]) -> Result<ListenerId> {
+        Self::check_ids(kind, ids)?;
+        Ok(self.add_listener_with(kind, ids, |id| queue::sink(queue.clone(), id)))
+    }
+
+    /// Removes a listener; returns whether it existed. Once this returns the listener is never
+    /// called again, its runs in progress on other threads have returned and its callback was
+    /// dropped. Except when called from inside a listener callback or inside a transaction on
+    /// this thread (what such a run may itself be waiting for): then it does not wait; the
+    /// listener is never called again after the runs in progress, and the last of them drops
+    /// the callback. Removing a listener from inside its own callback is such a case.
     pub fn del_listener(&self, id: ListenerId) -> bool {
-        self.shared.listeners.lock().remove(id)
+        let Some(entry) = self.shared.listeners.lock().remove(id) else { return false };
+        let wait = listeners::call_depth() == 0 && !self.shared.core.is_owned_by_current_thread();
+        entry.remove(wait)
     }
 
     /// Number of listeners registered.
@@ -692,69 +738,59 @@ impl Store {
     /// Replaces all tables (tables not given are deleted).
     pub fn set_tables(&self, tables: &Tables) -> Result<()> {
         let tables = tables_in_typed(tables)?;
-        self.mutate(|c| c.set_tables(&tables));
-        Ok(())
+        self.write(|c| c.set_tables(&tables))
     }
     /// Replaces a table.
     pub fn set_table(&self, table_id: &str, table: &Table) -> Result<()> {
         let table = table_in_typed(table)?;
-        self.mutate(|c| c.set_table(table_id, &table));
-        Ok(())
+        self.write(|c| c.set_table(table_id, &table))
     }
     /// Replaces a row.
     pub fn set_row(&self, table_id: &str, row_id: &str, row: &Row) -> Result<()> {
         let row = row_in_typed(row)?;
-        self.mutate(|c| c.set_row(table_id, row_id, &row));
-        Ok(())
+        self.write(|c| c.set_row(table_id, row_id, &row))
     }
     /// Adds a row with a new id and returns the id. As in TinyBase, ids are integers counted
     /// per table; with `reuse_row_ids` the ids of deleted rows are used first.
     pub fn add_row(&self, table_id: &str, row: &Row, reuse_row_ids: bool) -> Result<String> {
         let row = row_in_typed(row)?;
-        Ok(self.mutate(|c| c.add_row(table_id, &row, reuse_row_ids)).to_string())
+        Ok(self.write(|c| c.add_row(table_id, &row, reuse_row_ids))?.to_string())
     }
     /// Sets some cells of a row.
     pub fn set_partial_row(&self, table_id: &str, row_id: &str, row: &Row) -> Result<()> {
         let row = row_in_typed(row)?;
-        self.mutate(|c| c.set_partial_row(table_id, row_id, &row));
-        Ok(())
+        self.write(|c| c.set_partial_row(table_id, row_id, &row))
     }
     /// Sets a cell.
     pub fn set_cell(&self, table_id: &str, row_id: &str, cell_id: &str, cell: impl Into<Cell>) -> Result<()> {
         let v = Stored::from_cell(&cell.into())?;
-        self.mutate(|c| c.set_cell(table_id, row_id, cell_id, v));
-        Ok(())
+        self.write(|c| c.set_cell(table_id, row_id, cell_id, v))
     }
     /// Replaces all values.
     pub fn set_values(&self, values: &Values) -> Result<()> {
         let values = row_in_typed(values)?;
-        self.mutate(|c| c.set_values(&values));
-        Ok(())
+        self.write(|c| c.set_values(&values))
     }
     /// Sets some values.
     pub fn set_partial_values(&self, values: &Values) -> Result<()> {
         let values = row_in_typed(values)?;
-        self.mutate(|c| c.set_partial_values(&values));
-        Ok(())
+        self.write(|c| c.set_partial_values(&values))
     }
     /// Sets a value.
     pub fn set_value(&self, value_id: &str, value: impl Into<Cell>) -> Result<()> {
         let v = Stored::from_cell(&value.into())?;
-        self.mutate(|c| c.set_value(value_id, v));
-        Ok(())
+        self.write(|c| c.set_value(value_id, v))
     }
     /// Replaces tables and values (empty tables or values delete them all).
     pub fn set_content(&self, tables: &Tables, values: &Values) -> Result<()> {
         let tables = if tables.is_empty() { Vec::new() } else { tables_in_typed(tables)? };
         let values = if values.is_empty() { Vec::new() } else { row_in_typed(values)? };
-        self.mutate(|c| c.set_content(&tables, &values));
-        Ok(())
+        self.write(|c| c.set_content(&tables, &values))
     }
     /// Applies changes (None deletes).
     pub fn apply_changes(&self, changes: &Changes) -> Result<()> {
         let changes = changes_in_typed(changes)?;
-        self.mutate(|c| c.apply_changes(&changes));
-        Ok(())
+        self.write(|c| c.apply_changes(&changes))
     }
     /// Deletes all tables.
     pub fn del_tables(&self) {

@@ -488,6 +488,19 @@ TEST_F(TinyBase, RowCountAndHasEvents) {
     EXPECT_EQ(has, (std::vector<bool>{true, false}));
 }
 
+TEST_F(TinyBase, StaleListenerHandleNeverRemovesAnotherListener) {
+    Store s;
+    int calls = 0;
+    auto old = s.add_values_listener([](const Event&) {});
+    s.del_listener(old.id());  // removed behind the handle's back
+    auto fresh = s.add_values_listener([&](const Event&) { ++calls; });
+    EXPECT_NE(fresh.id(), old.id());
+    old.remove();  // the stale handle: must not remove the new registration
+    s.set_value("a", 1);
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(s.get_listener_count(), 1u);
+}
+
 TEST_F(TinyBase, ListenerRaiiRemoval) {
     Store s;
     int calls = 0;

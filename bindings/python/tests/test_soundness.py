@@ -60,3 +60,45 @@ def test_a_thread_ending_inside_start_transaction_is_rolled_back():
     run_within(lambda: s.set_value("after", 3))
     assert s.get_values() == {"kept": 1, "after": 3}
     s.close()
+
+
+def test_an_old_listener_handle_never_removes_a_new_listener():
+    s = Store()
+    calls = []
+    old = s.add_values_listener(lambda st: None)
+    s.del_listener(old.id)
+    new = s.add_values_listener(lambda st: calls.append(1))
+    assert new.id != old.id
+    old.remove()  # the stale handle: removes nothing
+    s.set_value("a", 1)
+    assert calls == [1]
+    assert new.active and s.get_listener_count() == 1
+    s.close()
+
+
+def test_listeners_removing_each_other_on_two_threads_do_not_deadlock():
+    s = Store()
+    barrier = threading.Barrier(2, timeout=5)
+    handles = {}
+
+    def remover(other):
+        def cb(st, *args):
+            barrier.wait()
+            handles[other].remove()
+
+        return cb
+
+    handles["x"] = s.add_value_listener("x", remover("y"))
+    handles["y"] = s.add_value_listener("y", remover("x"))
+
+    def both():
+        a = threading.Thread(target=s.set_value, args=("x", 1), daemon=True)
+        b = threading.Thread(target=s.set_value, args=("y", 1), daemon=True)
+        a.start()
+        b.start()
+        a.join()
+        b.join()
+
+    run_within(both)
+    assert s.get_listener_count() == 0
+    s.close()

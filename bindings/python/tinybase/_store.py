@@ -441,7 +441,9 @@ class Listener:
 
     def remove(self) -> None:
         """Removes the listener (idempotent; a no-op when the store is closed). Blocks until
-        calls of it in flight on other threads return."""
+        calls of it in flight on other threads return, except when called from inside a
+        listener callback or a transaction (then it does not wait; the listener is never
+        called again after those calls). Removes only this registration: ids are never reused."""
         store, self._store = self._store, None
         if store is not None and store._ptr is not None:
             store.del_listener(self.id)
