@@ -1384,7 +1384,8 @@ enum tb_status tb_store_set_tables_json(struct tb_store *store, const char *json
 enum tb_status tb_store_set_values_json(struct tb_store *store, const char *json);
 
 /**
- * setJson: sets tables and values from `[tables, values]` (wire form accepted).
+ * setJson: sets tables and values from `[tables, values]` (wire form accepted); as in
+ * TinyBase, a JSON object is taken as the tables alone (setTablesJson).
  */
 enum tb_status tb_store_set_json(struct tb_store *store, const char *json);
 

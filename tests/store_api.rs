@@ -192,3 +192,19 @@ fn plain_store_works_without_metadata() {
     s.finish_transaction(true).unwrap();
     assert_eq!(s.get_cell("t", "r", "b"), Some(Cell::Number(2.0)));
 }
+
+#[test]
+fn set_json_of_a_tables_object_sets_the_tables_as_tinybase_does() {
+    // TinyBase 10: setJson falls back to setTablesJson when the text is not [tables, values].
+    let s = Store::new();
+    s.set_value("old", 9).unwrap();
+    s.set_cell("x", "y", "z", 1).unwrap();
+    s.set_json(r#"{"t":{"r":{"c":1}}}"#).unwrap();
+    assert_eq!(s.get_json(), r#"[{"t":{"r":{"c":1}}},{"old":9}]"#);
+    s.set_json("{}").unwrap();
+    assert_eq!(s.get_json(), r#"[{},{"old":9}]"#);
+    // Invalid tables are still refused (PROTOCOL.md 12: errors where TinyBase ignores), untouched.
+    s.set_json(r#"{"t":{"r":{"c":{"o":1}}}}"#).unwrap();
+    assert!(s.set_json(r#"{"t":1}"#).is_err());
+    assert_eq!(s.get_json(), "[{\"t\":{\"r\":{\"c\":\"\u{FFFD}{\\\"o\\\":1}\"}}},{\"old\":9}]");
+}

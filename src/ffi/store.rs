@@ -271,7 +271,8 @@ pub unsafe extern "C" fn tb_store_set_values_json(store: *mut tb_store, json: *c
     set_json(store, json, |s, j| s.set_values_json(j))
 }
 
-/// setJson: sets tables and values from `[tables, values]` (wire form accepted).
+/// setJson: sets tables and values from `[tables, values]` (wire form accepted); as in
+/// TinyBase, a JSON object is taken as the tables alone (setTablesJson).
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_json(store: *mut tb_store, json: *const c_char) -> tb_status {
     set_json(store, json, |s, j| s.set_json(j))

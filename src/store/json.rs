@@ -55,7 +55,10 @@ impl Store {
     /// Sets the tables from JSON (cells may be objects, or U+FFFD-prefixed strings as
     /// `get_tables_json` writes them); an empty object deletes all tables.
     pub fn set_tables_json(&self, json: &str) -> Result<()> {
-        let tables = tables_in_json(&parse_json(json)?, true)?;
+        self.set_tables_parsed(&parse_json(json)?)
+    }
+    fn set_tables_parsed(&self, json: &Json) -> Result<()> {
+        let tables = tables_in_json(json, true)?;
         self.write(|c| if tables.is_empty() { c.del_tables() } else { c.set_tables(&tables) })
     }
     /// Sets the values from JSON; an empty object deletes all values.
@@ -63,9 +66,14 @@ impl Store {
         let values = row_in_json(&parse_json(json)?, true)?;
         self.write(|c| if values.is_empty() { c.del_values() } else { c.set_values(&values) })
     }
-    /// Sets tables and values from `[tables, values]` JSON (TinyBase's `setJson`).
+    /// Sets tables and values from `[tables, values]` JSON (TinyBase's `setJson`). As in
+    /// TinyBase, a JSON object is taken as tables alone (`setTablesJson`).
     pub fn set_json(&self, json: &str) -> Result<()> {
-        let (tables, values) = content_in_json(&parse_json(json)?, true)?;
+        let json = parse_json(json)?;
+        if json.is_object() {
+            return self.set_tables_parsed(&json);
+        }
+        let (tables, values) = content_in_json(&json, true)?;
         self.write(|c| c.set_content(&tables, &values))
     }
     /// `setContent` with `[tables, values]` JSON in the decoded form.

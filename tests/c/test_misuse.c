@@ -179,7 +179,7 @@ int main(void) {
     CHECK(out == (char *)0x1);
     /* well-formed JSON of the wrong shape */
     CHECK_STATUS(tb_store_set_tables_json(st, "[1]"), TB_ERROR_INVALID_SHAPE);
-    CHECK_STATUS(tb_store_set_json(st, "{}"), TB_ERROR_INVALID_SHAPE);
+    CHECK_STATUS(tb_store_set_json(st, "[1,2]"), TB_ERROR_INVALID_SHAPE); /* ("{}" is tables: TinyBase) */
     CHECK_STATUS(tb_mergeable_store_apply_mergeable_changes_json(m, "{\"a\":1}"), TB_ERROR_INVALID_SHAPE);
     /* an HLC far in the future is refused, and nothing is applied */
     CHECK(tb_mergeable_store_apply_mergeable_changes_json(
