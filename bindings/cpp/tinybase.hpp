@@ -466,7 +466,8 @@ public:
     }
     ~Listener() { reset(); }
 
-    /// The listener id (0 when empty).
+    /// The listener id (0 when empty: registered ids are never 0 and never reused, so a handle
+    /// only ever removes its own registration).
     uint64_t id() const noexcept { return id_; }
     /// Whether this handle still owns a registration.
     bool active() const noexcept { return store_ != nullptr; }
