@@ -692,14 +692,20 @@ enum tb_status tb_store_new(struct tb_store **out);
 
 /**
  * Another owned reference to the same store (shared; the store lives until every reference is
- * freed). Works on tb_store views of mergeable stores too.
+ * freed). Works on tb_store views of mergeable stores too. TB_ERROR_INVALID_STATE when the
+ * last reference was already freed (seen only by a callback still running after it).
  */
 enum tb_status tb_store_clone(struct tb_store *store, struct tb_store **out);
 
 /**
- * Releases one reference from tb_store_new() or tb_store_clone(). NULL is fine. Freeing the
- * last reference removes the store's listeners (releasing their user_data); it blocks until
- * their in-flight calls on other threads return. Never free a borrowed view.
+ * Releases one reference from tb_store_new() or tb_store_clone(). NULL is fine. Never free a
+ * borrowed view, nor a reference that a call still in progress uses (on any thread, including
+ * the call whose callback is running). Freeing the last reference removes the listeners added
+ * through it and releases their user_data; it first BLOCKS until listener callbacks running on
+ * other threads (e.g. on a synchronizer's worker) have returned, so once it returns none runs
+ * again. Called from inside one of those callbacks it does not wait: the listeners are removed
+ * (and their release called) when the last callback in flight returns. The store's content
+ * lives on while a synchronizer uses it.
  */
 void tb_store_free(struct tb_store *store);
 
@@ -728,14 +734,15 @@ enum tb_status tb_mergeable_store_new_with_clock(const char *unique_id,
                                                  struct tb_mergeable_store **out);
 
 /**
- * Another owned reference to the same mergeable store.
+ * Another owned reference to the same mergeable store (TB_ERROR_INVALID_STATE as
+ * tb_store_clone()).
  */
 enum tb_status tb_mergeable_store_clone(struct tb_mergeable_store *store,
                                         struct tb_mergeable_store **out);
 
 /**
  * Releases one reference from tb_mergeable_store_new*() or tb_mergeable_store_clone(). NULL
- * is fine. Blocks as tb_store_free() does.
+ * is fine. The last one BLOCKS as tb_store_free() says (same rules).
  */
 void tb_mergeable_store_free(struct tb_mergeable_store *store);
 

@@ -233,7 +233,7 @@ impl FfiListener {
             }
             st.in_flight.push(me);
         }
-        let handle = self.handle.upgrade();
+        let handle = Handle::enter(&self.handle);
         if let Some(h) = &handle {
             let id = self.id.load(Ordering::Acquire);
             // The sink is only taken once no call is in flight, so it is present here.
@@ -266,7 +266,7 @@ impl FfiListener {
         if release_now {
             self.release();
         }
-        drop(handle);
+        Handle::leave(handle);
     }
 
     /// Stops calls, waits for in-flight calls on other threads, then releases the host data
