@@ -221,7 +221,8 @@ pub unsafe extern "C" fn tb_mergeable_store_new(unique_id: *const c_char, out: *
 
 /// Creates an empty MergeableStore whose clock is `now(user_data)` (TinyBase's getNow).
 /// `unique_id` may be NULL (random). `release(user_data)`, if given, is called once when the
-/// store itself is destroyed (its last reference freed). On failure nothing is taken over.
+/// store itself is destroyed: its last reference freed and every synchronizer of it freed (a
+/// synchronizer keeps the store, and its clock, until then). On failure nothing is taken over.
 #[no_mangle]
 pub unsafe extern "C" fn tb_mergeable_store_new_with_clock(
     unique_id: *const c_char,
