@@ -184,3 +184,31 @@ def test_close_queue_inside_notify(live_handles):
     with pytest.raises(ClosedError):
         q.poll()
     s.close()
+
+
+def test_last_close_waits_for_listener_on_worker_thread(live_handles):
+    """The last close of a store returns only after its listener running on a synchronizer's
+    worker thread has returned (the native free waits; the GIL is released meanwhile)."""
+    import threading
+    import time
+
+    bus = LocalBus()
+    a, b = MergeableStore("a"), MergeableStore("b")
+    sa, sb = bus.create_synchronizer(a), bus.create_synchronizer(b)
+    sa.start_sync()
+    sb.start_sync()
+    entered = threading.Event()
+    finished = []
+
+    def listener(store, value_id, new, old):
+        entered.set()
+        time.sleep(0.3)
+        finished.append(new)
+
+    b.add_value_listener("v", listener)
+    a.set_value("v", 1)
+    assert entered.wait(10)
+    b.close()
+    assert finished == [1]
+    for h in (sa, sb, a, bus):
+        h.close()
