@@ -3,7 +3,8 @@
  * reference, not the host's). The last tb_mergeable_store_free() / tb_store_free() returns only
  * after that callback returned and the listener's user_data was released, so a host may free
  * its context right after it (valgrind sees any later use). Called from inside such a callback,
- * the free does not wait (no deadlock): the store is torn down when the callback returns. */
+ * the free does not wait (no deadlock): the store is torn down when the callback returns.
+ * Also the header's lock contract for listeners (which run with the store's lock held). */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
 #include <pthread.h>
@@ -191,6 +192,72 @@ static void plain_store_clone_on_writer_thread(void) {
     free(c);
 }
 
+/* ---- the header's lock contract for listeners: change listeners after
+ * tb_store_finish_transaction() run with the store's lock released (another thread's write
+ * completes meanwhile); start- and will-finish-transaction listeners run with it held (another
+ * thread's write waits until the transaction is over). */
+static tb_store *lc_store;
+static atomic_int lc_writer_done;
+static atomic_int lc_armed;
+static atomic_int lc_seen; /* 1: the writer completed while the listener waited */
+static pthread_t lc_thread;
+
+static void *lc_writer(void *arg) {
+    (void)arg;
+    if (tb_store_set_value_json(lc_store, "other", "1") == TB_OK) atomic_store(&lc_writer_done, 1);
+    return NULL;
+}
+
+static void lc_spawn_writer(void) {
+    atomic_store(&lc_writer_done, 0);
+    pthread_create(&lc_thread, NULL, lc_writer, NULL);
+}
+
+static void lc_change_listener(void *ud, tb_store *st, const tb_event *e) {
+    (void)ud; (void)st; (void)e;
+    if (!atomic_exchange(&lc_armed, 0)) return;
+    lc_spawn_writer();
+    atomic_store(&lc_seen, wait_flag(&lc_writer_done, 5));
+}
+
+static void lc_locked_listener(void *ud, tb_store *st, const tb_event *e) {
+    (void)ud; (void)st; (void)e;
+    if (!atomic_exchange(&lc_armed, 0)) return;
+    lc_spawn_writer();
+    sleep_ms(100); /* the writer cannot finish while this transaction holds the lock */
+    atomic_store(&lc_seen, atomic_load(&lc_writer_done));
+}
+
+static void listener_lock_contract(void) {
+    CHECK_OK(tb_store_new(&lc_store));
+    uint64_t id = 0;
+    /* change listener after start/finish: unlocked */
+    CHECK_OK(tb_store_add_value_listener(lc_store, "v", lc_change_listener, NULL, NULL, &id));
+    atomic_store(&lc_armed, 1);
+    atomic_store(&lc_seen, -1);
+    CHECK_OK(tb_store_start_transaction(lc_store));
+    CHECK_OK(tb_store_set_value_json(lc_store, "v", "1"));
+    CHECK_OK(tb_store_finish_transaction(lc_store, false));
+    pthread_join(lc_thread, NULL);
+    CHECK(atomic_load(&lc_seen) == 1);
+    CHECK_OK(tb_store_del_listener(lc_store, id));
+    /* start- and will-finish-transaction listeners: locked */
+    tb_listener_kind kinds[2] = {TB_LISTENER_START_TRANSACTION, TB_LISTENER_WILL_FINISH_TRANSACTION};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(tb_store_add_listener(lc_store, kinds[k], NULL, NULL, NULL, lc_locked_listener, NULL, NULL, &id));
+        atomic_store(&lc_armed, 1);
+        atomic_store(&lc_seen, -1);
+        CHECK_OK(tb_store_start_transaction(lc_store));
+        CHECK_OK(tb_store_set_value_json(lc_store, "v", k ? "3" : "2"));
+        CHECK_OK(tb_store_finish_transaction(lc_store, false));
+        pthread_join(lc_thread, NULL); /* the writer went through once the transaction ended */
+        CHECK(atomic_load(&lc_seen) == 0);
+        CHECK(atomic_load(&lc_writer_done) == 1);
+        CHECK_OK(tb_store_del_listener(lc_store, id));
+    }
+    tb_store_free(lc_store);
+}
+
 int main(void) {
     signal(SIGALRM, on_alarm);
     alarm(RUNNING_ON_VALGRIND ? 300 : 60);
@@ -202,6 +269,8 @@ int main(void) {
     last_free_from_inside_callback();
     CHECK(tb_debug_live_handles() == base);
     plain_store_clone_on_writer_thread();
+    CHECK(tb_debug_live_handles() == base);
+    listener_lock_contract();
     CHECK(tb_debug_live_handles() == base);
     return tb_finish("test_release");
 }
