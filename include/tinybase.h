@@ -37,10 +37,11 @@
  *     uses it. Borrowed views (tb_mergeable_store_as_store, tb_store_as_mergeable, the store
  *     passed to callbacks) must not be freed.
  *   - *_free() must not race other calls that use the reference it releases: free a reference
- *     only once every call made with it has returned, on every thread (including a call whose
- *     callback is running now, e.g. the tb_store_transaction() or the write whose listener
- *     frees), and never use it afterwards. The library does not make that safe: keep one
- *     reference per thread (tb_store_clone()) when threads' lifetimes differ.
+ *     only once every call made with it on other threads has returned, and never use it
+ *     afterwards. The library does not make that safe: keep one reference per thread
+ *     (tb_store_clone()) when threads' lifetimes differ. On the calling thread, a callback of
+ *     a write, transaction, merge or tb_store_call_listener() made with a store reference may
+ *     free that reference: the call keeps the store until it returns.
  *   - char* returned through an out-parameter is owned by the caller and freed only with
  *     tb_string_free() (never libc free()).
  *   - tb_value written by tb_store_get_cell()/tb_store_get_value() owns its string; release it
@@ -65,8 +66,9 @@
  *     store's last reference waits until every listener callback using it on other threads
  *     (e.g. on a synchronizer's worker) has returned, then removes the listeners and releases
  *     their user_data: once it returns, none of them runs again. Called from inside one of
- *     those callbacks it does not wait (no deadlock): the listeners are removed, and their
- *     release called, when the last callback in flight returns, on that callback's thread. Do
+ *     the store's listener callbacks or a tb_store_transaction() body it does not wait (no
+ *     deadlock): the listeners are removed, and their release called, when the last such
+ *     callback in flight returns, on that callback's thread. Do
  *     not free a store's last reference while this thread holds a transaction open on it.
  *     tb_event_queue_wait() blocks up to its timeout.
  *     Synchronizers: tb_synchronizer_start_sync(), _load() and _start_auto_load() block until
@@ -113,8 +115,8 @@
  *     held, on any thread that writes or merges the store, never concurrently for one store.
  *     It must not call into this library.
  *   - Transaction callbacks (tb_transaction_fn) are called once, synchronously, on the
- *     calling thread, with the store's lock held; they may call tb_store_* functions on the
- *     store they receive (not free the reference the transaction call uses, see OWNERSHIP).
+ *     calling thread, with the store's lock held; they may call any tb_store_* function on the
+ *     store they receive (freeing it last: see OWNERSHIP).
  *
  * ============================================================================================
  * SYNCHRONIZERS
@@ -723,13 +725,15 @@ enum tb_status tb_store_clone(struct tb_store *store, struct tb_store **out);
 
 /**
  * Releases one reference from tb_store_new() or tb_store_clone(). NULL is fine. Never free a
- * borrowed view, nor a reference that a call still in progress uses (on any thread, including
- * the call whose callback is running). Freeing the last reference removes the listeners added
+ * borrowed view, nor a reference that a call in progress on another thread uses. From inside
+ * a callback of a write, transaction, merge or tb_store_call_listener() made with it on this
+ * thread it may be freed: that call keeps the store until it returns (but do not use the
+ * reference after the free). Freeing the last reference removes the listeners added
  * through it and releases their user_data; it first BLOCKS until listener callbacks running on
  * other threads (e.g. on a synchronizer's worker) have returned, so once it returns none runs
- * again. Called from inside one of those callbacks it does not wait: the listeners are removed
- * (and their release called) when the last callback in flight returns. The store's content
- * lives on while a synchronizer uses it.
+ * again. Called from inside one of those callbacks (or a tb_store_transaction() body) it does
+ * not wait: the listeners are removed (and their release called) when the last callback in
+ * flight returns. The store's content lives on while a synchronizer uses it.
  */
 void tb_store_free(struct tb_store *store);
 

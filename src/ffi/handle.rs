@@ -116,6 +116,56 @@ pub(crate) unsafe fn handle<'a>(p: *const tb_store) -> FfiResult<&'a Handle> {
     Ok(&*(p as *const Handle))
 }
 
+/// A handle kept alive (one more strong count) for a call that may run host callbacks on the
+/// calling thread (writes, transactions): one of them may free the host's last reference, and
+/// the call still uses the handle after it returns.
+pub(crate) struct Held(Arc<Handle>);
+
+impl std::ops::Deref for Held {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        &self.0
+    }
+}
+
+impl Held {
+    /// The MergeableStore (present: checked by [`held_mergeable`]).
+    pub(crate) fn mergeable(&self) -> &MergeableStore {
+        self.0.mergeable.as_ref().expect("checked by held_mergeable")
+    }
+
+    /// Counts the calling thread as a callback in flight until the guard drops, so that the
+    /// host's last free from inside a callback of this call does not wait (it would wait for
+    /// callbacks that wait for this call's lock): the listeners are removed when it drops.
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        Entered(self, self.life.enter())
+    }
+}
+
+/// See [`Held::enter`].
+pub(crate) struct Entered<'a>(&'a Held, bool);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if self.1 && self.0.life.leave() {
+            self.0.remove_listeners();
+        }
+    }
+}
+
+/// The handle behind a store pointer, held for the call (see [`Held`]).
+pub(crate) unsafe fn held(p: *const tb_store) -> FfiResult<Held> {
+    handle(p)?;
+    Arc::increment_strong_count(p as *const Handle);
+    Ok(Held(Arc::from_raw(p as *const Handle)))
+}
+
+/// The handle behind a mergeable store pointer, held for the call (see [`Held`]).
+pub(crate) unsafe fn held_mergeable(p: *const tb_mergeable_store) -> FfiResult<Held> {
+    mergeable(p)?;
+    held(p as *const tb_store)
+}
+
 /// The handle and MergeableStore behind a mergeable store pointer.
 pub(crate) unsafe fn mergeable<'a>(p: *const tb_mergeable_store) -> FfiResult<(&'a Handle, &'a MergeableStore)> {
     if p.is_null() {
@@ -174,13 +224,15 @@ pub unsafe extern "C" fn tb_store_clone(store: *mut tb_store, out: *mut *mut tb_
 }
 
 /// Releases one reference from tb_store_new() or tb_store_clone(). NULL is fine. Never free a
-/// borrowed view, nor a reference that a call still in progress uses (on any thread, including
-/// the call whose callback is running). Freeing the last reference removes the listeners added
+/// borrowed view, nor a reference that a call in progress on another thread uses. From inside
+/// a callback of a write, transaction, merge or tb_store_call_listener() made with it on this
+/// thread it may be freed: that call keeps the store until it returns (but do not use the
+/// reference after the free). Freeing the last reference removes the listeners added
 /// through it and releases their user_data; it first BLOCKS until listener callbacks running on
 /// other threads (e.g. on a synchronizer's worker) have returned, so once it returns none runs
-/// again. Called from inside one of those callbacks it does not wait: the listeners are removed
-/// (and their release called) when the last callback in flight returns. The store's content
-/// lives on while a synchronizer uses it.
+/// again. Called from inside one of those callbacks (or a tb_store_transaction() body) it does
+/// not wait: the listeners are removed (and their release called) when the last callback in
+/// flight returns. The store's content lives on while a synchronizer uses it.
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_free(store: *mut tb_store) {
     guard_or((), || {

@@ -1,7 +1,7 @@
 //! Listeners: C callbacks and buffered delivery through event queues.
 
 use crate::ffi::error::{fail, guard, guard_or, tb_status, FfiResult};
-use crate::ffi::handle::{handle, tb_release_fn, tb_store, Handle, HostData};
+use crate::ffi::handle::{handle, held, tb_release_fn, tb_store, Handle, HostData};
 use crate::ffi::strings::{non_null, opt_str_in};
 use crate::ffi::value::{tb_value, value_borrowed};
 use crate::ffi::{live_dec, live_inc};
@@ -560,7 +560,7 @@ pub unsafe extern "C" fn tb_store_del_listener(store: *mut tb_store, listener_id
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_call_listener(store: *mut tb_store, listener_id: u64) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         h.store.call_listener(listener_id);
         Ok(())
     })

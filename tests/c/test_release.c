@@ -259,6 +259,54 @@ static void listener_lock_contract(void) {
     tb_store_free(lc_store);
 }
 
+/* ---- the last reference freed by a callback of a call made with it, on the same thread: a
+ * listener fired by the host's own write, a transaction body. Allowed: the call keeps the
+ * store alive until it returns, the listeners are removed (release called) once the callback
+ * returned, and nothing reads freed memory (valgrind). */
+static tb_store *own_last;
+static atomic_int own_released;
+static void own_release(void *ud) { (void)ud; atomic_fetch_add(&own_released, 1); }
+
+static void own_free_listener(void *ud, tb_store *view, const tb_event *e) {
+    (void)ud; (void)view; (void)e;
+    tb_store *s = own_last;
+    own_last = NULL;
+    if (s) tb_store_free(s);
+}
+
+static void own_other_listener(void *ud, tb_store *view, const tb_event *e) {
+    (void)ud; (void)e;
+    size_t n = 0;
+    (void)tb_store_get_listener_count(view, &n);
+}
+
+static bool own_free_tx(void *ud, tb_store *s) {
+    (void)ud;
+    if (tb_store_set_value_json(s, "v", "2") != TB_OK) atomic_fetch_add(&thread_failures, 1);
+    tb_store_free(s); /* the only reference: the transaction call still holds the store */
+    return false;
+}
+
+static void last_free_inside_own_call(void) {
+    uint64_t id = 0;
+    for (int round = 0; round < 2; round++) {
+        tb_store *s = NULL;
+        CHECK_OK(tb_store_new(&s));
+        atomic_store(&own_released, 0);
+        /* the other listeners run after the freeing one (or are removed before they run) */
+        for (int i = 0; i < 3; i++)
+            CHECK_OK(tb_store_add_value_listener(s, "v", i == 0 && round == 0 ? own_free_listener : own_other_listener, NULL, own_release, &id));
+        if (round == 0) {
+            own_last = s;
+            CHECK_OK(tb_store_set_value_json(s, "v", "1")); /* a listener frees s: returns fine */
+            CHECK(own_last == NULL);
+        } else {
+            CHECK_OK(tb_store_transaction(s, own_free_tx, NULL));
+        }
+        CHECK(atomic_load(&own_released) == 3); /* every listener removed once the call returned */
+    }
+}
+
 int main(void) {
     signal(SIGALRM, on_alarm);
     alarm(RUNNING_ON_VALGRIND ? 300 : 60);
@@ -272,6 +320,8 @@ int main(void) {
     plain_store_clone_on_writer_thread();
     CHECK(tb_debug_live_handles() == base);
     listener_lock_contract();
+    CHECK(tb_debug_live_handles() == base);
+    last_free_inside_own_call();
     CHECK(tb_debug_live_handles() == base);
     CHECK(atomic_load(&thread_failures) == 0);
     return tb_finish("test_release");
