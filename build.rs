@@ -1,8 +1,8 @@
-//! Generates the C header `include/tinybase.h` from `src/ffi/` with the pinned cbindgen.
+//! Generates the C header from `src/ffi/` with the pinned cbindgen, into `$OUT_DIR/tinybase.h`
+//! only: a build never writes into the source tree (read-only and vendored builds work).
 //!
-//! The header is always written to `$OUT_DIR/tinybase.h`; `include/tinybase.h` (the committed
-//! copy) is updated when it differs. `scripts/check-header.sh` compares the two and fails when
-//! the committed header is stale.
+//! `include/tinybase.h` is the committed copy. `scripts/check-header.sh` fails when it differs
+//! from what this script generates; `scripts/check-header.sh --update` refreshes it.
 
 use std::path::PathBuf;
 
@@ -29,12 +29,5 @@ fn main() {
         .with_src(crate_dir.join("src/ffi/mod.rs"))
         .generate()
         .expect("cbindgen could not generate the header");
-    let generated = out_dir.join("tinybase.h");
-    bindings.write_to_file(&generated);
-    let text = std::fs::read(&generated).expect("generated header");
-    let committed = crate_dir.join("include/tinybase.h");
-    if std::fs::read(&committed).ok().as_deref() != Some(text.as_slice()) {
-        std::fs::create_dir_all(crate_dir.join("include")).expect("include/");
-        std::fs::write(&committed, &text).expect("include/tinybase.h");
-    }
+    bindings.write_to_file(out_dir.join("tinybase.h"));
 }

@@ -23,15 +23,25 @@
  *   tb_last_error_message() (borrowed, valid until the next failing call on this thread) or
  *   tb_last_error_message_copy() (copies into a caller buffer; call it right after the failing
  *   call, before the host may move the task to another OS thread). No panic crosses the
- *   boundary: an internal panic becomes TB_ERROR_PANIC and the store is left unchanged.
+ *   boundary: an internal panic becomes TB_ERROR_PANIC. Outside a transaction the store is
+ *   left unchanged (the call's own transaction is rolled back); inside an open transaction the
+ *   failed call may have left part of its changes in it: roll that transaction back.
  *   NULL where a pointer is required gives TB_ERROR_NULL_PARAMETER; invalid UTF-8 gives
  *   TB_ERROR_INVALID_UTF8.
  *
  * OWNERSHIP
  *   - Handles: *_new() gives an owned reference; *_clone() another owned reference to the
- *     same store (reference counted); *_free() releases one reference (NULL is fine). The store
- *     lives until its last reference is freed. Borrowed views (tb_mergeable_store_as_store,
- *     tb_store_as_mergeable, the store passed to callbacks) must not be freed.
+ *     same store (reference counted; the same pointer value); *_free() releases one reference
+ *     (NULL is fine). Freeing a store's last reference removes the listeners added through it
+ *     (see THREAD-SAFETY for when it waits); the store's content lives on while a synchronizer
+ *     uses it. Borrowed views (tb_mergeable_store_as_store, tb_store_as_mergeable, the store
+ *     passed to callbacks) must not be freed.
+ *   - *_free() must not race other calls that use the reference it releases: free a reference
+ *     only once every call made with it on other threads has returned, and never use it
+ *     afterwards. The library does not make that safe: keep one reference per thread
+ *     (tb_store_clone()) when threads' lifetimes differ. On the calling thread, a callback of
+ *     a write, transaction, merge or tb_store_call_listener() made with a store reference may
+ *     free that reference: the call keeps the store until it returns.
  *   - char* returned through an out-parameter is owned by the caller and freed only with
  *     tb_string_free() (never libc free()).
  *   - tb_value written by tb_store_get_cell()/tb_store_get_value() owns its string; release it
@@ -50,9 +60,17 @@
  *     see half of it.
  *   - BLOCKING: every tb_store_* / tb_mergeable_store_* function may wait while another
  *     thread is inside a transaction on the same store (transactions hold the store's lock
- *     from start to finish; it is re-entrant for the owning thread). tb_store_del_listener()
- *     and the free of a store's last handle wait until in-flight calls of the listener(s) on
- *     other threads have returned. tb_event_queue_wait() blocks up to its timeout.
+ *     from start to finish; it is re-entrant for the owning thread), or inside a start- or
+ *     will-finish-transaction listener (they run with the lock held). tb_store_del_listener()
+ *     waits until in-flight calls of the listener on other threads have returned. The free of a
+ *     store's last reference waits until every listener callback using it on other threads
+ *     (e.g. on a synchronizer's worker) has returned, then removes the listeners and releases
+ *     their user_data: once it returns, none of them runs again. Called from inside one of
+ *     the store's listener callbacks or a tb_store_transaction() body it does not wait (no
+ *     deadlock): the listeners are removed, and their release called, when the last such
+ *     callback in flight returns, on that callback's thread. Do
+ *     not free a store's last reference while this thread holds a transaction open on it.
+ *     tb_event_queue_wait() blocks up to its timeout.
  *     Synchronizers: tb_synchronizer_start_sync(), _load() and _start_auto_load() block until
  *     their load has finished (up to the request timeout, a few times at most, when no peer
  *     answers); the other commands (_stop_sync, _save, _start/_stop_auto_*) block briefly
@@ -60,11 +78,13 @@
  *     tb_local_bus_wait_for_idle() block up to their timeout; _destroy() and _free() block
  *     until the worker thread has stopped. Nothing else blocks: in particular
  *     tb_synchronizer_receive() and _receive_framed() never do.
- *   - Listeners run after the transaction commits, on the thread that made the change, with
- *     no internal lock held (except: with start/finish_transaction, listeners run inside
- *     tb_store_finish_transaction before the store's lock taken by start is released, so
- *     other threads wait until they return). A listener may read the store, write it (a
- *     new transaction; its listeners run when it finishes), add and remove listeners.
+ *   - Change listeners (tables ... value kinds) and did-finish-transaction listeners run after
+ *     the transaction commits, on the thread that made the change, with the store's lock
+ *     released (also when it ends in tb_store_finish_transaction()). A listener may read the
+ *     store, write it (a new transaction; its listeners run when it finishes), add and remove
+ *     listeners. Start-transaction and will-finish-transaction listeners run inside the
+ *     transaction with the store's lock held (other threads wait for them); their writes join
+ *     the transaction.
  *   - Deadlock caveat: do not call tb_store_del_listener() for a listener that may be running
  *     on another thread and waiting for this store while the calling thread holds an open
  *     transaction.
@@ -74,29 +94,34 @@
  * CALLBACK CONTRACT
  *   - Every callback takes the host's user_data first. An optional release(user_data) is
  *     called exactly once, when the library no longer needs user_data (listener removed,
- *     store freed, ...), on the thread that removed it (or, for a listener removed while
- *     calls of it were in flight, possibly on the thread whose call returns last). If the
- *     registering call fails, the library has not taken ownership and release is NOT called.
+ *     store's last reference freed, ...), on the thread whose call let go of it; when that call
+ *     ran inside a callback still using user_data (a listener removing itself, a last free
+ *     from inside a listener), after that callback returned, on its thread. If the registering
+ *     call fails, the library has not taken ownership and release is NOT called.
  *   - Listener callbacks (tb_listener_fn) are called on the thread that committed the change
- *     (any thread that writes the store), possibly concurrently from several threads; the
+ *     (any thread that writes the store, a synchronizer's worker included; or the caller of
+ *     tb_store_call_listener()), possibly concurrently from several threads; the
  *     user_data must therefore be safe to use from any thread. Change and did-finish listeners
  *     run with no lock of the library held; start and will-finish transaction listeners run
  *     inside the transaction, with the store's lock held (other threads wait). They may
- *     re-enter the API (read, write, add or remove listeners, even remove themselves); a
- *     removal from inside any callback does not wait (see tb_store_del_listener). Listener
- *     calls nest at most TB_MAX_LISTENER_NESTING deep on a thread: a write that would go
- *     deeper fails with TB_ERROR_INVALID_STATE. Arguments (the store view, the event and all
- *     its strings) are borrowed for the duration of the call only: copy what you keep.
+ *     re-enter the API (read, write, add or remove listeners, even remove themselves: then
+ *     release runs after the callback returns); a removal from inside any callback does not
+ *     wait (see tb_store_del_listener). Listener calls nest at most TB_MAX_LISTENER_NESTING
+ *     deep on a thread: a write that would go deeper fails with TB_ERROR_INVALID_STATE.
+ *     Arguments (the store view, the event and all its strings) are borrowed for the duration
+ *     of the call only: copy what you keep.
  *   - Hosts that need notifications on a thread of their choosing use buffered delivery:
  *     tb_store_add_buffered_listener() queues owned events into a tb_event_queue that the
  *     host drains with tb_event_queue_poll()/tb_event_queue_wait() on its own thread; an
- *     optional notify callback says when the queue becomes non-empty.
+ *     optional notify callback says when the queue becomes non-empty. It runs on the writing
+ *     thread while a mutex of the buffered listener that queued the event is held (other
+ *     threads' calls of that listener wait): it must not block, nor wait for another thread.
  *   - The clock callback (tb_now_fn) of a mergeable store is called with the store's lock
  *     held, on any thread that writes or merges the store, never concurrently for one store.
  *     It must not call into this library.
  *   - Transaction callbacks (tb_transaction_fn) are called once, synchronously, on the
- *     calling thread, with the store's lock held; they may call any tb_store_* function on
- *     the store they receive.
+ *     calling thread, with the store's lock held; they may call any tb_store_* function on the
+ *     store they receive (freeing it last: see OWNERSHIP).
  *
  * ============================================================================================
  * SYNCHRONIZERS
@@ -105,7 +130,8 @@
  *     on_send / on_receive / on_ignored_error hooks are called there, never concurrently for
  *     one synchronizer, never under a store lock, with arguments borrowed for the call only.
  *     Callbacks may call tb_synchronizer_receive() and store functions; they must not destroy
- *     or free synchronizers (destroying their own gives TB_ERROR_INVALID_STATE) and should
+ *     or free other synchronizers (destroying their own gives TB_ERROR_INVALID_STATE; freeing
+ *     their own is deferred until the callback returned, see tb_synchronizer_free) and should
  *     not call the blocking synchronizer functions (from a synchronizer's own callback,
  *     start_sync/load/... are queued instead of waited for).
  *   - Custom transports are the first-class way to sync: the host sends what send() gives it
@@ -127,7 +153,7 @@
 #ifndef TINYBASE_H
 #define TINYBASE_H
 
-/* Generated by cbindgen from src/ffi/ (see build.rs). Do not edit by hand. */
+/* Generated by cbindgen from src/ffi/ (see build.rs). Do not edit by hand: scripts/check-header.sh --update refreshes it. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -707,14 +733,22 @@ enum tb_status tb_store_new(struct tb_store **out);
 
 /**
  * Another owned reference to the same store (shared; the store lives until every reference is
- * freed). Works on tb_store views of mergeable stores too.
+ * freed). Works on tb_store views of mergeable stores too. TB_ERROR_INVALID_STATE when the
+ * last reference was already freed (seen only by a callback still running after it).
  */
 enum tb_status tb_store_clone(struct tb_store *store, struct tb_store **out);
 
 /**
- * Releases one reference from tb_store_new() or tb_store_clone(). NULL is fine. Freeing the
- * last reference removes the store's listeners (releasing their user_data); it blocks until
- * their in-flight calls on other threads return. Never free a borrowed view.
+ * Releases one reference from tb_store_new() or tb_store_clone(). NULL is fine. Never free a
+ * borrowed view, nor a reference that a call in progress on another thread uses. From inside
+ * a callback of a write, transaction, merge or tb_store_call_listener() made with it on this
+ * thread it may be freed: that call keeps the store until it returns (but do not use the
+ * reference after the free). Freeing the last reference removes the listeners added
+ * through it and releases their user_data; it first BLOCKS until listener callbacks running on
+ * other threads (e.g. on a synchronizer's worker) have returned, so once it returns none runs
+ * again. Called from inside one of those callbacks (or a tb_store_transaction() body) it does
+ * not wait: the listeners are removed (and their release called) when the last callback in
+ * flight returns. The store's content lives on while a synchronizer uses it.
  */
 void tb_store_free(struct tb_store *store);
 
@@ -734,7 +768,8 @@ enum tb_status tb_mergeable_store_new(const char *unique_id, struct tb_mergeable
 /**
  * Creates an empty MergeableStore whose clock is `now(user_data)` (TinyBase's getNow).
  * `unique_id` may be NULL (random). `release(user_data)`, if given, is called once when the
- * store itself is destroyed (its last reference freed). On failure nothing is taken over.
+ * store itself is destroyed: its last reference freed and every synchronizer of it freed (a
+ * synchronizer keeps the store, and its clock, until then). On failure nothing is taken over.
  */
 enum tb_status tb_mergeable_store_new_with_clock(const char *unique_id,
                                                  tb_now_fn now,
@@ -743,14 +778,15 @@ enum tb_status tb_mergeable_store_new_with_clock(const char *unique_id,
                                                  struct tb_mergeable_store **out);
 
 /**
- * Another owned reference to the same mergeable store.
+ * Another owned reference to the same mergeable store (TB_ERROR_INVALID_STATE as
+ * tb_store_clone()).
  */
 enum tb_status tb_mergeable_store_clone(struct tb_mergeable_store *store,
                                         struct tb_mergeable_store **out);
 
 /**
  * Releases one reference from tb_mergeable_store_new*() or tb_mergeable_store_clone(). NULL
- * is fine. Blocks as tb_store_free() does.
+ * is fine. The last one BLOCKS as tb_store_free() says (same rules).
  */
 void tb_mergeable_store_free(struct tb_mergeable_store *store);
 

@@ -1,26 +1,39 @@
 #!/usr/bin/env bash
-# CI gate: the committed include/tinybase.h must be exactly what the pinned cbindgen
-# (build.rs + cbindgen.toml) generates from src/ffi/. Regenerates the header into cargo's
-# OUT_DIR (a scratch directory) via `cargo build`, compares it with the committed copy, and
-# exits 1 when they differ (after refreshing include/tinybase.h in the working tree, so that
-# the fix is to commit it).
+# The committed include/tinybase.h must be exactly what the pinned cbindgen (build.rs +
+# cbindgen.toml) generates from src/ffi/. The build writes the header only into cargo's OUT_DIR,
+# never into the source tree: this script proves it by building a READ-ONLY copy of the crate
+# (without include/) in a scratch directory, then compares the header generated there with the
+# committed copy.
 #
-# Usage: scripts/check-header.sh [extra cargo build args, default --release]
+#   scripts/check-header.sh             exit 1 (with a diff) when include/tinybase.h is stale
+#   scripts/check-header.sh --update    refresh include/tinybase.h from the generated header
+#
+# CHECK_HEADER_TARGET_DIR overrides the target directory (default target/check-header, reused
+# between runs: only the first run compiles the build dependencies).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
 
-committed="$(mktemp)"
-trap 'rm -f "$committed"' EXIT
-if [ -f include/tinybase.h ]; then
-    cp include/tinybase.h "$committed"
-else
-    : > "$committed"
+update=0
+if [ "${1:-}" = "--update" ]; then
+    update=1
+    shift
 fi
+[ $# -eq 0 ] || { echo "usage: scripts/check-header.sh [--update]" >&2; exit 2; }
 
-args=("$@")
-[ ${#args[@]} -eq 0 ] && args=(--release)
+target_dir="${CHECK_HEADER_TARGET_DIR:-$ROOT/target/check-header}"
+scratch="$(mktemp -d)"
+trap 'chmod -R u+w "$scratch"; rm -rf "$scratch"' EXIT
+src="$scratch/tinybase-native"
+mkdir "$src"
+cp -R Cargo.toml build.rs cbindgen.toml src "$src/"
+[ -f Cargo.lock ] && cp Cargo.lock "$src/"
+[ -f "$src/Cargo.lock" ] || (cd "$src" && cargo generate-lockfile -q)
+chmod -R a-w "$src"
 
-out_dir="$(cargo build "${args[@]}" --message-format=json 2>/dev/null | python3 -c '
+# `cargo check` runs the build script without compiling the library: the quickest way to OUT_DIR.
+build() { (cd "$src" && cargo check --release --lib --target-dir "$target_dir" "$@"); }
+out_dir="$(build --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 out = ""
 for line in sys.stdin:
@@ -33,18 +46,33 @@ for line in sys.stdin:
 print(out)
 ')"
 
-if [ -z "$out_dir" ] || [ ! -f "$out_dir/tinybase.h" ]; then
-    echo "check-header: could not find the generated header (did cargo build fail?)" >&2
-    cargo build "${args[@]}" >&2 || true
+generated="$out_dir/tinybase.h"
+if [ -z "$out_dir" ] || [ ! -f "$generated" ]; then
+    echo "check-header: building a read-only copy of the crate failed, or it generated no header:" >&2
+    build >&2 || true
     exit 2
 fi
+if [ -e "$src/include" ]; then
+    echo "check-header: the build wrote into the source tree ($src/include)" >&2
+    exit 1
+fi
 
-if cmp -s "$out_dir/tinybase.h" "$committed"; then
-    echo "check-header: include/tinybase.h is up to date"
+if [ $update -eq 1 ]; then
+    if cmp -s "$generated" include/tinybase.h 2>/dev/null; then
+        echo "check-header: include/tinybase.h already up to date"
+    else
+        mkdir -p include
+        cp "$generated" include/tinybase.h
+        echo "check-header: include/tinybase.h refreshed; commit it"
+    fi
+    exit 0
+fi
+
+if [ -f include/tinybase.h ] && cmp -s "$generated" include/tinybase.h; then
+    echo "check-header: include/tinybase.h is up to date (built from a read-only copy)"
 else
     echo "check-header: include/tinybase.h is STALE; differences (committed -> generated):" >&2
-    diff -u "$committed" "$out_dir/tinybase.h" | head -50 >&2 || true
-    cp "$out_dir/tinybase.h" include/tinybase.h
-    echo "check-header: include/tinybase.h has been regenerated in the working tree; commit it." >&2
+    diff -u include/tinybase.h "$generated" 2>&1 | head -50 >&2 || true
+    echo "check-header: run scripts/check-header.sh --update and commit include/tinybase.h" >&2
     exit 1
 fi

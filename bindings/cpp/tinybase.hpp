@@ -789,8 +789,9 @@ public:
     /// transaction. Returns true when committed. See TRANSACTIONS at the top of this header.
     template <class F>
     bool transaction(F&& actions) const {
+        // F is a reference type for lvalues (named, const, std::function, function pointers).
         struct Ctx {
-            F* f;
+            std::remove_reference_t<F>* f;
             std::exception_ptr error;
             bool rollback;
             bool quiet;

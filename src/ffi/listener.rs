@@ -1,7 +1,7 @@
 //! Listeners: C callbacks and buffered delivery through event queues.
 
 use crate::ffi::error::{fail, guard, guard_or, tb_status, FfiResult};
-use crate::ffi::handle::{handle, tb_release_fn, tb_store, Handle, HostData};
+use crate::ffi::handle::{handle, held, tb_release_fn, tb_store, Handle, HostData};
 use crate::ffi::strings::{non_null, opt_str_in};
 use crate::ffi::value::{tb_value, value_borrowed};
 use crate::ffi::{live_dec, live_inc};
@@ -258,11 +258,14 @@ unsafe fn add_callback(
                 live_inc();
                 let l = CallbackListener { f, data: HostData { user_data, release }, handle: weak };
                 Arc::new(move |_, e| {
-                    // A call racing the last tb_store_free() finds no handle and is skipped.
-                    if let Some(h) = l.handle.upgrade() {
+                    // A call racing the last tb_store_free() finds no handle and is skipped; one
+                    // in flight holds the handle's lifetime, so that free waits for it.
+                    let entered = Handle::enter(&l.handle);
+                    if let Some(h) = &entered {
                         let owned = OwnedEvent::new(e, id);
-                        unsafe { (l.f)(l.data.ptr(), Arc::as_ptr(&h) as *mut tb_store, &owned.event) };
+                        unsafe { (l.f)(l.data.ptr(), Arc::as_ptr(h) as *mut tb_store, &owned.event) };
                     }
+                    Handle::leave(entered);
                 })
             })
         })
@@ -453,7 +456,7 @@ pub unsafe extern "C" fn tb_store_del_listener(store: *mut tb_store, listener_id
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_call_listener(store: *mut tb_store, listener_id: u64) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         h.store.call_listener(listener_id);
         Ok(())
     })

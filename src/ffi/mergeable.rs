@@ -2,7 +2,7 @@
 //! tb_mergeable_store_as_store() and the tb_store_* functions).
 
 use crate::ffi::error::{guard, tb_status};
-use crate::ffi::handle::{mergeable, tb_mergeable_store};
+use crate::ffi::handle::{held_mergeable, mergeable, tb_mergeable_store};
 use crate::ffi::strings::{non_null, str_in, write_string};
 use crate::MergeableStore;
 use std::ffi::c_char;
@@ -17,9 +17,9 @@ unsafe fn get_string(store: *mut tb_mergeable_store, out: *mut *mut c_char, f: i
 
 unsafe fn set_json(store: *mut tb_mergeable_store, json: *const c_char, f: impl FnOnce(&MergeableStore, &str) -> crate::Result<()>) -> tb_status {
     guard(|| {
-        let (_, m) = mergeable(store)?;
+        let h = held_mergeable(store)?;
         let json = str_in(json, "json")?;
-        f(m, json)?;
+        f(h.mergeable(), json)?;
         Ok(())
     })
 }
@@ -126,9 +126,8 @@ pub unsafe extern "C" fn tb_mergeable_store_set_default_content_json(store: *mut
 #[no_mangle]
 pub unsafe extern "C" fn tb_mergeable_store_merge(store: *mut tb_mergeable_store, other: *mut tb_mergeable_store) -> tb_status {
     guard(|| {
-        let (_, m) = mergeable(store)?;
-        let (_, o) = mergeable(other)?;
-        m.merge(o)?;
+        let (h, other) = (held_mergeable(store)?, held_mergeable(other)?);
+        h.mergeable().merge(other.mergeable())?;
         Ok(())
     })
 }

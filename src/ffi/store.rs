@@ -1,7 +1,7 @@
 //! tb_store_*: TinyBase's Store methods (also usable on a mergeable store's tb_store view).
 
 use crate::ffi::error::{guard, tb_status};
-use crate::ffi::handle::{handle, tb_store};
+use crate::ffi::handle::{handle, held, tb_store};
 use crate::ffi::strings::{non_null, str_in, write_string};
 use crate::ffi::value::{tb_value, value_in, value_owned};
 use crate::value::to_json_string;
@@ -251,7 +251,7 @@ pub unsafe extern "C" fn tb_store_has_value(store: *mut tb_store, value_id: *con
 /// Runs a setter taking one JSON argument.
 unsafe fn set_json(store: *mut tb_store, json: *const c_char, f: impl FnOnce(&crate::Store, &str) -> crate::Result<()>) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let json = str_in(json, "json")?;
         f(&h.store, json)?;
         Ok(())
@@ -300,7 +300,7 @@ pub unsafe extern "C" fn tb_store_apply_changes_json(store: *mut tb_store, json:
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_table_json(store: *mut tb_store, table_id: *const c_char, json: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, json) = (str_in(table_id, "table_id")?, str_in(json, "json")?);
         h.store.set_table_json(t, json)?;
         Ok(())
@@ -311,7 +311,7 @@ pub unsafe extern "C" fn tb_store_set_table_json(store: *mut tb_store, table_id:
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_row_json(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char, json: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, r, json) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(json, "json")?);
         h.store.set_row_json(t, r, json)?;
         Ok(())
@@ -322,7 +322,7 @@ pub unsafe extern "C" fn tb_store_set_row_json(store: *mut tb_store, table_id: *
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_partial_row_json(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char, json: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, r, json) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(json, "json")?);
         h.store.set_partial_row_json(t, r, json)?;
         Ok(())
@@ -334,7 +334,7 @@ pub unsafe extern "C" fn tb_store_set_partial_row_json(store: *mut tb_store, tab
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_add_row_json(store: *mut tb_store, table_id: *const c_char, json: *const c_char, reuse_row_ids: bool, out_row_id: *mut *mut c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, json) = (str_in(table_id, "table_id")?, str_in(json, "json")?);
         let out = non_null(out_row_id, "out_row_id")?;
         let id = h.store.add_row_json(t, json, reuse_row_ids)?;
@@ -346,7 +346,7 @@ pub unsafe extern "C" fn tb_store_add_row_json(store: *mut tb_store, table_id: *
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_cell(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char, cell_id: *const c_char, cell: *const tb_value) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
         let v = value_in(cell, "cell")?;
         h.store.set_cell(t, r, c, v)?;
@@ -359,7 +359,7 @@ pub unsafe extern "C" fn tb_store_set_cell(store: *mut tb_store, table_id: *cons
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_cell_string(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char, cell_id: *const c_char, cell: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
         let v = str_in(cell, "cell")?;
         h.store.set_cell(t, r, c, v)?;
@@ -371,7 +371,7 @@ pub unsafe extern "C" fn tb_store_set_cell_string(store: *mut tb_store, table_id
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_cell_json(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char, cell_id: *const c_char, json: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
         let json = str_in(json, "json")?;
         h.store.set_cell_json(t, r, c, json)?;
@@ -383,7 +383,7 @@ pub unsafe extern "C" fn tb_store_set_cell_json(store: *mut tb_store, table_id: 
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_value(store: *mut tb_store, value_id: *const c_char, value: *const tb_value) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let id = str_in(value_id, "value_id")?;
         let v = value_in(value, "value")?;
         h.store.set_value(id, v)?;
@@ -395,7 +395,7 @@ pub unsafe extern "C" fn tb_store_set_value(store: *mut tb_store, value_id: *con
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_set_value_json(store: *mut tb_store, value_id: *const c_char, json: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (id, json) = (str_in(value_id, "value_id")?, str_in(json, "json")?);
         h.store.set_value_json(id, json)?;
         Ok(())
@@ -406,7 +406,7 @@ pub unsafe extern "C" fn tb_store_set_value_json(store: *mut tb_store, value_id:
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_tables(store: *mut tb_store) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         h.store.check_nesting()?;
         h.store.del_tables();
         Ok(())
@@ -417,7 +417,7 @@ pub unsafe extern "C" fn tb_store_del_tables(store: *mut tb_store) -> tb_status 
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_table(store: *mut tb_store, table_id: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         h.store.check_nesting()?;
         h.store.del_table(str_in(table_id, "table_id")?);
         Ok(())
@@ -428,7 +428,7 @@ pub unsafe extern "C" fn tb_store_del_table(store: *mut tb_store, table_id: *con
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_row(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, r) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?);
         h.store.check_nesting()?;
         h.store.del_row(t, r);
@@ -440,7 +440,7 @@ pub unsafe extern "C" fn tb_store_del_row(store: *mut tb_store, table_id: *const
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_cell(store: *mut tb_store, table_id: *const c_char, row_id: *const c_char, cell_id: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
         h.store.check_nesting()?;
         h.store.del_cell(t, r, c);
@@ -452,7 +452,7 @@ pub unsafe extern "C" fn tb_store_del_cell(store: *mut tb_store, table_id: *cons
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_values(store: *mut tb_store) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         h.store.check_nesting()?;
         h.store.del_values();
         Ok(())
@@ -463,7 +463,7 @@ pub unsafe extern "C" fn tb_store_del_values(store: *mut tb_store) -> tb_status 
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_del_value(store: *mut tb_store, value_id: *const c_char) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         h.store.check_nesting()?;
         h.store.del_value(str_in(value_id, "value_id")?);
         Ok(())
@@ -483,8 +483,9 @@ pub type tb_transaction_fn = Option<unsafe extern "C" fn(user_data: *mut c_void,
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_transaction(store: *mut tb_store, actions: tb_transaction_fn, user_data: *mut c_void) -> tb_status {
     guard(|| {
-        let h = handle(store)?;
+        let h = held(store)?;
         let f = actions.ok_or_else(|| crate::ffi::error::fail(tb_status::TB_ERROR_NULL_PARAMETER, "actions is NULL"))?;
+        let _entered = h.enter(); // `actions` runs with the store locked: a free in it must not wait
         let rollback = StdCell::new(false);
         h.store.transaction_with(|_| rollback.set(unsafe { f(user_data, store) }), |_| rollback.get());
         Ok(())
@@ -500,7 +501,7 @@ pub unsafe extern "C" fn tb_store_transaction(store: *mut tb_store, actions: tb_
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_start_transaction(store: *mut tb_store) -> tb_status {
     guard(|| {
-        handle(store)?.store.start_transaction();
+        held(store)?.store.start_transaction();
         Ok(())
     })
 }
@@ -513,7 +514,7 @@ pub unsafe extern "C" fn tb_store_start_transaction(store: *mut tb_store) -> tb_
 #[no_mangle]
 pub unsafe extern "C" fn tb_store_finish_transaction(store: *mut tb_store, rollback: bool) -> tb_status {
     guard(|| {
-        handle(store)?.store.finish_transaction(rollback)?;
+        held(store)?.store.finish_transaction(rollback)?;
         Ok(())
     })
 }

@@ -23,7 +23,7 @@ export TB_EXPECTED_VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml |
 echo "== C tests (library version $TB_EXPECTED_VERSION from Cargo.toml)"
 make -C tests/c -s all || { echo "building the C tests failed" >&2; exit 1; }
 
-TESTS="test_store test_mergeable test_misuse test_threads test_sync test_soundness"
+TESTS="test_store test_mergeable test_misuse test_threads test_sync test_soundness test_release"
 
 # Runs one binary; it must exit 0 and end with "N passed, 0 failed".
 check_run() {
@@ -61,7 +61,7 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_TSAN:-0}" != 1 ]; then
-    echo "== ThreadSanitizer: test_threads, test_sync"
+    echo "== ThreadSanitizer: test_threads, test_sync, test_release"
     export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1"
     if rustup run nightly rustc --version > /dev/null 2>&1; then
         # The library itself instrumented (Rust's -Zsanitizer=thread), so every access on both
@@ -72,7 +72,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
             cargo +nightly build --release --lib --target "$TRIPLE" --target-dir target/tsan; then
             TSAN_LIBDIR="$ROOT/target/tsan/$TRIPLE/release"
             make -C tests/c -s tsan TSAN_LIBDIR="$TSAN_LIBDIR" || fail "building the TSan tests"
-            for t in test_threads test_sync; do
+            for t in test_threads test_sync test_release; do
                 TSAN_OPTIONS="$TSAN_OPTIONS suppressions=$ROOT/tests/c/tsan.supp" \
                     check_run "$t (tsan, instrumented library)" "$BUILD/${t}_tsan"
             done
@@ -85,7 +85,7 @@ if [ "${SKIP_TSAN:-0}" != 1 ]; then
         echo "  (no nightly toolchain: checking races in the C code only)"
         printf 'called_from_lib:libtinybase.so\nrace:libtinybase.so\n' > "$BUILD/tsan.supp"
         make -C tests/c -s tsan || fail "building the TSan tests"
-        for t in test_threads test_sync; do
+        for t in test_threads test_sync test_release; do
             TSAN_OPTIONS="$TSAN_OPTIONS suppressions=$BUILD/tsan.supp" \
                 check_run "$t (tsan, C side)" "$BUILD/${t}_tsan"
         done

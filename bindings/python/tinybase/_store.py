@@ -32,6 +32,7 @@ from ._errors import (
     InvalidValueError,
     error_from_status,
 )
+from ._handle import NativeHandle, hold_calls, unheld
 from ._jsjson import js_dumps, js_key_order
 from ._native import lib, tb_event, tb_value, tb_value_in
 
@@ -495,6 +496,7 @@ class Event:
         return f"<tinybase.Event {self.kind.name} listener={self.listener_id} args={self.args!r}>"
 
 
+@hold_calls
 class EventQueue:
     """A queue of listener events for buffered delivery: listeners added with
     :meth:`Store.add_buffered_listener` queue events here instead of calling back, and the host
@@ -517,6 +519,7 @@ class EventQueue:
         else:
             _check(lib.tb_event_queue_new(_native.tb_notify_fn(), None, _native.tb_release_fn(), byref(out)))
         self._ptr: Optional[int] = out.value
+        self._h = NativeHandle(out.value, lib.tb_event_queue_free, "event queue")
 
     def _p(self) -> int:
         p = self._ptr
@@ -566,10 +569,13 @@ class EventQueue:
         return out.value
 
     def close(self) -> None:
-        """Closes the queue (queued events are discarded). Idempotent."""
-        p, self._ptr = self._ptr, None
-        if p is not None:
-            lib.tb_event_queue_free(p)
+        """Closes the queue (queued events are discarded). Idempotent. Later calls raise
+        :class:`ClosedError`; calls in flight on other threads (a :meth:`wait`) end first: the
+        native queue is freed when the last of them returns."""
+        self._ptr = None
+        h = getattr(self, "_h", None)
+        if h is not None:
+            h.close()
 
     @property
     def closed(self) -> bool:
@@ -618,6 +624,7 @@ class Transaction:
 
 # -- the stores -------------------------------------------------------------------------------
 
+@hold_calls
 class Store:
     """A TinyBase Store (``createStore()``): tables of rows of cells, plus keyed values.
 
@@ -635,26 +642,28 @@ class Store:
         _check(lib.tb_store_new(byref(out)))
         self._ptr = out.value
         self._owned = True
+        self._h = NativeHandle(out.value, lib.tb_store_free, "store")
 
     @classmethod
     def _borrowed(cls, ptr: Optional[int]) -> "Store":
         s = cls.__new__(cls)
         s._ptr = ptr
         s._owned = False
+        s._h = NativeHandle(ptr, None, "store")  # type: ignore[arg-type]
         return s
 
     # ---- lifetime ----
 
     def close(self) -> None:
-        """Releases this handle (idempotent). When it was the last reference to the store, the
-        store's listeners are removed and their callbacks released. Do not close a store while
-        other threads are still calling it."""
-        p, self._ptr = self._ptr, None
-        if p is not None and self._owned:
-            self._free(p)
-
-    def _free(self, p: int) -> None:
-        lib.tb_store_free(p)
+        """Releases this handle (idempotent). Later calls raise :class:`ClosedError`. Calls in
+        flight on other threads (or on this one, when closing from inside a callback) finish
+        first: the native handle is freed when the last of them returns, never under one. When it
+        was the last reference to the store, the store's listeners are removed and their
+        callbacks released."""
+        self._ptr = None
+        h = getattr(self, "_h", None)
+        if h is not None:
+            h.close()
 
     @property
     def closed(self) -> bool:
@@ -685,6 +694,7 @@ class Store:
         s = Store.__new__(Store)
         s._ptr = out.value
         s._owned = True
+        s._h = NativeHandle(out.value, lib.tb_store_free, "store")
         return s
 
     def __repr__(self) -> str:
@@ -1000,15 +1010,42 @@ class Store:
     def start_transaction(self) -> "Store":
         """startTransaction: must be finished with :meth:`finish_transaction` on the same thread;
         other threads wait for the store until then. A thread that ends with it still open has
-        it rolled back as it exits (no listener called), so the store is not locked forever."""
-        _check(lib.tb_store_start_transaction(self._p()))
+        it rolled back as it exits (no listener called), so the store is not locked forever.
+        The open transaction holds the handle: :meth:`close` frees it only once the
+        transaction is finished."""
+        p = self._p()
+        self._h.enter()  # released by finish_transaction
+        st = lib.tb_store_start_transaction(p)
+        if st:
+            self._h.leave()
+            _raise(st)
+        self._tx_view = p
+        levels = self.__dict__.setdefault("_tx_levels", {})  # thread -> levels opened here
+        me = threading.get_ident()
+        levels[me] = levels.get(me, 0) + 1
         return self
 
+    @unheld
     def finish_transaction(self, rollback: bool = False) -> "Store":
-        """finishTransaction (rolls back when ``rollback``), then calls the listeners. Raises
+        """finishTransaction (rolls back when ``rollback``), then calls the listeners. Also
+        after :meth:`close`, for a transaction this thread started before it. Raises
         :class:`InvalidStateError` when this thread has no started transaction open (e.g. from
         a transaction listener)."""
-        _check(lib.tb_store_finish_transaction(self._p(), bool(rollback)))
+        levels = self.__dict__.get("_tx_levels", {})
+        me = threading.get_ident()
+        mine = levels.get(me, 0)
+        p = self._ptr
+        if p is None:
+            if not mine:
+                raise ClosedError("store is closed")
+            p = self._tx_view  # kept alive by this thread's open transaction
+        _check(lib.tb_store_finish_transaction(p, bool(rollback)))
+        if mine:
+            if mine == 1:
+                del levels[me]
+            else:
+                levels[me] = mine - 1
+            self._h.leave()
         return self
 
     # ---- listeners ----
@@ -1184,6 +1221,7 @@ def _set(fn: Any, fn_json: Any, p: int, ids: Tuple[bytes, ...], value: Any) -> i
     raise InvalidValueError(f"cannot store a value of type {type(value).__name__}: use str, int, float, bool, None, dict or list")
 
 
+@hold_calls
 class MergeableStore(Store):
     """A TinyBase MergeableStore (``createMergeableStore(uniqueId, getNow)``): a :class:`Store`
     whose every cell and value carries an HLC stamp, so replicas converge when they exchange
@@ -1216,11 +1254,11 @@ class MergeableStore(Store):
         self._ms: Optional[int] = out.value
         self._ptr = lib.tb_mergeable_store_as_store(out.value)
         self._owned = True
+        self._h = NativeHandle(out.value, lib.tb_mergeable_store_free, "store")
 
     def close(self) -> None:
-        p, self._ms, self._ptr = self._ms, None, None
-        if p is not None and self._owned:
-            lib.tb_mergeable_store_free(p)
+        self._ms = None
+        super().close()
 
     def _m(self) -> int:
         p = self._ms
@@ -1236,6 +1274,7 @@ class MergeableStore(Store):
         s._ms = out.value
         s._ptr = lib.tb_mergeable_store_as_store(out.value)
         s._owned = True
+        s._h = NativeHandle(out.value, lib.tb_mergeable_store_free, "store")
         return s
 
     # ---- mergeable content ----

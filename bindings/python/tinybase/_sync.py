@@ -11,13 +11,13 @@ or the handler set with :func:`tinybase.set_callback_error_handler`).
 
 from __future__ import annotations
 
-import threading
 from ctypes import byref, c_bool, c_uint32, c_uint64, c_void_p, string_at
 from enum import IntEnum
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _native
 from ._errors import ClosedError
+from ._handle import NativeHandle, hold_calls
 from ._jsjson import js_dumps
 from ._native import lib, tb_synchronizer_options
 from ._store import (
@@ -211,38 +211,23 @@ class Synchronizer:
         raise TypeError("use tinybase.CustomSynchronizer(...) or LocalBus.create_synchronizer(...)")
 
     def _setup(self, ptr: int, store: MergeableStore) -> None:
-        self._ptr: Optional[int] = ptr
-        self._lock = threading.Lock()
-        self._users = 0
-        self._free_pending = False
+        self._h = NativeHandle(ptr, lib.tb_synchronizer_free, "synchronizer")
         self._store = store
 
-    # ---- handle bookkeeping: the pointer is freed only when no call is using it ----
+    # ---- handle bookkeeping (NativeHandle): the pointer is freed only when no call uses it ----
 
     def _enter(self) -> Optional[int]:
-        with self._lock:
-            p = self._ptr
-            if p is not None:
-                self._users += 1
-            return p
+        return self._h.try_enter()
 
     def _leave(self) -> None:
-        with self._lock:
-            self._users -= 1
-            free = self._free_pending and self._users == 0
-            if free:
-                self._free_pending = False
-        if free:
-            lib.tb_synchronizer_free(self._freeing)
+        self._h.leave()
 
     def _call(self, fn: Any, *args: Any) -> None:
-        p = self._enter()
-        if p is None:
-            raise ClosedError("synchronizer is closed")
+        p = self._h.enter()
         try:
             st = fn(p, *args)
         finally:
-            self._leave()
+            self._h.leave()
         if st:
             _raise(st)
 
@@ -253,7 +238,8 @@ class Synchronizer:
 
     @property
     def closed(self) -> bool:
-        return getattr(self, "_ptr", None) is None
+        h = getattr(self, "_h", None)
+        return h is None or h.closed
 
     # ---- inbound messages (any thread, never blocks) ----
 
@@ -384,21 +370,12 @@ class Synchronizer:
         """Destroys and frees the synchronizer, releasing its Python callbacks (idempotent).
         When other threads are still inside a call on it, the free happens when the last one
         returns; from inside one of its own callbacks, once that callback has returned."""
-        with self._lock:
-            p = getattr(self, "_ptr", None)
-            if p is None:
-                return
-            self._ptr = None  # no new calls
-            self._freeing = p
-            self._free_pending = True
-            self._users += 1  # this call, until the destroy below returned
-        try:
-            # Stops the worker and makes in-flight blocking calls (start_sync ...) return. From
-            # inside this synchronizer's own callback it fails (INVALID_STATE) and the free
-            # below is deferred by the library until the callback has returned.
-            lib.tb_synchronizer_destroy(p)
-        finally:
-            self._leave()  # frees now, or when the last in-flight call returns
+        h = getattr(self, "_h", None)
+        if h is not None:
+            # destroy stops the worker and makes in-flight blocking calls (start_sync ...)
+            # return. From inside this synchronizer's own callback it fails (INVALID_STATE) and
+            # the library defers the free until the callback has returned.
+            h.close(lib.tb_synchronizer_destroy)
 
     def __enter__(self) -> "Synchronizer":
         return self
@@ -408,8 +385,7 @@ class Synchronizer:
 
     def __del__(self) -> None:
         try:
-            if getattr(self, "_lock", None) is not None:
-                self.close()
+            self.close()
         except Exception:
             pass
 
@@ -461,10 +437,14 @@ class CustomSynchronizer(Synchronizer):
         out = c_void_p()
         st = -1
         try:
-            if framed:
-                st = lib.tb_synchronizer_new_custom_framed(store._m(), _send_frame_trampoline, tkey, _release_trampoline, byref(opts), byref(out))
-            else:
-                st = lib.tb_synchronizer_new_custom(store._m(), _send_trampoline, tkey, _release_trampoline, byref(opts), byref(out))
+            m = store._h.enter()
+            try:
+                if framed:
+                    st = lib.tb_synchronizer_new_custom_framed(m, _send_frame_trampoline, tkey, _release_trampoline, byref(opts), byref(out))
+                else:
+                    st = lib.tb_synchronizer_new_custom(m, _send_trampoline, tkey, _release_trampoline, byref(opts), byref(out))
+            finally:
+                store._h.leave()
         finally:
             if st:  # not taken over on failure: neither release will be called
                 _callbacks.pop(tkey, None)
@@ -476,6 +456,7 @@ class CustomSynchronizer(Synchronizer):
         self._setup(out.value, store)  # type: ignore[arg-type]
 
 
+@hold_calls
 class LocalBus:
     """An in-process bus (TinyBase's LocalSynchronizer medium): every synchronizer created on
     the same bus reaches the others. ``BroadcastChannel.open(name)`` gives the bus of a named
@@ -486,11 +467,13 @@ class LocalBus:
         out = c_void_p()
         _check(lib.tb_local_bus_new(byref(out)))
         self._ptr: Optional[int] = out.value
+        self._h = NativeHandle(out.value, lib.tb_local_bus_free, "bus")
 
     @classmethod
     def _wrap(cls, ptr: int) -> "LocalBus":
         b = cls.__new__(cls)
         b._ptr = ptr
+        b._h = NativeHandle(ptr, lib.tb_local_bus_free, "bus")
         return b
 
     def _p(self) -> int:
@@ -518,7 +501,11 @@ class LocalBus:
         out = c_void_p()
         st = -1
         try:
-            st = lib.tb_local_bus_create_synchronizer(self._p(), store._m(), byref(opts), byref(out))
+            m = store._h.enter()
+            try:
+                st = lib.tb_local_bus_create_synchronizer(self._p(), m, byref(opts), byref(out))
+            finally:
+                store._h.leave()
         finally:
             if st and okey is not None:
                 _callbacks.pop(okey, None)
@@ -536,10 +523,12 @@ class LocalBus:
         return bool(out.value)
 
     def close(self) -> None:
-        """Releases this bus handle (idempotent)."""
-        p, self._ptr = self._ptr, None
-        if p is not None:
-            lib.tb_local_bus_free(p)
+        """Releases this bus handle (idempotent; later calls raise :class:`ClosedError`; freed
+        when calls in flight on other threads have returned)."""
+        self._ptr = None
+        h = getattr(self, "_h", None)
+        if h is not None:
+            h.close()
 
     @property
     def closed(self) -> bool:
