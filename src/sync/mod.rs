@@ -153,7 +153,6 @@ impl Synchronizer {
             busy: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             syncing: std::sync::atomic::AtomicBool::new(false),
-            load_in_flight: std::sync::atomic::AtomicBool::new(false),
         });
         let worker = Worker::new(id, store.clone(), transport, options, shared.clone());
         let handle = std::thread::Builder::new()
@@ -163,12 +162,10 @@ impl Synchronizer {
         let worker_thread = handle.thread().id();
         // Local transactions reach the worker through the inbox, without blocking the writer.
         let (hook_inbox, hook_shared) = (inbox.clone(), shared.clone());
-        let wants_shared = shared.clone();
         let hook = store.add_commit_hook(Arc::new(crate::store::CommitHookFns {
-            // Changes this synchronizer is applying are not sent back (no echo), nor are local
-            // changes made while a load's pull is in flight (TinyBase skips saving while
-            // loading). Other threads' writes during the worker's brief applies are sent.
-            wants: Box::new(move || APPLYING.with(Cell::get) != id && !wants_shared.load_in_flight.load(Ordering::Acquire)),
+            // Changes this synchronizer is applying are not sent back (no echo). Every other
+            // transaction reaches the worker, loading or not (a local change is never dropped).
+            wants: Box::new(move || APPLYING.with(Cell::get) != id),
             call: Box::new(move |changes: &str| {
                 hook_shared.busy.fetch_add(1, Ordering::AcqRel);
                 if hook_inbox.send(Work::Local(changes.to_string())).is_err() {

@@ -47,9 +47,6 @@ pub(super) struct Shared {
     /// Work queued or running, plus requests waiting for a response.
     pub(super) busy: AtomicUsize,
     pub(super) pending: AtomicUsize,
-    /// A `load` pull is in flight: local transactions made meanwhile are not sent, as in
-    /// TinyBase (whose persister skips saving while loading).
-    pub(super) load_in_flight: std::sync::atomic::AtomicBool,
     /// Set by `start_sync` before its command is queued (TinyBase sets `syncing` synchronously),
     /// so peers' GetContentHashes are answered from the start.
     pub(super) syncing: std::sync::atomic::AtomicBool,
@@ -84,6 +81,9 @@ pub(super) struct Worker {
     pub(super) next_announce: Option<Instant>,
     pub(super) last_error: Option<String>,
     pub(super) reported: SyncState,
+    /// A local transaction arrived while a load was in flight: announce our hashes when it
+    /// ends (PROTOCOL.md 12.6; TinyBase drops such a transaction).
+    pub(super) unsent: bool,
 }
 
 pub(super) fn is_empty_obj(j: &Json) -> bool {
@@ -114,6 +114,7 @@ impl Worker {
             next_announce: None,
             last_error: None,
             reported: SyncState::Idle,
+            unsent: false,
         }
     }
 
@@ -420,7 +421,6 @@ impl Worker {
             return;
         }
         self.set_status(Status::Loading);
-        self.shared.load_in_flight.store(true, Ordering::Release);
         let tx = crate::util::random_id(11);
         self.pull(
             None,
@@ -444,8 +444,11 @@ impl Worker {
                         }
                     }
                 }
-                w.shared.load_in_flight.store(false, Ordering::Release);
                 w.set_status(Status::Idle);
+                // What was committed meanwhile, coalesced: peers pull the differences.
+                if std::mem::take(&mut w.unsent) && w.auto_save {
+                    w.save(None);
+                }
                 then(w);
             }),
         );
@@ -459,6 +462,8 @@ impl Worker {
 
     fn save(&mut self, changes: Option<String>) {
         if self.status == Status::Loading {
+            // Only a load's pull spans messages: a local transaction waits for its end.
+            self.unsent |= changes.is_some();
             return;
         }
         let previous = self.status;
