@@ -152,3 +152,33 @@ fn writes_inside_loads_are_sent_once_the_load_ends_without_anti_entropy() {
     assert_eq!(pair.a.get_row_count("t"), 6);
     assert_eq!(pair.b.get_value_ids().len(), 6);
 }
+
+/// Polls `done` for up to `WAIT`.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + WAIT;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn anti_entropy_pulls_what_a_peer_never_sent() {
+    // B drops its own ContentHashes and ContentDiff messages, as a TinyBase peer drops what it
+    // commits while loading; it answers requests. Anti-entropy is on at A only.
+    let with_anti_entropy = SynchronizerOptions { anti_entropy: Some(Duration::from_millis(100)), ..options() };
+    let pair = Pair::new(Duration::from_millis(5), with_anti_entropy, options());
+    pair.lb.mute_announcements.store(true, Ordering::Release);
+    pair.start();
+    for i in 0..5 {
+        pair.b.set_cell("t", &format!("b{i}"), "n", i as f64).unwrap();
+        pair.b.set_value(&format!("b{i}"), i as f64).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    pair.a.set_cell("t", "a", "n", 1.0).unwrap();
+    assert!(eventually(|| pair.same()), "not repaired:\n{}\n{}", pair.a.get_json(), pair.b.get_json());
+    assert_eq!(pair.a.get_row_count("t"), 6);
+}

@@ -85,8 +85,10 @@ pub struct SynchronizerOptions {
     pub on_receive: Option<MessageHook>,
     /// Called for every ignored error (`onIgnoredError`).
     pub on_ignored_error: Option<ErrorHook>,
-    /// Beyond TinyBase, off by default: re-announce the content hashes this often while
-    /// syncing, so a lost message is repaired without a restart.
+    /// Beyond TinyBase, off by default: this often while syncing, re-announce the content
+    /// hashes and pull from a peer (a load), so a lost or never-sent message is repaired
+    /// without a restart. Recommended whenever TinyBase peers take part (they never send what
+    /// they commit while loading).
     pub anti_entropy: Option<Duration>,
     /// Beyond TinyBase, off by default: called when the sync state changes.
     pub on_status: Option<StatusHook>,

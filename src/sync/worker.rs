@@ -261,11 +261,16 @@ impl Worker {
         }
     }
 
+    /// Anti-entropy, once per period: re-announce our hashes (peers pull from us), then load
+    /// (we pull from a peer), which repairs what a peer never sent (PROTOCOL.md 12.7).
     fn announce(&mut self) {
         if let (Some(at), Some(every)) = (self.next_announce, self.options.anti_entropy) {
             if Instant::now() >= at {
                 if self.syncing || self.auto_save {
                     self.save(None);
+                }
+                if (self.syncing || self.auto_load) && self.status != Status::Loading {
+                    self.load(None, Box::new(|_| {}));
                 }
                 self.next_announce = Some(Instant::now() + every);
             }
