@@ -182,3 +182,40 @@ fn anti_entropy_pulls_what_a_peer_never_sent() {
     assert!(eventually(|| pair.same()), "not repaired:\n{}\n{}", pair.a.get_json(), pair.b.get_json());
     assert_eq!(pair.a.get_row_count("t"), 6);
 }
+
+/// Destroys `sync` and returns how many payloads its link was handed meanwhile.
+fn sends_during_destroy(sync: &Synchronizer, link: &Delayed) -> usize {
+    let before = link.sent.load(Ordering::Acquire);
+    sync.destroy();
+    link.sent.load(Ordering::Acquire) - before
+}
+
+#[test]
+fn destroy_never_sends_and_ends_idle() {
+    // A load in flight (a write inside it waits for the load's end) when destroy begins: the
+    // failed load must neither announce nor retry.
+    let pair = Pair::new(Duration::from_millis(200), options(), options());
+    pair.start();
+    let loaded = pair.sa.load_async(None);
+    until_loading(&pair.sa);
+    pair.a.set_cell("t", "inside", "n", 1.0).unwrap();
+    assert!(wait_until(WAIT, || pair.sa.is_settled()));
+    assert_eq!(sends_during_destroy(&pair.sa, &pair.la), 0);
+    assert_eq!(pair.sa.get_status(), Status::Idle);
+    loaded.recv().unwrap();
+
+    // A pull answering a peer's ContentHashes in flight: failing it must not start a load.
+    let pair = Pair::new(Duration::from_millis(200), options(), options());
+    pair.start();
+    pair.lb.mute_announcements.store(true, Ordering::Release);
+    pair.b.set_cell("t", "missed", "n", 1.0).unwrap();
+    assert!(wait_until(WAIT, || pair.sb.is_settled()));
+    pair.lb.mute_announcements.store(false, Ordering::Release);
+    let sent = pair.la.sent.load(Ordering::Acquire);
+    pair.sb.save();
+    // A has received the ContentHashes and asked B for its table diff.
+    assert!(wait_until(WAIT, || pair.la.sent.load(Ordering::Acquire) > sent && pair.sa.is_settled()));
+    assert!(!pair.sa.is_idle(), "the pull is not in flight");
+    assert_eq!(sends_during_destroy(&pair.sa, &pair.la), 0);
+    assert_eq!(pair.sa.get_status(), Status::Idle);
+}

@@ -277,22 +277,28 @@ impl Worker {
         }
     }
 
+    /// Fails pending requests and stops; from here on nothing is sent (`send`, `request`,
+    /// `load` and `save` refuse), so the continuations cannot retry, announce or save.
     fn destroy(&mut self) {
         self.destroyed = true;
-        let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        for p in pending {
-            (p.cont)(self, Err("tinybase:3:destroyed".into()));
-        }
         self.syncing = false;
         self.shared.syncing.store(false, Ordering::Release);
         self.auto_load = false;
         self.auto_save = false;
+        let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in pending {
+            (p.cont)(self, Err("tinybase:3:destroyed".into()));
+        }
+        self.set_status(Status::Idle);
         self.transport.destroy();
     }
 
     // ------------------------------------------------------------------ sending
 
     fn send(&mut self, to: Option<&str>, request_id: Option<&str>, message: Message, body: &str) {
+        if self.destroyed {
+            return;
+        }
         self.shared.sends.fetch_add(1, Ordering::AcqRel);
         if let Some(hook) = &self.options.on_send {
             hook(to, request_id, message, body);
@@ -301,6 +307,10 @@ impl Worker {
     }
 
     pub(super) fn request(&mut self, to: Option<String>, message: Message, body: &str, tx: &str, cont: Cont) {
+        if self.destroyed {
+            cont(self, Err("tinybase:3:destroyed".into()));
+            return;
+        }
         if self.pending.len() >= MAX_PENDING_REQUESTS {
             cont(self, Err("tinybase:15:requests".into()));
             return;
@@ -421,7 +431,7 @@ impl Worker {
     // ------------------------------------------------------------------ load and save
 
     fn load(&mut self, initial: Option<String>, then: Then) {
-        if self.status == Status::Saving {
+        if self.status == Status::Saving || self.destroyed {
             then(self);
             return;
         }
@@ -466,6 +476,9 @@ impl Worker {
     }
 
     fn save(&mut self, changes: Option<String>) {
+        if self.destroyed {
+            return;
+        }
         if self.status == Status::Loading {
             // Only a load's pull spans messages: a local transaction waits for its end.
             self.unsent |= changes.is_some();

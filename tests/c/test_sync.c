@@ -987,6 +987,42 @@ static void writes_inside_loads(void) {
     peer_stop(ps, 2);
 }
 
+/* destroy while a load is in flight, a local write waiting for its end: nothing is sent from
+ * the moment destroy begins (no announce, no retried load), and the status ends idle. */
+static void destroy_never_sends(void) {
+    peer a, b;
+    peer *ps[2] = {&a, &b};
+    peer_init(&a, "d-a", 0);
+    peer_init(&b, "d-b", 0);
+    link_all(ps, 2);
+    a.delay_ms = b.delay_ms = 200;
+    peer_start(&a, 5.0 * scale(), 0);
+    peer_start(&b, 5.0 * scale(), 0);
+    pthread_t la, lb;
+    CHECK(pthread_create(&la, NULL, start_main, &a) == 0);
+    CHECK_OK(tb_synchronizer_start_sync(b.sync, NULL));
+    pthread_join(la, NULL);
+    CHECK(settle(ps, 2, 20));
+    CHECK(pthread_create(&lb, NULL, load_main, &a) == 0);
+    CHECK(wait_loading(&a));
+    CHECK_OK(tb_store_set_cell_json(ST(&a), "t", "inside", "n", "1"));
+    bool settled = false;
+    for (int i = 0; i < 2000 && !settled; i++) {
+        CHECK_OK(tb_synchronizer_is_settled(a.sync, &settled));
+        if (!settled) sleep_ms(1);
+    }
+    CHECK(settled);
+    int sent = atomic_load(&a.sent), hooked = atomic_load(&a.hook_sends);
+    CHECK_OK(tb_synchronizer_destroy(a.sync));
+    CHECK(atomic_load(&a.sent) == sent);
+    CHECK(atomic_load(&a.hook_sends) == hooked);
+    tb_sync_status st = TB_SYNC_STATUS_LOADING;
+    CHECK_OK(tb_synchronizer_get_status(a.sync, &st));
+    CHECK(st == TB_SYNC_STATUS_IDLE);
+    pthread_join(lb, NULL); /* the load returned with the destroy */
+    peer_stop(ps, 2);
+}
+
 int main(void) {
     int64_t base = tb_debug_live_handles();
     misuse();
@@ -1006,6 +1042,8 @@ int main(void) {
     writers_while_syncing();
     CHECK(tb_debug_live_handles() == base);
     writes_inside_loads();
+    CHECK(tb_debug_live_handles() == base);
+    destroy_never_sends();
     CHECK(tb_debug_live_handles() == base);
     CHECK(atomic_load(&thread_failures) == 0);
     return tb_finish("test_sync");
