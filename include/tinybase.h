@@ -1661,7 +1661,10 @@ enum tb_status tb_synchronizer_wait_for_idle(struct tb_synchronizer *sync,
 
 /**
  * destroy: fails pending requests, stops syncing, leaves the bus (if any) and stops the
- * worker thread; afterwards no callback of this synchronizer is running or will run. The
+ * worker thread; nothing is sent once it has begun (work queued before it is dropped), and
+ * afterwards no callback of this synchronizer is running or will run. Called on the worker
+ * thread itself (from a store listener while the worker applies a peer's changes) it returns
+ * at once, and the worker stops when that listener returns. The
  * handle stays valid (stats, status; commands give TB_ERROR_INVALID_STATE; received payloads
  * are ignored) until tb_synchronizer_free(). Idempotent; concurrent calls all return after
  * the worker has stopped. BLOCKS until the worker finishes what it is doing.
@@ -1675,7 +1678,9 @@ enum tb_status tb_synchronizer_destroy(struct tb_synchronizer *sync);
  * each, on this thread, after the worker has stopped. The store is not freed (the host frees
  * its own store handle; the synchronizer kept its own reference until now). Called from
  * inside one of this synchronizer's own callbacks (discouraged), the destroy and the releases
- * happen on a library thread once that callback has returned.
+ * happen on a library thread once that callback has returned. Called on its worker thread
+ * otherwise (a store listener running while the worker applies a peer's changes), it returns
+ * at once and the releases happen on the worker thread as it exits, after its last callback.
  */
 void tb_synchronizer_free(struct tb_synchronizer *sync);
 

@@ -219,3 +219,32 @@ fn destroy_never_sends_and_ends_idle() {
     assert_eq!(sends_during_destroy(&pair.sa, &pair.la), 0);
     assert_eq!(pair.sa.get_status(), Status::Idle);
 }
+
+#[test]
+fn destroy_from_a_store_listener_on_the_worker_thread() {
+    // The options' hooks hold `marker`: the worker drops them when it exits.
+    let marker = Arc::new(());
+    let m = marker.clone();
+    let options_a = SynchronizerOptions { on_ignored_error: Some(Arc::new(move |_: &str| drop(m.clone()))), ..options() };
+    let pair = Pair::new(Duration::from_millis(1), options_a, options());
+    pair.start();
+    let sent_at_destroy = Arc::new(AtomicUsize::new(usize::MAX));
+    let (weak, link, at) = (Arc::downgrade(&pair.sa), pair.la.clone(), sent_at_destroy.clone());
+    pair.a.add_tables_listener(move |_| {
+        if std::thread::current().name() != Some("tinybase-sync") {
+            return;
+        }
+        if let Some(sync) = weak.upgrade() {
+            // A request queued before the destroy: never answered once destroy has begun.
+            sync.receive("b", r#"["q",1,""]"#);
+            at.store(link.sent.load(Ordering::Acquire), Ordering::Release);
+            sync.destroy();
+        }
+    });
+    pair.b.set_cell("t", "r", "c", 1.0).unwrap();
+    assert!(eventually(|| Arc::strong_count(&marker) == 1), "the worker never exited");
+    assert_ne!(sent_at_destroy.load(Ordering::Acquire), usize::MAX, "the listener did not run on the worker");
+    assert_eq!(pair.la.sent.load(Ordering::Acquire), sent_at_destroy.load(Ordering::Acquire), "sent after destroy began");
+    assert_eq!(pair.sa.get_status(), Status::Idle);
+    assert!(pair.la.queue.lock().unwrap().is_none(), "the transport was not destroyed");
+}

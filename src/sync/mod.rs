@@ -155,6 +155,7 @@ impl Synchronizer {
             busy: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             syncing: std::sync::atomic::AtomicBool::new(false),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         let worker = Worker::new(id, store.clone(), transport, options, shared.clone());
         let handle = std::thread::Builder::new()
@@ -304,11 +305,15 @@ impl Synchronizer {
     }
 
     /// `destroy`: fails pending requests (`tinybase:3:destroyed`), stops syncing, destroys the
-    /// transport and ends the worker thread.
+    /// transport and ends the worker thread. Nothing is sent once it has begun; work queued
+    /// before it is dropped. Called on the worker thread itself (from a store listener while
+    /// the worker applies a peer's changes) it returns at once: the worker stops when that
+    /// callback returns, and drops the transport and hooks as it exits.
     pub fn destroy(&self) {
         // Held until the worker has stopped, so that every caller returns only after that.
         let mut worker = self.worker.lock();
         let Some(handle) = worker.take() else { return };
+        self.shared.closed.store(true, Ordering::Release);
         self.store.del_commit_hook(self.hook);
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.post(Work::Destroy(tx));

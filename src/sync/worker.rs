@@ -50,6 +50,9 @@ pub(super) struct Shared {
     /// Set by `start_sync` before its command is queued (TinyBase sets `syncing` synchronously),
     /// so peers' GetContentHashes are answered from the start.
     pub(super) syncing: std::sync::atomic::AtomicBool,
+    /// Destroy has begun (possibly from the worker thread itself, inside a store listener):
+    /// the worker handles nothing but the destroy and sends nothing more.
+    pub(super) closed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -188,7 +191,16 @@ impl Worker {
         }
     }
 
+    /// Destroyed, or destroy has begun: nothing goes out any more.
+    fn stopped(&self) -> bool {
+        self.destroyed || self.shared.closed.load(Ordering::Acquire)
+    }
+
     fn handle(&mut self, work: Work) {
+        if self.shared.closed.load(Ordering::Acquire) {
+            // Dropping a command's reply channel releases whoever waits on it.
+            return;
+        }
         match work {
             Work::Receive(from, text) => self.receive(&from, &text),
             Work::Local(changes) => {
@@ -296,7 +308,7 @@ impl Worker {
     // ------------------------------------------------------------------ sending
 
     fn send(&mut self, to: Option<&str>, request_id: Option<&str>, message: Message, body: &str) {
-        if self.destroyed {
+        if self.stopped() {
             return;
         }
         self.shared.sends.fetch_add(1, Ordering::AcqRel);
@@ -307,7 +319,7 @@ impl Worker {
     }
 
     pub(super) fn request(&mut self, to: Option<String>, message: Message, body: &str, tx: &str, cont: Cont) {
-        if self.destroyed {
+        if self.stopped() {
             cont(self, Err("tinybase:3:destroyed".into()));
             return;
         }
@@ -431,7 +443,7 @@ impl Worker {
     // ------------------------------------------------------------------ load and save
 
     fn load(&mut self, initial: Option<String>, then: Then) {
-        if self.status == Status::Saving || self.destroyed {
+        if self.status == Status::Saving || self.stopped() {
             then(self);
             return;
         }
@@ -476,7 +488,7 @@ impl Worker {
     }
 
     fn save(&mut self, changes: Option<String>) {
-        if self.destroyed {
+        if self.stopped() {
             return;
         }
         if self.status == Status::Loading {

@@ -1023,6 +1023,80 @@ static void destroy_never_sends(void) {
     peer_stop(ps, 2);
 }
 
+/* ------------------------------ freed by a store listener on the synchronizer's worker thread */
+
+typedef struct {
+    atomic_int calls;
+    char scratch[32];
+} wt_host;
+
+static atomic_int wt_released;
+
+static void wt_send(void *ud, const char *to, const char *payload, size_t len) {
+    wt_host *h = ud;
+    (void)to;
+    atomic_fetch_add(&h->calls, 1);
+    memcpy(h->scratch, payload, len < sizeof h->scratch ? len : sizeof h->scratch);
+}
+
+static void wt_error(void *ud, const char *error) {
+    wt_host *h = ud;
+    (void)error;
+    atomic_fetch_add(&h->calls, 1);
+}
+
+static void wt_release(void *ud) {
+    free(ud);
+    atomic_fetch_add(&wt_released, 1);
+}
+
+typedef struct {
+    tb_synchronizer *sync;
+    pthread_t main;
+    atomic_int freed;
+} wt_ctx;
+
+/* Runs on the worker while it applies a peer's ContentDiff: queues a request (never answered
+ * now), then frees the synchronizer. Its host data must outlive the worker's last callback. */
+static void wt_listener(void *ud, tb_store *st, const tb_event *ev) {
+    wt_ctx *c = ud;
+    (void)st; (void)ev;
+    if (pthread_equal(pthread_self(), c->main) || atomic_load(&c->freed)) return;
+    EXPECT(tb_synchronizer_receive(c->sync, "b", "[\"q\",1,\"\"]") == TB_OK);
+    tb_synchronizer_free(c->sync);
+    atomic_store(&c->freed, 1);
+}
+
+static void free_from_worker_thread(void) {
+    tb_mergeable_store *m = NULL;
+    CHECK_OK(tb_mergeable_store_new("wt", &m));
+    wt_host *t = calloc(1, sizeof *t), *o = calloc(1, sizeof *o);
+    tb_synchronizer_options opts = {0};
+    opts.request_timeout_seconds = 0.05;
+    opts.on_ignored_error = wt_error;
+    opts.user_data = o;
+    opts.release = wt_release;
+    wt_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.main = pthread_self();
+    atomic_store(&wt_released, 0);
+    CHECK_OK(tb_synchronizer_new_custom(m, wt_send, t, wt_release, &opts, &ctx.sync));
+    CHECK_OK(tb_synchronizer_start_sync(ctx.sync, NULL)); /* alone: times out, then auto-saves */
+    uint64_t id = 0;
+    CHECK_OK(tb_store_add_tables_listener(tb_mergeable_store_as_store(m), wt_listener, &ctx, NULL, &id));
+    CHECK_OK(tb_synchronizer_receive(ctx.sync, "b", "[\"x\",3,[[{\"t\":[{\"r\":[{\"c\":[2,\"NjEtLV-----6YM_I\"]}]}]}],[{}],1]]"));
+    double end = now_s() + 10 * scale();
+    while (atomic_load(&wt_released) < 2 && now_s() < end) sleep_ms(2);
+    CHECK(atomic_load(&ctx.freed) == 1);
+    CHECK(atomic_load(&wt_released) == 2);
+    sleep_ms(50); /* a late callback would touch freed host data here (valgrind reports it) */
+    CHECK(atomic_load(&wt_released) == 2);
+    char *json = json_of(m);
+    CHECK(json && strstr(json, "\"c\":2"));
+    tb_string_free(json);
+    tb_mergeable_store_free(m);
+}
+
 int main(void) {
     int64_t base = tb_debug_live_handles();
     misuse();
@@ -1044,6 +1118,8 @@ int main(void) {
     writes_inside_loads();
     CHECK(tb_debug_live_handles() == base);
     destroy_never_sends();
+    CHECK(tb_debug_live_handles() == base);
+    free_from_worker_thread();
     CHECK(tb_debug_live_handles() == base);
     CHECK(atomic_load(&thread_failures) == 0);
     return tb_finish("test_sync");

@@ -652,6 +652,43 @@ def test_close_inside_own_callback_is_deferred(clean):
     a.close()
 
 
+def test_close_from_a_store_listener_on_the_worker_thread(clean):
+    """A store listener running on the worker (while it applies a peer's ContentDiff) closes
+    the synchronizer: nothing is sent after that, and the callbacks are released once the
+    worker has exited."""
+    a = tinybase.MergeableStore("a")
+    start = registry_size()
+    sends = []
+    box = {}
+    closed = threading.Event()
+    main = threading.get_ident()
+    s = tinybase.CustomSynchronizer(a, lambda to, p: sends.append(p), 0.05)
+    box["s"] = s
+    s.start_sync()  # alone: times out, then auto-saves (answers requests)
+
+    def listener(store):
+        if threading.get_ident() == main or closed.is_set():
+            return
+        box["s"].receive("b", '["q",1,""]')  # queued before the close: never answered
+        box["sent"] = len(sends)
+        box["s"].close()
+        closed.set()
+
+    listening = a.add_tables_listener(listener)
+    s.receive("b", '["x",3,[[{"t":[{"r":[{"c":[2,"NjEtLV-----6YM_I"]}]}]}],[{}],1]]')
+    assert closed.wait(5) and s.closed
+    end = time.monotonic() + 5
+    while registry_size() > start + 1 and time.monotonic() < end:  # + the listener
+        time.sleep(0.01)
+    assert registry_size() == start + 1
+    time.sleep(0.05)
+    assert len(sends) == box["sent"]
+    assert a.get_cell("t", "r", "c") == 2
+    listening.remove()
+    box.clear()
+    a.close()
+
+
 def test_close_while_start_sync_blocks_on_another_thread(clean):
     a = tinybase.MergeableStore("a")
     s = tinybase.CustomSynchronizer(a, lambda to, p: None, 30.0)  # nobody answers: would block
