@@ -432,6 +432,17 @@ typedef struct tb_synchronizer_options {
      * worker has stopped (not called when the creating call fails).
      */
     tb_release_fn release;
+    /**
+     * Beyond TinyBase: at most this many received payloads wait for the worker; 0 means the
+     * default, 10,000. Beyond it tb_synchronizer_receive() refuses payloads (see there).
+     */
+    size_t inbox_max_payloads;
+    /**
+     * Beyond TinyBase: at most this many bytes of received payloads wait for the worker; 0
+     * means the default, 64 MiB. One payload is always taken when no other waits, whatever
+     * its size.
+     */
+    size_t inbox_max_bytes;
 } tb_synchronizer_options;
 
 /**
@@ -1560,6 +1571,11 @@ enum tb_status tb_synchronizer_new_custom_framed(struct tb_mergeable_store *stor
  * synchronizer. Any thread (including inside any synchronizer callback); never blocks: the
  * payload is queued for the worker, which validates it (invalid ones are reported through
  * on_ignored_error and never applied). Payloads received after destroy are ignored (TB_OK).
+ * TB_ERROR_INVALID_STATE when the inbox is full (see inbox_max_payloads / inbox_max_bytes in
+ * tb_synchronizer_options): the payload is refused at once (the caller is never blocked),
+ * on_ignored_error gets "tinybase:15:inbox" on the worker, and
+ * tb_synchronizer_get_inbox_stats() counts it; the next load (anti-entropy) repairs what it
+ * carried.
  */
 enum tb_status tb_synchronizer_receive(struct tb_synchronizer *sync,
                                        const char *from_client_id,
@@ -1634,6 +1650,16 @@ enum tb_status tb_synchronizer_get_status(struct tb_synchronizer *sync, tb_sync_
 enum tb_status tb_synchronizer_get_stats(struct tb_synchronizer *sync,
                                          uint64_t *out_sends,
                                          uint64_t *out_receives);
+
+/**
+ * The inbox of received payloads (beyond TinyBase): `*out_queued` payloads holding
+ * `*out_queued_bytes` bytes wait for the worker; `*out_refused` payloads were refused so far
+ * because it was full.
+ */
+enum tb_status tb_synchronizer_get_inbox_stats(struct tb_synchronizer *sync,
+                                               size_t *out_queued,
+                                               size_t *out_queued_bytes,
+                                               uint64_t *out_refused);
 
 /**
  * Whether nothing is queued, running or waiting for a response right now (true after

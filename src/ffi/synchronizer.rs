@@ -126,6 +126,13 @@ pub struct tb_synchronizer_options {
     /// If not NULL, called once with user_data when the synchronizer is freed, after its
     /// worker has stopped (not called when the creating call fails).
     pub release: tb_release_fn,
+    /// Beyond TinyBase: at most this many received payloads wait for the worker; 0 means the
+    /// default, 10,000. Beyond it tb_synchronizer_receive() refuses payloads (see there).
+    pub inbox_max_payloads: usize,
+    /// Beyond TinyBase: at most this many bytes of received payloads wait for the worker; 0
+    /// means the default, 64 MiB. One payload is always taken when no other waits, whatever
+    /// its size.
+    pub inbox_max_bytes: usize,
 }
 
 // ------------------------------------------------------------------------------ plumbing
@@ -217,6 +224,12 @@ unsafe fn options_in(p: *const tb_synchronizer_options, token: usize, default_ti
         options.request_timeout = t;
     }
     options.anti_entropy = seconds(o.anti_entropy_seconds, "anti_entropy_seconds")?;
+    if o.inbox_max_payloads > 0 {
+        options.inbox_max_payloads = o.inbox_max_payloads;
+    }
+    if o.inbox_max_bytes > 0 {
+        options.inbox_max_bytes = o.inbox_max_bytes;
+    }
     // Every check passed: from here on the library owns user_data.
     let ud = Ptr(Arc::new(HostData { user_data: o.user_data, release: o.release }));
     options.on_send = o.on_send.map(|f| message_hook(f, &ud, token));
@@ -359,13 +372,18 @@ pub unsafe extern "C" fn tb_synchronizer_new_custom_framed(
 /// synchronizer. Any thread (including inside any synchronizer callback); never blocks: the
 /// payload is queued for the worker, which validates it (invalid ones are reported through
 /// on_ignored_error and never applied). Payloads received after destroy are ignored (TB_OK).
+/// TB_ERROR_INVALID_STATE when the inbox is full (see inbox_max_payloads / inbox_max_bytes in
+/// tb_synchronizer_options): the payload is refused at once (the caller is never blocked),
+/// on_ignored_error gets "tinybase:15:inbox" on the worker, and
+/// tb_synchronizer_get_inbox_stats() counts it; the next load (anti-entropy) repairs what it
+/// carried.
 #[no_mangle]
 pub unsafe extern "C" fn tb_synchronizer_receive(sync: *mut tb_synchronizer, from_client_id: *const c_char, payload: *const c_char) -> tb_status {
     guard(|| {
         let h = sync_ref(sync)?;
         let from = str_in(from_client_id, "from_client_id")?;
         let payload = str_in(payload, "payload")?;
-        h.sync.receive(from, payload);
+        h.sync.receive(from, payload)?;
         Ok(())
     })
 }
@@ -484,6 +502,27 @@ pub unsafe extern "C" fn tb_synchronizer_get_stats(sync: *mut tb_synchronizer, o
         let receives = non_null(out_receives, "out_receives")?;
         let stats = h.sync.get_synchronizer_stats();
         (*sends, *receives) = (stats.sends, stats.receives);
+        Ok(())
+    })
+}
+
+/// The inbox of received payloads (beyond TinyBase): `*out_queued` payloads holding
+/// `*out_queued_bytes` bytes wait for the worker; `*out_refused` payloads were refused so far
+/// because it was full.
+#[no_mangle]
+pub unsafe extern "C" fn tb_synchronizer_get_inbox_stats(
+    sync: *mut tb_synchronizer,
+    out_queued: *mut usize,
+    out_queued_bytes: *mut usize,
+    out_refused: *mut u64,
+) -> tb_status {
+    guard(|| {
+        let h = sync_ref(sync)?;
+        let queued = non_null(out_queued, "out_queued")?;
+        let bytes = non_null(out_queued_bytes, "out_queued_bytes")?;
+        let refused = non_null(out_refused, "out_refused")?;
+        let stats = h.sync.get_inbox_stats();
+        (*queued, *bytes, *refused) = (stats.queued_payloads, stats.queued_bytes, stats.refused_payloads);
         Ok(())
     })
 }

@@ -5,7 +5,8 @@ use super::message::{parse_payload, payload, Message};
 use super::{Status, SyncState, SyncStatus, SynchronizerOptions, Transport, MAX_PENDING_REQUESTS};
 use crate::mergeable::MergeableStore;
 use crate::value::to_json_string;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use super::inbox::{Inbox, Next};
+use crossbeam_channel::Sender;
 use serde_json::{Map, Value as Json};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -53,6 +54,10 @@ pub(super) struct Shared {
     /// Destroy has begun (possibly from the worker thread itself, inside a store listener):
     /// the worker handles nothing but the destroy and sends nothing more.
     pub(super) closed: std::sync::atomic::AtomicBool,
+    /// Payloads refused because the inbox was full: in all, and not yet reported to the
+    /// ignored-error hook (which runs on the worker).
+    pub(super) refused: AtomicU64,
+    pub(super) refused_unreported: AtomicU64,
 }
 
 impl Shared {
@@ -121,25 +126,18 @@ impl Worker {
         }
     }
 
-    pub(super) fn run(mut self, rx: Receiver<Work>) {
+    pub(super) fn run(mut self, inbox: &Inbox<Work>) {
         loop {
             let deadline = self.pending.values().map(|p| p.deadline).chain(self.next_announce).min();
-            let work = match deadline {
-                Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
-                    Ok(w) => Some(w),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-                None => match rx.recv() {
-                    Ok(w) => Some(w),
-                    Err(_) => return,
-                },
+            let work = match inbox.pop(deadline) {
+                Next::Item(w) => Some(w),
+                Next::Timeout => None,
+                Next::Closed => return,
             };
             match work {
                 Some(Work::Destroy(done)) => {
                     self.destroy();
-                    // Work queued behind the destroy is dropped; it is no longer pending.
-                    drop(rx);
+                    // The destroy closed the inbox: it was the last item.
                     self.shared.busy.store(0, Ordering::Release);
                     self.shared.pending.store(0, Ordering::Release);
                     let _ = done.send(());
@@ -150,6 +148,9 @@ impl Worker {
                     self.shared.unbusy();
                 }
                 None => {}
+            }
+            if self.shared.refused_unreported.swap(0, Ordering::AcqRel) > 0 && !self.stopped() {
+                self.ignored("tinybase:15:inbox");
             }
             self.expire();
             self.announce();

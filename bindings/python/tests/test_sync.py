@@ -689,6 +689,53 @@ def test_close_from_a_store_listener_on_the_worker_thread(clean):
     a.close()
 
 
+def test_a_flood_is_refused_beyond_the_inbox_bounds(clean):
+    """While the worker is held up in send, payloads beyond inbox_max_bytes are refused at
+    once (InvalidStateError), counted, and reported as tinybase:15:inbox; the accepted ones
+    are applied once the worker runs again."""
+    a = tinybase.MergeableStore("a")
+    gate, held, errors = threading.Event(), threading.Event(), []
+
+    def send(to, payload):
+        if not gate.is_set():
+            held.set()
+            gate.wait(10)
+
+    s = tinybase.CustomSynchronizer(a, send, 0.05, inbox_max_bytes=1 << 20, on_ignored_error=errors.append)
+    try:
+        gate.set()
+        s.start_sync()
+        gate.clear()
+        saving = threading.Thread(target=s.save)
+        saving.start()
+        assert held.wait(5)
+        accepted = refused = most = 0
+        big = "x" * 100_000
+        for i in range(300):
+            payload = f'["f{i}",3,[[{{"big":[{{"r{i}":[{{"c":["{big}","NjEtLV-----6YM_I"]}}]}}]}}],[{{}}],1]]'
+            try:
+                s.receive("b", payload)
+                accepted += 1
+            except tinybase.InvalidStateError:
+                refused += 1
+            most = max(most, s.get_inbox_stats()["queued_bytes"])
+        assert most <= 1 << 20 and accepted >= 5 and refused > 250
+        stats = s.get_inbox_stats()
+        assert stats["queued_payloads"] == accepted and stats["refused_payloads"] == refused
+        gate.set()
+        saving.join(10)
+        assert s.wait_for_idle(10)
+        assert a.get_row_count("big") == accepted
+        assert s.get_inbox_stats()["queued_bytes"] == 0
+        assert "tinybase:15:inbox" in errors
+    finally:
+        gate.set()
+        s.close()
+        a.close()
+    with pytest.raises(ValueError):
+        tinybase.CustomSynchronizer(tinybase.MergeableStore("c"), send, inbox_max_payloads=-1)
+
+
 def test_close_while_start_sync_blocks_on_another_thread(clean):
     a = tinybase.MergeableStore("a")
     s = tinybase.CustomSynchronizer(a, lambda to, p: None, 30.0)  # nobody answers: would block
