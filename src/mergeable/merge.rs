@@ -16,9 +16,17 @@ fn replace_hlc_hash(old: Hlc, new: Hlc) -> u32 {
     }
 }
 
-/// The contribution a row or table makes to its container, skipping a zero old hash (3.4).
-fn child_delta(id: &str, old: u32, new: u32) -> u32 {
-    (if old != 0 { id_hash(id, old) } else { 0 }) ^ id_hash(id, new)
+/// The change to a container's hash when a row or table goes from hash `old` to `new`; `old` is
+/// None for a child that did not exist before (it has no term in its container yet).
+///
+/// Deliberate deviation (README, "Conformance with TinyBase"): TinyBase skips the old term
+/// whenever the old hash is 0 (3.4), so an empty row or table received in a message (hash 0)
+/// leaves `H(id:0)` in its container for good once it gets cells, and equal content then hashes
+/// differently forever. Here only a new child skips it, so a container's hash is always the
+/// static function of its content (`compute_content_hashes`). Nothing changes where no empty
+/// row or table ever existed, nor for an empty one as long as it stays empty.
+fn child_delta(id: &str, old: Option<u32>, new: u32) -> u32 {
+    old.map_or(0, |old| id_hash(id, old)) ^ id_hash(id, new)
 }
 
 /// A leaf accepted by a merge, to be written into the plain Store afterwards.
@@ -159,20 +167,22 @@ impl Core {
         let mut tables_hash = if is_content { input.tables.hash } else { self.content.tables_hash };
         let mut latest = input.tables.hlc;
         for (t, table_in) in input.tables.thing {
+            let table_existed = self.content.tables.contains_key(t.as_str());
             let ti = self.table_node(&t);
             let mut table_hash = if is_content { table_in.hash } else { self.content.tables[ti].hash };
             let mut table_latest = table_in.hlc;
             for (r, row_in) in table_in.thing {
+                let row_existed = self.content.tables[ti].rows.contains_key(r.as_str());
                 let ri = self.row_node(ti, &r);
                 let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, is_content, &mut accepted);
                 if !is_content {
-                    table_hash ^= child_delta(&r, old, new);
+                    table_hash ^= child_delta(&r, row_existed.then_some(old), new);
                 }
                 table_latest = table_latest.max(row_latest);
             }
             let (old, new) = self.finish_table(ti, table_hash, table_in.hlc, is_content);
             if !is_content {
-                tables_hash ^= child_delta(&t, old, new);
+                tables_hash ^= child_delta(&t, table_existed.then_some(old), new);
             }
             latest = latest.max(table_latest);
         }
@@ -202,11 +212,15 @@ impl Core {
         };
         let (old_row, new_row) = self.finish_leaves(at, hash ^ delta.unwrap_or(0), Hlc::EMPTY, false);
         if let Some((ti, ri)) = at {
+            // A row or table created by this transaction's writes has no term in its container
+            // yet; an older one has, even with hash 0 (an empty one received in a message).
+            let row_existed = old_row != 0 || !self.row_is_new(ti, ri);
+            let table_existed = self.content.tables[ti].hash != 0 || !self.table_is_new(ti);
             let table = &self.content.tables[ti];
-            let table_hash = table.hash ^ child_delta(table.rows.get_index(ri).expect("row").0, old_row, new_row);
+            let table_hash = table.hash ^ child_delta(table.rows.get_index(ri).expect("row").0, row_existed.then_some(old_row), new_row);
             let (old_table, new_table) = self.finish_table(ti, table_hash, Hlc::EMPTY, false);
             let t = self.content.tables.get_index(ti).expect("table").0;
-            let tables_hash = self.content.tables_hash ^ child_delta(t, old_table, new_table);
+            let tables_hash = self.content.tables_hash ^ child_delta(t, table_existed.then_some(old_table), new_table);
             self.finish_tables(tables_hash, Hlc::EMPTY, false);
         }
         let latest = if delta.is_some() { hlc } else { Hlc::EMPTY };
