@@ -9,7 +9,7 @@
 //! including JavaScript key order (integer-like keys first, ascending), duplicate keys (first
 //! position, last value, as `JSON.parse`), any escapes, objects and arrays as leaf values.
 
-use super::wire::{self, to_uint32, LeafIn, LeavesIn, MergeIn, StampIn, TableIn};
+use super::wire::{self, valid_hash, LeafIn, LeavesIn, MergeIn, StampIn, TableIn};
 use crate::error::Result;
 use crate::hlc::{Hlc, HLC_MAX_FUTURE_OFFSET};
 use crate::json_lex::{LexError, Lexer};
@@ -145,27 +145,30 @@ impl Fast<'_> {
         self.ws();
         let thing = thing(self)?;
         self.ws();
-        let (hlc, hash) = match self.next() {
-            Some(b']') if !self.hashes_required => (Hlc::EMPTY, 0),
+        let hlc = match self.next() {
+            Some(b']') if !self.hashes_required => Hlc::EMPTY,
             Some(b',') => {
                 self.ws();
                 let hlc = self.hlc()?;
                 self.ws();
                 match self.next() {
-                    Some(b']') if !self.hashes_required => (hlc, 0),
+                    Some(b']') if !self.hashes_required => hlc,
                     Some(b',') => {
                         self.ws();
-                        let hash = to_uint32(self.number()?);
+                        let hash = self.number()?;
+                        if self.hashes_required && valid_hash(hash).is_none() {
+                            return Err(Bail);
+                        }
                         self.ws();
                         self.expect(b']')?;
-                        (hlc, hash)
+                        hlc
                     }
                     _ => return Err(Bail),
                 }
             }
             _ => return Err(Bail),
         };
-        Ok(StampIn { thing, hlc, hash })
+        Ok(StampIn { thing, hlc })
     }
 
     fn hlc(&mut self) -> R<Hlc> {
