@@ -114,6 +114,17 @@ impl Store {
 
     /// Runs a mutation as TinyBase's `fluentTransaction`: in its own (or the enclosing)
     /// transaction.
+    /// `mutate` for a local write: refused before anything changes when the store's clock
+    /// cannot stamp a newer change (`Clock::can_stamp`; TinyBase throws `tinybase:13`).
+    fn write<R>(&self, f: impl FnOnce(&mut Core) -> R) -> Result<R> {
+        self.mutate(|core| match &core.clock {
+            Some(clock) if !clock.can_stamp() => Err(Error::InvalidState(
+                "tinybase:13: the clock cannot stamp a newer change (get_now at or past 2^42 ms, or the HLC counter used up at the largest time); nothing was written".into(),
+            )),
+            _ => Ok(f(core)),
+        })
+    }
+
     pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
         // Inside this thread's transaction already: no nested transaction needed.
         if self.shared.core.is_owned_by_current_thread() {
@@ -669,93 +680,89 @@ impl Store {
     /// Replaces all tables (tables not given are deleted).
     pub fn set_tables(&self, tables: &Tables) -> Result<()> {
         let tables = tables_in_typed(tables)?;
-        self.mutate(|c| c.set_tables(&tables));
-        Ok(())
+        self.write(|c| c.set_tables(&tables))
     }
     /// Replaces a table.
     pub fn set_table(&self, table_id: &str, table: &Table) -> Result<()> {
         let table = table_in_typed(table)?;
-        self.mutate(|c| c.set_table(table_id, &table));
-        Ok(())
+        self.write(|c| c.set_table(table_id, &table))
     }
     /// Replaces a row.
     pub fn set_row(&self, table_id: &str, row_id: &str, row: &Row) -> Result<()> {
         let row = row_in_typed(row)?;
-        self.mutate(|c| c.set_row(table_id, row_id, &row));
-        Ok(())
+        self.write(|c| c.set_row(table_id, row_id, &row))
     }
     /// Adds a row with a new id and returns the id. As in TinyBase, ids are integers counted
     /// per table; with `reuse_row_ids` the ids of deleted rows are used first.
     pub fn add_row(&self, table_id: &str, row: &Row, reuse_row_ids: bool) -> Result<String> {
         let row = row_in_typed(row)?;
-        Ok(self.mutate(|c| c.add_row(table_id, &row, reuse_row_ids)).to_string())
+        Ok(self.write(|c| c.add_row(table_id, &row, reuse_row_ids))?.to_string())
     }
     /// Sets some cells of a row.
     pub fn set_partial_row(&self, table_id: &str, row_id: &str, row: &Row) -> Result<()> {
         let row = row_in_typed(row)?;
-        self.mutate(|c| c.set_partial_row(table_id, row_id, &row));
-        Ok(())
+        self.write(|c| c.set_partial_row(table_id, row_id, &row))
     }
     /// Sets a cell.
     pub fn set_cell(&self, table_id: &str, row_id: &str, cell_id: &str, cell: impl Into<Cell>) -> Result<()> {
         let v = Stored::from_cell(&cell.into())?;
-        self.mutate(|c| c.set_cell(table_id, row_id, cell_id, v));
-        Ok(())
+        self.write(|c| c.set_cell(table_id, row_id, cell_id, v))
     }
     /// Replaces all values.
     pub fn set_values(&self, values: &Values) -> Result<()> {
         let values = row_in_typed(values)?;
-        self.mutate(|c| c.set_values(&values));
-        Ok(())
+        self.write(|c| c.set_values(&values))
     }
     /// Sets some values.
     pub fn set_partial_values(&self, values: &Values) -> Result<()> {
         let values = row_in_typed(values)?;
-        self.mutate(|c| c.set_partial_values(&values));
-        Ok(())
+        self.write(|c| c.set_partial_values(&values))
     }
     /// Sets a value.
     pub fn set_value(&self, value_id: &str, value: impl Into<Cell>) -> Result<()> {
         let v = Stored::from_cell(&value.into())?;
-        self.mutate(|c| c.set_value(value_id, v));
-        Ok(())
+        self.write(|c| c.set_value(value_id, v))
     }
     /// Replaces tables and values (empty tables or values delete them all).
     pub fn set_content(&self, tables: &Tables, values: &Values) -> Result<()> {
         let tables = if tables.is_empty() { Vec::new() } else { tables_in_typed(tables)? };
         let values = if values.is_empty() { Vec::new() } else { row_in_typed(values)? };
-        self.mutate(|c| c.set_content(&tables, &values));
-        Ok(())
+        self.write(|c| c.set_content(&tables, &values))
     }
     /// Applies changes (None deletes).
     pub fn apply_changes(&self, changes: &Changes) -> Result<()> {
         let changes = changes_in_typed(changes)?;
-        self.mutate(|c| c.apply_changes(&changes));
-        Ok(())
+        self.write(|c| c.apply_changes(&changes))
     }
     /// Deletes all tables.
     pub fn del_tables(&self) {
-        self.mutate(|c| c.del_tables());
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_tables());
     }
     /// Deletes a table.
     pub fn del_table(&self, table_id: &str) {
-        self.mutate(|c| c.del_table(table_id));
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_table(table_id));
     }
     /// Deletes a row.
     pub fn del_row(&self, table_id: &str, row_id: &str) {
-        self.mutate(|c| c.del_row(table_id, row_id));
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_row(table_id, row_id));
     }
     /// Deletes a cell.
     pub fn del_cell(&self, table_id: &str, row_id: &str, cell_id: &str) {
-        self.mutate(|c| c.del_cell(table_id, row_id, cell_id));
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_cell(table_id, row_id, cell_id));
     }
     /// Deletes all values.
     pub fn del_values(&self) {
-        self.mutate(|c| c.del_values());
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_values());
     }
     /// Deletes a value.
     pub fn del_value(&self, value_id: &str) {
-        self.mutate(|c| c.del_value(value_id));
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_value(value_id));
     }
 
     // ------------------------------------------------------------------ JSON setters
@@ -764,73 +771,62 @@ impl Store {
     /// `get_tables_json` writes them); an empty object deletes all tables.
     pub fn set_tables_json(&self, json: &str) -> Result<()> {
         let tables = tables_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| if tables.is_empty() { c.del_tables() } else { c.set_tables(&tables) });
-        Ok(())
+        self.write(|c| if tables.is_empty() { c.del_tables() } else { c.set_tables(&tables) })
     }
     /// Sets the values from JSON; an empty object deletes all values.
     pub fn set_values_json(&self, json: &str) -> Result<()> {
         let values = row_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| if values.is_empty() { c.del_values() } else { c.set_values(&values) });
-        Ok(())
+        self.write(|c| if values.is_empty() { c.del_values() } else { c.set_values(&values) })
     }
     /// Sets tables and values from `[tables, values]` JSON (TinyBase's `setJson`).
     pub fn set_json(&self, json: &str) -> Result<()> {
         let (tables, values) = content_in_json(&parse_json(json)?, true)?;
-        self.mutate(|c| c.set_content(&tables, &values));
-        Ok(())
+        self.write(|c| c.set_content(&tables, &values))
     }
     /// `setContent` with `[tables, values]` JSON in the decoded form.
     pub fn set_content_json(&self, json: &str) -> Result<()> {
         let (tables, values) = content_in_json(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_content(&tables, &values));
-        Ok(())
+        self.write(|c| c.set_content(&tables, &values))
     }
     /// Sets a table from JSON.
     pub fn set_table_json(&self, table_id: &str, json: &str) -> Result<()> {
         let table = table_in_json(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_table(table_id, &table));
-        Ok(())
+        self.write(|c| c.set_table(table_id, &table))
     }
     /// Sets a row from JSON.
     pub fn set_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {
         let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        self.mutate(|c| c.set_row(table_id, row_id, &row));
-        Ok(())
+        self.write(|c| c.set_row(table_id, row_id, &row))
     }
     /// Adds a row from JSON, returning its new id (see [`Store::add_row`]).
     pub fn add_row_json(&self, table_id: &str, json: &str, reuse_row_ids: bool) -> Result<String> {
         let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        Ok(self.mutate(|c| c.add_row(table_id, &row, reuse_row_ids)).to_string())
+        Ok(self.write(|c| c.add_row(table_id, &row, reuse_row_ids))?.to_string())
     }
     /// Sets some cells of a row from JSON.
     pub fn set_partial_row_json(&self, table_id: &str, row_id: &str, json: &str) -> Result<()> {
         let row = nonempty(row_in_json(&parse_json(json)?, false)?, "row")?;
-        self.mutate(|c| c.set_partial_row(table_id, row_id, &row));
-        Ok(())
+        self.write(|c| c.set_partial_row(table_id, row_id, &row))
     }
     /// Sets a cell from JSON text of the cell.
     pub fn set_cell_json(&self, table_id: &str, row_id: &str, cell_id: &str, json: &str) -> Result<()> {
         let v = Stored::from_json_api(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_cell(table_id, row_id, cell_id, v));
-        Ok(())
+        self.write(|c| c.set_cell(table_id, row_id, cell_id, v))
     }
     /// Sets some values from JSON.
     pub fn set_partial_values_json(&self, json: &str) -> Result<()> {
         let values = nonempty(row_in_json(&parse_json(json)?, false)?, "values")?;
-        self.mutate(|c| c.set_partial_values(&values));
-        Ok(())
+        self.write(|c| c.set_partial_values(&values))
     }
     /// Sets a value from JSON text of the value.
     pub fn set_value_json(&self, value_id: &str, json: &str) -> Result<()> {
         let v = Stored::from_json_api(&parse_json(json)?, false)?;
-        self.mutate(|c| c.set_value(value_id, v));
-        Ok(())
+        self.write(|c| c.set_value(value_id, v))
     }
     /// Applies `[tables, values, 1]` changes JSON (U+FFFC deletes).
     pub fn apply_changes_json(&self, json: &str) -> Result<()> {
         let changes = changes_in_json(&parse_json(json)?)?;
-        self.mutate(|c| c.apply_changes(&changes));
-        Ok(())
+        self.write(|c| c.apply_changes(&changes))
     }
 }
 

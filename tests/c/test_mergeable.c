@@ -230,6 +230,36 @@ int main(void) {
         tb_mergeable_store_free(h);
     }
 
+    /* clock bounds: a get_now at or past 2^42 ms, or an HLC counter used up at the largest
+     * time, refuses local writes (TinyBase's tinybase:13) and leaves the store untouched */
+    {
+        clock_data cd = {1700000000000.0, 0, 0};
+        tb_mergeable_store *k = NULL;
+        CHECK_OK(tb_mergeable_store_new_with_clock("k", clock_now, &cd, NULL, &k));
+        tb_store *ks = tb_mergeable_store_as_store(k);
+        CHECK_OK(tb_store_set_cell_json(ks, "t", "r", "c", "1"));
+        char *before = content_of(k);
+        cd.now = 4398046511104.0; /* 2^42 */
+        CHECK_STATUS(tb_store_set_cell_json(ks, "t", "r", "c", "2"), TB_ERROR_INVALID_STATE);
+        CHECK_STATUS(tb_store_set_value_json(ks, "v", "2"), TB_ERROR_INVALID_STATE);
+        CHECK_OK(tb_store_del_cell(ks, "t", "r", "c")); /* deletions report nothing but change nothing */
+        char *after = content_of(k);
+        CHECK(before && after && strcmp(before, after) == 0);
+        tb_string_free(after);
+        tb_string_free(before);
+        cd.now = 4398046511103.0; /* the largest time: works, until a peer used up its counter */
+        CHECK_OK(tb_store_set_cell_json(ks, "t", "r", "c", "3"));
+        CHECK_OK(tb_mergeable_store_apply_mergeable_changes_json(
+            k, "[[{\"t\":[{\"r\":[{\"c\":[4,\"zzzzzzzzzzzzzzzz\"]}]}]}],[{}],1]"));
+        before = content_of(k);
+        CHECK_STATUS(tb_store_set_cell_json(ks, "t", "r", "c", "5"), TB_ERROR_INVALID_STATE);
+        after = content_of(k);
+        CHECK(before && after && strcmp(before, after) == 0);
+        tb_string_free(after);
+        tb_string_free(before);
+        tb_mergeable_store_free(k);
+    }
+
     /* releasing: the clock's user_data is released exactly once, with the store */
     tb_mergeable_store_free(b);
     CHECK(clk.released == 1);
