@@ -169,13 +169,16 @@ impl Core {
         let mut tables_hash = self.content.tables_hash;
         let mut latest = input.tables.hlc;
         for (t, table_in) in input.tables.thing {
-            let table_existed = self.content.tables.contains_key(t.as_str());
+            // A node created now is appended: its index is the old length.
+            let tables_before = self.content.tables.len();
             let ti = self.table_node(&t);
+            let table_existed = ti < tables_before;
             let mut table_hash = self.content.tables[ti].hash;
             let mut table_latest = table_in.hlc;
             for (r, row_in) in table_in.thing {
-                let row_existed = self.content.tables[ti].rows.contains_key(r.as_str());
+                let rows_before = self.content.tables[ti].rows.len();
                 let ri = self.row_node(ti, &r);
+                let row_existed = ri < rows_before;
                 let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, &mut accepted);
                 table_hash ^= child_delta(&r, row_existed.then_some(old), new);
                 table_latest = table_latest.max(row_latest);
