@@ -54,6 +54,33 @@ fn an_empty_row_from_a_message_does_not_split_the_hashes_of_equal_content() {
     consistent(&g);
 }
 
+/// The same when the empty row or table and the local write come in one transaction.
+#[test]
+fn an_empty_row_or_table_written_locally_in_the_same_transaction_hashes_as_its_content() {
+    let (c, d) = (store("c"), store("c"));
+    c.start_transaction();
+    c.apply_mergeable_changes_json(r#"[[{"pets":[{"ghost":[{}]}]}],[{}],1]"#).unwrap();
+    c.set_cell("pets", "ghost", "x", 1).unwrap();
+    c.finish_transaction(false).unwrap();
+    d.set_cell("pets", "ghost", "x", 1).unwrap();
+    assert_eq!(c.get_mergeable_content_hashes(), d.get_mergeable_content_hashes());
+    consistent(&c);
+    let e = store("e");
+    e.start_transaction();
+    e.apply_mergeable_changes_json(r#"[[{"pets":[{}]}],[{}],1]"#).unwrap();
+    e.set_cell("pets", "g", "x", 1).unwrap();
+    e.finish_transaction(false).unwrap();
+    consistent(&e);
+    // Rolled back, nothing of either is left.
+    let f = store("f");
+    f.start_transaction();
+    f.apply_mergeable_changes_json(r#"[[{"pets":[{"ghost":[{}]}]}],[{}],1]"#).unwrap();
+    f.set_cell("pets", "ghost", "x", 1).unwrap();
+    f.finish_transaction(true).unwrap();
+    assert_eq!(f.get_mergeable_content_hashes(), (0, 0));
+    consistent(&f);
+}
+
 /// An empty row alone is content TinyBase keeps and sends (a row diff carries it): as there.
 #[test]
 fn an_empty_row_alone_is_kept_as_tinybase_keeps_it() {

@@ -17,7 +17,7 @@ fn replace_hlc_hash(old: Hlc, new: Hlc) -> u32 {
 }
 
 /// The change to a container's hash when a row or table goes from hash `old` to `new`; `old` is
-/// None for a child that did not exist before (it has no term in its container yet).
+/// None for a child that has no term in its container yet (never merged before).
 ///
 /// Deliberate deviation (README, "Conformance with TinyBase"): TinyBase skips the old term
 /// whenever the old hash is 0 (3.4), so an empty row or table received in a message (hash 0)
@@ -111,28 +111,31 @@ impl Core {
         Some(id_hash(c, old_hash) ^ id_hash(c, new_hash))
     }
 
-    /// Finishes a leaf container (row or values): returns (old hash, new hash).
-    fn finish_leaves(&mut self, at: Option<(usize, usize)>, hash: u32, in_hlc: Hlc) -> (u32, u32) {
+    /// Finishes a leaf container (row or values): returns (old hash if it was already a term of
+    /// its container's hash, new hash).
+    fn finish_leaves(&mut self, at: Option<(usize, usize)>, hash: u32, in_hlc: Hlc) -> (Option<u32>, u32) {
         self.save(match at {
             Some((t, r)) => Level::Row(t as u32, r as u32),
             None => Level::Values,
         });
         let leaves = self.leaves_mut(at);
-        let old = leaves.hash;
+        let old = leaves.termed.then_some(leaves.hash);
         let hash = hash ^ replace_hlc_hash(leaves.hlc, in_hlc);
         leaves.hlc = leaves.hlc.max(in_hlc);
         leaves.hash = hash;
+        leaves.termed = true;
         (old, hash)
     }
 
-    /// Finishes a table: returns (old hash, new hash).
-    fn finish_table(&mut self, ti: usize, hash: u32, in_hlc: Hlc) -> (u32, u32) {
+    /// Finishes a table: returns (old hash if it was already a term of the tables hash, new hash).
+    fn finish_table(&mut self, ti: usize, hash: u32, in_hlc: Hlc) -> (Option<u32>, u32) {
         self.save(Level::Table(ti as u32));
         let table = &mut self.content.tables[ti];
-        let old = table.hash;
+        let old = table.termed.then_some(table.hash);
         let hash = hash ^ replace_hlc_hash(table.hlc, in_hlc);
         table.hlc = table.hlc.max(in_hlc);
         table.hash = hash;
+        table.termed = true;
         (old, hash)
     }
 
@@ -144,8 +147,8 @@ impl Core {
         c.tables_hash = hash;
     }
 
-    /// Merges a row's cells or the values: returns (latest HLC, old hash, new hash).
-    fn merge_leaves(&mut self, at: Option<(usize, usize)>, input: LeavesIn, accepted: &mut Vec<Accepted>) -> (Hlc, u32, u32) {
+    /// Merges a row's cells or the values: returns (latest HLC, old hash if termed, new hash).
+    fn merge_leaves(&mut self, at: Option<(usize, usize)>, input: LeavesIn, accepted: &mut Vec<Accepted>) -> (Hlc, Option<u32>, u32) {
         let mut hash = self.leaves(at).hash;
         let mut latest = input.hlc;
         for (c, leaf) in input.thing {
@@ -169,22 +172,17 @@ impl Core {
         let mut tables_hash = self.content.tables_hash;
         let mut latest = input.tables.hlc;
         for (t, table_in) in input.tables.thing {
-            // A node created now is appended: its index is the old length.
-            let tables_before = self.content.tables.len();
             let ti = self.table_node(&t);
-            let table_existed = ti < tables_before;
             let mut table_hash = self.content.tables[ti].hash;
             let mut table_latest = table_in.hlc;
             for (r, row_in) in table_in.thing {
-                let rows_before = self.content.tables[ti].rows.len();
                 let ri = self.row_node(ti, &r);
-                let row_existed = ri < rows_before;
                 let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, &mut accepted);
-                table_hash ^= child_delta(&r, row_existed.then_some(old), new);
+                table_hash ^= child_delta(&r, old, new);
                 table_latest = table_latest.max(row_latest);
             }
             let (old, new) = self.finish_table(ti, table_hash, table_in.hlc);
-            tables_hash ^= child_delta(&t, table_existed.then_some(old), new);
+            tables_hash ^= child_delta(&t, old, new);
             latest = latest.max(table_latest);
         }
         self.finish_tables(tables_hash, input.tables.hlc);
@@ -213,15 +211,11 @@ impl Core {
         };
         let (old_row, new_row) = self.finish_leaves(at, hash ^ delta.unwrap_or(0), Hlc::EMPTY);
         if let Some((ti, ri)) = at {
-            // A row or table created by this transaction's writes has no term in its container
-            // yet; an older one has, even with hash 0 (an empty one received in a message).
-            let row_existed = old_row != 0 || !self.row_is_new(ti, ri);
-            let table_existed = self.content.tables[ti].hash != 0 || !self.table_is_new(ti);
             let table = &self.content.tables[ti];
-            let table_hash = table.hash ^ child_delta(table.rows.get_index(ri).expect("row").0, row_existed.then_some(old_row), new_row);
+            let table_hash = table.hash ^ child_delta(table.rows.get_index(ri).expect("row").0, old_row, new_row);
             let (old_table, new_table) = self.finish_table(ti, table_hash, Hlc::EMPTY);
             let t = self.content.tables.get_index(ti).expect("table").0;
-            let tables_hash = self.content.tables_hash ^ child_delta(t, table_existed.then_some(old_table), new_table);
+            let tables_hash = self.content.tables_hash ^ child_delta(t, old_table, new_table);
             self.finish_tables(tables_hash, Hlc::EMPTY);
         }
         let latest = if delta.is_some() { hlc } else { Hlc::EMPTY };
