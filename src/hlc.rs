@@ -161,9 +161,12 @@ impl Clock {
 
     /// Current time per the clock source (ms, floored, never negative or non-finite).
     pub fn now(&self) -> f64 {
-        let n = (self.get_now)();
+        Self::ms((self.get_now)())
+    }
+
+    fn ms(n: f64) -> f64 {
         if n.is_finite() && n > 0.0 {
-            n.floor().min(((1u64 << 42) - 1) as f64)
+            n.floor().min(MAX_TIME as f64)
         } else {
             0.0
         }
@@ -212,10 +215,11 @@ impl Clock {
     /// would carry past the largest time (after a peer's `zzzzzzzzzzzzzzzz`). TinyBase throws
     /// `tinybase:13` for a local write it cannot stamp newer; local writes check this first.
     pub fn can_stamp(&self) -> bool {
-        if (self.get_now)() > MAX_TIME as f64 {
+        let raw = (self.get_now)();
+        if raw > MAX_TIME as f64 {
             return false;
         }
-        let time = self.last_time.max(self.now() as i64);
+        let time = self.last_time.max(Self::ms(raw) as i64);
         let counter = if time == self.last_time { self.last_counter } else { -1 } + 1;
         time < MAX_TIME || counter < COUNTER_LIMIT
     }
