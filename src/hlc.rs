@@ -8,6 +8,8 @@ const ALPHABET: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijkl
 /// How far in the future (ms) an incoming HLC may be before it is refused.
 pub const HLC_MAX_FUTURE_OFFSET: f64 = 300_000.0;
 const COUNTER_LIMIT: i64 = 1 << 24;
+/// The largest time an HLC holds (42 bits of ms).
+const MAX_TIME: i64 = (1 << 42) - 1;
 
 fn decode_char(c: u8) -> Option<u32> {
     Some(match c {
@@ -159,9 +161,12 @@ impl Clock {
 
     /// Current time per the clock source (ms, floored, never negative or non-finite).
     pub fn now(&self) -> f64 {
-        let n = (self.get_now)();
+        Self::ms((self.get_now)())
+    }
+
+    fn ms(n: f64) -> f64 {
         if n.is_finite() && n > 0.0 {
-            n.floor().min(((1u64 << 42) - 1) as f64)
+            n.floor().min(MAX_TIME as f64)
         } else {
             0.0
         }
@@ -203,6 +208,20 @@ impl Clock {
         } else {
             -1
         };
+    }
+
+    /// Whether `next` can give an HLC newer than every one this clock has made or seen: not once
+    /// `get_now` reaches 2^42 ms (TinyBase's HLC time then wraps to 0), nor when the counter
+    /// would carry past the largest time (after a peer's `zzzzzzzzzzzzzzzz`). TinyBase throws
+    /// `tinybase:13` for a local write it cannot stamp newer; local writes check this first.
+    pub fn can_stamp(&self) -> bool {
+        let raw = (self.get_now)();
+        if raw > MAX_TIME as f64 {
+            return false;
+        }
+        let time = self.last_time.max(Self::ms(raw) as i64);
+        let counter = if time == self.last_time { self.last_counter } else { -1 } + 1;
+        time < MAX_TIME || counter < COUNTER_LIMIT
     }
 
     /// A fresh local HLC (TinyBase's `getNextHlc`).

@@ -17,6 +17,7 @@ pub mod error;
 pub mod ffi;
 pub mod hash;
 pub mod hlc;
+pub(crate) mod json_lex;
 pub(crate) mod lifetime;
 pub mod mergeable;
 #[allow(unused_imports, dead_code)]

@@ -5,6 +5,7 @@
 //! JavaScript, not serde_json's defaults.
 
 use crate::error::{Error, Result};
+use crate::json_lex::{LexError, Lexer};
 use compact_str::CompactString;
 use serde_json::{Map, Number, Value as Json};
 
@@ -493,7 +494,7 @@ pub fn parse_json(text: &str) -> Result<Json> {
             MAX_JSON_BYTES
         )));
     }
-    let mut p = Parser { b: text.as_bytes(), s: text, i: 0 };
+    let mut p = Parser(Lexer::new(text));
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -503,28 +504,34 @@ pub fn parse_json(text: &str) -> Result<Json> {
     Ok(v)
 }
 
-struct Parser<'a> {
-    b: &'a [u8],
-    s: &'a str,
-    i: usize,
+/// The value-tree reader over the shared lexer.
+struct Parser<'a>(Lexer<'a>);
+
+impl<'a> std::ops::Deref for Parser<'a> {
+    type Target = Lexer<'a>;
+    fn deref(&self) -> &Lexer<'a> {
+        &self.0
+    }
+}
+impl std::ops::DerefMut for Parser<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<LexError> for Error {
+    fn from(e: LexError) -> Error {
+        Error::InvalidJson(format!("{} at byte {}", e.what, e.at))
+    }
 }
 
 impl Parser<'_> {
     fn err(&self, what: &str) -> Error {
         Error::InvalidJson(format!("{what} at byte {}", self.i))
     }
-    fn ws(&mut self) {
-        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-            self.i += 1;
-        }
-    }
     fn lit(&mut self, word: &str, v: Json) -> Result<Json> {
-        if self.b[self.i..].starts_with(word.as_bytes()) {
-            self.i += word.len();
-            Ok(v)
-        } else {
-            Err(self.err("invalid literal"))
-        }
+        self.literal(word.as_bytes())?;
+        Ok(v)
     }
     fn value(&mut self, depth: usize) -> Result<Json> {
         if depth > MAX_DEPTH {
@@ -535,7 +542,7 @@ impl Parser<'_> {
             Some(b'n') => self.lit("null", Json::Null),
             Some(b't') => self.lit("true", Json::Bool(true)),
             Some(b'f') => self.lit("false", Json::Bool(false)),
-            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b'"') => Ok(Json::String(self.string()?.into_owned())),
             Some(b'[') => {
                 self.i += 1;
                 let mut items = Vec::new();
@@ -571,7 +578,7 @@ impl Parser<'_> {
                     if self.b.get(self.i) != Some(&b'"') {
                         return Err(self.err("expected a string key"));
                     }
-                    let k = self.string()?;
+                    let k = self.string()?.into_owned();
                     self.ws();
                     if self.b.get(self.i) != Some(&b':') {
                         return Err(self.err("expected :"));
@@ -608,110 +615,8 @@ impl Parser<'_> {
                 }
                 Ok(Json::Object(map))
             }
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'-' | b'0'..=b'9') => Ok(f64_to_json(self.number()?)),
             Some(_) => Err(self.err("unexpected character")),
-        }
-    }
-    fn number(&mut self) -> Result<Json> {
-        let start = self.i;
-        if self.b[self.i] == b'-' {
-            self.i += 1;
-        }
-        let digits = |p: &mut Self| {
-            let s = p.i;
-            while p.i < p.b.len() && p.b[p.i].is_ascii_digit() {
-                p.i += 1;
-            }
-            p.i - s
-        };
-        let int_start = self.i;
-        let n = digits(self);
-        if n == 0 || (n > 1 && self.b[int_start] == b'0') {
-            return Err(self.err("invalid number"));
-        }
-        if self.b.get(self.i) == Some(&b'.') {
-            self.i += 1;
-            if digits(self) == 0 {
-                return Err(self.err("invalid number"));
-            }
-        }
-        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            if digits(self) == 0 {
-                return Err(self.err("invalid number"));
-            }
-        }
-        let text = &self.s[start..self.i];
-        let f: f64 = text.parse().map_err(|_| self.err("invalid number"))?;
-        if !f.is_finite() {
-            return Err(self.err("number out of range"));
-        }
-        Ok(f64_to_json(f))
-    }
-    fn hex4(&mut self) -> Result<u32> {
-        let h = self.b.get(self.i..self.i + 4).ok_or_else(|| self.err("bad \\u escape"))?;
-        let s = std::str::from_utf8(h).map_err(|_| self.err("bad \\u escape"))?;
-        if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(self.err("bad \\u escape"));
-        }
-        let v = u32::from_str_radix(s, 16).map_err(|_| self.err("bad \\u escape"))?;
-        self.i += 4;
-        Ok(v)
-    }
-    fn string(&mut self) -> Result<String> {
-        self.i += 1;
-        let mut out = String::new();
-        let mut start = self.i;
-        loop {
-            match self.b.get(self.i) {
-                None => return Err(self.err("unterminated string")),
-                Some(b'"') => {
-                    out.push_str(&self.s[start..self.i]);
-                    self.i += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    out.push_str(&self.s[start..self.i]);
-                    self.i += 1;
-                    let c = *self.b.get(self.i).ok_or_else(|| self.err("bad escape"))?;
-                    self.i += 1;
-                    match c {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let u = self.hex4()?;
-                            let ch = if (0xD800..0xDC00).contains(&u) {
-                                if self.b.get(self.i..self.i + 2) == Some(b"\\u") {
-                                    self.i += 2;
-                                    let lo = self.hex4()?;
-                                    if !(0xDC00..0xE000).contains(&lo) {
-                                        return Err(self.err("lone surrogate in string"));
-                                    }
-                                    char::from_u32(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00))
-                                } else {
-                                    None
-                                }
-                            } else {
-                                char::from_u32(u)
-                            };
-                            out.push(ch.ok_or_else(|| self.err("lone surrogate in string"))?);
-                        }
-                        _ => return Err(self.err("bad escape")),
-                    }
-                    start = self.i;
-                }
-                Some(0..=0x1f) => return Err(self.err("control character in string")),
-                Some(_) => self.i += 1,
-            }
         }
     }
 }

@@ -16,9 +16,17 @@ fn replace_hlc_hash(old: Hlc, new: Hlc) -> u32 {
     }
 }
 
-/// The contribution a row or table makes to its container, skipping a zero old hash (3.4).
-fn child_delta(id: &str, old: u32, new: u32) -> u32 {
-    (if old != 0 { id_hash(id, old) } else { 0 }) ^ id_hash(id, new)
+/// The change to a container's hash when a row or table goes from hash `old` to `new`; `old` is
+/// None for a child that has no term in its container yet (never merged before).
+///
+/// Deliberate deviation (README, "Conformance with TinyBase"): TinyBase skips the old term
+/// whenever the old hash is 0 (3.4), so an empty row or table received in a message (hash 0)
+/// leaves `H(id:0)` in its container for good once it gets cells, and equal content then hashes
+/// differently forever. Here only a new child skips it, so a container's hash is always the
+/// static function of its content (`compute_content_hashes`). Nothing changes where no empty
+/// row or table ever existed, nor for an empty one as long as it stays empty.
+fn child_delta(id: &str, old: Option<u32>, new: u32) -> u32 {
+    old.map_or(0, |old| id_hash(id, old)) ^ id_hash(id, new)
 }
 
 /// A leaf accepted by a merge, to be written into the plain Store afterwards.
@@ -66,8 +74,8 @@ impl Core {
     }
 
     /// Merges one leaf stamp: accepted when the stored HLC is empty or older. Returns the
-    /// change to the container's hash (0 when loading content, whose hashes are trusted).
-    fn merge_leaf(&mut self, at: Option<(usize, usize)>, ci: usize, value: &Stored, hlc: Hlc, in_hash: u32, is_content: bool) -> Option<u32> {
+    /// change to the container's hash.
+    fn merge_leaf(&mut self, at: Option<(usize, usize)>, ci: usize, value: &Stored, hlc: Hlc) -> Option<u32> {
         let (old_hlc, old_hash) = {
             let leaf = &self.leaves(at).map[ci];
             (leaf.hlc, leaf.hash)
@@ -75,7 +83,7 @@ impl Core {
         if !(old_hlc.is_empty() || hlc > old_hlc) {
             return None;
         }
-        let new_hash = if is_content { in_hash } else { Core::leaf_hash(value, hlc) };
+        let new_hash = Core::leaf_hash(value, hlc);
         // A fresh leaf, or one in a new row, needs no saved stamp: undoing removes it.
         if self.clock.is_some()
             && self.depth > 0
@@ -100,84 +108,85 @@ impl Core {
         let (c, leaf) = leaves.map.get_index_mut(ci).expect("leaf");
         leaf.hlc = old_hlc.max(hlc);
         leaf.hash = new_hash;
-        Some(if is_content { 0 } else { id_hash(c, old_hash) ^ id_hash(c, new_hash) })
+        Some(id_hash(c, old_hash) ^ id_hash(c, new_hash))
     }
 
-    /// Finishes a leaf container (row or values): returns (old hash, new hash).
-    fn finish_leaves(&mut self, at: Option<(usize, usize)>, hash: u32, in_hlc: Hlc, is_content: bool) -> (u32, u32) {
+    /// Finishes a leaf container (row or values): returns (old hash if it was already a term of
+    /// its container's hash, new hash).
+    fn finish_leaves(&mut self, at: Option<(usize, usize)>, hash: u32, in_hlc: Hlc) -> (Option<u32>, u32) {
         self.save(match at {
             Some((t, r)) => Level::Row(t as u32, r as u32),
             None => Level::Values,
         });
         let leaves = self.leaves_mut(at);
-        let old = leaves.hash;
-        let hash = if is_content { hash } else { hash ^ replace_hlc_hash(leaves.hlc, in_hlc) };
+        let old = leaves.termed.then_some(leaves.hash);
+        let hash = hash ^ replace_hlc_hash(leaves.hlc, in_hlc);
         leaves.hlc = leaves.hlc.max(in_hlc);
         leaves.hash = hash;
+        leaves.termed = true;
         (old, hash)
     }
 
-    /// Finishes a table: returns (old hash, new hash).
-    fn finish_table(&mut self, ti: usize, hash: u32, in_hlc: Hlc, is_content: bool) -> (u32, u32) {
+    /// Finishes a table: returns (old hash if it was already a term of the tables hash, new hash).
+    fn finish_table(&mut self, ti: usize, hash: u32, in_hlc: Hlc) -> (Option<u32>, u32) {
         self.save(Level::Table(ti as u32));
         let table = &mut self.content.tables[ti];
-        let old = table.hash;
-        let hash = if is_content { hash } else { hash ^ replace_hlc_hash(table.hlc, in_hlc) };
+        let old = table.termed.then_some(table.hash);
+        let hash = hash ^ replace_hlc_hash(table.hlc, in_hlc);
         table.hlc = table.hlc.max(in_hlc);
         table.hash = hash;
+        table.termed = true;
         (old, hash)
     }
 
-    fn finish_tables(&mut self, hash: u32, in_hlc: Hlc, is_content: bool) {
+    fn finish_tables(&mut self, hash: u32, in_hlc: Hlc) {
         self.save(Level::Tables);
         let c = &mut self.content;
-        let hash = if is_content { hash } else { hash ^ replace_hlc_hash(c.tables_hlc, in_hlc) };
+        let hash = hash ^ replace_hlc_hash(c.tables_hlc, in_hlc);
         c.tables_hlc = c.tables_hlc.max(in_hlc);
         c.tables_hash = hash;
     }
 
-    /// Merges a row's cells or the values: returns (latest HLC, old hash, new hash).
-    fn merge_leaves(&mut self, at: Option<(usize, usize)>, input: LeavesIn, is_content: bool, accepted: &mut Vec<Accepted>) -> (Hlc, u32, u32) {
-        let mut hash = if is_content { input.hash } else { self.leaves(at).hash };
+    /// Merges a row's cells or the values: returns (latest HLC, old hash if termed, new hash).
+    fn merge_leaves(&mut self, at: Option<(usize, usize)>, input: LeavesIn, accepted: &mut Vec<Accepted>) -> (Hlc, Option<u32>, u32) {
+        let mut hash = self.leaves(at).hash;
         let mut latest = input.hlc;
         for (c, leaf) in input.thing {
             let ci = self.leaf_node_pub(at, &c);
-            if let Some(delta) = self.merge_leaf(at, ci, &leaf.thing, leaf.hlc, leaf.hash, is_content) {
+            if let Some(delta) = self.merge_leaf(at, ci, &leaf.thing, leaf.hlc) {
                 hash ^= delta;
                 latest = latest.max(leaf.hlc);
                 accepted.push(Accepted { at: at.map(|(t, r)| (t as u32, r as u32)), leaf: ci as u32, value: leaf.thing });
             }
         }
-        let (old, new) = self.finish_leaves(at, hash, input.hlc, is_content);
+        let (old, new) = self.finish_leaves(at, hash, input.hlc);
         (latest, old, new)
     }
 
-    /// Merges validated changes or content into the stamps; returns the accepted leaves in the
-    /// order TinyBase applies them to the Store. `seen` is called with the latest HLC.
-    pub(crate) fn merge(&mut self, input: MergeIn, is_content: bool) -> Vec<Accepted> {
+    /// Merges validated changes or content into the stamps, computing every hash from the
+    /// stamps (content's own hashes are not trusted: the stored ones always agree with
+    /// `compute_content_hashes`); returns the accepted leaves in the order TinyBase applies them
+    /// to the Store. `seen` is called with the latest HLC.
+    pub(crate) fn merge(&mut self, input: MergeIn) -> Vec<Accepted> {
         let mut accepted = Vec::new();
-        let mut tables_hash = if is_content { input.tables.hash } else { self.content.tables_hash };
+        let mut tables_hash = self.content.tables_hash;
         let mut latest = input.tables.hlc;
         for (t, table_in) in input.tables.thing {
             let ti = self.table_node(&t);
-            let mut table_hash = if is_content { table_in.hash } else { self.content.tables[ti].hash };
+            let mut table_hash = self.content.tables[ti].hash;
             let mut table_latest = table_in.hlc;
             for (r, row_in) in table_in.thing {
                 let ri = self.row_node(ti, &r);
-                let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, is_content, &mut accepted);
-                if !is_content {
-                    table_hash ^= child_delta(&r, old, new);
-                }
+                let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, &mut accepted);
+                table_hash ^= child_delta(&r, old, new);
                 table_latest = table_latest.max(row_latest);
             }
-            let (old, new) = self.finish_table(ti, table_hash, table_in.hlc, is_content);
-            if !is_content {
-                tables_hash ^= child_delta(&t, old, new);
-            }
+            let (old, new) = self.finish_table(ti, table_hash, table_in.hlc);
+            tables_hash ^= child_delta(&t, old, new);
             latest = latest.max(table_latest);
         }
-        self.finish_tables(tables_hash, input.tables.hlc, is_content);
-        let (values_latest, _, _) = self.merge_leaves(None, input.values, is_content, &mut accepted);
+        self.finish_tables(tables_hash, input.tables.hlc);
+        let (values_latest, _, _) = self.merge_leaves(None, input.values, &mut accepted);
         let latest = latest.max(values_latest);
         if let Some(clock) = self.clock.as_mut() {
             clock.seen(Some(latest));
@@ -195,19 +204,19 @@ impl Core {
                 (leaves.hash, None)
             } else {
                 let value = std::mem::replace(&mut self.leaves_mut(at).map[ci].value, Stored::Deleted);
-                let delta = self.merge_leaf(at, ci, &value, hlc, 0, false);
+                let delta = self.merge_leaf(at, ci, &value, hlc);
                 self.leaves_mut(at).map[ci].value = value;
                 (self.leaves(at).hash, delta)
             }
         };
-        let (old_row, new_row) = self.finish_leaves(at, hash ^ delta.unwrap_or(0), Hlc::EMPTY, false);
+        let (old_row, new_row) = self.finish_leaves(at, hash ^ delta.unwrap_or(0), Hlc::EMPTY);
         if let Some((ti, ri)) = at {
             let table = &self.content.tables[ti];
             let table_hash = table.hash ^ child_delta(table.rows.get_index(ri).expect("row").0, old_row, new_row);
-            let (old_table, new_table) = self.finish_table(ti, table_hash, Hlc::EMPTY, false);
+            let (old_table, new_table) = self.finish_table(ti, table_hash, Hlc::EMPTY);
             let t = self.content.tables.get_index(ti).expect("table").0;
             let tables_hash = self.content.tables_hash ^ child_delta(t, old_table, new_table);
-            self.finish_tables(tables_hash, Hlc::EMPTY, false);
+            self.finish_tables(tables_hash, Hlc::EMPTY);
         }
         let latest = if delta.is_some() { hlc } else { Hlc::EMPTY };
         if let Some(clock) = self.clock.as_mut() {

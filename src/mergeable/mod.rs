@@ -150,7 +150,7 @@ impl MergeableStore {
                     core.undo.push(crate::store::core::Undo::Content(saved));
                 }
             }
-            let accepted = core.merge(input, is_content);
+            let accepted = core.merge(input);
             core.apply_accepted(accepted);
         });
     }
@@ -168,7 +168,10 @@ impl MergeableStore {
         self.merge_json(json, false, false)
     }
 
-    /// `setMergeableContent` with wire-form content (hashes required and trusted).
+    /// `setMergeableContent` with wire-form content. Every stamp needs a hash, an integer from 0
+    /// to 2^32 - 1 (anything else refuses the whole content); the store then holds the hashes
+    /// its stamps compute, as `compute_content_hashes` (TinyBase keeps the given ones verbatim;
+    /// they are the same for content a real peer produced).
     pub fn set_mergeable_content_json(&self, json: &str) -> Result<()> {
         self.merge_json(json, true, true)
     }
@@ -251,7 +254,7 @@ impl MergeableStore {
             let differing: Vec<(&str, u32)> = c
                 .tables
                 .iter()
-                .filter(|(k, t)| lookup(&other, k).is_some_and(|h| h != Some(t.hash as f64)))
+                .filter(|(k, t)| lookup(&other, k).is_some_and(|h| h != t.hash))
                 .map(|(k, t)| (k.as_str(), t.hash))
                 .collect();
             write_hashes(out, differing);
@@ -269,7 +272,7 @@ impl MergeableStore {
                 .iter()
                 .filter_map(|(t, h)| {
                     let table = c.tables.get(t.as_str())?;
-                    (*h != Some(table.hash as f64) && !table.rows.is_empty()).then_some((t.as_str(), table))
+                    (*h != table.hash && !table.rows.is_empty()).then_some((t.as_str(), table))
                 })
                 .collect();
             write_object(out, items, |out, table| write_hashes(out, table.rows.iter().map(|(k, r)| (k.as_str(), r.cells.hash)).collect()));
@@ -312,7 +315,7 @@ impl MergeableStore {
                     let diff: Vec<(&str, u32)> = table
                         .rows
                         .iter()
-                        .filter(|(r, row)| lookup(rows, r).is_some_and(|h| h != Some(row.cells.hash as f64)))
+                        .filter(|(r, row)| lookup(rows, r).is_some_and(|h| h != row.cells.hash))
                         .map(|(r, row)| (r.as_str(), row.cells.hash))
                         .collect();
                     (!diff.is_empty()).then_some((t.as_str(), diff))
@@ -337,7 +340,7 @@ impl MergeableStore {
                         .iter()
                         .filter_map(|(r, h)| {
                             let row = table.rows.get(r.as_str())?;
-                            (*h != Some(row.cells.hash as f64) && !row.cells.map.is_empty())
+                            (*h != row.cells.hash && !row.cells.map.is_empty())
                                 .then(|| (r.as_str(), row.cells.map.iter().map(|(k, l)| (k.as_str(), l.hash)).collect()))
                         })
                         .collect();
@@ -366,7 +369,7 @@ impl MergeableStore {
                             .cells
                             .map
                             .iter()
-                            .filter(|(k, l)| lookup(cells, k).flatten() != Some(l.hash as f64))
+                            .filter(|(k, l)| lookup(cells, k) != Some(l.hash))
                             .map(|(k, _)| k.as_str())
                             .collect();
                         if differing.is_empty() {
@@ -429,7 +432,7 @@ impl MergeableStore {
                     .map
                     .iter()
                     .enumerate()
-                    .filter(|(_, (k, l))| lookup(&other, k).flatten() != Some(l.hash as f64))
+                    .filter(|(_, (k, l))| lookup(&other, k) != Some(l.hash))
                     .map(|(ci, (k, l))| (k.as_str(), (c.meta((crate::store::tree::VALUES, 0), ci, l), l)))
                     .collect();
                 write_object(out, items, |out, (v, l)| write_leaf(out, DIFF, v, l.hlc, l.hash));
@@ -438,8 +441,8 @@ impl MergeableStore {
     }
 
     /// Recomputes every hash from scratch with the static formulas (PROTOCOL.md 3.3) and
-    /// returns `[tablesHash, valuesHash]`; equal to the maintained hashes for content that grew
-    /// normally (a consistency check for tests and tools).
+    /// returns `[tablesHash, valuesHash]`; always equal to the maintained hashes (a consistency
+    /// check for tests and tools).
     pub fn compute_content_hashes(&self) -> (u32, u32) {
         use crate::hash::id_hash;
         self.store.read(|core| {

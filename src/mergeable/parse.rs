@@ -9,14 +9,14 @@
 //! including JavaScript key order (integer-like keys first, ascending), duplicate keys (first
 //! position, last value, as `JSON.parse`), any escapes, objects and arrays as leaf values.
 
-use super::wire::{self, to_uint32, LeafIn, LeavesIn, MergeIn, StampIn, TableIn};
+use super::wire::{self, valid_hash, LeafIn, LeavesIn, MergeIn, StampIn, TableIn};
 use crate::error::Result;
 use crate::hlc::{Hlc, HLC_MAX_FUTURE_OFFSET};
+use crate::json_lex::{LexError, Lexer};
 use crate::store::tree::Key;
 use crate::value::{js_key_order, parse_json, Stored, JSON_PREFIX, MAX_JSON_BYTES, UNDEFINED_MARKER};
 use compact_str::CompactString;
 use serde_json::Value as Json;
-use std::borrow::Cow;
 
 /// `value::parse_json`'s nesting limit (a value deeper than this is refused).
 const MAX_DEPTH: usize = 256;
@@ -52,7 +52,7 @@ pub(crate) fn parse_fast(text: &str, hashes_required: bool, wire: bool) -> R<(Me
     if text.len() > MAX_JSON_BYTES {
         return Err(Bail);
     }
-    let mut p = Fast { b: text.as_bytes(), s: text, i: 0, hashes_required, wire, max_time: None };
+    let mut p = Fast { lx: Lexer::new(text), hashes_required, wire, max_time: None };
     p.ws();
     p.expect(b'[')?;
     p.ws();
@@ -93,22 +93,34 @@ pub(crate) fn parse_fast(text: &str, hashes_required: bool, wire: bool) -> R<(Me
 }
 
 struct Fast<'a> {
-    b: &'a [u8],
-    s: &'a str,
-    i: usize,
+    lx: Lexer<'a>,
     hashes_required: bool,
     wire: bool,
     max_time: Option<u64>,
 }
 
-impl<'a> Fast<'a> {
+impl<'a> std::ops::Deref for Fast<'a> {
+    type Target = Lexer<'a>;
     #[inline]
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
-        }
+    fn deref(&self) -> &Lexer<'a> {
+        &self.lx
     }
+}
+impl std::ops::DerefMut for Fast<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.lx
+    }
+}
 
+impl From<LexError> for Bail {
+    #[inline]
+    fn from(_: LexError) -> Bail {
+        Bail
+    }
+}
+
+impl Fast<'_> {
     #[inline]
     fn next(&mut self) -> Option<u8> {
         let c = self.b.get(self.i).copied();
@@ -133,27 +145,30 @@ impl<'a> Fast<'a> {
         self.ws();
         let thing = thing(self)?;
         self.ws();
-        let (hlc, hash) = match self.next() {
-            Some(b']') if !self.hashes_required => (Hlc::EMPTY, 0),
+        let hlc = match self.next() {
+            Some(b']') if !self.hashes_required => Hlc::EMPTY,
             Some(b',') => {
                 self.ws();
                 let hlc = self.hlc()?;
                 self.ws();
                 match self.next() {
-                    Some(b']') if !self.hashes_required => (hlc, 0),
+                    Some(b']') if !self.hashes_required => hlc,
                     Some(b',') => {
                         self.ws();
-                        let hash = to_uint32(self.number()?);
+                        let hash = self.number()?;
+                        if self.hashes_required && valid_hash(hash).is_none() {
+                            return Err(Bail);
+                        }
                         self.ws();
                         self.expect(b']')?;
-                        (hlc, hash)
+                        hlc
                     }
                     _ => return Err(Bail),
                 }
             }
             _ => return Err(Bail),
         };
-        Ok(StampIn { thing, hlc, hash })
+        Ok(StampIn { thing, hlc })
     }
 
     fn hlc(&mut self) -> R<Hlc> {
@@ -227,9 +242,9 @@ impl<'a> Fast<'a> {
                 }
             }
             Some(b'-' | b'0'..=b'9') => Ok(Stored::Num(self.number()?)),
-            Some(b't') => self.literal(b"true", Stored::Bool(true)),
-            Some(b'f') => self.literal(b"false", Stored::Bool(false)),
-            Some(b'n') => self.literal(b"null", Stored::Null),
+            Some(b't') => self.literal_as(b"true", Stored::Bool(true)),
+            Some(b'f') => self.literal_as(b"false", Stored::Bool(false)),
+            Some(b'n') => self.literal_as(b"null", Stored::Null),
             Some(b'{' | b'[') => {
                 // Rare: validate (with the document's depth), then encode as the reference does.
                 let start = self.i;
@@ -242,13 +257,9 @@ impl<'a> Fast<'a> {
         }
     }
 
-    fn literal<T>(&mut self, word: &[u8], v: T) -> R<T> {
-        if self.b[self.i..].starts_with(word) {
-            self.i += word.len();
-            Ok(v)
-        } else {
-            Err(Bail)
-        }
+    fn literal_as<T>(&mut self, word: &[u8], v: T) -> R<T> {
+        self.literal(word)?;
+        Ok(v)
     }
 
     /// Checks any JSON value at `depth` as parse_json would.
@@ -257,11 +268,11 @@ impl<'a> Fast<'a> {
             return Err(Bail);
         }
         match self.b.get(self.i) {
-            Some(b'"') => self.string().map(|_| ()),
-            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
-            Some(b't') => self.literal(b"true", ()),
-            Some(b'f') => self.literal(b"false", ()),
-            Some(b'n') => self.literal(b"null", ()),
+            Some(b'"') => Ok(self.string().map(|_| ())?),
+            Some(b'-' | b'0'..=b'9') => Ok(self.number().map(|_| ())?),
+            Some(b't') => self.literal_as(b"true", ()),
+            Some(b'f') => self.literal_as(b"false", ()),
+            Some(b'n') => self.literal_as(b"null", ()),
             Some(b'[') => {
                 self.i += 1;
                 self.ws();
@@ -306,145 +317,6 @@ impl<'a> Fast<'a> {
                 }
             }
             _ => Err(Bail),
-        }
-    }
-
-    /// A JSON number as a double (correctly rounded); out of range is refused as parse_json does.
-    fn number(&mut self) -> R<f64> {
-        let start = self.i;
-        let neg = self.b.get(self.i) == Some(&b'-');
-        if neg {
-            self.i += 1;
-        }
-        let int_start = self.i;
-        let mut v: u64 = 0;
-        while let Some(&c) = self.b.get(self.i) {
-            if !c.is_ascii_digit() {
-                break;
-            }
-            v = v.wrapping_mul(10).wrapping_add((c - b'0') as u64);
-            self.i += 1;
-        }
-        let n = self.i - int_start;
-        if n == 0 || (n > 1 && self.b[int_start] == b'0') {
-            return Err(Bail);
-        }
-        let mut simple = n <= 15;
-        if self.b.get(self.i) == Some(&b'.') {
-            simple = false;
-            self.i += 1;
-            if self.digits() == 0 {
-                return Err(Bail);
-            }
-        }
-        if matches!(self.b.get(self.i), Some(b'e' | b'E')) {
-            simple = false;
-            self.i += 1;
-            if matches!(self.b.get(self.i), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            if self.digits() == 0 {
-                return Err(Bail);
-            }
-        }
-        if simple {
-            // At most 15 digits: exact in a double.
-            let f = v as f64;
-            return Ok(if neg { -f } else { f });
-        }
-        let f: f64 = self.s[start..self.i].parse().map_err(|_| Bail)?;
-        if !f.is_finite() {
-            return Err(Bail);
-        }
-        Ok(f)
-    }
-
-    fn digits(&mut self) -> usize {
-        let s = self.i;
-        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
-            self.i += 1;
-        }
-        self.i - s
-    }
-
-    /// Four hex digits (as JSON.parse: no sign).
-    fn hex4(&mut self) -> R<u32> {
-        let h = self.b.get(self.i..self.i + 4).ok_or(Bail)?;
-        let mut v = 0u32;
-        for &c in h {
-            let d = (c as char).to_digit(16).ok_or(Bail)?;
-            v = v * 16 + d;
-        }
-        self.i += 4;
-        Ok(v)
-    }
-
-    /// A string (at its opening quote), borrowed when it has no escapes.
-    fn string(&mut self) -> R<Cow<'a, str>> {
-        self.i += 1;
-        let start = self.i;
-        loop {
-            match self.b.get(self.i) {
-                None => return Err(Bail),
-                Some(b'"') => {
-                    let s = &self.s[start..self.i];
-                    self.i += 1;
-                    return Ok(Cow::Borrowed(s));
-                }
-                Some(b'\\') => break,
-                Some(0..=0x1f) => return Err(Bail),
-                Some(_) => self.i += 1,
-            }
-        }
-        let mut out = String::with_capacity(self.i - start + 16);
-        let mut from = start;
-        loop {
-            match self.b.get(self.i) {
-                None => return Err(Bail),
-                Some(b'"') => {
-                    out.push_str(&self.s[from..self.i]);
-                    self.i += 1;
-                    return Ok(Cow::Owned(out));
-                }
-                Some(b'\\') => {
-                    out.push_str(&self.s[from..self.i]);
-                    self.i += 1;
-                    let c = *self.b.get(self.i).ok_or(Bail)?;
-                    self.i += 1;
-                    match c {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let u = self.hex4()?;
-                            let ch = if (0xD800..0xDC00).contains(&u) {
-                                if self.b.get(self.i..self.i + 2) == Some(b"\\u") {
-                                    self.i += 2;
-                                    let lo = self.hex4()?;
-                                    if !(0xDC00..0xE000).contains(&lo) {
-                                        return Err(Bail);
-                                    }
-                                    char::from_u32(0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00))
-                                } else {
-                                    None
-                                }
-                            } else {
-                                char::from_u32(u)
-                            };
-                            out.push(ch.ok_or(Bail)?);
-                        }
-                        _ => return Err(Bail),
-                    }
-                    from = self.i;
-                }
-                Some(0..=0x1f) => return Err(Bail),
-                Some(_) => self.i += 1,
-            }
         }
     }
 }

@@ -9,12 +9,12 @@ use crate::store::write_object;
 use crate::value::{is_integer_key, write_integer, write_js_string, JsonOut, Stored};
 use serde_json::Value as Json;
 
-/// A stamp as it arrives: thing, HLC (empty if absent), hash (0 if absent).
+/// A stamp as it arrives: thing and HLC (empty if absent). Its hash, if any, is checked and
+/// dropped: merging computes every hash from the stamps.
 #[derive(Debug, Clone)]
 pub(crate) struct StampIn<T> {
     pub thing: T,
     pub hlc: Hlc,
-    pub hash: u32,
 }
 
 pub(crate) type LeafIn = StampIn<Stored>;
@@ -28,14 +28,6 @@ pub(crate) struct MergeIn {
     pub values: LeavesIn,
 }
 
-/// JavaScript's `x >>> 0` for a stamp's hash.
-pub(crate) fn to_uint32(n: f64) -> u32 {
-    if !n.is_finite() {
-        return 0;
-    }
-    n.trunc().rem_euclid(4_294_967_296.0) as u32
-}
-
 struct Validator {
     max_time: f64,
     hashes_required: bool,
@@ -44,18 +36,22 @@ struct Validator {
 }
 
 impl Validator {
-    fn stamp<'a>(&self, json: &'a Json, what: &str) -> Result<(&'a Json, Hlc, u32)> {
+    fn stamp<'a>(&self, json: &'a Json, what: &str) -> Result<(&'a Json, Hlc)> {
         let parts = json.as_array().ok_or_else(|| Error::InvalidShape(format!("{what} stamp must be an array")))?;
-        let (hlc, hash) = match parts.len() {
+        let hlc = match parts.len() {
             3 => {
                 let hash = parts[2].as_f64().ok_or_else(|| Error::InvalidShape(format!("{what} stamp hash must be a number")))?;
-                (Some(&parts[1]), to_uint32(hash))
+                // Content's hashes must be real ones; a hash in changes is ignored (as TinyBase).
+                if self.hashes_required && valid_hash(hash).is_none() {
+                    return Err(Error::InvalidShape(format!("{what} stamp hash must be an integer from 0 to 4294967295, not {}", parts[2])));
+                }
+                Some(&parts[1])
             }
             1 | 2 if self.hashes_required => {
                 return Err(Error::InvalidShape(format!("{what} stamp must be [thing, hlc, hash] in content")))
             }
-            1 => (None, 0),
-            2 => (Some(&parts[1]), 0),
+            1 => None,
+            2 => Some(&parts[1]),
             n => return Err(Error::InvalidShape(format!("{what} stamp has {n} elements"))),
         };
         let hlc = match hlc {
@@ -69,7 +65,7 @@ impl Validator {
                 hlc
             }
         };
-        Ok((&parts[0], hlc, hash))
+        Ok((&parts[0], hlc))
     }
 
     fn object<'a>(&self, json: &'a Json, what: &str) -> Result<&'a serde_json::Map<String, Json>> {
@@ -77,18 +73,18 @@ impl Validator {
     }
 
     fn leaf(&self, json: &Json) -> Result<LeafIn> {
-        let (thing, hlc, hash) = self.stamp(json, "a cell or value")?;
+        let (thing, hlc) = self.stamp(json, "a cell or value")?;
         let value = if self.wire { Stored::from_json_wire(thing)? } else { Stored::from_json_api(thing, true)? };
-        Ok(StampIn { thing: value, hlc, hash })
+        Ok(StampIn { thing: value, hlc })
     }
 
     fn leaves(&self, json: &Json, what: &str) -> Result<LeavesIn> {
-        let (thing, hlc, hash) = self.stamp(json, what)?;
+        let (thing, hlc) = self.stamp(json, what)?;
         let mut out = Vec::new();
         for (k, v) in self.object(thing, what)? {
             out.push((Key::from(k.as_str()), self.leaf(v)?));
         }
-        Ok(StampIn { thing: out, hlc, hash })
+        Ok(StampIn { thing: out, hlc })
     }
 
     fn merge_in(&self, json: &Json) -> Result<MergeIn> {
@@ -99,18 +95,18 @@ impl Validator {
             3 => return Err(Error::InvalidShape("mergeable changes must end with 1".into())),
             n => return Err(Error::InvalidShape(format!("mergeable content must have 2 elements, not {n}"))),
         }
-        let (tables, tables_hlc, tables_hash) = self.stamp(&parts[0], "tables")?;
+        let (tables, tables_hlc) = self.stamp(&parts[0], "tables")?;
         let mut tables_out = Vec::new();
         for (t, table) in self.object(tables, "tables")? {
-            let (rows, hlc, hash) = self.stamp(table, "a table")?;
+            let (rows, hlc) = self.stamp(table, "a table")?;
             let mut rows_out = Vec::new();
             for (r, row) in self.object(rows, "a table")? {
                 rows_out.push((Key::from(r.as_str()), self.leaves(row, "a row")?));
             }
-            tables_out.push((Key::from(t.as_str()), StampIn { thing: rows_out, hlc, hash }));
+            tables_out.push((Key::from(t.as_str()), StampIn { thing: rows_out, hlc }));
         }
         Ok(MergeIn {
-            tables: StampIn { thing: tables_out, hlc: tables_hlc, hash: tables_hash },
+            tables: StampIn { thing: tables_out, hlc: tables_hlc },
             values: self.leaves(&parts[1], "values")?,
         })
     }
@@ -473,29 +469,38 @@ pub(crate) fn write_hashes<O: JsonOut + ?Sized>(out: &mut O, items: Vec<(&str, u
     write_object(out, items, |out, h| write_integer(out, h as i64));
 }
 
-/// Reads `{id: number}` (a hash map given to a diff method); non-numbers never match.
-pub(crate) fn hash_map(json: &Json) -> Result<Vec<(Key, Option<f64>)>> {
-    let obj = json.as_object().ok_or_else(|| Error::InvalidShape("hashes must be an object".into()))?;
-    Ok(obj.iter().map(|(k, v)| (Key::from(k.as_str()), v.as_f64())).collect())
+/// A hash as TinyBase writes it: an integer from 0 to 2^32 - 1 (anything else is refused).
+pub(crate) fn valid_hash(n: f64) -> Option<u32> {
+    (n.fract() == 0.0 && (0.0..=4_294_967_295.0).contains(&n)).then_some(n as u32)
 }
 
-/// Reads `{id: {id: number}}`.
-pub(crate) fn hash_map2(json: &Json) -> Result<Vec<(Key, Vec<(Key, Option<f64>)>)>> {
+/// Reads `{id: hash}` (a hash map given to a diff method).
+pub(crate) fn hash_map(json: &Json) -> Result<Vec<(Key, u32)>> {
+    let obj = json.as_object().ok_or_else(|| Error::InvalidShape("hashes must be an object".into()))?;
+    obj.iter()
+        .map(|(k, v)| match v.as_f64().and_then(valid_hash) {
+            Some(h) => Ok((Key::from(k.as_str()), h)),
+            None => Err(Error::InvalidShape(format!("the hash of {k:?} must be an integer from 0 to 4294967295, not {v}"))),
+        })
+        .collect()
+}
+
+/// Reads `{id: {id: hash}}`.
+pub(crate) fn hash_map2(json: &Json) -> Result<Vec<(Key, Vec<(Key, u32)>)>> {
     let obj = json.as_object().ok_or_else(|| Error::InvalidShape("hashes must be an object".into()))?;
     obj.iter().map(|(k, v)| Ok((Key::from(k.as_str()), hash_map(v)?))).collect()
 }
 
-/// Reads `{id: {id: {id: number}}}`.
-pub(crate) fn hash_map3(json: &Json) -> Result<Vec<(Key, Vec<(Key, Vec<(Key, Option<f64>)>)>)>> {
+/// Reads `{id: {id: {id: hash}}}`.
+pub(crate) fn hash_map3(json: &Json) -> Result<Vec<(Key, Vec<(Key, Vec<(Key, u32)>)>)>> {
     let obj = json.as_object().ok_or_else(|| Error::InvalidShape("hashes must be an object".into()))?;
     obj.iter().map(|(k, v)| Ok((Key::from(k.as_str()), hash_map2(v)?))).collect()
 }
 
-/// Whether an id-hash list names `id` with exactly `hash`.
-pub(crate) fn lookup(list: &[(Key, Option<f64>)], id: &str) -> Option<Option<f64>> {
+/// The hash an id-hash list gives `id`, if it names it.
+pub(crate) fn lookup(list: &[(Key, u32)], id: &str) -> Option<u32> {
     list.iter().rev().find(|(k, _)| k == id).map(|(_, h)| *h)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -134,6 +134,19 @@ impl Store {
         f(&core)
     }
 
+    /// `mutate` for a local write, refused before anything changes when it would commit from
+    /// [`MAX_LISTENER_NESTING`] nested listener calls on this thread, or when the store's clock
+    /// cannot stamp a newer change (`Clock::can_stamp`; TinyBase throws `tinybase:13`).
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Core) -> R) -> Result<R> {
+        self.check_nesting()?;
+        self.mutate(|core| match &core.clock {
+            Some(clock) if !clock.can_stamp() => Err(Error::InvalidState(
+                "tinybase:13: the clock cannot stamp a newer change (get_now at or past 2^42 ms, or the HLC counter used up at the largest time); nothing was written".into(),
+            )),
+            _ => Ok(f(core)),
+        })
+    }
+
     /// Runs a mutation as TinyBase's `fluentTransaction`: in its own (or the enclosing)
     /// transaction.
     pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
@@ -152,13 +165,6 @@ impl Store {
             core.implicit = true;
             f(&mut core)
         })
-    }
-
-    /// A write through [`Store::mutate`] that is refused when it would commit (and call
-    /// listeners) nested deeper than [`MAX_LISTENER_NESTING`] listener calls on this thread.
-    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Core) -> R) -> Result<R> {
-        self.check_nesting()?;
-        Ok(self.mutate(f))
     }
 
     /// Refuses a write that would commit from [`MAX_LISTENER_NESTING`] nested listener calls:
@@ -794,27 +800,33 @@ impl Store {
     }
     /// Deletes all tables.
     pub fn del_tables(&self) {
-        self.mutate(|c| c.del_tables());
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_tables());
     }
     /// Deletes a table.
     pub fn del_table(&self, table_id: &str) {
-        self.mutate(|c| c.del_table(table_id));
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_table(table_id));
     }
     /// Deletes a row.
     pub fn del_row(&self, table_id: &str, row_id: &str) {
-        self.mutate(|c| c.del_row(table_id, row_id));
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_row(table_id, row_id));
     }
     /// Deletes a cell.
     pub fn del_cell(&self, table_id: &str, row_id: &str, cell_id: &str) {
-        self.mutate(|c| c.del_cell(table_id, row_id, cell_id));
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_cell(table_id, row_id, cell_id));
     }
     /// Deletes all values.
     pub fn del_values(&self) {
-        self.mutate(|c| c.del_values());
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_values());
     }
     /// Deletes a value.
     pub fn del_value(&self, value_id: &str) {
-        self.mutate(|c| c.del_value(value_id));
+        // Refused silently (nothing changes) when the clock cannot stamp: see `write`.
+        let _ = self.write(|c| c.del_value(value_id));
     }
 
 }

@@ -129,11 +129,13 @@ pub(crate) struct Leaves {
     /// Number of leaves that are not deleted.
     pub live: u32,
     pub next_seq: u32,
+    /// Whether this row's hash is a term of its table's yet (not before its first merge).
+    pub termed: bool,
 }
 
 impl Leaves {
     pub(crate) fn new() -> Leaves {
-        Leaves { map: LeafMap::default(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1 }
+        Leaves { map: LeafMap::default(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1, termed: false }
     }
 }
 
@@ -171,6 +173,8 @@ pub(crate) struct TableNode {
     pub rows_at_start: u32,
     /// The transaction in which this table's stamp was last saved for undo.
     pub saved_gen: u32,
+    /// Whether this table's hash is a term of the tables hash yet (not before its first merge).
+    pub termed: bool,
 }
 
 impl TableNode {
@@ -187,6 +191,7 @@ impl TableNode {
             tx_gen: 0,
             rows_at_start: 0,
             saved_gen: 0,
+            termed: false,
         }
     }
 }

@@ -198,6 +198,68 @@ int main(void) {
     CHECK_OK(tb_store_clone(as, &owned_view));
     tb_store_free(owned_view);
 
+    /* hashes: content whose hashes are not integers in 0..2^32-1 is refused whole (store
+     * untouched); made-up hashes are recomputed; diff methods refuse what is not a hash */
+    {
+        tb_mergeable_store *h = NULL;
+        CHECK_OK(tb_mergeable_store_new("h", &h));
+        CHECK_OK(tb_store_set_value_json(tb_mergeable_store_as_store(h), "keep", "1"));
+        char *before = content_of(h);
+        const char *bad[] = {"-1", "4294967296", "1.5", "\"5\"", "null", "[1]"};
+        char buf[256];
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            snprintf(buf, sizeof buf, "[[{\"t\":[{\"r\":[{\"c\":[1,\"NjEtLV-----Z21Zg\",0]},\"\",0]},\"\",0]},\"\",%s],[{},\"\",0]]", bad[i]);
+            CHECK_STATUS(tb_mergeable_store_set_mergeable_content_json(h, buf), TB_ERROR_INVALID_SHAPE);
+            char *after = content_of(h);
+            CHECK(before && after && strcmp(before, after) == 0);
+            tb_string_free(after);
+            char *diff = NULL;
+            snprintf(buf, sizeof buf, "{\"keep\":%s}", bad[i]);
+            CHECK_STATUS(tb_mergeable_store_get_mergeable_value_diff_json(h, buf, &diff), TB_ERROR_INVALID_SHAPE);
+            snprintf(buf, sizeof buf, "{\"t\":{\"r\":%s}}", bad[i]);
+            CHECK_STATUS(tb_mergeable_store_get_mergeable_row_diff_json(h, buf, &diff), TB_ERROR_INVALID_SHAPE);
+            CHECK(diff == NULL);
+        }
+        tb_string_free(before);
+        CHECK_OK(tb_mergeable_store_set_mergeable_content_json(
+            h, "[[{\"t\":[{\"r\":[{\"c\":[1,\"NjEtLV-----Z21Zg\",1]},\"\",2]},\"\",3]},\"\",4],[{},\"\",5]]"));
+        uint32_t ht = 0, hv = 0, ct = 1, cv = 1;
+        CHECK_OK(tb_mergeable_store_get_mergeable_content_hashes(h, &ht, &hv));
+        CHECK_OK(tb_mergeable_store_compute_content_hashes(h, &ct, &cv));
+        CHECK(ht == ct && hv == cv && ht != 4 && hv == 0);
+        tb_mergeable_store_free(h);
+    }
+
+    /* clock bounds: a get_now at or past 2^42 ms, or an HLC counter used up at the largest
+     * time, refuses local writes (TinyBase's tinybase:13) and leaves the store untouched */
+    {
+        clock_data cd = {1700000000000.0, 0, 0};
+        tb_mergeable_store *k = NULL;
+        CHECK_OK(tb_mergeable_store_new_with_clock("k", clock_now, &cd, NULL, &k));
+        tb_store *ks = tb_mergeable_store_as_store(k);
+        CHECK_OK(tb_store_set_cell_json(ks, "t", "r", "c", "1"));
+        char *before = content_of(k);
+        cd.now = 4398046511104.0; /* 2^42 */
+        CHECK_STATUS(tb_store_set_cell_json(ks, "t", "r", "c", "2"), TB_ERROR_INVALID_STATE);
+        CHECK_STATUS(tb_store_set_value_json(ks, "v", "2"), TB_ERROR_INVALID_STATE);
+        CHECK_OK(tb_store_del_cell(ks, "t", "r", "c")); /* deletions report nothing but change nothing */
+        char *after = content_of(k);
+        CHECK(before && after && strcmp(before, after) == 0);
+        tb_string_free(after);
+        tb_string_free(before);
+        cd.now = 4398046511103.0; /* the largest time: works, until a peer used up its counter */
+        CHECK_OK(tb_store_set_cell_json(ks, "t", "r", "c", "3"));
+        CHECK_OK(tb_mergeable_store_apply_mergeable_changes_json(
+            k, "[[{\"t\":[{\"r\":[{\"c\":[4,\"zzzzzzzzzzzzzzzz\"]}]}]}],[{}],1]"));
+        before = content_of(k);
+        CHECK_STATUS(tb_store_set_cell_json(ks, "t", "r", "c", "5"), TB_ERROR_INVALID_STATE);
+        after = content_of(k);
+        CHECK(before && after && strcmp(before, after) == 0);
+        tb_string_free(after);
+        tb_string_free(before);
+        tb_mergeable_store_free(k);
+    }
+
     /* releasing: the clock's user_data is released exactly once, with the store */
     tb_mergeable_store_free(b);
     CHECK(clk.released == 1);
