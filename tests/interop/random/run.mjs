@@ -75,6 +75,8 @@ export const planRun = (seed, mode, {python = false} = {}) => {
   const antiEntropy = mode === 'A' ? [0.2, 0.3, 0.4, 0.5][below(4)] : 0;
   // One-way delay of every delivery (in order per link), which widens every pull's window.
   const latencyMs = [0, 1, 3, 6, 10][below(5)];
+  // Mode A: a share of the protocol messages is lost until the edits stop (anti-entropy's job).
+  const lossPercent = mode === 'A' ? [0, 0, 1, 2, 3][below(5)] : 0;
   const batch = (p, small) => ({
     seed: seed * 100 + below(100),
     ...(p.ours ? {threads: 2 + below(3)} : {chains: 1 + below(2)}),
@@ -96,13 +98,14 @@ export const planRun = (seed, mode, {python = false} = {}) => {
     peer: peers[below(peers.length)].name,
     keepContent: below(10) < 7,
     startAfterMs: below(150),
+    crash: below(10) < 3,
   }));
   restarts.forEach((r) => {
     const p = peers.find((x) => x.name === r.peer);
     r.writes = p.writes && below(2) ? batch(p, false) : undefined;
   });
   restarts.sort((a, b) => a.afterMs - b.afterMs);
-  return {seed, mode, antiEntropy, latencyMs, peers, restarts};
+  return {seed, mode, antiEntropy, latencyMs, lossPercent, peers, restarts};
 };
 
 const flatten = ([tables, values]) => {
@@ -138,10 +141,11 @@ export const runOne = async (seed, mode, opts) => {
   const plan = planRun(seed, mode, {python: !!opts.python});
   const hub = createHub({commandTimeoutMs: 20000});
   HUBS.add(hub);
+  const loss = plan.lossPercent ? hub.addFault({when: () => Math.random() * 100 < plan.lossPercent, action: 'drop'}) : undefined;
   if (plan.latencyMs) hub.addFault({action: 'delay', ms: plan.latencyMs});
   const started = Date.now();
   const result = {seed, mode, peers: plan.peers.map((p) => p.name).join(','), restarts: plan.restarts.length,
-    antiEntropy: plan.antiEntropy, latencyMs: plan.latencyMs, converged: false};
+    antiEntropy: plan.antiEntropy, latencyMs: plan.latencyMs, lossPercent: plan.lossPercent, converged: false};
   const errors = [];
   const soft = (promise) => promise.catch((e) => errors.push(String(e.message ?? e)));
   const start = async (p) => {
@@ -170,20 +174,32 @@ export const runOne = async (seed, mode, opts) => {
       if (!restarted.has(p.name)) await soft(hub.cmd(p.name, 'startSync'));
       await w;
     });
+    // A new process in place of p's, with p's mergeable content or empty; `kill` is a crash.
+    const restart = async (p, keepContent, kill) => {
+      const content = keepContent ? await hub.cmd(p.name, 'getMergeableContent').catch(() => undefined) : undefined;
+      if (kill) {
+        hub.peers.get(p.name).child.kill('SIGKILL');
+        await hub.peers.get(p.name).exitPromise;
+      } else await hub.stopPeer(p.name);
+      hub.mark(`restart ${p.name} ${content ? 'with its content' : 'empty'}${kill ? ' after a crash' : ''}`);
+      await start(p);
+      if (content) await hub.cmd(p.name, 'setMergeableContent', [content]);
+    };
     tasks.push((async () => {
       const t0 = Date.now();
       for (const r of plan.restarts) {
         await sleep(Math.max(0, r.afterMs - (Date.now() - t0)));
         const p = plan.peers.find((x) => x.name === r.peer);
         restarted.add(p.name);
-        const content = r.keepContent ? await hub.cmd(p.name, 'getMergeableContent').catch(() => undefined) : undefined;
-        await hub.stopPeer(p.name);
-        hub.mark(`restart ${p.name} ${content ? 'with its content' : 'empty'}`);
-        await start(p);
-        if (content) await hub.cmd(p.name, 'setMergeableContent', [content]);
+        await restart(p, r.keepContent, false);
         const w = write(p.name, r.writes);
         await sleep(r.startAfterMs);
         await soft(hub.cmd(p.name, 'startSync'));
+        if (r.crash) {
+          // Killed right after its startSync: the others' pulls from it fail (timeouts).
+          await restart(p, r.keepContent, true);
+          await soft(hub.cmd(p.name, 'startSync'));
+        }
         await w;
       }
     })());
@@ -191,6 +207,10 @@ export const runOne = async (seed, mode, opts) => {
     // Edits after start.
     await Promise.all(plan.peers.map((p) => write(p.name, p.after)));
     hub.mark('edits stopped');
+    if (loss) {
+      hub.faults.splice(hub.faults.indexOf(loss), 1);
+      result.lost = loss.hits;
+    }
     result.editMs = Date.now() - started;
     // Bounded wait for every peer's content and hashes to be equal.
     const settleMs = 1000 * (opts.settleSeconds ?? (mode === 'A' ? 10 : 5));
@@ -245,7 +265,8 @@ const explain = async (hub, plan, states) => {
       const per = Object.fromEntries(plan.peers.map((p, i) => [p.name, mergeables[i].get(key) ?? null]));
       const newest = Object.values(per).filter(Boolean).map(([, hlc]) => hlc).sort().pop();
       const seen = bodies.filter(([, b]) => newest && b.includes(newest)).map(([r]) =>
-        `#${r.seq} ${r.from}->${r.to ?? '*'} ${MESSAGE_NAMES[r.message]} to [${r.deliveries.map((d) => d.to).join(',')}]`);
+        `#${r.seq} ${r.from}->${r.to ?? '*'} ${MESSAGE_NAMES[r.message]} to [${
+          r.deliveries.map((d) => d.to + (d.fault === 'drop' ? ' (lost)' : '')).join(',')}]`);
       return {key, per, newest, holders: Object.keys(per).filter((n) => per[n]?.[1] === newest),
         onTheWire: seen.length ? seen.slice(0, 6) : 'never sent'};
     }),
