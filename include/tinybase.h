@@ -406,8 +406,9 @@ typedef struct tb_synchronizer_options {
      */
     double request_timeout_seconds;
     /**
-     * Beyond TinyBase, off with 0: while auto-saving, re-announce the content hashes this
-     * often (seconds), so that a lost message is repaired without a restart.
+     * Beyond TinyBase, off with 0: while auto-saving, this often (seconds) re-announce the
+     * content hashes and pull from a peer (a load), so that a lost or never-sent message is
+     * repaired without a restart. Recommended whenever TinyBase peers take part.
      */
     double anti_entropy_seconds;
     /**

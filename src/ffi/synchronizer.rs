@@ -111,8 +111,9 @@ pub struct tb_synchronizer_options {
     /// requestTimeoutSeconds). 0 means the default: 1 s for custom transports, 0.01 s on a
     /// local bus (as TinyBase). Must be finite and not negative.
     pub request_timeout_seconds: f64,
-    /// Beyond TinyBase, off with 0: while auto-saving, re-announce the content hashes this
-    /// often (seconds), so that a lost message is repaired without a restart.
+    /// Beyond TinyBase, off with 0: while auto-saving, this often (seconds) re-announce the
+    /// content hashes and pull from a peer (a load), so that a lost or never-sent message is
+    /// repaired without a restart. Recommended whenever TinyBase peers take part.
     pub anti_entropy_seconds: f64,
     /// Called for every message sent (TinyBase's onSend). May be NULL.
     pub on_send: tb_sync_message_fn,

@@ -11,20 +11,20 @@
 pub mod framed;
 pub mod local;
 pub mod message;
+mod pull;
+mod worker;
 
 use crate::error::Result;
 use crate::mergeable::MergeableStore;
-use crate::value::to_json_string;
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
-use message::{parse_payload, payload, Message};
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use message::Message;
 use parking_lot::Mutex;
-use serde_json::{Map, Value as Json};
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
+use worker::{Command, Shared, Work, Worker, APPLYING};
 
 /// At most this many requests wait for a response at once (TinyBase's MAX_PENDING_REQUESTS).
 pub const MAX_PENDING_REQUESTS: usize = 100;
@@ -85,8 +85,10 @@ pub struct SynchronizerOptions {
     pub on_receive: Option<MessageHook>,
     /// Called for every ignored error (`onIgnoredError`).
     pub on_ignored_error: Option<ErrorHook>,
-    /// Beyond TinyBase, off by default: re-announce the content hashes this often while
-    /// syncing, so a lost message is repaired without a restart.
+    /// Beyond TinyBase, off by default: this often while syncing, re-announce the content
+    /// hashes and pull from a peer (a load), so a lost or never-sent message is repaired
+    /// without a restart. Recommended whenever TinyBase peers take part (they never send what
+    /// they commit while loading).
     pub anti_entropy: Option<Duration>,
     /// Beyond TinyBase, off by default: called when the sync state changes.
     pub on_status: Option<StatusHook>,
@@ -126,54 +128,6 @@ pub struct SynchronizerStats {
     pub receives: u64,
 }
 
-thread_local! {
-    /// The synchronizer whose worker is applying peers' changes on this thread (no echo).
-    static APPLYING: Cell<usize> = const { Cell::new(0) };
-}
-
-type Cont = Box<dyn FnOnce(&mut Worker, std::result::Result<(Json, String), String>) + Send>;
-type Done = Box<dyn FnOnce(&mut Worker, std::result::Result<Json, String>) + Send>;
-type Then = Box<dyn FnOnce(&mut Worker) + Send>;
-
-enum Command {
-    StartSync(Option<String>),
-    StopSync,
-    Load(Option<String>),
-    Save,
-    StartAutoLoad(Option<String>),
-    StopAutoLoad,
-    StartAutoSave,
-    StopAutoSave,
-}
-
-enum Work {
-    Receive(String, String),
-    Local(String),
-    Command(Command, Option<Sender<()>>),
-    Destroy(Sender<()>),
-}
-
-struct Shared {
-    sends: AtomicU64,
-    receives: AtomicU64,
-    status: AtomicU8,
-    /// Work queued or running, plus requests waiting for a response.
-    busy: AtomicUsize,
-    pending: AtomicUsize,
-    /// A `load` pull is in flight: local transactions made meanwhile are not sent, as in
-    /// TinyBase (whose persister skips saving while loading).
-    load_in_flight: std::sync::atomic::AtomicBool,
-    /// Set by `start_sync` before its command is queued (TinyBase sets `syncing` synchronously),
-    /// so peers' GetContentHashes are answered from the start.
-    syncing: std::sync::atomic::AtomicBool,
-}
-
-impl Shared {
-    /// One piece of work is done (never below zero: a destroy resets the count).
-    fn unbusy(&self) {
-        let _ = self.busy.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some(b.saturating_sub(1)));
-    }
-}
 
 /// A synchronizer: TinyBase's protocol between one MergeableStore and its peers.
 pub struct Synchronizer {
@@ -186,35 +140,7 @@ pub struct Synchronizer {
     hook: u64,
 }
 
-struct Pending {
-    to: Option<String>,
-    deadline: Instant,
-    message: Message,
-    cont: Cont,
-}
-
-struct Worker {
-    id: usize,
-    store: MergeableStore,
-    transport: Arc<dyn Transport>,
-    options: SynchronizerOptions,
-    shared: Arc<Shared>,
-    syncing: bool,
-    auto_load: bool,
-    auto_save: bool,
-    status: Status,
-    destroyed: bool,
-    pending: HashMap<String, Pending>,
-    next_announce: Option<Instant>,
-    last_error: Option<String>,
-    reported: SyncState,
-}
-
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
-
-fn is_empty_obj(j: &Json) -> bool {
-    j.as_object().is_some_and(Map::is_empty)
-}
 
 impl Synchronizer {
     /// A synchronizer for `store` over `transport` (TinyBase's `createCustomSynchronizer`).
@@ -229,24 +155,8 @@ impl Synchronizer {
             busy: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             syncing: std::sync::atomic::AtomicBool::new(false),
-            load_in_flight: std::sync::atomic::AtomicBool::new(false),
         });
-        let worker = Worker {
-            id,
-            store: store.clone(),
-            transport,
-            options,
-            shared: shared.clone(),
-            syncing: false,
-            auto_load: false,
-            auto_save: false,
-            status: Status::Idle,
-            destroyed: false,
-            pending: HashMap::new(),
-            next_announce: None,
-            last_error: None,
-            reported: SyncState::Idle,
-        };
+        let worker = Worker::new(id, store.clone(), transport, options, shared.clone());
         let handle = std::thread::Builder::new()
             .name("tinybase-sync".into())
             .spawn(move || worker.run(rx))
@@ -254,12 +164,10 @@ impl Synchronizer {
         let worker_thread = handle.thread().id();
         // Local transactions reach the worker through the inbox, without blocking the writer.
         let (hook_inbox, hook_shared) = (inbox.clone(), shared.clone());
-        let wants_shared = shared.clone();
         let hook = store.add_commit_hook(Arc::new(crate::store::CommitHookFns {
-            // Changes this synchronizer is applying are not sent back (no echo), nor are local
-            // changes made while a load's pull is in flight (TinyBase skips saving while
-            // loading). Other threads' writes during the worker's brief applies are sent.
-            wants: Box::new(move || APPLYING.with(Cell::get) != id && !wants_shared.load_in_flight.load(Ordering::Acquire)),
+            // Changes this synchronizer is applying are not sent back (no echo). Every other
+            // transaction reaches the worker, loading or not (a local change is never dropped).
+            wants: Box::new(move || APPLYING.with(Cell::get) != id),
             call: Box::new(move |changes: &str| {
                 hook_shared.busy.fetch_add(1, Ordering::AcqRel);
                 if hook_inbox.send(Work::Local(changes.to_string())).is_err() {
@@ -438,539 +346,4 @@ pub fn wait_until(timeout: Duration, idle: impl Fn() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
     false
-}
-
-impl Worker {
-    fn run(mut self, rx: Receiver<Work>) {
-        loop {
-            let deadline = self.pending.values().map(|p| p.deadline).chain(self.next_announce).min();
-            let work = match deadline {
-                Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
-                    Ok(w) => Some(w),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-                None => match rx.recv() {
-                    Ok(w) => Some(w),
-                    Err(_) => return,
-                },
-            };
-            match work {
-                Some(Work::Destroy(done)) => {
-                    self.destroy();
-                    // Work queued behind the destroy is dropped; it is no longer pending.
-                    drop(rx);
-                    self.shared.busy.store(0, Ordering::Release);
-                    self.shared.pending.store(0, Ordering::Release);
-                    let _ = done.send(());
-                    return;
-                }
-                Some(work) => {
-                    self.handle(work);
-                    self.shared.unbusy();
-                }
-                None => {}
-            }
-            self.expire();
-            self.announce();
-            self.shared.pending.store(self.pending.len(), Ordering::Release);
-            self.report();
-        }
-    }
-
-    fn report(&mut self) {
-        let Some(hook) = self.options.on_status.clone() else { return };
-        let state = if self.last_error.is_some() {
-            SyncState::Error
-        } else if !self.pending.is_empty() || self.status == Status::Loading {
-            SyncState::Syncing
-        } else {
-            SyncState::Idle
-        };
-        if state != self.reported {
-            self.reported = state;
-            hook(&SyncStatus {
-                state,
-                pending_requests: self.pending.len(),
-                sends: self.shared.sends.load(Ordering::Acquire),
-                receives: self.shared.receives.load(Ordering::Acquire),
-                last_error: self.last_error.clone(),
-            });
-        }
-    }
-
-    fn set_status(&mut self, status: Status) {
-        self.status = status;
-        self.shared.status.store(status as u8, Ordering::Release);
-    }
-
-    fn ignored(&mut self, error: &str) {
-        self.last_error = Some(error.to_string());
-        if let Some(hook) = &self.options.on_ignored_error {
-            hook(error);
-        }
-    }
-
-    fn handle(&mut self, work: Work) {
-        match work {
-            Work::Receive(from, text) => self.receive(&from, &text),
-            Work::Local(changes) => {
-                if self.auto_save && !self.destroyed {
-                    self.save(Some(changes));
-                }
-            }
-            Work::Command(command, reply) => {
-                let then: Then = Box::new(move |_| {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(());
-                    }
-                });
-                self.command(command, then);
-            }
-            Work::Destroy(_) => {}
-        }
-    }
-
-    fn command(&mut self, command: Command, then: Then) {
-        match command {
-            Command::StartSync(initial) => {
-                self.syncing = true;
-                self.start_auto_load(
-                    initial,
-                    Box::new(move |w: &mut Worker| {
-                        w.start_auto_save();
-                        then(w);
-                    }),
-                );
-            }
-            Command::StopSync => {
-                self.syncing = false;
-                self.auto_load = false;
-                self.auto_save = false;
-                self.next_announce = None;
-                then(self);
-            }
-            Command::Load(initial) => self.load(initial, then),
-            Command::Save => {
-                self.save(None);
-                then(self);
-            }
-            Command::StartAutoLoad(initial) => self.start_auto_load(initial, then),
-            Command::StopAutoLoad => {
-                self.auto_load = false;
-                then(self);
-            }
-            Command::StartAutoSave => {
-                self.start_auto_save();
-                then(self);
-            }
-            Command::StopAutoSave => {
-                self.auto_save = false;
-                then(self);
-            }
-        }
-    }
-
-    fn start_auto_load(&mut self, initial: Option<String>, then: Then) {
-        self.auto_load = true;
-        self.load(initial, then);
-    }
-
-    fn start_auto_save(&mut self) {
-        self.save(None);
-        self.auto_save = true;
-        if let Some(every) = self.options.anti_entropy {
-            self.next_announce = Some(Instant::now() + every);
-        }
-    }
-
-    fn announce(&mut self) {
-        if let (Some(at), Some(every)) = (self.next_announce, self.options.anti_entropy) {
-            if Instant::now() >= at {
-                if self.syncing || self.auto_save {
-                    self.save(None);
-                }
-                self.next_announce = Some(Instant::now() + every);
-            }
-        }
-    }
-
-    fn destroy(&mut self) {
-        self.destroyed = true;
-        let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        for p in pending {
-            (p.cont)(self, Err("tinybase:3:destroyed".into()));
-        }
-        self.syncing = false;
-        self.shared.syncing.store(false, Ordering::Release);
-        self.auto_load = false;
-        self.auto_save = false;
-        self.transport.destroy();
-    }
-
-    // ------------------------------------------------------------------ sending
-
-    fn send(&mut self, to: Option<&str>, request_id: Option<&str>, message: Message, body: &str) {
-        self.shared.sends.fetch_add(1, Ordering::AcqRel);
-        if let Some(hook) = &self.options.on_send {
-            hook(to, request_id, message, body);
-        }
-        self.transport.send(to, &payload(request_id, message, body));
-    }
-
-    fn request(&mut self, to: Option<String>, message: Message, body: &str, tx: &str, cont: Cont) {
-        if self.pending.len() >= MAX_PENDING_REQUESTS {
-            cont(self, Err("tinybase:15:requests".into()));
-            return;
-        }
-        let request_id = format!("{tx}.{}", crate::util::random_id(4));
-        self.pending.insert(
-            request_id.clone(),
-            Pending { to: to.clone(), deadline: Instant::now() + self.options.request_timeout, message, cont },
-        );
-        self.shared.pending.store(self.pending.len(), Ordering::Release);
-        self.send(to.as_deref(), Some(&request_id), message, body);
-    }
-
-    fn expire(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<String> = self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(k, _)| k.clone()).collect();
-        for id in expired {
-            if let Some(p) = self.pending.remove(&id) {
-                let error = format!("tinybase:3:{}.{id}.{}", p.to.as_deref().unwrap_or(""), p.message as u8);
-                (p.cont)(self, Err(error));
-            }
-        }
-    }
-
-    // ------------------------------------------------------------------ receiving
-
-    fn receive(&mut self, from: &str, text: &str) {
-        if self.destroyed {
-            return;
-        }
-        let received = match parse_payload(text) {
-            Ok(r) => r,
-            Err(_) => {
-                self.ignored("tinybase:14");
-                return;
-            }
-        };
-        let auto_loading = self.syncing || self.auto_load || self.shared.syncing.load(Ordering::Acquire);
-        self.shared.receives.fetch_add(1, Ordering::AcqRel);
-        // A valid message from a peer: the link works again.
-        self.last_error = None;
-        if let Some(hook) = &self.options.on_receive {
-            hook(Some(from), received.request_id.as_deref(), received.message, &to_json_string(&received.body));
-        }
-        let store = self.store.clone();
-        let body = &received.body;
-        let body_text = || to_json_string(body);
-        let response = match received.message {
-            Message::Response => {
-                if let Some(id) = &received.request_id {
-                    let matches = self.pending.get(id).is_some_and(|p| p.to.as_deref().is_none_or(|to| to == from));
-                    if matches {
-                        if let Some(p) = self.pending.remove(id) {
-                            (p.cont)(self, Ok((received.body, from.to_string())));
-                        }
-                    }
-                }
-                return;
-            }
-            Message::ContentHashes if auto_loading => {
-                let tx = received.request_id.clone().unwrap_or_else(|| crate::util::random_id(11));
-                self.pull(
-                    Some(from.to_string()),
-                    Some(received.body),
-                    tx,
-                    Box::new(|w: &mut Worker, result| match result {
-                        Ok(changes) => {
-                            w.set_status(Status::Loading);
-                            w.apply(&changes);
-                            w.set_status(Status::Idle);
-                        }
-                        Err(e) => {
-                            w.ignored(&e);
-                            if w.status != Status::Saving {
-                                w.load(None, Box::new(|_| {}));
-                            }
-                        }
-                    }),
-                );
-                return;
-            }
-            Message::ContentDiff if auto_loading => {
-                self.set_status(Status::Loading);
-                self.apply(&received.body);
-                self.set_status(Status::Idle);
-                return;
-            }
-            Message::GetContentHashes if self.syncing || self.auto_save || self.shared.syncing.load(Ordering::Acquire) => {
-                let (t, v) = store.get_mergeable_content_hashes();
-                Some(format!("[{t},{v}]"))
-            }
-            Message::GetTableDiff => store.get_mergeable_table_diff_json(&body_text()).ok(),
-            Message::GetRowDiff => store.get_mergeable_row_diff_json(&body_text()).ok(),
-            Message::GetCellDiff => store.get_mergeable_cell_diff_json(&body_text()).ok(),
-            Message::GetValueDiff => store.get_mergeable_value_diff_json(&body_text()).ok(),
-            _ => None,
-        };
-        if let Some(response) = response {
-            self.send(Some(from), received.request_id.as_deref(), Message::Response, &response);
-        }
-    }
-
-    /// Applies changes from peers through the wire-form path; they are not echoed.
-    fn apply(&mut self, changes: &Json) {
-        // Without the trailing 1, TinyBase takes the body for full content, which needs hashes
-        // that no valid protocol message carries: it is ignored, silently.
-        if changes.as_array().is_none_or(|a| a.len() != 3) {
-            return;
-        }
-        APPLYING.with(|a| a.set(self.id));
-        let result = self.store.apply_mergeable_changes_value(changes);
-        APPLYING.with(|a| a.set(0));
-        if let Err(e) = result {
-            self.ignored(&format!("tinybase:13:{e}"));
-        }
-    }
-
-    // ------------------------------------------------------------------ load and save
-
-    fn load(&mut self, initial: Option<String>, then: Then) {
-        if self.status == Status::Saving {
-            then(self);
-            return;
-        }
-        self.set_status(Status::Loading);
-        self.shared.load_in_flight.store(true, Ordering::Release);
-        let tx = crate::util::random_id(11);
-        self.pull(
-            None,
-            None,
-            tx,
-            Box::new(move |w: &mut Worker, result| {
-                match result {
-                    Ok(changes) => {
-                        let empty = changes.get(0).and_then(|t| t.get(0)).is_some_and(is_empty_obj)
-                            && changes.get(1).and_then(|v| v.get(0)).is_some_and(is_empty_obj);
-                        if !empty {
-                            w.apply(&changes);
-                        } else if let Some(initial) = &initial {
-                            w.set_default(initial);
-                        }
-                    }
-                    Err(e) => {
-                        w.ignored(&e);
-                        if let Some(initial) = &initial {
-                            w.set_default(initial);
-                        }
-                    }
-                }
-                w.shared.load_in_flight.store(false, Ordering::Release);
-                w.set_status(Status::Idle);
-                then(w);
-            }),
-        );
-    }
-
-    fn set_default(&mut self, initial: &str) {
-        if let Err(e) = self.store.set_default_content_json(initial) {
-            self.ignored(&e.to_string());
-        }
-    }
-
-    fn save(&mut self, changes: Option<String>) {
-        if self.status == Status::Loading {
-            return;
-        }
-        let previous = self.status;
-        self.set_status(Status::Saving);
-        let tx = crate::util::random_id(11);
-        match changes {
-            Some(changes) => self.send(None, Some(&tx), Message::ContentDiff, &changes),
-            None => {
-                let (t, v) = self.store.get_mergeable_content_hashes();
-                self.send(None, Some(&tx), Message::ContentHashes, &format!("[{t},{v}]"));
-            }
-        }
-        self.set_status(previous);
-    }
-
-    // ------------------------------------------------------------------ the pull procedure
-
-    /// TinyBase's `getChangesFromOtherStore`: asks for content hashes (unless given), then for
-    /// the table, row, cell and value diffs as needed; `done` gets `[tables, values, 1]`.
-    fn pull(&mut self, other: Option<String>, hashes: Option<Json>, tx: String, done: Done) {
-        match hashes {
-            Some(h) => self.pull_with(other, h, tx, done),
-            None => self.request(
-                None,
-                Message::GetContentHashes,
-                "\"\"",
-                &tx.clone(),
-                Box::new(move |w: &mut Worker, r| match r {
-                    Ok((hashes, from)) => w.pull_with(Some(from), hashes, tx, done),
-                    Err(e) => done(w, Err(e)),
-                }),
-            ),
-        }
-    }
-
-    fn pull_with(&mut self, other: Option<String>, hashes: Json, tx: String, done: Done) {
-        let hash = |i: usize| hashes.get(i).and_then(Json::as_f64).unwrap_or(-1.0);
-        let (their_tables, their_values) = (hash(0), hash(1));
-        let (tables_hash, _) = self.store.get_mergeable_content_hashes();
-        // The pull finishes once: with the changes, or with the first error.
-        let done: SharedDone = Arc::new(Mutex::new(Some(done)));
-        let values_step: Step = {
-            let (other, tx, done) = (other.clone(), tx.clone(), done.clone());
-            Arc::new(move |w: &mut Worker, tables: Json| {
-                let (_, values_hash) = w.store.get_mergeable_content_hashes();
-                if values_hash as f64 == their_values {
-                    finish(w, &done, Ok(Json::Array(vec![tables, Json::Array(vec![Json::Object(Map::new())]), Json::from(1)])));
-                } else {
-                    let body = w.store.get_mergeable_value_hashes_json();
-                    let done = done.clone();
-                    w.request(
-                        other.clone(),
-                        Message::GetValueDiff,
-                        &body,
-                        &tx,
-                        Box::new(move |w: &mut Worker, r| {
-                            finish(w, &done, r.map(|(values, _)| Json::Array(vec![tables, values, Json::from(1)])))
-                        }),
-                    );
-                }
-            })
-        };
-        if tables_hash as f64 == their_tables {
-            values_step(self, Json::Array(vec![Json::Object(Map::new())]));
-            return;
-        }
-        let body = self.store.get_mergeable_table_hashes_json();
-        let (other2, tx2) = (other.clone(), tx.clone());
-        self.request(
-            other,
-            Message::GetTableDiff,
-            &body,
-            &tx,
-            Box::new(move |w: &mut Worker, r| {
-                let (response, _) = match r {
-                    Ok(r) => r,
-                    Err(e) => return finish(w, &done, Err(e)),
-                };
-                let (mut tables, differing) = split_diff(response);
-                if is_empty_obj(&differing) {
-                    return values_step(w, tables);
-                }
-                let body = match w.store.get_mergeable_row_hashes_json(&to_json_string(&differing)) {
-                    Ok(b) => b,
-                    Err(e) => return finish(w, &done, Err(e.to_string())),
-                };
-                let (other3, tx3) = (other2.clone(), tx2.clone());
-                w.request(
-                    other2,
-                    Message::GetRowDiff,
-                    &body,
-                    &tx2,
-                    Box::new(move |w: &mut Worker, r| {
-                        let (response, _) = match r {
-                            Ok(r) => r,
-                            Err(e) => return finish(w, &done, Err(e)),
-                        };
-                        let (rows, differing) = split_diff(response);
-                        merge_tables_stamps(&mut tables, rows);
-                        if is_empty_obj(&differing) {
-                            return values_step(w, tables);
-                        }
-                        let body = match w.store.get_mergeable_cell_hashes_json(&to_json_string(&differing)) {
-                            Ok(b) => b,
-                            Err(e) => return finish(w, &done, Err(e.to_string())),
-                        };
-                        w.request(
-                            other3,
-                            Message::GetCellDiff,
-                            &body,
-                            &tx3,
-                            Box::new(move |w: &mut Worker, r| match r {
-                                Ok((cells, _)) => {
-                                    merge_tables_stamps(&mut tables, cells);
-                                    values_step(w, tables)
-                                }
-                                Err(e) => finish(w, &done, Err(e)),
-                            }),
-                        );
-                    }),
-                );
-            }),
-        );
-    }
-}
-
-type SharedDone = Arc<Mutex<Option<Done>>>;
-type Step = Arc<dyn Fn(&mut Worker, Json) + Send + Sync>;
-
-fn finish(w: &mut Worker, done: &SharedDone, result: std::result::Result<Json, String>) {
-    if let Some(done) = done.lock().take() {
-        done(w, result);
-    }
-}
-
-/// `[stamp, differingHashes]` from a diff response.
-fn split_diff(response: Json) -> (Json, Json) {
-    match response {
-        Json::Array(mut parts) if parts.len() == 2 => {
-            let differing = parts.pop().unwrap_or(Json::Null);
-            (parts.pop().unwrap_or(Json::Null), differing)
-        }
-        other => (other, Json::Object(Map::new())),
-    }
-}
-
-/// TinyBase's `mergeTablesStamps`: adds tables, rows and cells of `from` into `into`, taking the
-/// later container HLC.
-fn merge_tables_stamps(into: &mut Json, from: Json) {
-    fn latest(a: Option<&Json>, b: Option<&Json>) -> Option<Json> {
-        let (a, b) = (a.and_then(Json::as_str).unwrap_or(""), b.and_then(Json::as_str).unwrap_or(""));
-        let l = if a > b { a } else { b };
-        (!l.is_empty()).then(|| Json::String(l.to_string()))
-    }
-    fn set_hlc(stamp: &mut Vec<Json>, hlc: Option<Json>) {
-        stamp.truncate(1);
-        if let Some(h) = hlc {
-            stamp.push(h);
-        }
-    }
-    let Json::Array(from) = from else { return };
-    let Some(Json::Array(into)) = Some(into) else { return };
-    if into.is_empty() {
-        into.push(Json::Object(Map::new()));
-    }
-    if let Some(Json::Object(tables)) = from.first() {
-        for (t, table) in tables {
-            let Some(table) = table.as_array() else { continue };
-            let target = into[0].as_object_mut().map(|m| m.entry(t.clone()).or_insert_with(|| Json::Array(vec![Json::Object(Map::new())])));
-            let Some(Json::Array(target)) = target else { continue };
-            if let Some(Json::Object(rows)) = table.first() {
-                for (r, row) in rows {
-                    let Some(row) = row.as_array() else { continue };
-                    let rt = target[0].as_object_mut().map(|m| m.entry(r.clone()).or_insert_with(|| Json::Array(vec![Json::Object(Map::new())])));
-                    let Some(Json::Array(rt)) = rt else { continue };
-                    if let (Some(Json::Object(cells)), Some(Json::Object(out))) = (row.first(), rt.first_mut()) {
-                        for (c, cell) in cells {
-                            out.insert(c.clone(), cell.clone());
-                        }
-                    }
-                    let hlc = latest(rt.get(1), row.get(1));
-                    set_hlc(rt, hlc);
-                }
-            }
-            let hlc = latest(target.get(1), table.get(1));
-            set_hlc(target, hlc);
-        }
-    }
-    let hlc = latest(into.get(1), from.get(1));
-    set_hlc(into, hlc);
 }

@@ -436,8 +436,9 @@ class CustomSynchronizer(Synchronizer):
     Exceptions raised by any of them are reported, never propagated.
 
     ``request_timeout_seconds`` is TinyBase's requestTimeoutSeconds; ``anti_entropy_seconds``
-    (beyond TinyBase, off with 0) re-announces the content hashes this often while auto-saving,
-    so a lost message is repaired without a restart.
+    (beyond TinyBase, off with 0) re-announces the content hashes and pulls from a peer this
+    often while auto-saving, so a lost or never-sent message is repaired without a restart;
+    recommended whenever TinyBase peers take part.
     """
 
     def __init__(
