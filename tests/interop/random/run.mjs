@@ -93,9 +93,13 @@ export const planRun = (seed, mode, {python = false} = {}) => {
     // Some TinyBase peers also write from a mutator listener (see tb_peer.mjs `react`).
     p.react = p.writes && !p.ours && below(2) ? {seed, percent: 5 + below(30)} : undefined;
   }
+  // Mode B restarts only our peers: a TinyBase peer stopped during its initial load loses the
+  // peers' changes it had queued behind that load, and a peer that loaded from it meanwhile got
+  // its stale content; without anti-entropy nothing repairs that (TinyBase's own behaviour).
+  const restartable = mode === 'A' ? peers : peers.filter((p) => p.ours);
   const restarts = Array.from({length: below(5)}, () => ({
     afterMs: 200 + below(1500),
-    peer: peers[below(peers.length)].name,
+    peer: restartable[below(restartable.length)].name,
     keepContent: below(10) < 7,
     startAfterMs: below(150),
     crash: below(10) < 3,
@@ -144,7 +148,8 @@ export const runOne = async (seed, mode, opts) => {
   const loss = plan.lossPercent ? hub.addFault({when: () => Math.random() * 100 < plan.lossPercent, action: 'drop'}) : undefined;
   if (plan.latencyMs) hub.addFault({action: 'delay', ms: plan.latencyMs});
   const started = Date.now();
-  const result = {seed, mode, peers: plan.peers.map((p) => p.name).join(','), restarts: plan.restarts.length,
+  const kinds = {python: '(py)', tinybase: '', rust: ''};
+  const result = {seed, mode, peers: plan.peers.map((p) => p.name + kinds[p.kind]).join(','), restarts: plan.restarts.length,
     antiEntropy: plan.antiEntropy, latencyMs: plan.latencyMs, lossPercent: plan.lossPercent, converged: false};
   const errors = [];
   const soft = (promise) => promise.catch((e) => errors.push(String(e.message ?? e)));
