@@ -63,7 +63,9 @@ fn main() {
         match msg.get("type").and_then(Json::as_str) {
             Some("msg") => {
                 let payload = to_json_string(&json!([msg.get("requestId").cloned().unwrap_or(Json::Null), msg.get("message").cloned().unwrap_or(Json::Null), msg.get("body").cloned().unwrap_or(Json::Null)]));
-                sync.receive(msg.get("from").and_then(Json::as_str).unwrap_or(""), &payload);
+                if let Err(e) = sync.receive(msg.get("from").and_then(Json::as_str).unwrap_or(""), &payload) {
+                    eprintln!("{e}"); // a full inbox; the ignored-error hook reports it too
+                }
             }
             Some("cmd") => {
                 let id = msg.get("id").cloned().unwrap_or(Json::Null);

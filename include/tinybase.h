@@ -432,6 +432,17 @@ typedef struct tb_synchronizer_options {
      * worker has stopped (not called when the creating call fails).
      */
     tb_release_fn release;
+    /**
+     * Beyond TinyBase: at most this many received payloads wait for the worker; 0 means the
+     * default, 10,000. Beyond it tb_synchronizer_receive() refuses payloads (see there).
+     */
+    size_t inbox_max_payloads;
+    /**
+     * Beyond TinyBase: at most this many bytes of received payloads wait for the worker; 0
+     * means the default, 64 MiB. One payload is always taken when no other waits, whatever
+     * its size.
+     */
+    size_t inbox_max_bytes;
 } tb_synchronizer_options;
 
 /**
@@ -1560,6 +1571,11 @@ enum tb_status tb_synchronizer_new_custom_framed(struct tb_mergeable_store *stor
  * synchronizer. Any thread (including inside any synchronizer callback); never blocks: the
  * payload is queued for the worker, which validates it (invalid ones are reported through
  * on_ignored_error and never applied). Payloads received after destroy are ignored (TB_OK).
+ * TB_ERROR_INVALID_STATE when the inbox is full (see inbox_max_payloads / inbox_max_bytes in
+ * tb_synchronizer_options): the payload is refused at once (the caller is never blocked),
+ * on_ignored_error gets "tinybase:15:inbox" on the worker, and
+ * tb_synchronizer_get_inbox_stats() counts it; the next load (anti-entropy) repairs what it
+ * carried.
  */
 enum tb_status tb_synchronizer_receive(struct tb_synchronizer *sync,
                                        const char *from_client_id,
@@ -1636,6 +1652,16 @@ enum tb_status tb_synchronizer_get_stats(struct tb_synchronizer *sync,
                                          uint64_t *out_receives);
 
 /**
+ * The inbox of received payloads (beyond TinyBase): `*out_queued` payloads holding
+ * `*out_queued_bytes` bytes wait for the worker; `*out_refused` payloads were refused so far
+ * because it was full.
+ */
+enum tb_status tb_synchronizer_get_inbox_stats(struct tb_synchronizer *sync,
+                                               size_t *out_queued,
+                                               size_t *out_queued_bytes,
+                                               uint64_t *out_refused);
+
+/**
  * Whether nothing is queued, running or waiting for a response right now (true after
  * destroy). Messages still inside the host's transport are not seen: a host with its own
  * queues checks those too.
@@ -1661,7 +1687,10 @@ enum tb_status tb_synchronizer_wait_for_idle(struct tb_synchronizer *sync,
 
 /**
  * destroy: fails pending requests, stops syncing, leaves the bus (if any) and stops the
- * worker thread; afterwards no callback of this synchronizer is running or will run. The
+ * worker thread; nothing is sent once it has begun (work queued before it is dropped), and
+ * afterwards no callback of this synchronizer is running or will run. Called on the worker
+ * thread itself (from a store listener while the worker applies a peer's changes) it returns
+ * at once, and the worker stops when that listener returns. The
  * handle stays valid (stats, status; commands give TB_ERROR_INVALID_STATE; received payloads
  * are ignored) until tb_synchronizer_free(). Idempotent; concurrent calls all return after
  * the worker has stopped. BLOCKS until the worker finishes what it is doing.
@@ -1675,7 +1704,9 @@ enum tb_status tb_synchronizer_destroy(struct tb_synchronizer *sync);
  * each, on this thread, after the worker has stopped. The store is not freed (the host frees
  * its own store handle; the synchronizer kept its own reference until now). Called from
  * inside one of this synchronizer's own callbacks (discouraged), the destroy and the releases
- * happen on a library thread once that callback has returned.
+ * happen on a library thread once that callback has returned. Called on its worker thread
+ * otherwise (a store listener running while the worker applies a peer's changes), it returns
+ * at once and the releases happen on the worker thread as it exits, after its last callback.
  */
 void tb_synchronizer_free(struct tb_synchronizer *sync);
 

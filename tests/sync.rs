@@ -114,9 +114,9 @@ impl Transport for Faulty {
             return;
         }
         if let Some(peer) = self.peer.lock().unwrap().clone() {
-            peer.receive(&self.me, payload);
+            peer.receive(&self.me, payload).unwrap();
             if n % 5 == 0 {
-                peer.receive(&self.me, payload); // duplicated
+                peer.receive(&self.me, payload).unwrap(); // duplicated
             }
         }
     }
@@ -179,13 +179,13 @@ fn malformed_messages_are_ignored_and_reported() {
         "[\"x\",2,[1]]",
         &format!("[\"x\",3,\"{}\"]", "a".repeat(1000)),
     ] {
-        s.receive("evil", bad);
+        s.receive("evil", bad).unwrap();
     }
     assert!(s.wait_for_idle(WAIT));
     assert_eq!(a.get_encoded_mergeable_content_json(), before);
     assert_eq!(errors.lock().unwrap().iter().filter(|e| e.as_str() == "tinybase:14").count(), 6);
     // A valid ContentDiff with a far-future HLC passes the message check but is refused whole.
-    s.receive("evil", "[\"x\",3,[[{\"t\":[{\"r\":[{\"c\":[2,\"zzzzzzz----6YM_I\"]}]}]}],[{}],1]]");
+    s.receive("evil", "[\"x\",3,[[{\"t\":[{\"r\":[{\"c\":[2,\"zzzzzzz----6YM_I\"]}]}]}],[{}],1]]").unwrap();
     assert!(s.wait_for_idle(WAIT));
     assert_eq!(a.get_encoded_mergeable_content_json(), before);
     assert_eq!(s.get_synchronizer_stats().receives, 1);

@@ -83,7 +83,7 @@ impl Network {
         let peers: Vec<Option<Arc<Synchronizer>>> = self.peers.lock().iter().map(|(_, s)| s.upgrade()).collect();
         for m in due {
             if let Some(Some(peer)) = peers.get(m.to) {
-                peer.receive(&m.from, &m.payload);
+                peer.receive(&m.from, &m.payload).unwrap();
             }
         }
         n

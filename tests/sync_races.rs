@@ -3,10 +3,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tinybase::sync::message::Message;
 use tinybase::sync::{wait_until, Status, Synchronizer, SynchronizerOptions, Transport};
+use tinybase::Error;
 use tinybase::MergeableStore;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -21,6 +22,10 @@ struct Delayed {
     /// Drop our own ContentHashes and ContentDiff messages (what TinyBase does while loading).
     mute_announcements: AtomicBool,
     sent: AtomicUsize,
+    /// While true, `send` blocks (the worker is held up); `held` tells that it is waiting.
+    gate: Mutex<bool>,
+    opened: Condvar,
+    held: AtomicBool,
 }
 
 impl Delayed {
@@ -33,6 +38,9 @@ impl Delayed {
             in_flight: Arc::new(AtomicUsize::new(0)),
             mute_announcements: AtomicBool::new(false),
             sent: AtomicUsize::new(0),
+            gate: Mutex::new(false),
+            opened: Condvar::new(),
+            held: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&link);
         let in_flight = link.in_flight.clone();
@@ -43,7 +51,7 @@ impl Delayed {
                 if let Some(link) = weak.upgrade() {
                     let peer = link.peer.lock().unwrap().upgrade();
                     if let Some(peer) = peer {
-                        peer.receive(&link.me, &payload);
+                        peer.receive(&link.me, &payload).unwrap();
                     }
                 }
                 in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -55,6 +63,11 @@ impl Delayed {
     fn idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
     }
+
+    fn hold(&self, closed: bool) {
+        *self.gate.lock().unwrap() = closed;
+        self.opened.notify_all();
+    }
 }
 
 fn message_of(payload: &str) -> Option<u8> {
@@ -64,6 +77,13 @@ fn message_of(payload: &str) -> Option<u8> {
 
 impl Transport for Delayed {
     fn send(&self, _to: Option<&str>, payload: &str) {
+        let mut closed = self.gate.lock().unwrap();
+        while *closed {
+            self.held.store(true, Ordering::Release);
+            closed = self.opened.wait(closed).unwrap();
+        }
+        self.held.store(false, Ordering::Release);
+        drop(closed);
         self.sent.fetch_add(1, Ordering::AcqRel);
         let announcement = matches!(message_of(payload), Some(m) if m == Message::ContentHashes as u8 || m == Message::ContentDiff as u8);
         if announcement && self.mute_announcements.load(Ordering::Acquire) {
@@ -218,4 +238,82 @@ fn destroy_never_sends_and_ends_idle() {
     assert!(!pair.sa.is_idle(), "the pull is not in flight");
     assert_eq!(sends_during_destroy(&pair.sa, &pair.la), 0);
     assert_eq!(pair.sa.get_status(), Status::Idle);
+}
+
+#[test]
+fn destroy_from_a_store_listener_on_the_worker_thread() {
+    // The options' hooks hold `marker`: the worker drops them when it exits.
+    let marker = Arc::new(());
+    let m = marker.clone();
+    let options_a = SynchronizerOptions { on_ignored_error: Some(Arc::new(move |_: &str| drop(m.clone()))), ..options() };
+    let pair = Pair::new(Duration::from_millis(1), options_a, options());
+    pair.start();
+    let sent_at_destroy = Arc::new(AtomicUsize::new(usize::MAX));
+    let (weak, link, at) = (Arc::downgrade(&pair.sa), pair.la.clone(), sent_at_destroy.clone());
+    pair.a.add_tables_listener(move |_| {
+        if std::thread::current().name() != Some("tinybase-sync") {
+            return;
+        }
+        if let Some(sync) = weak.upgrade() {
+            // A request queued before the destroy: never answered once destroy has begun.
+            sync.receive("b", r#"["q",1,""]"#).unwrap();
+            at.store(link.sent.load(Ordering::Acquire), Ordering::Release);
+            sync.destroy();
+        }
+    });
+    pair.b.set_cell("t", "r", "c", 1.0).unwrap();
+    assert!(eventually(|| Arc::strong_count(&marker) == 1), "the worker never exited");
+    assert_ne!(sent_at_destroy.load(Ordering::Acquire), usize::MAX, "the listener did not run on the worker");
+    assert_eq!(pair.la.sent.load(Ordering::Acquire), sent_at_destroy.load(Ordering::Acquire), "sent after destroy began");
+    assert_eq!(pair.sa.get_status(), Status::Idle);
+    assert!(pair.la.queue.lock().unwrap().is_none(), "the transport was not destroyed");
+}
+
+#[test]
+fn a_flood_is_refused_beyond_the_inbox_bounds_and_repaired() {
+    const PAYLOAD: usize = 1_400_000;
+    const MAX_BYTES: usize = 16 << 20;
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let e = errors.clone();
+    let options_a = SynchronizerOptions {
+        anti_entropy: Some(Duration::from_millis(200)),
+        inbox_max_bytes: MAX_BYTES,
+        on_ignored_error: Some(Arc::new(move |error: &str| e.lock().unwrap().push(error.to_string()))),
+        ..options()
+    };
+    let pair = Pair::new(Duration::from_millis(1), options_a, options());
+    pair.start();
+    // Hold A's worker inside its transport's send.
+    pair.la.hold(true);
+    let sa = pair.sa.clone();
+    let saving = std::thread::spawn(move || sa.save());
+    assert!(wait_until(WAIT, || pair.la.held.load(Ordering::Acquire)));
+    let started = Instant::now();
+    let (mut accepted, mut refused, mut most) = (0, 0, 0);
+    for i in 0..300 {
+        let big = "x".repeat(PAYLOAD);
+        let payload = format!(r#"["f{i}",3,[[{{"big":[{{"r{i}":[{{"c":["{big}","NjEtLV-----6YM_I"]}}]}}]}}],[{{}}],1]]"#);
+        match pair.sa.receive("b", &payload) {
+            Ok(()) => accepted += 1,
+            Err(Error::InvalidState(m)) => {
+                assert!(m.starts_with("tinybase:15:inbox"), "{m}");
+                refused += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+        most = most.max(pair.sa.get_inbox_stats().queued_bytes);
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "receive blocked");
+    assert!(most <= MAX_BYTES, "{most} bytes queued");
+    assert!(accepted >= 10 && refused > 250, "accepted {accepted}, refused {refused}");
+    let stats = pair.sa.get_inbox_stats();
+    assert_eq!((stats.queued_payloads, stats.refused_payloads), (accepted, refused as u64));
+    // Released: the worker drains its inbox, reports the refusals, and anti-entropy brings
+    // what it applied to B.
+    pair.la.hold(false);
+    saving.join().unwrap();
+    assert!(eventually(|| pair.a.get_row_count("big") == accepted && pair.same()), "not converged after the flood: {:?}", errors.lock().unwrap().iter().map(|e| e.chars().take(120).collect::<String>()).collect::<Vec<_>>());
+    assert_eq!(pair.b.get_row_count("big"), accepted);
+    assert_eq!(pair.sa.get_inbox_stats().queued_bytes, 0);
+    assert!(errors.lock().unwrap().iter().any(|e| e == "tinybase:15:inbox"));
 }

@@ -126,6 +126,13 @@ pub struct tb_synchronizer_options {
     /// If not NULL, called once with user_data when the synchronizer is freed, after its
     /// worker has stopped (not called when the creating call fails).
     pub release: tb_release_fn,
+    /// Beyond TinyBase: at most this many received payloads wait for the worker; 0 means the
+    /// default, 10,000. Beyond it tb_synchronizer_receive() refuses payloads (see there).
+    pub inbox_max_payloads: usize,
+    /// Beyond TinyBase: at most this many bytes of received payloads wait for the worker; 0
+    /// means the default, 64 MiB. One payload is always taken when no other waits, whatever
+    /// its size.
+    pub inbox_max_bytes: usize,
 }
 
 // ------------------------------------------------------------------------------ plumbing
@@ -149,17 +156,16 @@ fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Host user_data carried into the worker's closures. Released by the handle, never by them.
-#[derive(Clone, Copy)]
-struct Ptr(*mut c_void);
-
-// SAFETY: the callback contract requires user_data to be usable from the worker thread.
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
+/// Host user_data carried into the worker's closures (transport, hooks) and the handle. The
+/// last holder releases it: the handle normally (once the worker has stopped), or the worker
+/// when it exits after its last callback if the handle went first (freed on the worker thread,
+/// e.g. from a store listener while the worker applies a peer's changes).
+#[derive(Clone)]
+struct Ptr(Arc<HostData>);
 
 impl Ptr {
-    fn get(self) -> *mut c_void {
-        self.0
+    fn get(&self) -> *mut c_void {
+        self.0.ptr()
     }
 }
 
@@ -186,42 +192,50 @@ fn seconds(v: f64, name: &str) -> FfiResult<Option<Duration>> {
     Duration::try_from_secs_f64(v).map(Some).map_err(|e| fail(tb_status::TB_ERROR_INVALID_ARGUMENT, format!("{name}: {e}")))
 }
 
-fn message_hook(f: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, tb_sync_message, *const c_char, usize), ud: Ptr, token: usize) -> MessageHook {
+fn message_hook(f: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, tb_sync_message, *const c_char, usize), ud: &Ptr, token: usize) -> MessageHook {
+    let ud = ud.clone();
     Arc::new(move |client: Option<&str>, request: Option<&str>, message: Message, body: &str| {
         let (client, request, text) = (client.map(c_text), request.map(c_text), c_text(body));
         in_callback(token, || unsafe { f(ud.get(), c_ptr(&client), c_ptr(&request), message as tb_sync_message, text.as_ptr() as *const c_char, body.len()) });
     })
 }
 
-fn error_hook(f: unsafe extern "C" fn(*mut c_void, *const c_char), ud: Ptr, token: usize) -> ErrorHook {
+fn error_hook(f: unsafe extern "C" fn(*mut c_void, *const c_char), ud: &Ptr, token: usize) -> ErrorHook {
+    let ud = ud.clone();
     Arc::new(move |error: &str| {
         let text = c_text(error);
         in_callback(token, || unsafe { f(ud.get(), text.as_ptr() as *const c_char) });
     })
 }
 
-/// Options read from the host, with the host data not yet taken over.
+/// Options read from the host; `host` takes the options' user_data over.
 struct HostOptions {
     options: SynchronizerOptions,
-    user_data: *mut c_void,
-    release: tb_release_fn,
+    host: Option<Ptr>,
 }
 
 unsafe fn options_in(p: *const tb_synchronizer_options, token: usize, default_timeout: Duration) -> FfiResult<HostOptions> {
     let mut options = SynchronizerOptions { request_timeout: default_timeout, ..Default::default() };
     if p.is_null() {
-        return Ok(HostOptions { options, user_data: std::ptr::null_mut(), release: None });
+        return Ok(HostOptions { options, host: None });
     }
     let o = &*p;
     if let Some(t) = seconds(o.request_timeout_seconds, "request_timeout_seconds")? {
         options.request_timeout = t;
     }
     options.anti_entropy = seconds(o.anti_entropy_seconds, "anti_entropy_seconds")?;
-    let ud = Ptr(o.user_data);
-    options.on_send = o.on_send.map(|f| message_hook(f, ud, token));
-    options.on_receive = o.on_receive.map(|f| message_hook(f, ud, token));
-    options.on_ignored_error = o.on_ignored_error.map(|f| error_hook(f, ud, token));
-    Ok(HostOptions { options, user_data: o.user_data, release: o.release })
+    if o.inbox_max_payloads > 0 {
+        options.inbox_max_payloads = o.inbox_max_payloads;
+    }
+    if o.inbox_max_bytes > 0 {
+        options.inbox_max_bytes = o.inbox_max_bytes;
+    }
+    // Every check passed: from here on the library owns user_data.
+    let ud = Ptr(Arc::new(HostData { user_data: o.user_data, release: o.release }));
+    options.on_send = o.on_send.map(|f| message_hook(f, &ud, token));
+    options.on_receive = o.on_receive.map(|f| message_hook(f, &ud, token));
+    options.on_ignored_error = o.on_ignored_error.map(|f| error_hook(f, &ud, token));
+    Ok(HostOptions { options, host: Some(ud) })
 }
 
 /// What a tb_synchronizer pointer points at (Box-owned by the host; one release path:
@@ -232,8 +246,8 @@ struct SyncHandle {
     /// Serializes destroys: every destroy call returns after the worker has stopped.
     destroying: Mutex<()>,
     destroyed: AtomicBool,
-    /// Transport and options user_data, released when the handle is dropped (after destroy).
-    _host: Vec<HostData>,
+    /// Transport and options user_data, released by their last holder (see `Ptr`).
+    _host: Vec<Ptr>,
 }
 
 impl SyncHandle {
@@ -279,14 +293,15 @@ unsafe fn new_custom(
     release: tb_release_fn,
     options: *const tb_synchronizer_options,
     out: *mut *mut tb_synchronizer,
-    transport: impl FnOnce(Ptr, usize) -> Arc<dyn Transport>,
+    transport: impl FnOnce(&Ptr, usize) -> Arc<dyn Transport>,
 ) -> FfiResult<()> {
     let (_, m) = mergeable(store)?;
     let out = non_null(out, "out")?;
     let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
     let o = options_in(options, token, SynchronizerOptions::default().request_timeout)?;
-    let sync = Arc::new(Synchronizer::new(m, transport(Ptr(user_data), token), o.options));
-    let host = vec![HostData { user_data, release }, HostData { user_data: o.user_data, release: o.release }];
+    let ud = Ptr(Arc::new(HostData { user_data, release }));
+    let sync = Arc::new(Synchronizer::new(m, transport(&ud, token), o.options));
+    let host = std::iter::once(ud).chain(o.host).collect();
     *out = sync_out(SyncHandle { sync, token, destroying: Mutex::new(()), destroyed: AtomicBool::new(false), _host: host });
     Ok(())
 }
@@ -311,7 +326,7 @@ pub unsafe extern "C" fn tb_synchronizer_new_custom(
 ) -> tb_status {
     guard(|| {
         let send = send.ok_or_else(|| fail(tb_status::TB_ERROR_NULL_PARAMETER, "send is NULL"))?;
-        new_custom(store, user_data, release, options, out, |ud, token| Arc::new(CTransport { send, ud, token }))
+        new_custom(store, user_data, release, options, out, |ud, token| Arc::new(CTransport { send, ud: ud.clone(), token }))
     })
 }
 
@@ -344,6 +359,7 @@ pub unsafe extern "C" fn tb_synchronizer_new_custom_framed(
     guard(|| {
         let f = send_frame.ok_or_else(|| fail(tb_status::TB_ERROR_NULL_PARAMETER, "send_frame is NULL"))?;
         new_custom(store, user_data, release, options, out, |ud, token| {
+            let ud = ud.clone();
             Arc::new(FramedTransport::new(move |frame: &str| {
                 let text = c_text(frame);
                 in_callback(token, || unsafe { f(ud.get(), text.as_ptr() as *const c_char, frame.len()) });
@@ -356,13 +372,18 @@ pub unsafe extern "C" fn tb_synchronizer_new_custom_framed(
 /// synchronizer. Any thread (including inside any synchronizer callback); never blocks: the
 /// payload is queued for the worker, which validates it (invalid ones are reported through
 /// on_ignored_error and never applied). Payloads received after destroy are ignored (TB_OK).
+/// TB_ERROR_INVALID_STATE when the inbox is full (see inbox_max_payloads / inbox_max_bytes in
+/// tb_synchronizer_options): the payload is refused at once (the caller is never blocked),
+/// on_ignored_error gets "tinybase:15:inbox" on the worker, and
+/// tb_synchronizer_get_inbox_stats() counts it; the next load (anti-entropy) repairs what it
+/// carried.
 #[no_mangle]
 pub unsafe extern "C" fn tb_synchronizer_receive(sync: *mut tb_synchronizer, from_client_id: *const c_char, payload: *const c_char) -> tb_status {
     guard(|| {
         let h = sync_ref(sync)?;
         let from = str_in(from_client_id, "from_client_id")?;
         let payload = str_in(payload, "payload")?;
-        h.sync.receive(from, payload);
+        h.sync.receive(from, payload)?;
         Ok(())
     })
 }
@@ -485,6 +506,27 @@ pub unsafe extern "C" fn tb_synchronizer_get_stats(sync: *mut tb_synchronizer, o
     })
 }
 
+/// The inbox of received payloads (beyond TinyBase): `*out_queued` payloads holding
+/// `*out_queued_bytes` bytes wait for the worker; `*out_refused` payloads were refused so far
+/// because it was full.
+#[no_mangle]
+pub unsafe extern "C" fn tb_synchronizer_get_inbox_stats(
+    sync: *mut tb_synchronizer,
+    out_queued: *mut usize,
+    out_queued_bytes: *mut usize,
+    out_refused: *mut u64,
+) -> tb_status {
+    guard(|| {
+        let h = sync_ref(sync)?;
+        let queued = non_null(out_queued, "out_queued")?;
+        let bytes = non_null(out_queued_bytes, "out_queued_bytes")?;
+        let refused = non_null(out_refused, "out_refused")?;
+        let stats = h.sync.get_inbox_stats();
+        (*queued, *bytes, *refused) = (stats.queued_payloads, stats.queued_bytes, stats.refused_payloads);
+        Ok(())
+    })
+}
+
 /// Whether nothing is queued, running or waiting for a response right now (true after
 /// destroy). Messages still inside the host's transport are not seen: a host with its own
 /// queues checks those too.
@@ -530,7 +572,10 @@ pub unsafe extern "C" fn tb_synchronizer_wait_for_idle(sync: *mut tb_synchronize
 }
 
 /// destroy: fails pending requests, stops syncing, leaves the bus (if any) and stops the
-/// worker thread; afterwards no callback of this synchronizer is running or will run. The
+/// worker thread; nothing is sent once it has begun (work queued before it is dropped), and
+/// afterwards no callback of this synchronizer is running or will run. Called on the worker
+/// thread itself (from a store listener while the worker applies a peer's changes) it returns
+/// at once, and the worker stops when that listener returns. The
 /// handle stays valid (stats, status; commands give TB_ERROR_INVALID_STATE; received payloads
 /// are ignored) until tb_synchronizer_free(). Idempotent; concurrent calls all return after
 /// the worker has stopped. BLOCKS until the worker finishes what it is doing.
@@ -552,7 +597,9 @@ pub unsafe extern "C" fn tb_synchronizer_destroy(sync: *mut tb_synchronizer) -> 
 /// each, on this thread, after the worker has stopped. The store is not freed (the host frees
 /// its own store handle; the synchronizer kept its own reference until now). Called from
 /// inside one of this synchronizer's own callbacks (discouraged), the destroy and the releases
-/// happen on a library thread once that callback has returned.
+/// happen on a library thread once that callback has returned. Called on its worker thread
+/// otherwise (a store listener running while the worker applies a peer's changes), it returns
+/// at once and the releases happen on the worker thread as it exits, after its last callback.
 #[no_mangle]
 pub unsafe extern "C" fn tb_synchronizer_free(sync: *mut tb_synchronizer) {
     guard_or((), || {
@@ -631,7 +678,7 @@ pub unsafe extern "C" fn tb_local_bus_create_synchronizer(
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
         let o = options_in(options, token, LOCAL_REQUEST_TIMEOUT)?;
         let sync = b.create_synchronizer(m, Some(o.options));
-        let host = vec![HostData { user_data: o.user_data, release: o.release }];
+        let host = o.host.into_iter().collect();
         *out = sync_out(SyncHandle { sync, token, destroying: Mutex::new(()), destroyed: AtomicBool::new(false), _host: host });
         Ok(())
     })

@@ -9,14 +9,16 @@
 //! under a store lock), and local transactions reach the worker without blocking the writer.
 
 pub mod framed;
+mod inbox;
 pub mod local;
 pub mod message;
 mod pull;
 mod worker;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mergeable::MergeableStore;
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::Receiver;
+use inbox::{Inbox, Refusal};
 use message::Message;
 use parking_lot::Mutex;
 use std::cell::Cell;
@@ -28,6 +30,11 @@ use worker::{Command, Shared, Work, Worker, APPLYING};
 
 /// At most this many requests wait for a response at once (TinyBase's MAX_PENDING_REQUESTS).
 pub const MAX_PENDING_REQUESTS: usize = 100;
+
+/// Default bound on the payloads received and not yet handled by the worker.
+pub const DEFAULT_INBOX_MAX_PAYLOADS: usize = 10_000;
+/// Default bound on the bytes those payloads hold (64 MiB).
+pub const DEFAULT_INBOX_MAX_BYTES: usize = 64 << 20;
 
 /// How a synchronizer reaches its peers: `send` is called on the synchronizer's worker thread
 /// with a payload `[requestId, message, body]` (JSON text in TinyBase's wire encoding) for one
@@ -92,6 +99,12 @@ pub struct SynchronizerOptions {
     pub anti_entropy: Option<Duration>,
     /// Beyond TinyBase, off by default: called when the sync state changes.
     pub on_status: Option<StatusHook>,
+    /// Beyond TinyBase: at most this many received payloads wait for the worker; more are
+    /// refused (see [`Synchronizer::receive`]).
+    pub inbox_max_payloads: usize,
+    /// Beyond TinyBase: at most this many bytes of received payloads wait for the worker (one
+    /// payload is always taken when no other waits, whatever its size).
+    pub inbox_max_bytes: usize,
 }
 
 impl Default for SynchronizerOptions {
@@ -103,6 +116,8 @@ impl Default for SynchronizerOptions {
             on_ignored_error: None,
             anti_entropy: None,
             on_status: None,
+            inbox_max_payloads: DEFAULT_INBOX_MAX_PAYLOADS,
+            inbox_max_bytes: DEFAULT_INBOX_MAX_BYTES,
         }
     }
 }
@@ -128,11 +143,22 @@ pub struct SynchronizerStats {
     pub receives: u64,
 }
 
+/// The inbox of received payloads (beyond TinyBase).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InboxStats {
+    /// Payloads received and not yet handled by the worker.
+    pub queued_payloads: usize,
+    /// The bytes they hold.
+    pub queued_bytes: usize,
+    /// Payloads refused so far because the inbox was full.
+    pub refused_payloads: u64,
+}
+
 
 /// A synchronizer: TinyBase's protocol between one MergeableStore and its peers.
 pub struct Synchronizer {
     id: usize,
-    inbox: Sender<Work>,
+    inbox: Arc<Inbox<Work>>,
     shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
     worker_thread: ThreadId,
@@ -146,7 +172,7 @@ impl Synchronizer {
     /// A synchronizer for `store` over `transport` (TinyBase's `createCustomSynchronizer`).
     /// Messages from peers are handed to [`Synchronizer::receive`].
     pub fn new(store: &MergeableStore, transport: Arc<dyn Transport>, options: SynchronizerOptions) -> Synchronizer {
-        let (inbox, rx) = unbounded();
+        let inbox = Arc::new(Inbox::new(options.inbox_max_payloads, options.inbox_max_bytes));
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             sends: AtomicU64::new(0),
@@ -155,11 +181,17 @@ impl Synchronizer {
             busy: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             syncing: std::sync::atomic::AtomicBool::new(false),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            refused: AtomicU64::new(0),
+            refused_unreported: AtomicU64::new(0),
         });
         let worker = Worker::new(id, store.clone(), transport, options, shared.clone());
         let handle = std::thread::Builder::new()
             .name("tinybase-sync".into())
-            .spawn(move || worker.run(rx))
+            .spawn({
+                let inbox = inbox.clone();
+                move || worker.run(&inbox)
+            })
             .expect("spawn the synchronizer's worker thread");
         let worker_thread = handle.thread().id();
         // Local transactions reach the worker through the inbox, without blocking the writer.
@@ -170,7 +202,7 @@ impl Synchronizer {
             wants: Box::new(move || APPLYING.with(Cell::get) != id),
             call: Box::new(move |changes: &str| {
                 hook_shared.busy.fetch_add(1, Ordering::AcqRel);
-                if hook_inbox.send(Work::Local(changes.to_string())).is_err() {
+                if hook_inbox.push(Work::Local(changes.to_string())).is_err() {
                     hook_shared.unbusy();
                 }
             }),
@@ -180,7 +212,7 @@ impl Synchronizer {
 
     fn post(&self, work: Work) {
         self.shared.busy.fetch_add(1, Ordering::AcqRel);
-        if self.inbox.send(work).is_err() {
+        if self.inbox.push(work).is_err() {
             self.shared.unbusy();
         }
     }
@@ -217,17 +249,34 @@ impl Synchronizer {
     }
 
     /// Hands a payload `[requestId, message, body]` from client `from` to the synchronizer
-    /// (any thread; never blocks).
-    pub fn receive(&self, from: &str, payload: &str) {
-        self.post(Work::Receive(from.to_string(), payload.to_string()));
+    /// (any thread; never blocks). When the inbox already holds
+    /// [`SynchronizerOptions::inbox_max_payloads`] payloads or
+    /// [`SynchronizerOptions::inbox_max_bytes`] bytes (a flooding peer, or a worker held up),
+    /// the payload is refused: `Error::InvalidState` here, the ignored-error hook gets
+    /// `tinybase:15:inbox` on the worker, and [`InboxStats::refused_payloads`] counts it. What
+    /// it carried is repaired by the next load (anti-entropy). Ignored (`Ok`) after destroy.
+    pub fn receive(&self, from: &str, payload: &str) -> Result<()> {
+        self.shared.busy.fetch_add(1, Ordering::AcqRel);
+        let bytes = from.len() + payload.len();
+        match self.inbox.push_bounded(Work::Receive(from.to_string(), payload.to_string()), bytes) {
+            Ok(()) => Ok(()),
+            Err(refusal) => {
+                self.shared.unbusy();
+                if refusal == Refusal::Closed {
+                    return Ok(());
+                }
+                self.shared.refused.fetch_add(1, Ordering::AcqRel);
+                self.shared.refused_unreported.fetch_add(1, Ordering::AcqRel);
+                Err(Error::InvalidState(format!("tinybase:15:inbox: the synchronizer's inbox is full ({bytes} bytes refused)")))
+            }
+        }
     }
 
     /// Hands a framed payload (`fromClientId\n[...]`, TinyBase's WebSocket form) to the
     /// synchronizer.
     pub fn receive_framed(&self, frame: &str) -> Result<()> {
         let (from, payload) = message::unframe(frame)?;
-        self.receive(from.unwrap_or(""), payload);
-        Ok(())
+        self.receive(from.unwrap_or(""), payload)
     }
 
     /// `startSync`: auto-load (pulling from whoever answers first; `initial_content_json`, as
@@ -272,6 +321,12 @@ impl Synchronizer {
         SynchronizerStats { sends: self.shared.sends.load(Ordering::Acquire), receives: self.shared.receives.load(Ordering::Acquire) }
     }
 
+    /// The inbox: payloads and bytes waiting for the worker, payloads refused so far.
+    pub fn get_inbox_stats(&self) -> InboxStats {
+        let (queued_payloads, queued_bytes) = self.inbox.queued();
+        InboxStats { queued_payloads, queued_bytes, refused_payloads: self.shared.refused.load(Ordering::Acquire) }
+    }
+
     /// `getStatus`.
     pub fn get_status(&self) -> Status {
         match self.shared.status.load(Ordering::Acquire) {
@@ -304,14 +359,19 @@ impl Synchronizer {
     }
 
     /// `destroy`: fails pending requests (`tinybase:3:destroyed`), stops syncing, destroys the
-    /// transport and ends the worker thread.
+    /// transport and ends the worker thread. Nothing is sent once it has begun; work queued
+    /// before it is dropped. Called on the worker thread itself (from a store listener while
+    /// the worker applies a peer's changes) it returns at once: the worker stops when that
+    /// callback returns, and drops the transport and hooks as it exits.
     pub fn destroy(&self) {
         // Held until the worker has stopped, so that every caller returns only after that.
         let mut worker = self.worker.lock();
         let Some(handle) = worker.take() else { return };
+        self.shared.closed.store(true, Ordering::Release);
         self.store.del_commit_hook(self.hook);
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.post(Work::Destroy(tx));
+        self.shared.busy.fetch_add(1, Ordering::AcqRel);
+        let _ = self.inbox.close_with(Work::Destroy(tx));
         if std::thread::current().id() != self.worker_thread {
             let _ = rx.recv();
             let _ = handle.join();

@@ -5,7 +5,8 @@ use super::message::{parse_payload, payload, Message};
 use super::{Status, SyncState, SyncStatus, SynchronizerOptions, Transport, MAX_PENDING_REQUESTS};
 use crate::mergeable::MergeableStore;
 use crate::value::to_json_string;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use super::inbox::{Inbox, Next};
+use crossbeam_channel::Sender;
 use serde_json::{Map, Value as Json};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -50,6 +51,13 @@ pub(super) struct Shared {
     /// Set by `start_sync` before its command is queued (TinyBase sets `syncing` synchronously),
     /// so peers' GetContentHashes are answered from the start.
     pub(super) syncing: std::sync::atomic::AtomicBool,
+    /// Destroy has begun (possibly from the worker thread itself, inside a store listener):
+    /// the worker handles nothing but the destroy and sends nothing more.
+    pub(super) closed: std::sync::atomic::AtomicBool,
+    /// Payloads refused because the inbox was full: in all, and not yet reported to the
+    /// ignored-error hook (which runs on the worker).
+    pub(super) refused: AtomicU64,
+    pub(super) refused_unreported: AtomicU64,
 }
 
 impl Shared {
@@ -118,25 +126,18 @@ impl Worker {
         }
     }
 
-    pub(super) fn run(mut self, rx: Receiver<Work>) {
+    pub(super) fn run(mut self, inbox: &Inbox<Work>) {
         loop {
             let deadline = self.pending.values().map(|p| p.deadline).chain(self.next_announce).min();
-            let work = match deadline {
-                Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
-                    Ok(w) => Some(w),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-                None => match rx.recv() {
-                    Ok(w) => Some(w),
-                    Err(_) => return,
-                },
+            let work = match inbox.pop(deadline) {
+                Next::Item(w) => Some(w),
+                Next::Timeout => None,
+                Next::Closed => return,
             };
             match work {
                 Some(Work::Destroy(done)) => {
                     self.destroy();
-                    // Work queued behind the destroy is dropped; it is no longer pending.
-                    drop(rx);
+                    // The destroy closed the inbox: it was the last item.
                     self.shared.busy.store(0, Ordering::Release);
                     self.shared.pending.store(0, Ordering::Release);
                     let _ = done.send(());
@@ -147,6 +148,9 @@ impl Worker {
                     self.shared.unbusy();
                 }
                 None => {}
+            }
+            if self.shared.refused_unreported.swap(0, Ordering::AcqRel) > 0 && !self.stopped() {
+                self.ignored("tinybase:15:inbox");
             }
             self.expire();
             self.announce();
@@ -188,7 +192,16 @@ impl Worker {
         }
     }
 
+    /// Destroyed, or destroy has begun: nothing goes out any more.
+    fn stopped(&self) -> bool {
+        self.destroyed || self.shared.closed.load(Ordering::Acquire)
+    }
+
     fn handle(&mut self, work: Work) {
+        if self.shared.closed.load(Ordering::Acquire) {
+            // Dropping a command's reply channel releases whoever waits on it.
+            return;
+        }
         match work {
             Work::Receive(from, text) => self.receive(&from, &text),
             Work::Local(changes) => {
@@ -296,7 +309,7 @@ impl Worker {
     // ------------------------------------------------------------------ sending
 
     fn send(&mut self, to: Option<&str>, request_id: Option<&str>, message: Message, body: &str) {
-        if self.destroyed {
+        if self.stopped() {
             return;
         }
         self.shared.sends.fetch_add(1, Ordering::AcqRel);
@@ -307,7 +320,7 @@ impl Worker {
     }
 
     pub(super) fn request(&mut self, to: Option<String>, message: Message, body: &str, tx: &str, cont: Cont) {
-        if self.destroyed {
+        if self.stopped() {
             cont(self, Err("tinybase:3:destroyed".into()));
             return;
         }
@@ -431,7 +444,7 @@ impl Worker {
     // ------------------------------------------------------------------ load and save
 
     fn load(&mut self, initial: Option<String>, then: Then) {
-        if self.status == Status::Saving || self.destroyed {
+        if self.status == Status::Saving || self.stopped() {
             then(self);
             return;
         }
@@ -476,7 +489,7 @@ impl Worker {
     }
 
     fn save(&mut self, changes: Option<String>) {
-        if self.destroyed {
+        if self.stopped() {
             return;
         }
         if self.status == Status::Loading {

@@ -64,6 +64,8 @@ typedef struct peer {
     atomic_int hook_sends, hook_receives, hook_errors, bad_hook_args;
     atomic_int deliveries;
     int delay_ms; /* each delivery waits this long (a slow link) */
+    size_t inbox_max_bytes; /* 0: the default */
+    atomic_int hold, held; /* while hold, send_cb blocks (the worker is held up) */
 } peer;
 
 static char *dup_n(const char *s, size_t n) {
@@ -143,6 +145,11 @@ static int dropping(peer *p) {
 /* tb_sync_send_fn: runs on p's worker thread. */
 static void send_cb(void *ud, const char *to, const char *payload, size_t len) {
     peer *p = ud;
+    while (atomic_load(&p->hold)) {
+        atomic_store(&p->held, 1);
+        sleep_ms(1);
+    }
+    atomic_store(&p->held, 0);
     EXPECT(payload != NULL && strlen(payload) == len && payload[0] == '[');
     if (dropping(p)) return;
     for (int i = 0; i < p->n_others; i++)
@@ -211,6 +218,7 @@ static void peer_start(peer *p, double timeout, double anti_entropy) {
     o.on_ignored_error = on_error;
     o.user_data = p;
     o.release = options_release;
+    o.inbox_max_bytes = p->inbox_max_bytes;
     if (p->framed)
         CHECK_OK(tb_synchronizer_new_custom_framed(p->store, send_frame_cb, p, transport_release, &o, &p->sync));
     else
@@ -1023,6 +1031,154 @@ static void destroy_never_sends(void) {
     peer_stop(ps, 2);
 }
 
+/* ------------------------------ freed by a store listener on the synchronizer's worker thread */
+
+typedef struct {
+    atomic_int calls;
+    char scratch[32];
+} wt_host;
+
+static atomic_int wt_released;
+
+static void wt_send(void *ud, const char *to, const char *payload, size_t len) {
+    wt_host *h = ud;
+    (void)to;
+    atomic_fetch_add(&h->calls, 1);
+    memcpy(h->scratch, payload, len < sizeof h->scratch ? len : sizeof h->scratch);
+}
+
+static void wt_error(void *ud, const char *error) {
+    wt_host *h = ud;
+    (void)error;
+    atomic_fetch_add(&h->calls, 1);
+}
+
+static void wt_release(void *ud) {
+    free(ud);
+    atomic_fetch_add(&wt_released, 1);
+}
+
+typedef struct {
+    tb_synchronizer *sync;
+    pthread_t main;
+    atomic_int freed;
+} wt_ctx;
+
+/* Runs on the worker while it applies a peer's ContentDiff: queues a request (never answered
+ * now), then frees the synchronizer. Its host data must outlive the worker's last callback. */
+static void wt_listener(void *ud, tb_store *st, const tb_event *ev) {
+    wt_ctx *c = ud;
+    (void)st; (void)ev;
+    if (pthread_equal(pthread_self(), c->main) || atomic_load(&c->freed)) return;
+    EXPECT(tb_synchronizer_receive(c->sync, "b", "[\"q\",1,\"\"]") == TB_OK);
+    tb_synchronizer_free(c->sync);
+    atomic_store(&c->freed, 1);
+}
+
+static void free_from_worker_thread(void) {
+    tb_mergeable_store *m = NULL;
+    CHECK_OK(tb_mergeable_store_new("wt", &m));
+    wt_host *t = calloc(1, sizeof *t), *o = calloc(1, sizeof *o);
+    tb_synchronizer_options opts = {0};
+    opts.request_timeout_seconds = 0.05;
+    opts.on_ignored_error = wt_error;
+    opts.user_data = o;
+    opts.release = wt_release;
+    wt_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.main = pthread_self();
+    atomic_store(&wt_released, 0);
+    CHECK_OK(tb_synchronizer_new_custom(m, wt_send, t, wt_release, &opts, &ctx.sync));
+    CHECK_OK(tb_synchronizer_start_sync(ctx.sync, NULL)); /* alone: times out, then auto-saves */
+    uint64_t id = 0;
+    CHECK_OK(tb_store_add_tables_listener(tb_mergeable_store_as_store(m), wt_listener, &ctx, NULL, &id));
+    CHECK_OK(tb_synchronizer_receive(ctx.sync, "b", "[\"x\",3,[[{\"t\":[{\"r\":[{\"c\":[2,\"NjEtLV-----6YM_I\"]}]}]}],[{}],1]]"));
+    double end = now_s() + 10 * scale();
+    while (atomic_load(&wt_released) < 2 && now_s() < end) sleep_ms(2);
+    CHECK(atomic_load(&ctx.freed) == 1);
+    CHECK(atomic_load(&wt_released) == 2);
+    sleep_ms(50); /* a late callback would touch freed host data here (valgrind reports it) */
+    CHECK(atomic_load(&wt_released) == 2);
+    char *json = json_of(m);
+    CHECK(json && strstr(json, "\"c\":2"));
+    tb_string_free(json);
+    tb_mergeable_store_free(m);
+}
+
+/* ------------------------------------------------------------------ a flooding peer */
+
+static void *save_main(void *arg) {
+    EXPECT(tb_synchronizer_save(((peer *)arg)->sync) == TB_OK);
+    return NULL;
+}
+
+/* 300 payloads of 100 kB while the worker is held up: beyond 1 MiB queued, receive refuses
+ * at once (never blocks), stats count it, on_ignored_error gets "tinybase:15:inbox"; once the
+ * worker runs again the peers converge (anti-entropy carries what was applied). */
+static void flood(void) {
+    enum { N = 300, BIG = 100000 };
+    const size_t max_bytes = 1 << 20;
+    peer a, b;
+    peer *ps[2] = {&a, &b};
+    peer_init(&a, "f-a", 0);
+    peer_init(&b, "f-b", 0);
+    link_all(ps, 2);
+    a.inbox_max_bytes = max_bytes;
+    peer_start(&a, 2.0 * scale(), 0.2);
+    peer_start(&b, 2.0 * scale(), 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, start_main, &a) == 0);
+    CHECK_OK(tb_synchronizer_start_sync(b.sync, NULL));
+    pthread_join(t, NULL);
+    CHECK(settle(ps, 2, 20));
+    atomic_store(&a.hold, 1);
+    CHECK(pthread_create(&t, NULL, save_main, &a) == 0);
+    double end = now_s() + 20 * scale();
+    while (!atomic_load(&a.held) && now_s() < end) sleep_ms(1);
+    CHECK(atomic_load(&a.held));
+    int errors_before = atomic_load(&a.hook_errors);
+    char *payload = malloc(BIG + 200);
+    size_t accepted = 0, refused = 0, most = 0;
+    double started = now_s();
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(payload, BIG + 200, "[\"f%d\",3,[[{\"big\":[{\"r%d\":[{\"c\":[\"", i, i);
+        memset(payload + n, 'x', BIG);
+        snprintf(payload + n + BIG, 200, "\",\"NjEtLV-----6YM_I\"]}]}]}],[{}],1]]");
+        tb_status st = tb_synchronizer_receive(a.sync, "f-b", payload);
+        CHECK(st == TB_OK || st == TB_ERROR_INVALID_STATE);
+        if (st == TB_OK) accepted++; else refused++;
+        size_t queued = 0, bytes = 0;
+        uint64_t r = 0;
+        CHECK_OK(tb_synchronizer_get_inbox_stats(a.sync, &queued, &bytes, &r));
+        if (bytes > most) most = bytes;
+    }
+    free(payload);
+    CHECK(now_s() - started < 30 * scale()); /* never blocked */
+    CHECK(most <= max_bytes);
+    CHECK(accepted >= 5 && refused > 250);
+    size_t queued = 0, bytes = 0;
+    uint64_t r = 0;
+    CHECK_OK(tb_synchronizer_get_inbox_stats(a.sync, &queued, &bytes, &r));
+    CHECK(queued == accepted && r == refused);
+    atomic_store(&a.hold, 0);
+    pthread_join(t, NULL);
+    size_t rows = 0;
+    end = now_s() + 20 * scale();
+    while (rows != accepted && now_s() < end) {
+        CHECK_OK(tb_store_get_row_count(ST(&a), "big", &rows));
+        sleep_ms(5);
+    }
+    CHECK(rows == accepted);
+    CHECK(settle(ps, 2, 20));
+    end = now_s() + 20 * scale();
+    while (!same(a.store, b.store, 0) && now_s() < end) sleep_ms(10);
+    CHECK(same(a.store, b.store, 1));
+    CHECK_OK(tb_synchronizer_get_inbox_stats(a.sync, &queued, &bytes, &r));
+    CHECK(queued == 0 && bytes == 0);
+    CHECK(atomic_load(&a.hook_errors) > errors_before);
+    peer_stop(ps, 2);
+}
+
 int main(void) {
     int64_t base = tb_debug_live_handles();
     misuse();
@@ -1044,6 +1200,10 @@ int main(void) {
     writes_inside_loads();
     CHECK(tb_debug_live_handles() == base);
     destroy_never_sends();
+    CHECK(tb_debug_live_handles() == base);
+    free_from_worker_thread();
+    CHECK(tb_debug_live_handles() == base);
+    flood();
     CHECK(tb_debug_live_handles() == base);
     CHECK(atomic_load(&thread_failures) == 0);
     return tb_finish("test_sync");

@@ -652,6 +652,90 @@ def test_close_inside_own_callback_is_deferred(clean):
     a.close()
 
 
+def test_close_from_a_store_listener_on_the_worker_thread(clean):
+    """A store listener running on the worker (while it applies a peer's ContentDiff) closes
+    the synchronizer: nothing is sent after that, and the callbacks are released once the
+    worker has exited."""
+    a = tinybase.MergeableStore("a")
+    start = registry_size()
+    sends = []
+    box = {}
+    closed = threading.Event()
+    main = threading.get_ident()
+    s = tinybase.CustomSynchronizer(a, lambda to, p: sends.append(p), 0.05)
+    box["s"] = s
+    s.start_sync()  # alone: times out, then auto-saves (answers requests)
+
+    def listener(store):
+        if threading.get_ident() == main or closed.is_set():
+            return
+        box["s"].receive("b", '["q",1,""]')  # queued before the close: never answered
+        box["sent"] = len(sends)
+        box["s"].close()
+        closed.set()
+
+    listening = a.add_tables_listener(listener)
+    s.receive("b", '["x",3,[[{"t":[{"r":[{"c":[2,"NjEtLV-----6YM_I"]}]}]}],[{}],1]]')
+    assert closed.wait(5) and s.closed
+    end = time.monotonic() + 5
+    while registry_size() > start + 1 and time.monotonic() < end:  # + the listener
+        time.sleep(0.01)
+    assert registry_size() == start + 1
+    time.sleep(0.05)
+    assert len(sends) == box["sent"]
+    assert a.get_cell("t", "r", "c") == 2
+    listening.remove()
+    box.clear()
+    a.close()
+
+
+def test_a_flood_is_refused_beyond_the_inbox_bounds(clean):
+    """While the worker is held up in send, payloads beyond inbox_max_bytes are refused at
+    once (InvalidStateError), counted, and reported as tinybase:15:inbox; the accepted ones
+    are applied once the worker runs again."""
+    a = tinybase.MergeableStore("a")
+    gate, held, errors = threading.Event(), threading.Event(), []
+
+    def send(to, payload):
+        if not gate.is_set():
+            held.set()
+            gate.wait(10)
+
+    s = tinybase.CustomSynchronizer(a, send, 0.05, inbox_max_bytes=1 << 20, on_ignored_error=errors.append)
+    try:
+        gate.set()
+        s.start_sync()
+        gate.clear()
+        saving = threading.Thread(target=s.save)
+        saving.start()
+        assert held.wait(5)
+        accepted = refused = most = 0
+        big = "x" * 100_000
+        for i in range(300):
+            payload = f'["f{i}",3,[[{{"big":[{{"r{i}":[{{"c":["{big}","NjEtLV-----6YM_I"]}}]}}]}}],[{{}}],1]]'
+            try:
+                s.receive("b", payload)
+                accepted += 1
+            except tinybase.InvalidStateError:
+                refused += 1
+            most = max(most, s.get_inbox_stats()["queued_bytes"])
+        assert most <= 1 << 20 and accepted >= 5 and refused > 250
+        stats = s.get_inbox_stats()
+        assert stats["queued_payloads"] == accepted and stats["refused_payloads"] == refused
+        gate.set()
+        saving.join(10)
+        assert s.wait_for_idle(10)
+        assert a.get_row_count("big") == accepted
+        assert s.get_inbox_stats()["queued_bytes"] == 0
+        assert "tinybase:15:inbox" in errors
+    finally:
+        gate.set()
+        s.close()
+        a.close()
+    with pytest.raises(ValueError):
+        tinybase.CustomSynchronizer(tinybase.MergeableStore("c"), send, inbox_max_payloads=-1)
+
+
 def test_close_while_start_sync_blocks_on_another_thread(clean):
     a = tinybase.MergeableStore("a")
     s = tinybase.CustomSynchronizer(a, lambda to, p: None, 30.0)  # nobody answers: would block

@@ -295,6 +295,8 @@ class tb_synchronizer_options(Structure):
         ("on_ignored_error", tb_sync_error_fn),
         ("user_data", c_void_p),
         ("release", tb_release_fn),
+        ("inbox_max_payloads", c_size_t),
+        ("inbox_max_bytes", c_size_t),
     ]
 
 
@@ -309,6 +311,7 @@ for _n in ("stop_sync", "save", "stop_auto_load", "start_auto_save", "stop_auto_
     _proto("tb_synchronizer_" + _n, c_int, P)
 _proto("tb_synchronizer_get_status", c_int, P, POINTER(c_uint32))
 _proto("tb_synchronizer_get_stats", c_int, P, POINTER(c_uint64), POINTER(c_uint64))
+_proto("tb_synchronizer_get_inbox_stats", c_int, P, POINTER(c_size_t), POINTER(c_size_t), POINTER(c_uint64))
 _proto("tb_synchronizer_is_idle", c_int, P, POINTER(c_bool))
 _proto("tb_synchronizer_is_settled", c_int, P, POINTER(c_bool))
 _proto("tb_synchronizer_wait_for_idle", c_int, P, c_double, POINTER(c_bool))

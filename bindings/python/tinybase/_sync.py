@@ -12,7 +12,7 @@ or the handler set with :func:`tinybase.set_callback_error_handler`).
 from __future__ import annotations
 
 import threading
-from ctypes import byref, c_bool, c_uint32, c_uint64, c_void_p, string_at
+from ctypes import byref, c_bool, c_size_t, c_uint32, c_uint64, c_void_p, string_at
 from enum import IntEnum
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -159,12 +159,22 @@ def _check_callable(fn: Any, what: str) -> None:
         raise TypeError(f"{what} must be callable")
 
 
+def _count(v: int, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{what} must be an int, not {type(v).__name__}")
+    if v < 0:
+        raise ValueError(f"{what} must not be negative")
+    return v
+
+
 def _options(
     request_timeout_seconds: Optional[float],
     anti_entropy_seconds: Optional[float],
     on_send: Optional[MessageHook],
     on_receive: Optional[MessageHook],
     on_ignored_error: Optional[ErrorHook],
+    inbox_max_payloads: int = 0,
+    inbox_max_bytes: int = 0,
 ) -> Tuple[tb_synchronizer_options, Optional[int]]:
     """The C options, and the registry key of the hooks (None when there are none). The key is
     registered here: the caller pops it when the creating call fails."""
@@ -173,6 +183,8 @@ def _options(
     o = tb_synchronizer_options()
     o.request_timeout_seconds = _seconds(request_timeout_seconds, "request_timeout_seconds")
     o.anti_entropy_seconds = _seconds(anti_entropy_seconds, "anti_entropy_seconds")
+    o.inbox_max_payloads = _count(inbox_max_payloads, "inbox_max_payloads")
+    o.inbox_max_bytes = _count(inbox_max_bytes, "inbox_max_bytes")
     key = None
     if on_send is not None or on_receive is not None or on_ignored_error is not None:
         key = _register(_SyncRecord(None, on_send, on_receive, on_ignored_error))
@@ -262,7 +274,10 @@ class Synchronizer:
         encoding, or a list that is serialized as such) received from ``from_client_id``.
         Any thread, including inside callbacks; never blocks. Invalid payloads are reported
         through ``on_ignored_error`` and never applied. Ignored after :meth:`destroy` and
-        :meth:`close` (a transport thread may still be delivering)."""
+        :meth:`close` (a transport thread may still be delivering). When the inbox is full
+        (``inbox_max_payloads`` / ``inbox_max_bytes``) the payload is refused at once:
+        :class:`InvalidStateError` here, ``on_ignored_error`` gets ``"tinybase:15:inbox"``, and
+        :meth:`get_inbox_stats` counts it; the next load (anti-entropy) repairs it."""
         frm = _id(from_client_id, "from_client_id")
         payload = js_dumps(list(message_json)).encode("utf-8", "surrogatepass") if isinstance(message_json, (list, tuple)) else _text(message_json, "message_json")
         p = self._enter()
@@ -342,6 +357,14 @@ class Synchronizer:
         sends, receives = c_uint64(), c_uint64()
         self._call(lib.tb_synchronizer_get_stats, byref(sends), byref(receives))
         return {"sends": int(sends.value), "receives": int(receives.value)}
+
+    def get_inbox_stats(self) -> Dict[str, int]:
+        """Beyond TinyBase: ``{"queued_payloads": n, "queued_bytes": n, "refused_payloads":
+        n}`` (received payloads waiting for the worker, their bytes, payloads refused so far
+        because the inbox was full)."""
+        queued, size, refused = c_size_t(), c_size_t(), c_uint64()
+        self._call(lib.tb_synchronizer_get_inbox_stats, byref(queued), byref(size), byref(refused))
+        return {"queued_payloads": int(queued.value), "queued_bytes": int(size.value), "refused_payloads": int(refused.value)}
 
     def is_idle(self) -> bool:
         """Whether nothing is queued, running or waiting for a response right now (messages
@@ -438,7 +461,9 @@ class CustomSynchronizer(Synchronizer):
     ``request_timeout_seconds`` is TinyBase's requestTimeoutSeconds; ``anti_entropy_seconds``
     (beyond TinyBase, off with 0) re-announces the content hashes and pulls from a peer this
     often while auto-saving, so a lost or never-sent message is repaired without a restart;
-    recommended whenever TinyBase peers take part.
+    recommended whenever TinyBase peers take part. ``inbox_max_payloads`` and
+    ``inbox_max_bytes`` (beyond TinyBase; 0 is the default, 10,000 payloads and 64 MiB) bound
+    the received payloads waiting for the worker: beyond them :meth:`receive` refuses.
     """
 
     def __init__(
@@ -452,12 +477,14 @@ class CustomSynchronizer(Synchronizer):
         on_send: Optional[MessageHook] = None,
         on_receive: Optional[MessageHook] = None,
         on_ignored_error: Optional[ErrorHook] = None,
+        inbox_max_payloads: int = 0,
+        inbox_max_bytes: int = 0,
     ) -> None:
         if not isinstance(store, MergeableStore):
             raise TypeError("a synchronizer needs a MergeableStore")
         if not callable(send):
             raise TypeError("send must be callable")
-        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error)
+        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error, inbox_max_payloads, inbox_max_bytes)
         tkey = _register(_SyncRecord(send, None, None, None))
         out = c_void_p()
         st = -1
@@ -509,13 +536,15 @@ class LocalBus:
         on_send: Optional[MessageHook] = None,
         on_receive: Optional[MessageHook] = None,
         on_ignored_error: Optional[ErrorHook] = None,
+        inbox_max_payloads: int = 0,
+        inbox_max_bytes: int = 0,
     ) -> Synchronizer:
         """createLocalSynchronizer: a synchronizer for ``store`` on this bus (random client id).
         ``request_timeout_seconds`` None is TinyBase's 0.01 s (timeouts on a busy machine are
         ignored errors; peers still converge). Hooks as for :class:`CustomSynchronizer`."""
         if not isinstance(store, MergeableStore):
             raise TypeError("a synchronizer needs a MergeableStore")
-        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error)
+        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error, inbox_max_payloads, inbox_max_bytes)
         out = c_void_p()
         st = -1
         try:
