@@ -116,7 +116,9 @@ fn main() {
             Some("msg") => {
                 let field = |k: &str| msg.get(k).cloned().unwrap_or(Json::Null);
                 let payload = to_json_string(&json!([field("requestId"), field("message"), field("body")]));
-                sync.receive(msg.get("from").and_then(Json::as_str).unwrap_or(""), &payload);
+                if let Err(e) = sync.receive(msg.get("from").and_then(Json::as_str).unwrap_or(""), &payload) {
+                    eprintln!("{e}"); // a full inbox; the ignored-error hook reports it too
+                }
             }
             Some("cmd") => {
                 let id = msg.get("id").cloned().unwrap_or(Json::Null);
