@@ -149,6 +149,10 @@ fn main() {
                         sync.stop_sync();
                         Json::Null
                     })),
+                    "destroy" => answer(Ok({
+                        sync.destroy();
+                        Json::Null
+                    })),
                     "exit" => {
                         sync.destroy();
                         answer(Ok(Json::Null));

@@ -93,16 +93,16 @@ export const planRun = (seed, mode, {python = false} = {}) => {
     // Some TinyBase peers also write from a mutator listener (see tb_peer.mjs `react`).
     p.react = p.writes && !p.ours && below(2) ? {seed, percent: 5 + below(30)} : undefined;
   }
-  // Mode B restarts only our peers: a TinyBase peer stopped during its initial load loses the
-  // peers' changes it had queued behind that load, and a peer that loaded from it meanwhile got
-  // its stale content; without anti-entropy nothing repairs that (TinyBase's own behaviour).
+  // Mode B restarts only our peers, gracefully, with their content: without anti-entropy,
+  // nothing repairs changes that a restart leaves at only some peers (README.md).
   const restartable = mode === 'A' ? peers : peers.filter((p) => p.ours);
   const restarts = Array.from({length: below(5)}, () => ({
     afterMs: 200 + below(1500),
     peer: restartable[below(restartable.length)].name,
-    keepContent: below(10) < 7,
+    // Mode B keeps every restart's content (below).
+    keepContent: below(10) < 7 || mode === 'B',
     startAfterMs: below(150),
-    crash: below(10) < 3,
+    crash: below(10) < 3 && mode === 'A',
   }));
   restarts.forEach((r) => {
     const p = peers.find((x) => x.name === r.peer);
@@ -180,7 +180,10 @@ export const runOne = async (seed, mode, opts) => {
       await w;
     });
     // A new process in place of p's, with p's mergeable content or empty; `kill` is a crash.
+    // In mode B the synchronizer is destroyed first, so that the content kept holds everything
+    // the peer sent.
     const restart = async (p, keepContent, kill) => {
+      if (mode === 'B') await soft(hub.cmd(p.name, 'destroy'));
       const content = keepContent ? await hub.cmd(p.name, 'getMergeableContent').catch(() => undefined) : undefined;
       if (kill) {
         hub.peers.get(p.name).child.kill('SIGKILL');
