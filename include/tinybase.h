@@ -386,8 +386,12 @@ typedef void (*tb_sync_message_fn)(void *user_data,
                                    size_t body_len);
 
 /**
- * The ignored-error hook: an error the protocol ignores (an invalid message, "tinybase:14";
- * a request timeout, "tinybase:3:..."; changes refused, "tinybase:13:..."; ...). Called on the
+ * The ignored-error hook: an error the protocol ignores, always starting with its TinyBase
+ * code: "tinybase:14" an invalid message ("tinybase:14:response..." a response that does not
+ * fit its request, "tinybase:14:..." changes refused for their content); "tinybase:13:..."
+ * changes refused for their HLC; "tinybase:3:..." a request timed out or the synchronizer
+ * was destroyed; "tinybase:15:requests" / "tinybase:15:inbox" an overflow; "tinybase:1:..."
+ * initial content that could not be set. Called on the
  * synchronizer's worker thread, never concurrently for one synchronizer; `error` is borrowed
  * for the call only. Same re-entrancy rules as tb_sync_send_fn.
  */

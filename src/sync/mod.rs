@@ -4,7 +4,7 @@
 //! protocol message for message (PROTOCOL.md section 6): load (pull the other side's changes
 //! through GetContentHashes and the diff requests), save (broadcast ContentHashes, or a
 //! ContentDiff after each local transaction), answering requests, timeouts and the 100
-//! pending-request bound. Each synchronizer owns one worker thread with a channel inbox:
+//! pending-request bound. Each synchronizer owns one worker thread with a bounded inbox:
 //! payloads may be received from any thread, the transport's `send` runs on the worker (never
 //! under a store lock), and local transactions reach the worker without blocking the writer.
 
@@ -153,7 +153,6 @@ pub struct InboxStats {
     /// Payloads refused so far because the inbox was full.
     pub refused_payloads: u64,
 }
-
 
 /// A synchronizer: TinyBase's protocol between one MergeableStore and its peers.
 pub struct Synchronizer {

@@ -8,6 +8,10 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
+/// The ignored error of a response that does not fit its request (TinyBase throws whatever its
+/// destructuring throws there, without a code; ours carries the invalid-message code).
+const BAD_RESPONSE: &str = "tinybase:14:response";
+
 impl Worker {
     /// TinyBase's `getChangesFromOtherStore`: asks for content hashes (unless given), then for
     /// the table, row, cell and value diffs as needed; `done` gets `[tables, values, 1]`.
@@ -28,8 +32,10 @@ impl Worker {
     }
 
     fn pull_with(&mut self, other: Option<String>, hashes: Json, tx: String, done: Done) {
-        let hash = |i: usize| hashes.get(i).and_then(Json::as_f64).unwrap_or(-1.0);
-        let (their_tables, their_values) = (hash(0), hash(1));
+        let (their_tables, their_values) = match hashes.as_array().map(Vec::as_slice) {
+            Some([Json::Number(t), Json::Number(v)]) => (t.as_f64().unwrap_or(-1.0), v.as_f64().unwrap_or(-1.0)),
+            _ => return done(self, Err(format!("{BAD_RESPONSE}: content hashes are not [tablesHash, valuesHash]"))),
+        };
         let (tables_hash, _) = self.store.get_mergeable_content_hashes();
         // The pull finishes once: with the changes, or with the first error.
         let done: SharedDone = Arc::new(Mutex::new(Some(done)));
@@ -70,13 +76,16 @@ impl Worker {
                     Ok(r) => r,
                     Err(e) => return finish(w, &done, Err(e)),
                 };
-                let (mut tables, differing) = split_diff(response);
+                let (mut tables, differing) = match split_diff(response) {
+                    Ok(parts) => parts,
+                    Err(e) => return finish(w, &done, Err(e)),
+                };
                 if is_empty_obj(&differing) {
                     return values_step(w, tables);
                 }
                 let body = match w.store.get_mergeable_row_hashes_json(&to_json_string(&differing)) {
                     Ok(b) => b,
-                    Err(e) => return finish(w, &done, Err(e.to_string())),
+                    Err(e) => return finish(w, &done, Err(format!("{BAD_RESPONSE}: {e}"))),
                 };
                 let (other3, tx3) = (other2.clone(), tx2.clone());
                 w.request(
@@ -89,14 +98,17 @@ impl Worker {
                             Ok(r) => r,
                             Err(e) => return finish(w, &done, Err(e)),
                         };
-                        let (rows, differing) = split_diff(response);
+                        let (rows, differing) = match split_diff(response) {
+                            Ok(parts) => parts,
+                            Err(e) => return finish(w, &done, Err(e)),
+                        };
                         merge_tables_stamps(&mut tables, rows);
                         if is_empty_obj(&differing) {
                             return values_step(w, tables);
                         }
                         let body = match w.store.get_mergeable_cell_hashes_json(&to_json_string(&differing)) {
                             Ok(b) => b,
-                            Err(e) => return finish(w, &done, Err(e.to_string())),
+                            Err(e) => return finish(w, &done, Err(format!("{BAD_RESPONSE}: {e}"))),
                         };
                         w.request(
                             other3,
@@ -127,14 +139,14 @@ fn finish(w: &mut Worker, done: &SharedDone, result: std::result::Result<Json, S
     }
 }
 
-/// `[stamp, differingHashes]` from a diff response.
-fn split_diff(response: Json) -> (Json, Json) {
+/// `[stamp, differingHashes]` from a table or row diff response.
+fn split_diff(response: Json) -> std::result::Result<(Json, Json), String> {
     match response {
-        Json::Array(mut parts) if parts.len() == 2 => {
+        Json::Array(mut parts) if parts.len() == 2 && parts[1].is_object() => {
             let differing = parts.pop().unwrap_or(Json::Null);
-            (parts.pop().unwrap_or(Json::Null), differing)
+            Ok((parts.pop().unwrap_or(Json::Null), differing))
         }
-        other => (other, Json::Object(Map::new())),
+        _ => Err(format!("{BAD_RESPONSE}: a diff is not [stamp, differingHashes]")),
     }
 }
 

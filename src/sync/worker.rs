@@ -185,7 +185,9 @@ impl Worker {
         self.shared.status.store(status as u8, Ordering::Release);
     }
 
+    /// Reports an error the protocol ignores; every one starts with its `tinybase:` code.
     fn ignored(&mut self, error: &str) {
+        debug_assert!(error.starts_with("tinybase:"), "{error}");
         self.last_error = Some(error.to_string());
         if let Some(hook) = &self.options.on_ignored_error {
             hook(error);
@@ -436,8 +438,11 @@ impl Worker {
         APPLYING.with(|a| a.set(self.id));
         let result = self.store.apply_mergeable_changes_value(changes);
         APPLYING.with(|a| a.set(0));
-        if let Err(e) = result {
-            self.ignored(&format!("tinybase:13:{e}"));
+        match result {
+            Ok(()) => {}
+            // TinyBase's HLC error; any other refusal means the message's content was invalid.
+            Err(e @ crate::error::Error::InvalidHlc(_)) => self.ignored(&format!("tinybase:13:{e}")),
+            Err(e) => self.ignored(&format!("tinybase:14:{e}")),
         }
     }
 
@@ -484,7 +489,8 @@ impl Worker {
 
     fn set_default(&mut self, initial: &str) {
         if let Err(e) = self.store.set_default_content_json(initial) {
-            self.ignored(&e.to_string());
+            // TinyBase's content error.
+            self.ignored(&format!("tinybase:1:{e}"));
         }
     }
 
