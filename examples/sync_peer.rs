@@ -3,46 +3,26 @@
 //!
 //! `sync_peer --unique-id ID [--now MS] [--timeout SECONDS]`
 
+#[path = "../tests/support/line_peer.rs"]
+mod line_peer;
 #[path = "../tests/support/script.rs"]
 mod script;
 
+use line_peer::{arg, emit, Lines, Out};
 use serde_json::{json, Value as Json};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tinybase::sync::{Synchronizer, SynchronizerOptions, Transport};
+use tinybase::sync::{Synchronizer, SynchronizerOptions};
 use tinybase::value::{parse_json, to_json_string};
 use tinybase::MergeableStore;
-
-type Out = Arc<Mutex<std::io::Stdout>>;
-
-fn emit(out: &Out, line: &Json) {
-    let mut o = out.lock().unwrap();
-    let _ = writeln!(o, "{}", to_json_string(line));
-    let _ = o.flush();
-}
-
-struct Lines {
-    out: Out,
-}
-
-impl Transport for Lines {
-    fn send(&self, to: Option<&str>, payload: &str) {
-        let Ok(Json::Array(parts)) = parse_json(payload) else { return };
-        emit(&self.out, &json!({"type": "msg", "to": to, "requestId": parts[0], "message": parts[1], "body": parts[2]}));
-    }
-}
 
 fn settle(sync: &Synchronizer) {
     let end = Instant::now() + Duration::from_secs(2);
     while !sync.is_settled() && Instant::now() < end {
         std::thread::sleep(Duration::from_micros(200));
     }
-}
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() {

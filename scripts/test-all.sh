@@ -57,6 +57,9 @@ cargo build --release --example sync_peer
   node reference.mjs --check --peer "A=$SYNC_PEER" --peer "B=$SYNC_PEER" --peer "C=$SYNC_PEER"
 )
 
+step "randomized interop with TinyBase peers: seeds 1-20, modes A and B (tests/interop/random)"
+scripts/interop-random.sh 20 1
+
 if [ -x scripts/check-header.sh ]; then
   step "C header is what cbindgen generates"
   scripts/check-header.sh

@@ -23,9 +23,20 @@ export const MESSAGE_NAMES = [
   'Response', 'GetContentHashes', 'ContentHashes', 'ContentDiff',
   'GetTableDiff', 'GetRowDiff', 'GetCellDiff', 'GetValueDiff',
 ];
-const UNDEFINED_MARKER = '\uFFFC';
+export const UNDEFINED_MARKER = '\uFFFC';
+// JS value -> JSON text, undefined anywhere -> "\uFFFC" (TinyBase's jsonStringWithUndefined).
 export const wireStringify = (value) =>
   JSON.stringify(value, (_key, v) => (v === undefined ? UNDEFINED_MARKER : v));
+// Parsed wire JSON -> JS value ("\uFFFC" at any depth of arrays/objects -> undefined).
+// Object.fromEntries keeps "__proto__" an own data property.
+export const fromWire = (value) =>
+  value === UNDEFINED_MARKER
+    ? undefined
+    : Array.isArray(value)
+      ? value.map(fromWire)
+      : value !== null && typeof value === 'object'
+        ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fromWire(v)]))
+        : value;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------

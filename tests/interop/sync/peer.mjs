@@ -16,23 +16,10 @@
 import {createInterface} from 'node:readline';
 import {createMergeableStore} from 'tinybase';
 import {createCustomSynchronizer} from 'tinybase/synchronizers';
+import {UNDEFINED_MARKER, wireStringify, fromWire} from './hub.mjs';
 
-export const UNDEFINED_MARKER = '\uFFFC';
-
-// JS value -> JSON text, undefined anywhere -> "\uFFFC" (TinyBase's jsonStringWithUndefined).
-export const wireStringify = (value) =>
-  JSON.stringify(value, (_key, v) => (v === undefined ? UNDEFINED_MARKER : v));
-
-// Parsed wire JSON -> JS value ("\uFFFC" at any depth of arrays/objects -> undefined).
-// Object.fromEntries keeps "__proto__" an own data property.
-export const fromWire = (value) =>
-  value === UNDEFINED_MARKER
-    ? undefined
-    : Array.isArray(value)
-      ? value.map(fromWire)
-      : value !== null && typeof value === 'object'
-        ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fromWire(v)]))
-        : value;
+// The wire encoding helpers live in hub.mjs (shared with the other peers).
+export {UNDEFINED_MARKER, wireStringify, fromWire};
 
 const parseArgs = (argv) => {
   const opts = {uniqueId: undefined, now: 1700000000000, timeout: 1, logBodies: false, log: true};
