@@ -60,6 +60,9 @@ cargo build --release --example sync_peer
 step "randomized interop with TinyBase peers: seeds 1-20, modes A and B (tests/interop/random)"
 scripts/interop-random.sh 20 1
 
+step "loom: the concurrent protocols model-checked (listener removal, handle release, synchronizer inbox)"
+scripts/loom.sh
+
 if [ -x scripts/check-header.sh ]; then
   step "C header is what cbindgen generates"
   scripts/check-header.sh
