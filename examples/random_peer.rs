@@ -9,6 +9,9 @@ mod line_peer;
 #[path = "../tests/support/script.rs"]
 mod script;
 
+#[path = "../tests/support/rng.rs"]
+mod rng;
+use rng::Rng;
 use line_peer::{arg, emit, Lines, Out};
 use serde_json::{json, Value as Json};
 use std::io::BufRead;
@@ -19,21 +22,6 @@ use tinybase::value::{parse_json, to_json_string};
 use tinybase::MergeableStore;
 
 
-/// splitmix64: the writers' deterministic choices (the timing between threads is not).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One random edit in the suite's small id space (3 tables × 40 rows × 8 cells, 8 values), as a
 /// store op and its arguments; the same mix as tb_peer.mjs.

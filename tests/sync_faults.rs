@@ -2,6 +2,9 @@
 //! messages, peers that restart, and edits all along. With anti-entropy on, every run converges
 //! once the faults stop.
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -9,23 +12,6 @@ use std::time::{Duration, Instant};
 use tinybase::sync::{Synchronizer, SynchronizerOptions, Transport};
 use tinybase::MergeableStore;
 
-/// splitmix64: small and seedable.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 struct InFlight {
     from: String,
