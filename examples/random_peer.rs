@@ -6,13 +6,13 @@
 
 #[path = "../tests/support/line_peer.rs"]
 mod line_peer;
+#[path = "../tests/support/rng.rs"]
+mod rng;
 #[path = "../tests/support/script.rs"]
 mod script;
 
-#[path = "../tests/support/rng.rs"]
-mod rng;
-use rng::Rng;
 use line_peer::{arg, emit, Lines, Out};
+use rng::Rng;
 use serde_json::{json, Value as Json};
 use std::io::BufRead;
 use std::sync::{Arc, Mutex};
