@@ -63,7 +63,7 @@ def main(out_dir):
         "json": [t.encode() for t in pick(texts)],
         "mergeable": [bytes([op]) + t.encode() for t in pick(stamps) for op in range(4)],
         "diff": [bytes([op]) + t.encode() for t in pick(objects)[:200] for op in range(6)],
-        "store_json": [bytes([i % 13]) + t.encode() for i, t in enumerate(pick(texts))],
+        "store_json": [bytes([i % 14]) + t.encode() for i, t in enumerate(pick(texts))],
         "sync": [bytes([2]) + t.encode() for t in pick(payloads)] + [bytes([3]) + t.encode() for t in pick(frames)],
         "hlc": [(a + "\n" + b).encode() for a, b in list(zip(hlcs, hlcs[1:] + [""]))[:CAP]],
     }

@@ -36,9 +36,9 @@ for t in "${TARGETS[@]}"; do
   last=$(grep -E '(DONE|pulse|NEW|REDUCE|INITED).*cov:' "$log" | tail -1 || true)
   cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
-  corpus=$(ls "$OUT/corpus/$t" | wc -l)
+  corpus=$(sed -n 's/.*corp: \([0-9]*\)\/.*/\1/p' <<<"$last")
   if [ $rc -eq 0 ]; then result=ok; else result="FAILED (exit $rc, see $log)"; status=1; fi
-  printf '%-11s %12s %8s %8s %8s  %s\n' "$t" "$execs" "${cov:-?}" "${ft:-?}" "$corpus" "$result"
+  printf '%-11s %12s %8s %8s %8s  %s\n' "$t" "$execs" "${cov:-?}" "${ft:-?}" "${corpus:-?}" "$result"
   if [ $rc -ne 0 ]; then
     grep -E "panicked|ERROR|SUMMARY|Test unit written" "$log" | head -8 >&2 || true
   fi
