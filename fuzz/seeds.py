@@ -65,6 +65,7 @@ def main(out_dir):
         "diff": [bytes([op]) + t.encode() for t in pick(objects)[:200] for op in range(6)],
         "store_json": [bytes([i % 14]) + t.encode() for i, t in enumerate(pick(texts))],
         "sync": [bytes([2]) + t.encode() for t in pick(payloads)] + [bytes([3]) + t.encode() for t in pick(frames)],
+        "c_abi": [bytes([op]) + t.encode() + bad for t in pick(stamps)[:150] for op in range(3) for bad in (b"", b"\xff")],
         "hlc": [(a + "\n" + b).encode() for a, b in list(zip(hlcs, hlcs[1:] + [""]))[:CAP]],
     }
     for target, items in seeds.items():

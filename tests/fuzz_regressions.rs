@@ -48,3 +48,8 @@ fn store_json() {
 fn sync() {
     replay("sync", checks::sync);
 }
+
+#[test]
+fn c_abi() {
+    replay("c_abi", checks::c_abi);
+}

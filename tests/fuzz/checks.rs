@@ -467,3 +467,57 @@ pub fn sync(data: &[u8]) {
     }
     assert_hashes_consistent(store);
 }
+
+// ---------------------------------------------------------------- c_abi
+
+unsafe extern "C" fn fixed_now(_: *mut std::ffi::c_void) -> f64 {
+    NOW
+}
+
+/// A C caller's bytes (any bytes but NUL): through the C ABI an input is refused as invalid
+/// UTF-8 exactly when it is, leaving the store unchanged; otherwise the C call gives the Rust
+/// call's verdict and leaves the same content. The first byte picks the function.
+pub fn c_abi(data: &[u8]) {
+    use std::ffi::{c_char, CStr, CString};
+    use tinybase::ffi::*;
+    let Some((&op, rest)) = data.split_first() else { return };
+    let bytes: Vec<u8> = rest.iter().copied().filter(|&b| b != 0).collect();
+    let text = CString::new(bytes.clone()).unwrap();
+    let rust = seeded_store("fuzz-a");
+    unsafe {
+        let mut c = std::ptr::null_mut();
+        let id = CString::new("fuzz-a").unwrap();
+        assert_eq!(tb_mergeable_store_new_with_clock(id.as_ptr(), Some(fixed_now), std::ptr::null_mut(), None, &mut c), tb_status::TB_OK);
+        let seed = CString::new(rust.get_encoded_mergeable_content_json()).unwrap();
+        assert_eq!(tb_mergeable_store_set_mergeable_content_json(c, seed.as_ptr()), tb_status::TB_OK);
+        let content = |c| {
+            let mut out: *mut c_char = std::ptr::null_mut();
+            assert_eq!(tb_mergeable_store_get_mergeable_content_json(c, &mut out), tb_status::TB_OK);
+            let s = CStr::from_ptr(out).to_str().unwrap().to_string();
+            tb_string_free(out);
+            s
+        };
+        let before = content(c);
+        let status = match op % 3 {
+            0 => tb_mergeable_store_apply_mergeable_changes_json(c, text.as_ptr()),
+            1 => tb_mergeable_store_set_mergeable_content_json(c, text.as_ptr()),
+            _ => tb_store_set_json(tb_mergeable_store_as_store(c), text.as_ptr()),
+        };
+        match std::str::from_utf8(&bytes) {
+            Err(_) => {
+                assert_eq!(status, tb_status::TB_ERROR_INVALID_UTF8);
+                assert_eq!(content(c), before, "refused input changed the store");
+            }
+            Ok(s) => {
+                let result = match op % 3 {
+                    0 => rust.apply_mergeable_changes_json(s),
+                    1 => rust.set_mergeable_content_json(s),
+                    _ => rust.as_store().set_json(s),
+                };
+                assert_eq!(status == tb_status::TB_OK, result.is_ok(), "{s:?}: C {status:?}, Rust {result:?}");
+                assert_eq!(content(c), rust.get_mergeable_content_json(), "{s:?}");
+            }
+        }
+        tb_mergeable_store_free(c);
+    }
+}
