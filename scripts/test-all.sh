@@ -24,6 +24,7 @@ step "prerequisites"
 need node nodejs
 need npm npm
 need cc gcc
+need c++ g++
 need make make
 need valgrind valgrind
 need cmake cmake
@@ -46,6 +47,9 @@ echo "$(ls "$SEEDS_DIR" | wc -l) scripts in $SEEDS_DIR"
 step "Rust tests"
 TB_CONFORMANCE_DIR="$SEEDS_DIR" cargo test --release --all-targets 2>&1 | tee target/rust-tests.log
 cargo test --release --doc
+
+step "fuzzing: libFuzzer on stable, a short fixed budget per target (scripts/fuzz.sh 3600 runs an hour each)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 
 step "sync interop with TinyBase: the Rust peer in every role, message for message"
 SYNC_PEER="$ROOT/target/release/examples/sync_peer"
