@@ -114,8 +114,7 @@
  *     tb_store_add_buffered_listener() queues owned events into a tb_event_queue that the
  *     host drains with tb_event_queue_poll()/tb_event_queue_wait() on its own thread; an
  *     optional notify callback says when the queue becomes non-empty. It runs on the writing
- *     thread while a mutex of the buffered listener that queued the event is held (other
- *     threads' calls of that listener wait): it must not block, nor wait for another thread.
+ *     thread with no lock of the library held; it must not block for long.
  *   - The clock callback (tb_now_fn) of a mergeable store is called with the store's lock
  *     held, on any thread that writes or merges the store, never concurrently for one store.
  *     It must not call into this library.
