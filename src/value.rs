@@ -234,7 +234,13 @@ impl Stored {
     pub(crate) fn write_json<O: JsonOut + ?Sized>(&self, out: &mut O, wire: bool) {
         match self {
             Stored::Str(s) => match s.strip_prefix(JSON_PREFIX) {
-                Some(text) if !wire => out.push_str(text),
+                // Decoded, an object or array is written as TinyBase's JSON.stringify writes the
+                // parsed value (JavaScript key order and numbers), whatever text a peer sent; the
+                // text itself stays for the wire and the hash, which TinyBase takes as received.
+                Some(text) if !wire => match parse_json(text) {
+                    Ok(json) => write_json(out, &json),
+                    Err(_) => out.push_str(text),
+                },
                 _ => write_js_string(out, s),
             },
             Stored::Num(n) => write_js_number(out, *n),

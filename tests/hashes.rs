@@ -185,3 +185,25 @@ fn diff_methods_refuse_what_is_not_a_hash() {
     assert!(s.get_mergeable_cell_diff_json(r#"{"t":{"r":{"c":0}}}"#).unwrap().contains("\"c\""));
     assert_eq!(s.get_mergeable_value_diff_json(r#"{"v":0}"#).unwrap().matches("\"v\"").count(), 1);
 }
+
+/// An object cell received as a non-canonical text (key order, number forms) is kept and hashed
+/// as sent (what TinyBase hashes), and written decoded as JSON.stringify writes the parsed value.
+#[test]
+fn a_non_canonical_object_text_is_hashed_as_sent_and_written_decoded_canonically() {
+    let peer = store("peer");
+    peer.set_value("v", 1).unwrap();
+    let content: serde_json::Value = serde_json::from_str(&peer.get_encoded_mergeable_content_json()).unwrap();
+    let hlc = content[1][0]["v"][1].as_str().unwrap().to_string();
+    let sent = format!(r#"[[{{"t":[{{"r":[{{"c":["\uFFFD{{\"b\":1,\"10\":2.50,\"a\":[1e0]}}","{hlc}"]}}]}}]}}],[{{}}],1]"#);
+    let s = store("a");
+    s.apply_mergeable_changes_json(&sent).unwrap();
+    consistent(&s);
+    assert_eq!(s.as_store().get_content_json(), r#"[{"t":{"r":{"c":{"10":2.5,"b":1,"a":[1]}}}},{}]"#);
+    assert!(s.get_mergeable_content_json().contains(r#"{"10":2.5,"b":1,"a":[1]}"#), "{}", s.get_mergeable_content_json());
+    let encoded = s.get_encoded_mergeable_content_json();
+    assert!(encoded.contains(r#""\uFFFD{\"b\":1,\"10\":2.50,\"a\":[1e0]}""#) || encoded.contains("\u{FFFD}{\\\"b\\\":1,\\\"10\\\":2.50,\\\"a\\\":[1e0]}"), "{encoded}");
+    // A copy made from the encoded content holds the same text and hashes.
+    let copy = store("b");
+    copy.set_mergeable_content_json(&encoded).unwrap();
+    assert_eq!(copy.get_mergeable_content_hashes(), s.get_mergeable_content_hashes());
+}
