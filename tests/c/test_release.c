@@ -12,20 +12,7 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
-#include <valgrind/valgrind.h>
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double scale(void) { return RUNNING_ON_VALGRIND ? 4.0 : 1.0; }
+#include "timing.h"
 
 /* A deadlock fails the run instead of hanging it. */
 static void on_alarm(int sig) {

@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <math.h>
 #include <time.h>
-#include <valgrind/valgrind.h>
+#include "timing.h"
 
 #define BAD "\xff\xfe"
 #define NUL TB_ERROR_NULL_PARAMETER
@@ -21,19 +21,6 @@ static atomic_int thread_failures;
 #define EXPECT(c) do { if (!(c)) { atomic_fetch_add(&thread_failures, 1); \
     fprintf(stderr, "thread check failed %s:%d: %s\n", __FILE__, __LINE__, #c); } } while (0)
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Slower under valgrind: generous timeouts there. */
-static double scale(void) { return RUNNING_ON_VALGRIND ? 4.0 : 1.0; }
 
 /* ------------------------------------------------------------------ an in-memory transport */
 
