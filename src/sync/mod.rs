@@ -12,6 +12,7 @@ pub mod framed;
 mod inbox;
 pub mod local;
 pub mod message;
+pub mod ws;
 mod pull;
 mod worker;
 

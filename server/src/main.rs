@@ -1,0 +1,6 @@
+//! The `tinybase-server` binary.
+
+fn main() {
+    eprintln!("tinybase-server: not built yet");
+    std::process::exit(2);
+}

@@ -1,0 +1,1 @@
+//! TinyBase's WebSocket wire format (PROTOCOL.md section 7), without I/O.
