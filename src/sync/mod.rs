@@ -45,6 +45,28 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: Option<&str>, payload: &str);
     /// Called once when the synchronizer is destroyed.
     fn destroy(&self) {}
+    /// The connection's state, for transports that have one (WebSockets); None otherwise.
+    fn connection_state(&self) -> Option<ConnectionState> {
+        None
+    }
+}
+
+/// The state of a synchronizer's connection (beyond TinyBase; WebSocket synchronizers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Opening (or re-opening after a loss) the connection.
+    Connecting,
+    /// Open: messages flow.
+    Open,
+    /// Closed, with the WebSocket close code and reason (1006 and an explanation when the
+    /// connection was lost or never opened). Reconnecting synchronizers go back to
+    /// `Connecting` after a backoff.
+    Closed {
+        /// The WebSocket close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
 }
 
 /// Called with (other client id, request id, message, body JSON) for each message.
@@ -65,6 +87,8 @@ pub struct SyncStatus {
     pub receives: u64,
     /// The last ignored error, while the state is `Error`.
     pub last_error: Option<String>,
+    /// The connection's state, for transports that have one (WebSockets); None otherwise.
+    pub connection: Option<ConnectionState>,
 }
 
 /// The coarse state reported to a status callback.

@@ -176,6 +176,7 @@ impl Worker {
                 sends: self.shared.sends.load(Ordering::Acquire),
                 receives: self.shared.receives.load(Ordering::Acquire),
                 last_error: self.last_error.clone(),
+                connection: self.transport.connection_state(),
             });
         }
     }
