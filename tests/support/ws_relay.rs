@@ -194,7 +194,9 @@ fn serve(inner: Arc<Inner>, tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig
 fn handshake<S: Read + Write>(stream: S) -> Option<(WebSocket<S>, String, bool)> {
     let mut path = String::new();
     let mut mux = false;
-    let callback = |req: &Request, mut resp: Response| {
+    // The error type is tungstenite's (an HTTP response), large by design.
+    #[allow(clippy::result_large_err)]
+    let callback = |req: &Request, mut resp: Response| -> Result<Response, tungstenite::handshake::server::ErrorResponse> {
         path = req.uri().path().trim_start_matches('/').to_string();
         mux = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|p| p.trim() == "tinybase"));
         if mux {
