@@ -138,6 +138,8 @@ fn payloads_over_a_mebibyte_go_through_in_fragments() {
     sb.start_sync(None);
     assert!(eventually(WAIT, || same(&a, &b)), "the big cell arrives");
     assert_eq!(b.get_cell("files", "f1", "text"), Some(Cell::from(big.as_str())));
+    // 1.5 MB in fragments of 64 KiB: at least 23 frames for the big payload alone.
+    assert!(relay.frames_in() >= 23, "{} frames", relay.frames_in());
     // Multiplexed too, the other way round.
     let client = WsClient::new(&WsOptions { fragment_size: Some(100_000), ..options(&relay.url("m", false)) }).unwrap();
     let (c, d) = (MergeableStore::new(None), MergeableStore::new(None));
