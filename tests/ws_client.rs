@@ -324,3 +324,75 @@ fn destroy_closes_with_1000_and_a_failed_connection_is_reported() {
     assert!(WsSynchronizer::new(&a, options("not a url")).is_err());
     assert!(WsSynchronizer::new(&a, WsOptions { headers: vec![("bad header".into(), "x".into())], ..options(&url) }).is_err());
 }
+
+/// TinyBase's WsServer (pure relay) in node, killed on drop.
+struct TinyBaseServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TinyBaseServer {
+    fn start() -> TinyBaseServer {
+        use std::io::BufRead;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+        assert!(dir.join("node_modules/ws").is_dir(), "TinyBase's server needs the ws package: run `npm ci` in tests/interop");
+        let script = "import {WebSocketServer} from 'ws';
+            import {createWsServer} from 'tinybase/synchronizers/synchronizer-ws-server';
+            const wss = new WebSocketServer({host: '127.0.0.1', port: 0});
+            createWsServer(wss, undefined, (e) => process.stderr.write('ignored ' + e + '\\n'));
+            wss.on('listening', () => process.stdout.write('listening ' + wss.address().port + '\\n'));
+            process.stdin.on('end', () => process.exit(0));
+            process.stdin.resume();";
+        let mut child = std::process::Command::new("node")
+            .args(["--input-type=module", "-e", script])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let mut server = TinyBaseServer { child, port: 0 };
+        server.port = line.trim().strip_prefix("listening ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port from TinyBase's server: {line:?}"));
+        server
+    }
+}
+
+impl Drop for TinyBaseServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tinybase_ws_server_relays_our_legacy_multiplexed_and_fragmented_clients() {
+    let server = TinyBaseServer::start();
+    let base = format!("ws://127.0.0.1:{}", server.port);
+    let (a, b, c) = (MergeableStore::new(None), MergeableStore::new(None), MergeableStore::new(None));
+    let big: String = "0123456789".repeat(120_000);
+    a.set_cell("docs", "d1", "body", big.as_str()).unwrap();
+    b.set_value("from_b", true).unwrap();
+    c.set_cell("docs", "d2", "body", "small").unwrap();
+    // Legacy on /shop/docs, fragmenting; two multiplexed channels on /shop sharing a socket.
+    let sa = WsSynchronizer::new(&a, WsOptions { fragment_size: Some(50_000), ..options(&format!("{base}/shop/docs")) }).unwrap();
+    let client = WsClient::new(&WsOptions { fragment_size: Some(4096), ..options(&format!("{base}/shop")) }).unwrap();
+    let sb = client.join(&b, "docs", SynchronizerOptions::default()).unwrap();
+    let other = MergeableStore::new(None);
+    let so = client.join(&other, "elsewhere", SynchronizerOptions::default()).unwrap();
+    let sc = WsSynchronizer::new(&c, WsOptions { channel_id: Some("docs".into()), ..options(&format!("{base}/shop")) }).unwrap();
+    for s in [&sa, &sb, &so, &sc] {
+        assert_eq!(s.connection_state(), ConnectionState::Open);
+        s.start_sync(None);
+    }
+    assert!(eventually(WAIT, || same(&a, &b) && same(&a, &c) && a.get_value("from_b").is_some() && b.get_cell("docs", "d1", "body").is_some() && a.get_cell("docs", "d2", "body").is_some()));
+    assert_eq!(c.get_cell("docs", "d1", "body"), Some(Cell::from(big.as_str())));
+    assert!(other.get_tables().is_empty() && other.get_values().is_empty());
+    // Steady state both ways.
+    b.set_cell("docs", "d3", "body", "from b").unwrap();
+    a.set_value("from_a", 1.0).unwrap();
+    assert!(eventually(WAIT, || same(&a, &b) && same(&a, &c) && c.get_value("from_a").is_some() && a.get_cell("docs", "d3", "body").is_some()));
+    for s in [&sa, &sb, &so, &sc] {
+        s.destroy();
+    }
+}
