@@ -610,6 +610,8 @@ impl<'a> Session<'a> {
             }
         }
         if self.pending.is_empty() {
+            // What waited for the connection past its request's timeout is stale.
+            st.expire(now);
             let mut taken = Vec::new();
             for c in &mut st.channels {
                 if c.ready {
