@@ -289,6 +289,14 @@ fn malformed_frames_from_the_server_close_the_socket_with_1007() {
     relay.inject("M\nnot-mine\n\n[null,1,\"\"]");
     assert!(eventually(WAIT, || relay.closes().iter().filter(|c| c.0 == 1007).count() == 2));
     drop(s);
+    // A frame larger than any payload may be: 1013 tinybase:15:socket (7.3).
+    let (errs, ehook) = errors();
+    let mut o = options(&relay.url("m", false));
+    o.sync.on_ignored_error = Some(ehook);
+    let _big = WsSynchronizer::new(&MergeableStore::new(None), o).unwrap();
+    relay.inject(&"x".repeat(17 << 20));
+    assert!(eventually(WAIT, || relay.closes().contains(&(1013, "tinybase:15:socket".to_string()))), "{:?}", relay.closes());
+    assert!(errs.lock().unwrap().iter().any(|e| e == "tinybase:15:socket"));
 }
 
 #[test]
