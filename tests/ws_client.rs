@@ -404,3 +404,19 @@ fn tinybase_ws_server_relays_our_legacy_multiplexed_and_fragmented_clients() {
         s.destroy();
     }
 }
+
+#[test]
+fn destroy_does_not_wait_for_a_server_that_never_answers() {
+    let relay = Relay::start(0, None);
+    relay.freeze();
+    let a = MergeableStore::new(None);
+    let started = Instant::now();
+    let s = WsSynchronizer::new(&a, WsOptions { connect_timeout: Duration::from_millis(600), ..options(&relay.url("x", false)) }).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500), "waited for the first attempt");
+    assert!(matches!(s.connection_state(), ConnectionState::Closed { code: 1006, .. } | ConnectionState::Connecting));
+    // Retrying now, in the middle of another handshake that will never complete.
+    std::thread::sleep(Duration::from_millis(350));
+    let destroying = Instant::now();
+    s.destroy();
+    assert!(destroying.elapsed() < Duration::from_millis(300), "{:?}", destroying.elapsed());
+}
