@@ -70,7 +70,11 @@ pub struct Metrics {
     pub save_errors: AtomicU64,
     /// Counter: connections closed for bad traffic or overload, and other errors logged.
     pub errors: AtomicU64,
-    refused: [AtomicU64; Refusal::ALL.len()],
+    /// Counter: connections and subscribes refused, all reasons together. Code that knows the
+    /// reason calls [`Metrics::refuse`]; what is added here directly is rendered as reason
+    /// `other`.
+    pub refused: AtomicU64,
+    by_reason: [AtomicU64; Refusal::ALL.len()],
     started: Instant,
 }
 
@@ -95,7 +99,8 @@ impl Metrics {
             saves: zero(),
             save_errors: zero(),
             errors: zero(),
-            refused: Refusal::ALL.map(|_| zero()),
+            refused: zero(),
+            by_reason: Refusal::ALL.map(|_| zero()),
             started: Instant::now(),
         }
     }
@@ -145,12 +150,13 @@ impl Metrics {
 
     /// A connection or subscribe was refused for `reason`.
     pub fn refuse(&self, reason: Refusal) {
-        self.refused[reason as usize].fetch_add(1, Relaxed);
+        self.by_reason[reason as usize].fetch_add(1, Relaxed);
+        self.refused.fetch_add(1, Relaxed);
     }
 
     /// How many refusals for `reason` so far.
-    pub fn refused(&self, reason: Refusal) -> u64 {
-        self.refused[reason as usize].load(Relaxed)
+    pub fn refusals(&self, reason: Refusal) -> u64 {
+        self.by_reason[reason as usize].load(Relaxed)
     }
 
     /// The metrics in Prometheus' text exposition format (`text/plain; version=0.0.4`).
@@ -178,15 +184,20 @@ impl Metrics {
             "WebSocket connections accepted.",
             &[("", get(&self.connections_total))],
         );
-        let refused: Vec<String> = Refusal::ALL
+        let labels: Vec<String> = Refusal::ALL
             .iter()
             .map(|r| format!("{{reason=\"{}\"}}", r.label()))
             .collect();
-        let refused: Vec<(&str, u64)> = refused
+        let mut refused: Vec<(&str, u64)> = labels
             .iter()
             .zip(Refusal::ALL)
-            .map(|(labels, r)| (labels.as_str(), self.refused(r)))
+            .map(|(labels, r)| (labels.as_str(), self.refusals(r)))
             .collect();
+        let named: u64 = refused.iter().map(|(_, n)| n).sum();
+        refused.push((
+            "{reason=\"other\"}",
+            get(&self.refused).saturating_sub(named),
+        ));
         family(
             "refused_total",
             "counter",
@@ -378,6 +389,7 @@ mod tests {
         metrics.refuse(Refusal::Auth);
         metrics.refuse(Refusal::Auth);
         metrics.refuse(Refusal::MaxRooms);
+        metrics.refused.fetch_add(1, Relaxed);
         let after = parse_exposition(&metrics.render()).unwrap();
         let expected = [
             ("tinybase_connections", 1.0),
@@ -393,6 +405,7 @@ mod tests {
             ("tinybase_refused_total{reason=\"auth\"}", 2.0),
             ("tinybase_refused_total{reason=\"max_rooms\"}", 1.0),
             ("tinybase_refused_total{reason=\"max_clients\"}", 0.0),
+            ("tinybase_refused_total{reason=\"other\"}", 1.0),
         ];
         for (series, value) in expected {
             assert_eq!(after[series], value, "{series}");
