@@ -161,29 +161,7 @@ impl Metrics {
 
     /// The metrics in Prometheus' text exposition format (`text/plain; version=0.0.4`).
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(2048);
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(
-                out,
-                "# HELP tinybase_{name} {help}\n# TYPE tinybase_{name} {kind}"
-            );
-            for (labels, value) in samples {
-                let _ = writeln!(out, "tinybase_{name}{labels} {value}");
-            }
-        };
         let get = |atomic: &AtomicU64| atomic.load(Relaxed);
-        family(
-            "connections",
-            "gauge",
-            "WebSocket connections open now.",
-            &[("", get(&self.connections))],
-        );
-        family(
-            "connections_total",
-            "counter",
-            "WebSocket connections accepted.",
-            &[("", get(&self.connections_total))],
-        );
         let labels: Vec<String> = Refusal::ALL
             .iter()
             .map(|r| format!("{{reason=\"{}\"}}", r.label()))
@@ -191,83 +169,113 @@ impl Metrics {
         let mut refused: Vec<(&str, u64)> = labels
             .iter()
             .zip(Refusal::ALL)
-            .map(|(labels, r)| (labels.as_str(), self.refusals(r)))
+            .map(|(l, r)| (l.as_str(), self.refusals(r)))
             .collect();
         let named: u64 = refused.iter().map(|(_, n)| n).sum();
         refused.push((
             "{reason=\"other\"}",
             get(&self.refused).saturating_sub(named),
         ));
-        family(
-            "refused_total",
-            "counter",
-            "Connections and subscribes refused, by reason.",
-            &refused,
-        );
-        family(
-            "rooms",
-            "gauge",
-            "Rooms loaded now.",
-            &[("", get(&self.rooms))],
-        );
-        family(
-            "messages_in_total",
-            "counter",
-            "Payloads received from clients.",
-            &[("", get(&self.messages_in))],
-        );
-        family(
-            "messages_out_total",
-            "counter",
-            "Payloads sent to clients.",
-            &[("", get(&self.messages_out))],
-        );
-        family(
-            "bytes_in_total",
-            "counter",
-            "Bytes of WebSocket frames received.",
-            &[("", get(&self.bytes_in))],
-        );
-        family(
-            "bytes_out_total",
-            "counter",
-            "Bytes of WebSocket frames sent.",
-            &[("", get(&self.bytes_out))],
-        );
-        family(
-            "saves_total",
-            "counter",
-            "Room files saved.",
-            &[("", get(&self.saves))],
-        );
-        family(
-            "save_errors_total",
-            "counter",
-            "Room saves or loads that failed.",
-            &[("", get(&self.save_errors))],
-        );
-        family(
-            "errors_total",
-            "counter",
-            "Connections closed for bad traffic or overload, and other errors.",
-            &[("", get(&self.errors))],
-        );
-        family(
-            "uptime_seconds",
-            "gauge",
-            "Seconds since the server started.",
-            &[("", self.started.elapsed().as_secs())],
-        );
         let version = format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
-        family(
-            "build_info",
-            "gauge",
-            "The server's version, as a label.",
-            &[(&version, 1)],
-        );
+        let families: [Family; 13] = [
+            (
+                "connections",
+                GAUGE,
+                "WebSocket connections open now.",
+                &[("", get(&self.connections))],
+            ),
+            (
+                "connections_total",
+                COUNTER,
+                "WebSocket connections accepted.",
+                &[("", get(&self.connections_total))],
+            ),
+            (
+                "refused_total",
+                COUNTER,
+                "Connections and subscribes refused, by reason.",
+                &refused,
+            ),
+            (
+                "rooms",
+                GAUGE,
+                "Rooms loaded now.",
+                &[("", get(&self.rooms))],
+            ),
+            (
+                "messages_in_total",
+                COUNTER,
+                "Payloads received from clients.",
+                &[("", get(&self.messages_in))],
+            ),
+            (
+                "messages_out_total",
+                COUNTER,
+                "Payloads sent to clients.",
+                &[("", get(&self.messages_out))],
+            ),
+            (
+                "bytes_in_total",
+                COUNTER,
+                "Bytes of WebSocket frames received.",
+                &[("", get(&self.bytes_in))],
+            ),
+            (
+                "bytes_out_total",
+                COUNTER,
+                "Bytes of WebSocket frames sent.",
+                &[("", get(&self.bytes_out))],
+            ),
+            (
+                "saves_total",
+                COUNTER,
+                "Room files saved.",
+                &[("", get(&self.saves))],
+            ),
+            (
+                "save_errors_total",
+                COUNTER,
+                "Room saves or loads that failed.",
+                &[("", get(&self.save_errors))],
+            ),
+            (
+                "errors_total",
+                COUNTER,
+                "Bad traffic, overloads and other errors.",
+                &[("", get(&self.errors))],
+            ),
+            (
+                "uptime_seconds",
+                GAUGE,
+                "Seconds since the server started.",
+                &[("", self.started.elapsed().as_secs())],
+            ),
+            (
+                "build_info",
+                GAUGE,
+                "The server's version, as a label.",
+                &[(&version, 1)],
+            ),
+        ];
+        let mut out = String::with_capacity(2048);
+        for (name, kind, help, samples) in families {
+            let _ = writeln!(
+                out,
+                "# HELP tinybase_{name} {help}\n# TYPE tinybase_{name} {kind}"
+            );
+            for (labels, value) in samples {
+                let _ = writeln!(out, "tinybase_{name}{labels} {value}");
+            }
+        }
         out
     }
 }
+
+/// One metric family: its name after `tinybase_`, its type, its help, its samples (labels, value).
+type Family<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, u64)]);
+
+const GAUGE: &str = "gauge";
+const COUNTER: &str = "counter";
 
 /// Decrements a gauge, stopping at zero: a bookkeeping slip must not make it 18 quintillion.
 fn decrement(gauge: &AtomicU64) {
