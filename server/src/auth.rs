@@ -4,7 +4,7 @@
 //! upgrades a connection (for the room of the request path) and again on each multiplexed
 //! Subscribe (for the channel's room path), and the hook answers with an [`Access`]: refuse
 //! (HTTP 401 before the upgrade; a refused subscribe closes nothing else), read-only or
-//! read-write. The binary's hook is [`jwt_auth`](crate::jwt::jwt_auth) (HS256 tokens); embedders
+//! read-write. The binary's hook is [`jwt_auth`] (HS256 tokens); embedders
 //! write their own closure.
 
 use std::borrow::Cow;
