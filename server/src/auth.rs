@@ -27,11 +27,26 @@ pub enum Access {
     ReadWrite,
 }
 
-/// What the hook is asked about: one room, for one upgrade request.
+/// What an [`AuthRequest`] asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthKind {
+    /// A legacy (single-room) connection: `path` is its room.
+    Connect,
+    /// A multiplexed connection (subprotocol `tinybase`): `path` is its base path, under which
+    /// its channels' rooms will be (PROTOCOL.md 7.4). Each Subscribe is asked again; what this
+    /// answer grants is the most any channel gets (read-only here: read-only everywhere).
+    Multiplexed,
+    /// A multiplexed Subscribe: `path` is the channel's room (base path joined with the channel id).
+    Subscribe,
+}
+
+/// What the hook is asked about: one room (or base path), for one upgrade request.
 #[derive(Clone, Copy, Debug)]
 pub struct AuthRequest<'a> {
+    /// What is asked: see [`AuthKind`].
+    pub kind: AuthKind,
     /// The room path (PROTOCOL.md 8.1, no percent-decoding) being joined; for a multiplexed
-    /// subscribe, the channel's room path (base path joined with the channel id, 7.4).
+    /// connection its base path; for a Subscribe the channel's room path.
     pub path: &'a str,
     /// The upgrade request's headers.
     pub headers: &'a HeaderMap,
@@ -127,6 +142,7 @@ mod tests {
 
     fn request<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> AuthRequest<'a> {
         AuthRequest {
+            kind: AuthKind::Connect,
             path: "room",
             headers,
             query,

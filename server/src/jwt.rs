@@ -16,6 +16,10 @@
 //!   path `/` is the room `""`). No `rooms` claim opens no room.
 //! * `ro: true` or `read_only: true` makes the client read-only (it can pull, nothing it sends
 //!   reaches anyone); otherwise it is read-write.
+//!
+//! A multiplexed connection is let in when its token could open some channel under its base path
+//! (`"shop/*"` lets a socket on `/shop` in, and `"shop/pets"` too); each Subscribe is then
+//! checked against the channel's room (`shop/pets`) like a legacy connection's room.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::auth::{Access, AuthHook, AuthRequest};
+use crate::auth::{Access, AuthHook, AuthKind, AuthRequest};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -98,9 +102,29 @@ impl Claims {
         self.rooms.iter().any(|pattern| room_matches(pattern, path))
     }
 
-    /// The access these claims give to the room `path`.
-    pub fn access(&self, path: &str) -> Access {
-        match (self.allows(path), self.read_only) {
+    /// Whether one of the token's patterns opens some room under the base path `base`: a room
+    /// `base/<channel>` (just `<channel>` when `base` is empty) with a non-empty channel id.
+    pub fn allows_under(&self, base: &str) -> bool {
+        let prefix = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{base}/")
+        };
+        self.rooms
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(start) => start.starts_with(&prefix) || prefix.starts_with(start),
+                None => pattern.len() > prefix.len() && pattern.starts_with(&prefix),
+            })
+    }
+
+    /// The access these claims give to what `kind` and `path` describe (see [`AuthKind`]).
+    pub fn access(&self, kind: AuthKind, path: &str) -> Access {
+        let allowed = match kind {
+            AuthKind::Connect | AuthKind::Subscribe => self.allows(path),
+            AuthKind::Multiplexed => self.allows_under(path),
+        };
+        match (allowed, self.read_only) {
             (false, _) => Access::Refuse,
             (true, true) => Access::ReadOnly,
             (true, false) => Access::ReadWrite,
@@ -246,7 +270,7 @@ pub fn jwt_auth_with(secret: Vec<u8>, options: JwtOptions) -> AuthHook {
     Arc::new(move |request: &AuthRequest| match request.token() {
         None => Access::Refuse,
         Some(token) => verify(&secret, &token, unix_now(), options)
-            .map_or(Access::Refuse, |c| c.access(request.path)),
+            .map_or(Access::Refuse, |c| c.access(request.kind, request.path)),
     })
 }
 
@@ -293,28 +317,43 @@ mod tests {
             &format!(r#"{{"rooms":["shop/*","exact/room"],"exp":{}}}"#, NOW + 60),
         );
         let claims = check(&token).unwrap();
-        assert_eq!(claims.access("shop/pets"), Access::ReadWrite);
-        assert_eq!(claims.access("shop/"), Access::ReadWrite);
-        assert_eq!(claims.access("shop"), Access::Refuse);
-        assert_eq!(claims.access("exact/room"), Access::ReadWrite);
-        assert_eq!(claims.access("exact/room2"), Access::Refuse);
-        assert_eq!(claims.access("exact"), Access::Refuse);
+        assert_eq!(
+            claims.access(AuthKind::Connect, "shop/pets"),
+            Access::ReadWrite
+        );
+        assert_eq!(claims.access(AuthKind::Connect, "shop/"), Access::ReadWrite);
+        assert_eq!(claims.access(AuthKind::Connect, "shop"), Access::Refuse);
+        assert_eq!(
+            claims.access(AuthKind::Connect, "exact/room"),
+            Access::ReadWrite
+        );
+        assert_eq!(
+            claims.access(AuthKind::Connect, "exact/room2"),
+            Access::Refuse
+        );
+        assert_eq!(claims.access(AuthKind::Connect, "exact"), Access::Refuse);
 
         for ro in [r#""ro":true"#, r#""read_only":true"#] {
             let token = sign_hs256(
                 SECRET,
                 &format!(r#"{{"rooms":"*",{ro},"exp":{}}}"#, NOW + 60),
             );
-            assert_eq!(check(&token).unwrap().access(""), Access::ReadOnly);
+            assert_eq!(
+                check(&token).unwrap().access(AuthKind::Connect, ""),
+                Access::ReadOnly
+            );
         }
         let token = sign_hs256(
             SECRET,
             &format!(r#"{{"rooms":"a","ro":false,"exp":{}.5}}"#, NOW + 60),
         );
-        assert_eq!(check(&token).unwrap().access("a"), Access::ReadWrite);
+        assert_eq!(
+            check(&token).unwrap().access(AuthKind::Connect, "a"),
+            Access::ReadWrite
+        );
         let token = sign_hs256(SECRET, &format!(r#"{{"exp":{}}}"#, NOW + 60));
         assert_eq!(
-            check(&token).unwrap().access(""),
+            check(&token).unwrap().access(AuthKind::Connect, ""),
             Access::Refuse,
             "no rooms claim opens nothing"
         );
@@ -430,14 +469,16 @@ mod tests {
         let hook = jwt_auth(SECRET.to_vec());
         let now = unix_now();
         let headers = HeaderMap::new();
-        let ask = |path: &str, query: &str| {
+        let ask_as = |kind, path: &str, query: &str| {
             hook(&AuthRequest {
+                kind,
                 path,
                 headers: &headers,
                 query: Some(query),
                 remote: "127.0.0.1:9".parse().unwrap(),
             })
         };
+        let ask = |path: &str, query: &str| ask_as(AuthKind::Connect, path, query);
         let rw = sign_hs256(
             SECRET,
             &format!(r#"{{"rooms":["shop/*"],"exp":{}}}"#, now + 60),
@@ -456,5 +497,49 @@ mod tests {
         assert_eq!(ask("shop/a", &format!("token={old}")), Access::Refuse);
         assert_eq!(ask("shop/a", ""), Access::Refuse);
         assert_eq!(ask("shop/a", "token=garbage"), Access::Refuse);
+
+        let rw = format!("token={rw}");
+        assert_eq!(
+            ask_as(AuthKind::Multiplexed, "shop", &rw),
+            Access::ReadWrite
+        );
+        assert_eq!(ask_as(AuthKind::Multiplexed, "", &rw), Access::ReadWrite);
+        assert_eq!(ask_as(AuthKind::Multiplexed, "other", &rw), Access::Refuse);
+        assert_eq!(
+            ask_as(AuthKind::Subscribe, "shop/pets", &rw),
+            Access::ReadWrite
+        );
+        assert_eq!(ask_as(AuthKind::Subscribe, "shop", &rw), Access::Refuse);
+        let ro = format!("token={ro}");
+        assert_eq!(ask_as(AuthKind::Multiplexed, "shop", &ro), Access::ReadOnly);
+        assert_eq!(ask_as(AuthKind::Multiplexed, "shop", ""), Access::Refuse);
+    }
+
+    #[test]
+    fn multiplexed_base_paths_open_when_some_channel_could() {
+        let claims = |rooms: &[&str]| Claims {
+            rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            ..Claims::default()
+        };
+        let under = |rooms: &[&str], base: &str| claims(rooms).allows_under(base);
+        assert!(under(&["shop/*"], "shop"));
+        assert!(
+            under(&["shop/*"], "shop/pets"),
+            "channel a/b under shop/pets"
+        );
+        assert!(under(&["shop/*"], ""), "channel shop/x under the root");
+        assert!(!under(&["shop/*"], "shopping"));
+        assert!(!under(&["shop/*"], "sho"), "sho/x never starts with shop/");
+        assert!(under(&["sho*"], "shop"));
+        assert!(under(&["*"], "anything"));
+        assert!(under(&["shop/pets"], "shop"));
+        assert!(under(&["shop/pets"], ""));
+        assert!(
+            !under(&["shop"], "shop"),
+            "the base path's own room is no channel"
+        );
+        assert!(!under(&["shop/"], "shop"), "a channel id is never empty");
+        assert!(!under(&[""], ""));
+        assert!(!under(&[], ""));
     }
 }
