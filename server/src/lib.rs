@@ -15,12 +15,12 @@
 pub mod auth;
 mod conn;
 pub mod files;
+pub mod jwt;
 pub mod metrics;
 mod outbox;
 mod room;
 mod server;
 
-pub use auth::{Access, AuthHook, AuthRequest};
-pub use conn::FORBIDDEN;
+pub use auth::{Access, AuthHook, AuthKind, AuthRequest};
 pub use metrics::Metrics;
 pub use server::{ClientIdsListener, ListenerId, PathIdsListener, Server, ServerHandle, ServerOptions, ServerStats};
