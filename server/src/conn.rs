@@ -75,11 +75,11 @@ impl Conn {
     pub(crate) async fn run(self, socket: WebSocket) {
         let shared = self.shared.clone();
         let id: Arc<str> = new_client_id().into();
-        let (outbox, rx) = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
+        let outbox = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
         let conn_id = shared.register(outbox.clone());
         shared.metrics.connection_opened();
         let (sink, mut stream) = socket.split();
-        let writer = tokio::spawn(outbox.clone().write(sink, rx));
+        let writer = tokio::spawn(outbox.clone().write(sink));
         let started = Instant::now();
         let mut reader = Reader {
             reassembler: Reassembler::new(shared.options.request_timeout),
@@ -132,8 +132,11 @@ impl Conn {
         for room in rooms {
             shared.leave(&room, &reader.id);
         }
-        if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
-            // The writer is stuck on a peer that reads nothing: it goes with the socket.
+        reader.outbox.finish();
+        let mut writer = writer;
+        if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+            // Stuck on a peer that reads nothing: the socket goes with it.
+            writer.abort();
         }
         shared.unregister(conn_id);
         shared.metrics.connection_closed();
