@@ -377,3 +377,24 @@ fn refused_subscribes_are_not_acknowledged() {
     assert_eq!(server.handle().get_path_ids(), vec!["base/open"]);
     assert_eq!(server.handle().metrics().refusals(tinybase_server::metrics::Refusal::Auth), 1);
 }
+
+#[test]
+fn the_server_store_fragments_what_it_sends() {
+    let server = TestServer::start(ServerOptions { fragment_size: Some(8), ..options() });
+    let mut a = server.connect("/f");
+    let mut pieces = Vec::new();
+    loop {
+        let frame = a.text();
+        let parts: Vec<&str> = frame.splitn(5, '\n').collect();
+        assert_eq!(parts.len(), 5, "a fragment: {frame:?}");
+        assert_eq!((parts[0], parts[1].len()), ("S", 16));
+        assert_eq!(parts[2], pieces.len().to_string());
+        assert!(parts[4].len() <= 8);
+        pieces.push(parts[4].to_string());
+        if parts[2].parse::<usize>().unwrap() + 1 == parts[3].parse::<usize>().unwrap() {
+            break;
+        }
+    }
+    let whole = pieces.concat();
+    assert!(whole.starts_with("[\"") && whole.ends_with("\",1,\"\"]"), "the GetContentHashes of 8.2: {whole}");
+}
