@@ -21,8 +21,8 @@ pub enum Refusal {
     MaxConnectionsPerIp,
     /// `max_rooms` rooms were already loaded and the request needed another one.
     MaxRooms,
-    /// Not a valid WebSocket upgrade (or the server is shutting down).
-    BadRequest,
+    /// The server is shutting down.
+    ShuttingDown,
 }
 
 impl Refusal {
@@ -32,7 +32,7 @@ impl Refusal {
         Refusal::MaxClients,
         Refusal::MaxConnectionsPerIp,
         Refusal::MaxRooms,
-        Refusal::BadRequest,
+        Refusal::ShuttingDown,
     ];
 
     /// The value of the `reason` label.
@@ -42,7 +42,7 @@ impl Refusal {
             Refusal::MaxClients => "max_clients",
             Refusal::MaxConnectionsPerIp => "max_connections_per_ip",
             Refusal::MaxRooms => "max_rooms",
-            Refusal::BadRequest => "bad_request",
+            Refusal::ShuttingDown => "shutting_down",
         }
     }
 }

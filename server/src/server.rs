@@ -150,6 +150,7 @@ impl Shared {
                 Some(room) => (room.clone(), false),
                 None => {
                     if rooms.len() >= self.options.max_rooms {
+                        self.metrics.refuse(Refusal::MaxRooms);
                         return Err(codec::Close::overload("rooms"));
                     }
                     let room = Arc::new(Room::new(path.into(), self.options.server_store, self.options.fragment_size));
@@ -503,6 +504,10 @@ fn refuse(shared: &Shared, status: StatusCode, reason: Refusal, why: &str, remot
     (status, why.to_string()).into_response()
 }
 
+fn has_credentials(headers: &HeaderMap, query: Option<&str>) -> bool {
+    crate::auth::bearer_token(headers).is_some() || query.and_then(|q| crate::auth::query_param(q, "token")).is_some_and(|t| !t.is_empty())
+}
+
 /// Every request: a WebSocket upgrade on any path joins that room; otherwise `/healthz` and
 /// `/metrics` answer over HTTP.
 async fn handle_request(
@@ -524,7 +529,7 @@ async fn handle_request(
     let target = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let path = codec::path_of_request_uri(target);
     if !accepting {
-        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::BadRequest, "shutting down", remote, &path);
+        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::ShuttingDown, "shutting down", remote, &path);
     }
     let mux = ws.requested_protocols().any(|p| p.as_bytes() == codec::SUBPROTOCOL.as_bytes());
     let query = uri.query();
@@ -536,7 +541,9 @@ async fn handle_request(
         }
     };
     if access == Access::Refuse {
-        return refuse(&shared, StatusCode::UNAUTHORIZED, Refusal::Auth, "not authorized", remote, &path);
+        // 401 asks for credentials; 403 refuses the ones presented.
+        let status = if has_credentials(&headers, query) { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+        return refuse(&shared, status, Refusal::Auth, "not authorized", remote, &path);
     }
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= shared.options.max_clients {
         shared.clients.fetch_sub(1, Ordering::AcqRel);
