@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
-use tinybase::sync::message::Message;
+use tinybase::sync::message::{self, Message};
 use tinybase::sync::ws::codec::{self, Payload};
 use tinybase::sync::{Synchronizer, SynchronizerOptions, Transport};
 use tinybase::MergeableStore;
@@ -153,9 +153,9 @@ impl Room {
             return;
         }
         let frames = if payload.fragments.is_empty() {
-            vec![relay_frame(from, &payload.remainder)]
+            vec![message::frame(Some(from), &payload.remainder)]
         } else {
-            payload.fragments.iter().map(|f| relay_frame(from, f)).collect()
+            payload.fragments.iter().map(|f| message::frame(Some(from), f)).collect()
         };
         let mut frames = Frames::new(frames);
         if to.is_empty() {
@@ -201,14 +201,6 @@ impl Room {
             }
         }
     }
-}
-
-fn relay_frame(from: &str, rest: &str) -> String {
-    let mut out = String::with_capacity(from.len() + 1 + rest.len());
-    out.push_str(from);
-    out.push('\n');
-    out.push_str(rest);
-    out
 }
 
 /// The server store's transport: payloads go to the room's clients as client `S`.
