@@ -50,11 +50,19 @@ pub(crate) struct RoomStore {
     /// The room's file, when rooms are kept on disk and the file was loaded (or absent): a file
     /// that could not be loaded is never written over (PROTOCOL.md 12.8).
     pub(crate) file: Option<PathBuf>,
-    /// The content hashes last saved, and the ones seen at the last check with when they
-    /// changed (for debouncing).
+    /// The content hashes last saved.
     pub(crate) saved: Mutex<(u32, u32)>,
-    pub(crate) seen: Mutex<((u32, u32), Instant)>,
+    /// For debouncing saves: the hashes seen at the last check, when they last changed, and
+    /// since when the content has differed from the file.
+    pub(crate) seen: Mutex<Seen>,
     pub(crate) saving: AtomicBool,
+}
+
+/// What the saver saw of a room's content at its last check.
+pub(crate) struct Seen {
+    pub(crate) hashes: (u32, u32),
+    pub(crate) changed: Instant,
+    pub(crate) unsaved_since: Option<Instant>,
 }
 
 /// A room: the clients on one path.
@@ -238,7 +246,7 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
         sync,
         file,
         saved: Mutex::new(hashes),
-        seen: Mutex::new((hashes, Instant::now())),
+        seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
         saving: AtomicBool::new(false),
     };
     if room.store.set(rs).is_err() {

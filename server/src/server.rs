@@ -268,11 +268,23 @@ impl Shared {
             let hashes = rs.store.get_mergeable_content_hashes();
             let due = {
                 let mut seen = rs.seen.lock();
-                if seen.0 != hashes {
-                    *seen = (hashes, now);
+                if seen.hashes != hashes {
+                    seen.hashes = hashes;
+                    seen.changed = now;
                 }
-                let saved = *rs.saved.lock();
-                hashes != saved && now.duration_since(seen.1) >= delay
+                if hashes == *rs.saved.lock() {
+                    seen.unsaved_since = None;
+                    false
+                } else {
+                    // Saved once changes pause for `save_delay`, and at least every 4 delays
+                    // while they go on.
+                    let unsaved_since = *seen.unsaved_since.get_or_insert(now);
+                    let due = now.duration_since(seen.changed) >= delay || now.duration_since(unsaved_since) >= delay * 4;
+                    if due {
+                        seen.unsaved_since = Some(now);
+                    }
+                    due
+                }
             };
             if due && !rs.saving.load(Ordering::Acquire) {
                 let (shared, room) = (self.clone(), room.clone());
