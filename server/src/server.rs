@@ -494,6 +494,9 @@ impl ServerHandle {
 
 /// The initial read buffer of a connection.
 const READ_BUFFER_BYTES: usize = 1024;
+/// Frames are written to the socket once this many bytes are buffered (and at each flush); the
+/// buffer keeps its capacity, so a small one keeps connections that were once busy cheap.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// A connection slot (counts against `max_clients` and the per-IP limit) released on drop.
 pub(crate) struct Slot {
@@ -588,7 +591,7 @@ async fn handle_request(
     let ws = ws.max_message_size(hard_limit).max_frame_size(hard_limit);
     // Tungstenite allocates its whole read buffer per connection up front (128 KiB by default):
     // a small one keeps idle connections cheap, and it grows for large messages.
-    let ws = ws.read_buffer_size(READ_BUFFER_BYTES);
+    let ws = ws.read_buffer_size(READ_BUFFER_BYTES).write_buffer_size(WRITE_BUFFER_BYTES);
     let conn = crate::conn::Conn {
         shared: shared.clone(),
         remote,
