@@ -540,6 +540,16 @@ fn connection_limits_refuse_before_the_upgrade() {
         per_ip.metrics()["tinybase_refused_total{reason=\"max_connections_per_ip\"}"],
         1.0
     );
+
+    let rooms = Server::start(&["--max-rooms", "1"]);
+    let _in_a = connect(&rooms.url("a"));
+    let _also_in_a = connect(&rooms.url("a"));
+    let refused = try_connect(&rooms.url("b"), &[]).expect_err("a second room");
+    assert!(refused >= 400, "{refused}");
+    assert_eq!(
+        rooms.metrics()["tinybase_refused_total{reason=\"max_rooms\"}"],
+        1.0
+    );
 }
 
 #[test]
@@ -570,6 +580,8 @@ fn sigterm_saves_rooms_closes_sockets_1001_and_exits_0() {
         Some(CloseCode::Away),
         "1001 Going Away"
     );
+    // Answer the close, as real clients do, so the server need not wait for its grace period.
+    let _ = client.flush();
     let status = server.wait_exit(Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "stderr: {}", server.stderr());
     assert!(started.elapsed() < Duration::from_secs(5));
