@@ -150,7 +150,6 @@ impl Shared {
                 Some(room) => (room.clone(), false),
                 None => {
                     if rooms.len() >= self.options.max_rooms {
-                        self.metrics.refuse(Refusal::MaxRooms);
                         return Err(codec::Close::overload("rooms"));
                     }
                     let room = Arc::new(Room::new(path.into(), self.options.server_store, self.options.fragment_size));
@@ -523,10 +522,6 @@ fn refuse(shared: &Shared, status: StatusCode, reason: Refusal, why: &str, remot
     (status, why.to_string()).into_response()
 }
 
-fn has_credentials(headers: &HeaderMap, query: Option<&str>) -> bool {
-    crate::auth::bearer_token(headers).is_some() || query.and_then(|q| crate::auth::query_param(q, "token")).is_some_and(|t| !t.is_empty())
-}
-
 /// Every request: a WebSocket upgrade on any path joins that room; otherwise `/healthz` and
 /// `/metrics` answer over HTTP.
 async fn handle_request(
@@ -560,9 +555,7 @@ async fn handle_request(
         }
     };
     if access == Access::Refuse {
-        // 401 asks for credentials; 403 refuses the ones presented.
-        let status = if has_credentials(&headers, query) { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
-        return refuse(&shared, status, Refusal::Auth, "not authorized", remote, &path);
+        return refuse(&shared, StatusCode::UNAUTHORIZED, Refusal::Auth, "not authorized", remote, &path);
     }
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= shared.options.max_clients {
         shared.clients.fetch_sub(1, Ordering::AcqRel);
