@@ -438,6 +438,66 @@ typedef void (*tb_sync_message_fn)(void *user_data,
 typedef void (*tb_sync_error_fn)(void *user_data, const char *error);
 
 /**
+ * The coarse state a status callback reports (a uint32_t; one of the TB_SYNC_STATE_*
+ * constants; beyond TinyBase).
+ */
+typedef uint32_t tb_sync_state;
+
+/**
+ * The state of a synchronizer's connection (a uint32_t; one of the TB_CONNECTION_*
+ * constants; beyond TinyBase).
+ */
+typedef uint32_t tb_connection_state;
+
+/**
+ * What a status callback is told (beyond TinyBase, for UIs). Borrowed for the call only:
+ * copy what you keep.
+ */
+typedef struct tb_sync_status_info {
+    /**
+     * A TB_SYNC_STATE_* value.
+     */
+    tb_sync_state state;
+    /**
+     * Requests waiting for a response.
+     */
+    size_t pending_requests;
+    /**
+     * Protocol messages sent so far.
+     */
+    uint64_t sends;
+    /**
+     * Valid messages received so far.
+     */
+    uint64_t receives;
+    /**
+     * The last ignored error while `state` is TB_SYNC_STATE_ERROR, else NULL.
+     */
+    const char *last_error;
+    /**
+     * A TB_CONNECTION_* value (TB_CONNECTION_NONE for synchronizers without a connection).
+     */
+    tb_connection_state connection;
+    /**
+     * The WebSocket close code when `connection` is TB_CONNECTION_CLOSED, else 0.
+     */
+    uint16_t close_code;
+    /**
+     * The close reason when `connection` is TB_CONNECTION_CLOSED (possibly ""), else NULL.
+     */
+    const char *close_reason;
+} tb_sync_status_info;
+
+/**
+ * A status callback (beyond TinyBase): called when the sync state (idle, syncing, error)
+ * changes, and for WebSocket synchronizers when the connection opens, closes or starts
+ * reconnecting. Called on the synchronizer's worker thread, never concurrently for one
+ * synchronizer; `status` and its strings are borrowed for the call only. Same re-entrancy
+ * rules as tb_sync_send_fn.
+ */
+typedef void (*tb_sync_status_fn)(void *user_data, const struct tb_sync_status_info *status);
+
+/**
  * Options of a synchronizer. Zero-initialize (`tb_synchronizer_options o = {0};`) and set what
  * you need; passing NULL instead of options means all defaults. The options are read during
  * the creating call only (the struct itself is not kept).
@@ -487,6 +547,11 @@ typedef struct tb_synchronizer_options {
      * its size.
      */
     size_t inbox_max_bytes;
+    /**
+     * Beyond TinyBase: called with user_data when the sync state or the connection changes
+     * (see tb_sync_status_fn). May be NULL.
+     */
+    tb_sync_status_fn on_status;
 } tb_synchronizer_options;
 
 /**
@@ -667,6 +732,43 @@ typedef uint32_t tb_sync_status;
  * Announcing or sending local changes.
  */
 #define TB_SYNC_STATUS_SAVING 2
+
+/**
+ * Nothing in flight.
+ */
+#define TB_SYNC_STATE_IDLE 0
+
+/**
+ * Requests in flight, or changes being loaded.
+ */
+#define TB_SYNC_STATE_SYNCING 1
+
+/**
+ * The last pull or request failed (timeout, invalid message...); cleared by the next valid
+ * message from a peer.
+ */
+#define TB_SYNC_STATE_ERROR 2
+
+/**
+ * The synchronizer has no connection of its own (custom transports, local buses).
+ */
+#define TB_CONNECTION_NONE 0
+
+/**
+ * Opening, or re-opening after a loss, the connection.
+ */
+#define TB_CONNECTION_CONNECTING 1
+
+/**
+ * Open: messages flow.
+ */
+#define TB_CONNECTION_OPEN 2
+
+/**
+ * Closed, with a WebSocket close code and reason (1006 when the connection was lost or never
+ * opened). A reconnecting synchronizer goes back to TB_CONNECTION_CONNECTING after a backoff.
+ */
+#define TB_CONNECTION_CLOSED 3
 
 /**
  * No cell or value there (what a getter returns for a missing one). Not accepted by setters.
@@ -1716,6 +1818,19 @@ enum tb_status tb_synchronizer_stop_auto_save(struct tb_synchronizer *sync);
  * getStatus: `*out` is a TB_SYNC_STATUS_* value (TB_SYNC_STATUS_IDLE after destroy).
  */
 enum tb_status tb_synchronizer_get_status(struct tb_synchronizer *sync, tb_sync_status *out);
+
+/**
+ * The synchronizer's connection (beyond TinyBase): `*state` is a TB_CONNECTION_* value
+ * (TB_CONNECTION_NONE for synchronizers without a connection of their own: custom transports,
+ * local buses). When it is TB_CONNECTION_CLOSED, `*close_code` is the WebSocket close code
+ * and `*close_reason` a new string (free it with tb_string_free()); otherwise they are 0 and
+ * NULL. `close_code` and `close_reason` may be NULL when not wanted. Readable after destroy
+ * (a destroyed WebSocket synchronizer is closed, normally with 1000).
+ */
+enum tb_status tb_synchronizer_get_connection_state(struct tb_synchronizer *sync,
+                                                    tb_connection_state *state,
+                                                    uint16_t *close_code,
+                                                    char **close_reason);
 
 /**
  * getSynchronizerStats: protocol messages sent and valid messages received so far.
