@@ -252,6 +252,13 @@ typedef struct tb_store tb_store;
 typedef struct tb_synchronizer tb_synchronizer;
 
 /**
+ * A multiplexed WebSocket connection (subprotocol "tinybase") that any number of
+ * synchronizers share, one per channel: several stores over one socket. Opaque;
+ * tb_ws_client_new(), freed with tb_ws_client_free().
+ */
+typedef struct tb_ws_client tb_ws_client;
+
+/**
  * A mergeable store's clock: milliseconds since the Unix epoch (as JavaScript's Date.now()).
  * Called with the store's lock held, on any thread that writes or merges the store, never
  * concurrently for one store. Must not call into this library.
@@ -438,6 +445,66 @@ typedef void (*tb_sync_message_fn)(void *user_data,
 typedef void (*tb_sync_error_fn)(void *user_data, const char *error);
 
 /**
+ * The coarse state a status callback reports (a uint32_t; one of the TB_SYNC_STATE_*
+ * constants; beyond TinyBase).
+ */
+typedef uint32_t tb_sync_state;
+
+/**
+ * The state of a synchronizer's connection (a uint32_t; one of the TB_CONNECTION_*
+ * constants; beyond TinyBase).
+ */
+typedef uint32_t tb_connection_state;
+
+/**
+ * What a status callback is told (beyond TinyBase, for UIs). Borrowed for the call only:
+ * copy what you keep.
+ */
+typedef struct tb_sync_status_info {
+    /**
+     * A TB_SYNC_STATE_* value.
+     */
+    tb_sync_state state;
+    /**
+     * Requests waiting for a response.
+     */
+    size_t pending_requests;
+    /**
+     * Protocol messages sent so far.
+     */
+    uint64_t sends;
+    /**
+     * Valid messages received so far.
+     */
+    uint64_t receives;
+    /**
+     * The last ignored error while `state` is TB_SYNC_STATE_ERROR, else NULL.
+     */
+    const char *last_error;
+    /**
+     * A TB_CONNECTION_* value (TB_CONNECTION_NONE for synchronizers without a connection).
+     */
+    tb_connection_state connection;
+    /**
+     * The WebSocket close code when `connection` is TB_CONNECTION_CLOSED, else 0.
+     */
+    uint16_t close_code;
+    /**
+     * The close reason when `connection` is TB_CONNECTION_CLOSED (possibly ""), else NULL.
+     */
+    const char *close_reason;
+} tb_sync_status_info;
+
+/**
+ * A status callback (beyond TinyBase): called when the sync state (idle, syncing, error)
+ * changes, and for WebSocket synchronizers when the connection opens, closes or starts
+ * reconnecting. Called on the synchronizer's worker thread, never concurrently for one
+ * synchronizer; `status` and its strings are borrowed for the call only. Same re-entrancy
+ * rules as tb_sync_send_fn.
+ */
+typedef void (*tb_sync_status_fn)(void *user_data, const struct tb_sync_status_info *status);
+
+/**
  * Options of a synchronizer. Zero-initialize (`tb_synchronizer_options o = {0};`) and set what
  * you need; passing NULL instead of options means all defaults. The options are read during
  * the creating call only (the struct itself is not kept).
@@ -487,6 +554,11 @@ typedef struct tb_synchronizer_options {
      * its size.
      */
     size_t inbox_max_bytes;
+    /**
+     * Beyond TinyBase: called with user_data when the sync state or the connection changes
+     * (see tb_sync_status_fn). May be NULL.
+     */
+    tb_sync_status_fn on_status;
 } tb_synchronizer_options;
 
 /**
@@ -501,6 +573,70 @@ typedef void (*tb_sync_send_frame_fn)(void *user_data, const char *frame, size_t
  * A synchronizer's status (a uint32_t; TinyBase's getStatus()).
  */
 typedef uint32_t tb_sync_status;
+
+/**
+ * Options of a WebSocket synchronizer. Zero-initialize
+ * (`tb_ws_synchronizer_options o = {0};`) and set what you need: zero means the default for
+ * every field; passing NULL instead of options means all defaults. Read during the creating
+ * call only (the struct and its strings are not kept).
+ */
+typedef struct tb_ws_synchronizer_options {
+    /**
+     * The synchronizer's options (request timeout, default 1 s; anti-entropy; on_send,
+     * on_receive, on_ignored_error and on_status with their user_data and release; inbox
+     * limits). on_status is also called when the connection opens, closes or starts
+     * reconnecting.
+     */
+    struct tb_synchronizer_options sync;
+    /**
+     * NULL: TinyBase's legacy framing (one store per socket; the room is the URL's path).
+     * Otherwise the multiplexed protocol (subprotocol "tinybase") on this channel.
+     */
+    const char *channel_id;
+    /**
+     * Outgoing payloads are cut into fragments of at most this many bytes; 0: never.
+     * Incoming fragments are always reassembled.
+     */
+    size_t fragment_size;
+    /**
+     * false (the default): a lost connection is re-opened with backoff and jitter, and the
+     * store pulls again after each re-open. true: the creating call waits for the socket to
+     * open and fails when it cannot; a later loss leaves the synchronizer closed.
+     */
+    bool no_reconnect;
+    /**
+     * The first reconnect delay in seconds (doubled after each failure, with jitter); 0 is
+     * the default.
+     */
+    double reconnect_min_seconds;
+    /**
+     * The longest reconnect delay in seconds; 0 is the default.
+     */
+    double reconnect_max_seconds;
+    /**
+     * How often a silent server is pinged, in seconds (a dead one is noticed and the socket
+     * re-opened); 0 is the default.
+     */
+    double ping_interval_seconds;
+    /**
+     * How long one connection attempt may take, in seconds; 0 is the default.
+     */
+    double connect_timeout_seconds;
+    /**
+     * NULL, or a PEM file of CA certificates trusted for wss:// in addition to the built-in
+     * roots (private CAs).
+     */
+    const char *ca_file;
+    /**
+     * `header_count` extra headers for the upgrade request, each "Name: value" (for example
+     * "Authorization: Bearer ..."). May be NULL when header_count is 0.
+     */
+    const char *const *headers;
+    /**
+     * The number of strings in `headers`.
+     */
+    size_t header_count;
+} tb_ws_synchronizer_options;
 
 /**
  * addHasTablesListener: whether the store has any tables. No ids.
@@ -669,6 +805,43 @@ typedef uint32_t tb_sync_status;
 #define TB_SYNC_STATUS_SAVING 2
 
 /**
+ * Nothing in flight.
+ */
+#define TB_SYNC_STATE_IDLE 0
+
+/**
+ * Requests in flight, or changes being loaded.
+ */
+#define TB_SYNC_STATE_SYNCING 1
+
+/**
+ * The last pull or request failed (timeout, invalid message...); cleared by the next valid
+ * message from a peer.
+ */
+#define TB_SYNC_STATE_ERROR 2
+
+/**
+ * The synchronizer has no connection of its own (custom transports, local buses).
+ */
+#define TB_CONNECTION_NONE 0
+
+/**
+ * Opening, or re-opening after a loss, the connection.
+ */
+#define TB_CONNECTION_CONNECTING 1
+
+/**
+ * Open: messages flow.
+ */
+#define TB_CONNECTION_OPEN 2
+
+/**
+ * Closed, with a WebSocket close code and reason (1006 when the connection was lost or never
+ * opened). A reconnecting synchronizer goes back to TB_CONNECTION_CONNECTING after a backoff.
+ */
+#define TB_CONNECTION_CLOSED 3
+
+/**
  * No cell or value there (what a getter returns for a missing one). Not accepted by setters.
  */
 #define TB_VALUE_ABSENT 0
@@ -705,7 +878,7 @@ extern "C" {
 /**
  * The number of objects currently owned by the host that need a free: store and mergeable
  * store references, queues, events, strings and values returned by the library,
- * synchronizers and local buses, plus registered listeners whose user_data has not been
+ * synchronizers, local buses and WebSocket clients, plus registered listeners whose user_data has not been
  * released yet. A debugging aid: a program that frees everything and removes every listener
  * gets back the value it started with.
  */
@@ -1718,6 +1891,19 @@ enum tb_status tb_synchronizer_stop_auto_save(struct tb_synchronizer *sync);
 enum tb_status tb_synchronizer_get_status(struct tb_synchronizer *sync, tb_sync_status *out);
 
 /**
+ * The synchronizer's connection (beyond TinyBase): `*state` is a TB_CONNECTION_* value
+ * (TB_CONNECTION_NONE for synchronizers without a connection of their own: custom transports,
+ * local buses). When it is TB_CONNECTION_CLOSED, `*close_code` is the WebSocket close code
+ * and `*close_reason` a new string (free it with tb_string_free()); otherwise they are 0 and
+ * NULL. `close_code` and `close_reason` may be NULL when not wanted. Readable after destroy
+ * (a destroyed WebSocket synchronizer is closed, normally with 1000).
+ */
+enum tb_status tb_synchronizer_get_connection_state(struct tb_synchronizer *sync,
+                                                    tb_connection_state *state,
+                                                    uint16_t *close_code,
+                                                    char **close_reason);
+
+/**
  * getSynchronizerStats: protocol messages sent and valid messages received so far.
  */
 enum tb_status tb_synchronizer_get_stats(struct tb_synchronizer *sync,
@@ -1860,6 +2046,67 @@ struct tb_value tb_value_json(const char *json);
  * always safe to call on a value a getter wrote. Calling it twice is harmless.
  */
 void tb_value_free(struct tb_value *value);
+
+/**
+ * createWsSynchronizer: a synchronizer for `store` through the WebSocket server at `url`
+ * (`ws://` or `wss://`; TinyBase's WsServer or tinybase-server). `options` may be NULL (all
+ * defaults; see tb_ws_synchronizer_options). Returns a normal synchronizer: start it with
+ * tb_synchronizer_start_sync(), read its connection with
+ * tb_synchronizer_get_connection_state(), destroy it (the socket is closed cleanly, 1000)
+ * and free it with tb_synchronizer_destroy() / tb_synchronizer_free(). With a channel id it
+ * has a multiplexed socket of its own; tb_ws_client_new() shares one between stores.
+ *
+ * An invalid URL, channel id, header, CA file or duration fails at once (nothing created, no
+ * release called). BLOCKS for the first connection attempt (up to the connect timeout and
+ * two request timeouts); with `no_reconnect` a failed attempt fails the call
+ * (TB_ERROR_INVALID_STATE, "tinybase:5..."), otherwise it keeps trying in the background. On
+ * success the library owns the options' user_data until tb_synchronizer_free().
+ */
+enum tb_status tb_ws_synchronizer_new(struct tb_mergeable_store *store,
+                                      const char *url,
+                                      const struct tb_ws_synchronizer_options *options,
+                                      struct tb_synchronizer **out);
+
+/**
+ * A multiplexed connection to the WebSocket server at `url`, for several stores over one
+ * socket: each tb_ws_client_create_synchronizer() joins a channel. `options` may be NULL;
+ * its `sync` and `channel_id` fields are not used here (each synchronizer brings its own).
+ * Nothing is opened yet: the socket opens when the first synchronizer joins and closes
+ * (1000) when the last one is destroyed. An invalid URL, header, CA file or duration fails
+ * at once. Free with tb_ws_client_free().
+ */
+enum tb_status tb_ws_client_new(const char *url,
+                                const struct tb_ws_synchronizer_options *options,
+                                struct tb_ws_client **out);
+
+/**
+ * Releases the host's handle on a shared connection (NULL is fine). Synchronizers created
+ * on it keep working (they hold the connection) until they are destroyed.
+ */
+void tb_ws_client_free(struct tb_ws_client *client);
+
+/**
+ * A synchronizer for `store` on channel `channel_id` of this shared connection (TinyBase's
+ * multiplexed createWsSynchronizer). `options` may be NULL (request timeout 1 s by default).
+ * Fails for an invalid or duplicate channel id or too many channels; BLOCKS and fails as
+ * tb_ws_synchronizer_new() does for the connection (per the client's reconnect option). Free
+ * with tb_synchronizer_free(); destroying it unsubscribes its channel.
+ */
+enum tb_status tb_ws_client_create_synchronizer(struct tb_ws_client *client,
+                                                struct tb_mergeable_store *store,
+                                                const char *channel_id,
+                                                const struct tb_synchronizer_options *options,
+                                                struct tb_synchronizer **out);
+
+/**
+ * The shared socket's state (TB_CONNECTION_OPEN from the upgrade on; each synchronizer's own
+ * state, tb_synchronizer_get_connection_state(), is open once its channel is subscribed).
+ * `close_code` and `close_reason` as in tb_synchronizer_get_connection_state() (may be NULL).
+ */
+enum tb_status tb_ws_client_get_connection_state(struct tb_ws_client *client,
+                                                 tb_connection_state *state,
+                                                 uint16_t *close_code,
+                                                 char **close_reason);
 
 #ifdef __cplusplus
 }  // extern "C"

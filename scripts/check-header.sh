@@ -27,6 +27,8 @@ trap 'chmod -R u+w "$scratch"; rm -rf "$scratch"' EXIT
 src="$scratch/tinybase-native"
 mkdir "$src"
 cp -R Cargo.toml build.rs cbindgen.toml src "$src/"
+# The workspace's other members must be there for cargo to read the root manifest.
+[ -d server ] && mkdir "$src/server" && cp -R server/Cargo.toml server/src "$src/server/"
 [ -f Cargo.lock ] && cp Cargo.lock "$src/"
 [ -f "$src/Cargo.lock" ] || (cd "$src" && cargo generate-lockfile -q)
 chmod -R a-w "$src"

@@ -17,9 +17,12 @@ failures=0
 fail() { echo "FAILED: $*" >&2; failures=$((failures + 1)); }
 
 if [ "${SKIP_CARGO:-0}" != 1 ]; then
-    echo "== cargo build --release"
+    echo "== cargo build --release (the library, and tinybase-server for test_ws.cpp)"
     cargo build --release --lib || { echo "cargo build failed" >&2; exit 1; }
+    cargo build --release -p tinybase-server || { echo "building tinybase-server failed" >&2; exit 1; }
 fi
+# test_ws.cpp starts this server itself (127.0.0.1, a free port).
+export TB_SERVER_BIN="${TB_SERVER_BIN:-$ROOT/target/release/tinybase-server}"
 for f in libtinybase.so libtinybase.a; do
     [ -f "target/release/$f" ] || { echo "target/release/$f missing" >&2; exit 1; }
 done
@@ -61,7 +64,7 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     if command -v valgrind > /dev/null; then
         echo "== valgrind memcheck"
         for kind in shared static; do
-            check_run "cpp_tests_$kind (memcheck)" valgrind -q --error-exitcode=99 --leak-check=full \
+            check_run "cpp_tests_$kind (memcheck)" valgrind -q --suppressions=tests/c/valgrind.supp --error-exitcode=99 --leak-check=full \
                 --errors-for-leak-kinds=definite --show-leak-kinds=definite "$BUILD/cpp_tests_$kind"
         done
     else

@@ -14,6 +14,7 @@ pub mod store;
 pub mod strings;
 pub mod synchronizer;
 pub mod value;
+pub mod ws;
 
 pub use error::*;
 pub use handle::*;
@@ -23,6 +24,7 @@ pub use store::*;
 pub use strings::*;
 pub use synchronizer::*;
 pub use value::*;
+pub use ws::*;
 
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -40,7 +42,7 @@ pub(crate) fn live_dec() {
 
 /// The number of objects currently owned by the host that need a free: store and mergeable
 /// store references, queues, events, strings and values returned by the library,
-/// synchronizers and local buses, plus registered listeners whose user_data has not been
+/// synchronizers, local buses and WebSocket clients, plus registered listeners whose user_data has not been
 /// released yet. A debugging aid: a program that frees everything and removes every listener
 /// gets back the value it started with.
 #[no_mangle]

@@ -5,12 +5,12 @@
 
 use crate::ffi::error::{fail, guard, guard_or, tb_status, FfiResult};
 use crate::ffi::handle::{mergeable, tb_mergeable_store, tb_release_fn, HostData};
-use crate::ffi::strings::{non_null, opt_str_in, str_in};
+use crate::ffi::strings::{non_null, opt_str_in, str_in, string_out};
 use crate::ffi::{live_dec, live_inc};
 use crate::sync::framed::FramedTransport;
 use crate::sync::local::{BroadcastChannel, LocalBus, LOCAL_REQUEST_TIMEOUT};
 use crate::sync::message::Message;
-use crate::sync::{ErrorHook, MessageHook, Status, Synchronizer, SynchronizerOptions, Transport};
+use crate::sync::{ConnectionState, ErrorHook, MessageHook, Status, StatusHook, SyncState, SyncStatus, Synchronizer, SynchronizerOptions, Transport};
 use parking_lot::Mutex;
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};
@@ -106,6 +106,59 @@ pub type tb_sync_message_fn = Option<
 /// for the call only. Same re-entrancy rules as tb_sync_send_fn.
 pub type tb_sync_error_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, error: *const c_char)>;
 
+/// The coarse state a status callback reports (a uint32_t; one of the TB_SYNC_STATE_*
+/// constants; beyond TinyBase).
+pub type tb_sync_state = u32;
+/// Nothing in flight.
+pub const TB_SYNC_STATE_IDLE: tb_sync_state = 0;
+/// Requests in flight, or changes being loaded.
+pub const TB_SYNC_STATE_SYNCING: tb_sync_state = 1;
+/// The last pull or request failed (timeout, invalid message...); cleared by the next valid
+/// message from a peer.
+pub const TB_SYNC_STATE_ERROR: tb_sync_state = 2;
+
+/// The state of a synchronizer's connection (a uint32_t; one of the TB_CONNECTION_*
+/// constants; beyond TinyBase).
+pub type tb_connection_state = u32;
+/// The synchronizer has no connection of its own (custom transports, local buses).
+pub const TB_CONNECTION_NONE: tb_connection_state = 0;
+/// Opening, or re-opening after a loss, the connection.
+pub const TB_CONNECTION_CONNECTING: tb_connection_state = 1;
+/// Open: messages flow.
+pub const TB_CONNECTION_OPEN: tb_connection_state = 2;
+/// Closed, with a WebSocket close code and reason (1006 when the connection was lost or never
+/// opened). A reconnecting synchronizer goes back to TB_CONNECTION_CONNECTING after a backoff.
+pub const TB_CONNECTION_CLOSED: tb_connection_state = 3;
+
+/// What a status callback is told (beyond TinyBase, for UIs). Borrowed for the call only:
+/// copy what you keep.
+#[repr(C)]
+pub struct tb_sync_status_info {
+    /// A TB_SYNC_STATE_* value.
+    pub state: tb_sync_state,
+    /// Requests waiting for a response.
+    pub pending_requests: usize,
+    /// Protocol messages sent so far.
+    pub sends: u64,
+    /// Valid messages received so far.
+    pub receives: u64,
+    /// The last ignored error while `state` is TB_SYNC_STATE_ERROR, else NULL.
+    pub last_error: *const c_char,
+    /// A TB_CONNECTION_* value (TB_CONNECTION_NONE for synchronizers without a connection).
+    pub connection: tb_connection_state,
+    /// The WebSocket close code when `connection` is TB_CONNECTION_CLOSED, else 0.
+    pub close_code: u16,
+    /// The close reason when `connection` is TB_CONNECTION_CLOSED (possibly ""), else NULL.
+    pub close_reason: *const c_char,
+}
+
+/// A status callback (beyond TinyBase): called when the sync state (idle, syncing, error)
+/// changes, and for WebSocket synchronizers when the connection opens, closes or starts
+/// reconnecting. Called on the synchronizer's worker thread, never concurrently for one
+/// synchronizer; `status` and its strings are borrowed for the call only. Same re-entrancy
+/// rules as tb_sync_send_fn.
+pub type tb_sync_status_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, status: *const tb_sync_status_info)>;
+
 /// Options of a synchronizer. Zero-initialize (`tb_synchronizer_options o = {0};`) and set what
 /// you need; passing NULL instead of options means all defaults. The options are read during
 /// the creating call only (the struct itself is not kept).
@@ -137,6 +190,9 @@ pub struct tb_synchronizer_options {
     /// means the default, 64 MiB. One payload is always taken when no other waits, whatever
     /// its size.
     pub inbox_max_bytes: usize,
+    /// Beyond TinyBase: called with user_data when the sync state or the connection changes
+    /// (see tb_sync_status_fn). May be NULL.
+    pub on_status: tb_sync_status_fn,
 }
 
 // ------------------------------------------------------------------------------ plumbing
@@ -147,6 +203,11 @@ thread_local! {
 }
 
 static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
+
+/// A new token identifying one synchronizer handle's callbacks.
+pub(crate) fn next_token() -> usize {
+    NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
+}
 
 fn current_callback() -> usize {
     IN_CALLBACK.try_with(Cell::get).unwrap_or(0)
@@ -165,11 +226,20 @@ fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
 /// when it exits after its last callback if the handle went first (freed on the worker thread,
 /// e.g. from a store listener while the worker applies a peer's changes).
 #[derive(Clone)]
-struct Ptr(Arc<HostData>);
+pub(crate) struct Ptr(Arc<HostData>);
 
 impl Ptr {
     fn get(&self) -> *mut c_void {
         self.0.ptr()
+    }
+
+    /// The creating call failed after the options were read: the host keeps its user_data, so
+    /// its release must not be called. Every closure holding a clone is gone by then (a failed
+    /// constructor drops what it was given), so this is the last holder.
+    pub(crate) fn disarm(self) {
+        if let Some(mut data) = Arc::into_inner(self.0) {
+            data.release = None;
+        }
     }
 }
 
@@ -186,7 +256,7 @@ fn c_ptr(text: &Option<Vec<u8>>) -> *const c_char {
 }
 
 /// A duration in seconds from the host: 0 is None (the default), else finite and positive.
-fn seconds(v: f64, name: &str) -> FfiResult<Option<Duration>> {
+pub(crate) fn seconds(v: f64, name: &str) -> FfiResult<Option<Duration>> {
     if v == 0.0 {
         return Ok(None);
     }
@@ -212,13 +282,48 @@ fn error_hook(f: unsafe extern "C" fn(*mut c_void, *const c_char), ud: &Ptr, tok
     })
 }
 
-/// Options read from the host; `host` takes the options' user_data over.
-struct HostOptions {
-    options: SynchronizerOptions,
-    host: Option<Ptr>,
+/// The C view of a connection state: (TB_CONNECTION_*, close code, close reason).
+pub(crate) fn connection_out(c: Option<&ConnectionState>) -> (tb_connection_state, u16, Option<&str>) {
+    match c {
+        None => (TB_CONNECTION_NONE, 0, None),
+        Some(ConnectionState::Connecting) => (TB_CONNECTION_CONNECTING, 0, None),
+        Some(ConnectionState::Open) => (TB_CONNECTION_OPEN, 0, None),
+        Some(ConnectionState::Closed { code, reason }) => (TB_CONNECTION_CLOSED, *code, Some(reason)),
+    }
 }
 
-unsafe fn options_in(p: *const tb_synchronizer_options, token: usize, default_timeout: Duration) -> FfiResult<HostOptions> {
+fn status_hook(f: unsafe extern "C" fn(*mut c_void, *const tb_sync_status_info), ud: &Ptr, token: usize) -> StatusHook {
+    let ud = ud.clone();
+    Arc::new(move |s: &SyncStatus| {
+        let (connection, close_code, reason) = connection_out(s.connection.as_ref());
+        let (error, reason) = (s.last_error.as_deref().map(c_text), reason.map(c_text));
+        let info = tb_sync_status_info {
+            state: match s.state {
+                SyncState::Idle => TB_SYNC_STATE_IDLE,
+                SyncState::Syncing => TB_SYNC_STATE_SYNCING,
+                SyncState::Error => TB_SYNC_STATE_ERROR,
+            },
+            pending_requests: s.pending_requests,
+            sends: s.sends,
+            receives: s.receives,
+            last_error: c_ptr(&error),
+            connection,
+            close_code,
+            close_reason: c_ptr(&reason),
+        };
+        in_callback(token, || unsafe { f(ud.get(), &info) });
+    })
+}
+
+/// Options read from the host; `host` takes the options' user_data over.
+pub(crate) struct HostOptions {
+    pub options: SynchronizerOptions,
+    pub host: Option<Ptr>,
+}
+
+/// Reads (and checks) the host's options; the user_data is taken over only when every check
+/// passed.
+pub(crate) unsafe fn options_in(p: *const tb_synchronizer_options, token: usize, default_timeout: Duration) -> FfiResult<HostOptions> {
     let mut options = SynchronizerOptions { request_timeout: default_timeout, ..Default::default() };
     if p.is_null() {
         return Ok(HostOptions { options, host: None });
@@ -239,12 +344,17 @@ unsafe fn options_in(p: *const tb_synchronizer_options, token: usize, default_ti
     options.on_send = o.on_send.map(|f| message_hook(f, &ud, token));
     options.on_receive = o.on_receive.map(|f| message_hook(f, &ud, token));
     options.on_ignored_error = o.on_ignored_error.map(|f| error_hook(f, &ud, token));
+    options.on_status = o.on_status.map(|f| status_hook(f, &ud, token));
     Ok(HostOptions { options, host: Some(ud) })
 }
 
+/// The connection state of a synchronizer that has one (and what keeps its connection alive
+/// while the handle lives).
+pub(crate) type ConnectionFn = Box<dyn Fn() -> ConnectionState + Send + Sync>;
+
 /// What a tb_synchronizer pointer points at (Box-owned by the host; one release path:
 /// tb_synchronizer_free).
-struct SyncHandle {
+pub(crate) struct SyncHandle {
     sync: Arc<Synchronizer>,
     token: usize,
     /// Serializes destroys: every destroy call returns after the worker has stopped.
@@ -252,9 +362,17 @@ struct SyncHandle {
     destroyed: AtomicBool,
     /// Transport and options user_data, released by their last holder (see `Ptr`).
     _host: Vec<Ptr>,
+    /// WebSocket synchronizers: their connection's state.
+    connection: Option<ConnectionFn>,
 }
 
 impl SyncHandle {
+    /// A handle for `sync`, whose callbacks are marked with `token`; it keeps `host` until it
+    /// is freed.
+    pub(crate) fn new(sync: Arc<Synchronizer>, token: usize, host: Vec<Ptr>, connection: Option<ConnectionFn>) -> SyncHandle {
+        SyncHandle { sync, token, destroying: Mutex::new(()), destroyed: AtomicBool::new(false), _host: host, connection }
+    }
+
     fn destroy(&self) {
         let _serial = self.destroying.lock();
         if !self.destroyed.load(Ordering::Acquire) {
@@ -277,14 +395,14 @@ impl Drop for SyncHandle {
     }
 }
 
-unsafe fn sync_ref<'a>(p: *const tb_synchronizer) -> FfiResult<&'a SyncHandle> {
+pub(crate) unsafe fn sync_ref<'a>(p: *const tb_synchronizer) -> FfiResult<&'a SyncHandle> {
     if p.is_null() {
         return Err(fail(tb_status::TB_ERROR_NULL_PARAMETER, "synchronizer is NULL"));
     }
     Ok(&*(p as *const SyncHandle))
 }
 
-fn sync_out(handle: SyncHandle) -> *mut tb_synchronizer {
+pub(crate) fn sync_out(handle: SyncHandle) -> *mut tb_synchronizer {
     live_inc();
     Box::into_raw(Box::new(handle)) as *mut tb_synchronizer
 }
@@ -301,12 +419,12 @@ unsafe fn new_custom(
 ) -> FfiResult<()> {
     let (_, m) = mergeable(store)?;
     let out = non_null(out, "out")?;
-    let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    let token = next_token();
     let o = options_in(options, token, SynchronizerOptions::default().request_timeout)?;
     let ud = Ptr(Arc::new(HostData { user_data, release }));
     let sync = Arc::new(Synchronizer::new(m, transport(&ud, token), o.options));
     let host = std::iter::once(ud).chain(o.host).collect();
-    *out = sync_out(SyncHandle { sync, token, destroying: Mutex::new(()), destroyed: AtomicBool::new(false), _host: host });
+    *out = sync_out(SyncHandle::new(sync, token, host, None));
     Ok(())
 }
 
@@ -497,6 +615,43 @@ pub unsafe extern "C" fn tb_synchronizer_get_status(sync: *mut tb_synchronizer, 
     })
 }
 
+/// The synchronizer's connection (beyond TinyBase): `*state` is a TB_CONNECTION_* value
+/// (TB_CONNECTION_NONE for synchronizers without a connection of their own: custom transports,
+/// local buses). When it is TB_CONNECTION_CLOSED, `*close_code` is the WebSocket close code
+/// and `*close_reason` a new string (free it with tb_string_free()); otherwise they are 0 and
+/// NULL. `close_code` and `close_reason` may be NULL when not wanted. Readable after destroy
+/// (a destroyed WebSocket synchronizer is closed, normally with 1000).
+#[no_mangle]
+pub unsafe extern "C" fn tb_synchronizer_get_connection_state(
+    sync: *mut tb_synchronizer,
+    state: *mut tb_connection_state,
+    close_code: *mut u16,
+    close_reason: *mut *mut c_char,
+) -> tb_status {
+    guard(|| {
+        let h = sync_ref(sync)?;
+        let state = non_null(state, "state")?;
+        write_connection(h.connection.as_ref().map(|f| f()).as_ref(), state, close_code, close_reason)
+    })
+}
+
+/// Writes a connection state to the (checked) `state` and the optional close outs.
+pub(crate) unsafe fn write_connection(c: Option<&ConnectionState>, state: *mut tb_connection_state, close_code: *mut u16, close_reason: *mut *mut c_char) -> FfiResult<()> {
+    let (s, code, reason) = connection_out(c);
+    let reason = match (reason, close_reason.is_null()) {
+        (Some(r), false) => string_out(r.to_string())?,
+        _ => std::ptr::null_mut(),
+    };
+    *state = s;
+    if !close_code.is_null() {
+        *close_code = code;
+    }
+    if !close_reason.is_null() {
+        *close_reason = reason;
+    }
+    Ok(())
+}
+
 /// getSynchronizerStats: protocol messages sent and valid messages received so far.
 #[no_mangle]
 pub unsafe extern "C" fn tb_synchronizer_get_stats(sync: *mut tb_synchronizer, out_sends: *mut u64, out_receives: *mut u64) -> tb_status {
@@ -679,11 +834,11 @@ pub unsafe extern "C" fn tb_local_bus_create_synchronizer(
         let b = bus_ref(bus)?;
         let (_, m) = mergeable(store)?;
         let out = non_null(out, "out")?;
-        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        let token = next_token();
         let o = options_in(options, token, LOCAL_REQUEST_TIMEOUT)?;
         let sync = b.create_synchronizer(m, Some(o.options));
         let host = o.host.into_iter().collect();
-        *out = sync_out(SyncHandle { sync, token, destroying: Mutex::new(()), destroyed: AtomicBool::new(false), _host: host });
+        *out = sync_out(SyncHandle::new(sync, token, host, None));
         Ok(())
     })
 }

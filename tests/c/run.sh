@@ -5,7 +5,10 @@
 # library when a nightly toolchain is available; otherwise TSan checks the C side only).
 # Exits non-zero on any failure.
 #
-# Environment: SKIP_VALGRIND=1, SKIP_TSAN=1 to skip those stages.
+# test_ws starts the WebSocket server target/release/tinybase-server (built here) itself.
+#
+# Environment: SKIP_VALGRIND=1, SKIP_TSAN=1 to skip those stages; ONLY="test_ws test_sync"
+# runs only those tests.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -15,6 +18,9 @@ fail() { echo "FAILED: $*" >&2; failures=$((failures + 1)); }
 
 echo "== cargo build --release"
 cargo build --release || { echo "cargo build failed" >&2; exit 1; }
+echo "== cargo build --release -p tinybase-server (the server test_ws syncs through)"
+cargo build --release -p tinybase-server || { echo "building tinybase-server failed" >&2; exit 1; }
+export TB_SERVER_BIN="$ROOT/target/release/tinybase-server"
 
 echo "== header: committed copy is fresh"
 scripts/check-header.sh || fail "include/tinybase.h is stale"
@@ -23,7 +29,7 @@ export TB_EXPECTED_VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml |
 echo "== C tests (library version $TB_EXPECTED_VERSION from Cargo.toml)"
 make -C tests/c -s all || { echo "building the C tests failed" >&2; exit 1; }
 
-TESTS="test_store test_mergeable test_misuse test_threads test_sync test_soundness test_release"
+TESTS="${ONLY:-test_store test_mergeable test_misuse test_threads test_sync test_soundness test_release test_ws}"
 
 # Runs one binary; it must exit 0 and end with "N passed, 0 failed".
 check_run() {
@@ -51,7 +57,7 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
         echo "== valgrind memcheck"
         for t in $TESTS; do
             for kind in shared static; do
-                check_run "$t ($kind, memcheck)" valgrind -q --error-exitcode=99 --leak-check=full \
+                check_run "$t ($kind, memcheck)" valgrind -q --suppressions=tests/c/valgrind.supp --error-exitcode=99 --leak-check=full \
                     --errors-for-leak-kinds=definite --show-leak-kinds=definite "$BUILD/${t}_$kind"
             done
         done
@@ -60,7 +66,7 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     fi
 fi
 
-if [ "${SKIP_TSAN:-0}" != 1 ]; then
+if [ "${SKIP_TSAN:-0}" != 1 ] && [ -z "${ONLY:-}" ]; then
     echo "== ThreadSanitizer: test_threads, test_sync, test_release"
     export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1"
     if rustup run nightly rustc --version > /dev/null 2>&1; then

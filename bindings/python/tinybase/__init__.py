@@ -50,11 +50,17 @@ from ._store import (
 )
 from ._sync import (
     BroadcastChannel,
+    Connection,
+    ConnectionState,
     CustomSynchronizer,
     LocalBus,
     SyncMessage,
+    SyncState,
     SyncStatus,
+    SyncStatusInfo,
     Synchronizer,
+    WsClient,
+    WsSynchronizer,
 )
 
 __version__ = "0.1.0"
@@ -82,11 +88,17 @@ __all__ = [
     "ABSENT",
     "Absent",
     "BroadcastChannel",
+    "Connection",
+    "ConnectionState",
     "CustomSynchronizer",
     "LocalBus",
     "SyncMessage",
+    "SyncState",
     "SyncStatus",
+    "SyncStatusInfo",
     "Synchronizer",
+    "WsClient",
+    "WsSynchronizer",
     "CallbackErrorWarning",
     "ClosedError",
     "Event",

@@ -18,6 +18,7 @@ from ctypes import (
     c_int,
     c_int64,
     c_size_t,
+    c_uint16,
     c_uint32,
     c_uint64,
     c_void_p,
@@ -286,6 +287,22 @@ tb_sync_message_fn = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_uint32, c_v
 tb_sync_error_fn = CFUNCTYPE(None, c_void_p, c_char_p)
 
 
+class tb_sync_status_info(Structure):
+    _fields_ = [
+        ("state", c_uint32),
+        ("pending_requests", c_size_t),
+        ("sends", c_uint64),
+        ("receives", c_uint64),
+        ("last_error", c_char_p),
+        ("connection", c_uint32),
+        ("close_code", c_uint16),
+        ("close_reason", c_char_p),
+    ]
+
+
+tb_sync_status_fn = CFUNCTYPE(None, c_void_p, POINTER(tb_sync_status_info))
+
+
 class tb_synchronizer_options(Structure):
     _fields_ = [
         ("request_timeout_seconds", c_double),
@@ -297,6 +314,23 @@ class tb_synchronizer_options(Structure):
         ("release", tb_release_fn),
         ("inbox_max_payloads", c_size_t),
         ("inbox_max_bytes", c_size_t),
+        ("on_status", tb_sync_status_fn),
+    ]
+
+
+class tb_ws_synchronizer_options(Structure):
+    _fields_ = [
+        ("sync", tb_synchronizer_options),
+        ("channel_id", c_char_p),
+        ("fragment_size", c_size_t),
+        ("no_reconnect", c_bool),
+        ("reconnect_min_seconds", c_double),
+        ("reconnect_max_seconds", c_double),
+        ("ping_interval_seconds", c_double),
+        ("connect_timeout_seconds", c_double),
+        ("ca_file", c_char_p),
+        ("headers", POINTER(c_char_p)),
+        ("header_count", c_size_t),
     ]
 
 
@@ -310,6 +344,7 @@ for _n in ("start_sync", "load", "start_auto_load"):
 for _n in ("stop_sync", "save", "stop_auto_load", "start_auto_save", "stop_auto_save", "destroy"):
     _proto("tb_synchronizer_" + _n, c_int, P)
 _proto("tb_synchronizer_get_status", c_int, P, POINTER(c_uint32))
+_proto("tb_synchronizer_get_connection_state", c_int, P, POINTER(c_uint32), POINTER(c_uint16), OUT_S)
 _proto("tb_synchronizer_get_stats", c_int, P, POINTER(c_uint64), POINTER(c_uint64))
 _proto("tb_synchronizer_get_inbox_stats", c_int, P, POINTER(c_size_t), POINTER(c_size_t), POINTER(c_uint64))
 _proto("tb_synchronizer_is_idle", c_int, P, POINTER(c_bool))
@@ -321,3 +356,9 @@ _proto("tb_local_bus_free", None, P)
 _proto("tb_local_bus_create_synchronizer", c_int, P, P, OPTS, POINTER(c_void_p))
 _proto("tb_local_bus_wait_for_idle", c_int, P, c_double, POINTER(c_bool))
 _proto("tb_broadcast_channel_open", c_int, S, POINTER(c_void_p))
+WS_OPTS = POINTER(tb_ws_synchronizer_options)
+_proto("tb_ws_synchronizer_new", c_int, P, S, WS_OPTS, POINTER(c_void_p))
+_proto("tb_ws_client_new", c_int, S, WS_OPTS, POINTER(c_void_p))
+_proto("tb_ws_client_free", None, P)
+_proto("tb_ws_client_create_synchronizer", c_int, P, P, S, OPTS, POINTER(c_void_p))
+_proto("tb_ws_client_get_connection_state", c_int, P, POINTER(c_uint32), POINTER(c_uint16), OUT_S)

@@ -11,15 +11,16 @@ or the handler set with :func:`tinybase.set_callback_error_handler`).
 
 from __future__ import annotations
 
-from ctypes import byref, c_bool, c_size_t, c_uint32, c_uint64, c_void_p, string_at
+import os
+from ctypes import byref, c_bool, c_char_p, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p, string_at
 from enum import IntEnum
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, NamedTuple, Optional, Tuple, Union
 
 from . import _native
 from ._errors import ClosedError
 from ._handle import NativeHandle, hold_calls
 from ._jsjson import js_dumps
-from ._native import lib, tb_synchronizer_options
+from ._native import lib, tb_synchronizer_options, tb_ws_synchronizer_options
 from ._store import (
     MergeableStore,
     _callbacks,
@@ -30,16 +31,23 @@ from ._store import (
     _register,
     _release_trampoline,
     _report,
+    _take_string,
     _text,
 )
 
 __all__ = [
     "SyncStatus",
+    "SyncState",
+    "SyncStatusInfo",
+    "ConnectionState",
+    "Connection",
     "SyncMessage",
     "Synchronizer",
     "CustomSynchronizer",
     "LocalBus",
     "BroadcastChannel",
+    "WsSynchronizer",
+    "WsClient",
 ]
 
 
@@ -49,6 +57,46 @@ class SyncStatus(IntEnum):
     IDLE = 0
     LOADING = 1
     SAVING = 2
+
+
+class SyncState(IntEnum):
+    """The coarse state a status callback reports (beyond TinyBase; TB_SYNC_STATE_*)."""
+
+    IDLE = 0
+    SYNCING = 1
+    ERROR = 2
+
+
+class ConnectionState(IntEnum):
+    """A synchronizer's connection (beyond TinyBase; TB_CONNECTION_*). ``NONE`` for
+    synchronizers without a connection of their own (custom transports, local buses)."""
+
+    NONE = 0
+    CONNECTING = 1
+    OPEN = 2
+    CLOSED = 3
+
+
+class Connection(NamedTuple):
+    """A connection's state; ``close_code`` and ``close_reason`` are set when it is ``CLOSED``
+    (1006 when the connection was lost or never opened), else 0 and None."""
+
+    state: ConnectionState
+    close_code: int
+    close_reason: Optional[str]
+
+
+class SyncStatusInfo(NamedTuple):
+    """What an ``on_status`` callback receives (beyond TinyBase, for UIs): the sync state,
+    requests waiting for a response, messages sent and received so far, the last ignored error
+    while the state is ``ERROR``, and the connection (WebSocket synchronizers)."""
+
+    state: SyncState
+    pending_requests: int
+    sends: int
+    receives: int
+    last_error: Optional[str]
+    connection: Connection
 
 
 class SyncMessage(IntEnum):
@@ -66,6 +114,7 @@ class SyncMessage(IntEnum):
 
 MessageHook = Callable[[Optional[str], Optional[str], int, str], Any]
 ErrorHook = Callable[[str], Any]
+StatusHook = Callable[[SyncStatusInfo], Any]
 InitialContent = Union[None, str, bytes, Tuple[Any, Any], list]
 
 
@@ -76,13 +125,14 @@ def _dec(b: Optional[bytes]) -> Optional[str]:
 class _SyncRecord:
     """What native code's user_data keys map to (one registry entry per native user_data)."""
 
-    __slots__ = ("send", "on_send", "on_receive", "on_ignored_error")
+    __slots__ = ("send", "on_send", "on_receive", "on_ignored_error", "on_status")
 
-    def __init__(self, send: Any, on_send: Any, on_receive: Any, on_ignored_error: Any) -> None:
+    def __init__(self, send: Any, on_send: Any, on_receive: Any, on_ignored_error: Any, on_status: Any = None) -> None:
         self.send = send
         self.on_send = on_send
         self.on_receive = on_receive
         self.on_ignored_error = on_ignored_error
+        self.on_status = on_status
 
 
 # Module-level trampolines: alive as long as the module, so no ctypes pointer can dangle.
@@ -146,6 +196,34 @@ def _on_ignored_error_trampoline(user_data: Optional[int], error: Optional[bytes
         _report(e, fn)
 
 
+def _connection(state: int, code: int, reason: Optional[str]) -> Connection:
+    closed = state == ConnectionState.CLOSED
+    return Connection(ConnectionState(state), int(code) if closed else 0, (reason or "") if closed else None)
+
+
+@_native.tb_sync_status_fn
+def _on_status_trampoline(user_data: Optional[int], info: Any) -> None:
+    fn = None
+    try:
+        rec = _callbacks.get(user_data or 0)
+        fn = getattr(rec, "on_status", None)
+        if fn is None or not info:
+            return
+        i = info.contents
+        fn(
+            SyncStatusInfo(
+                SyncState(i.state),
+                int(i.pending_requests),
+                int(i.sends),
+                int(i.receives),
+                _dec(i.last_error),
+                _connection(i.connection, i.close_code, _dec(i.close_reason)),
+            )
+        )
+    except BaseException as e:  # noqa: BLE001
+        _report(e, fn)
+
+
 def _seconds(v: Optional[float], what: str) -> float:
     if v is None:
         return 0.0
@@ -175,25 +253,31 @@ def _options(
     on_ignored_error: Optional[ErrorHook],
     inbox_max_payloads: int = 0,
     inbox_max_bytes: int = 0,
+    on_status: Optional[StatusHook] = None,
+    o: Optional[tb_synchronizer_options] = None,
 ) -> Tuple[tb_synchronizer_options, Optional[int]]:
-    """The C options, and the registry key of the hooks (None when there are none). The key is
-    registered here: the caller pops it when the creating call fails."""
-    for fn, what in ((on_send, "on_send"), (on_receive, "on_receive"), (on_ignored_error, "on_ignored_error")):
+    """The C options (filled into ``o`` when given), and the registry key of the hooks (None
+    when there are none). The key is registered here: the caller pops it when the creating call
+    fails."""
+    for fn, what in ((on_send, "on_send"), (on_receive, "on_receive"), (on_ignored_error, "on_ignored_error"), (on_status, "on_status")):
         _check_callable(fn, what)
-    o = tb_synchronizer_options()
+    if o is None:
+        o = tb_synchronizer_options()
     o.request_timeout_seconds = _seconds(request_timeout_seconds, "request_timeout_seconds")
     o.anti_entropy_seconds = _seconds(anti_entropy_seconds, "anti_entropy_seconds")
     o.inbox_max_payloads = _count(inbox_max_payloads, "inbox_max_payloads")
     o.inbox_max_bytes = _count(inbox_max_bytes, "inbox_max_bytes")
     key = None
-    if on_send is not None or on_receive is not None or on_ignored_error is not None:
-        key = _register(_SyncRecord(None, on_send, on_receive, on_ignored_error))
+    if on_send is not None or on_receive is not None or on_ignored_error is not None or on_status is not None:
+        key = _register(_SyncRecord(None, on_send, on_receive, on_ignored_error, on_status))
         if on_send is not None:
             o.on_send = _on_send_trampoline
         if on_receive is not None:
             o.on_receive = _on_receive_trampoline
         if on_ignored_error is not None:
             o.on_ignored_error = _on_ignored_error_trampoline
+        if on_status is not None:
+            o.on_status = _on_status_trampoline
         o.user_data = key
         o.release = _release_trampoline
     return o, key
@@ -337,6 +421,19 @@ class Synchronizer:
         self._call(lib.tb_synchronizer_get_status, byref(out))
         return SyncStatus(out.value)
 
+    def get_connection(self) -> Connection:
+        """Beyond TinyBase: the synchronizer's connection (state, and the close code and reason
+        when closed). ``ConnectionState.NONE`` for synchronizers without a connection of their
+        own."""
+        state, code, reason = c_uint32(), c_uint16(), c_void_p()
+        self._call(lib.tb_synchronizer_get_connection_state, byref(state), byref(code), byref(reason))
+        return _connection(state.value, code.value, _take_string(reason) if reason.value else None)
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """Beyond TinyBase: ``get_connection().state``."""
+        return self.get_connection().state
+
     def get_synchronizer_stats(self) -> Dict[str, int]:
         """getSynchronizerStats: ``{"sends": n, "receives": n}`` (protocol messages sent,
         valid messages received)."""
@@ -440,6 +537,8 @@ class CustomSynchronizer(Synchronizer):
     recommended whenever TinyBase peers take part. ``inbox_max_payloads`` and
     ``inbox_max_bytes`` (beyond TinyBase; 0 is the default, 10,000 payloads and 64 MiB) bound
     the received payloads waiting for the worker: beyond them :meth:`receive` refuses.
+    ``on_status(info)`` (beyond TinyBase) gets a :class:`SyncStatusInfo` on the worker thread
+    whenever the sync state (idle, syncing, error) changes.
     """
 
     def __init__(
@@ -455,12 +554,13 @@ class CustomSynchronizer(Synchronizer):
         on_ignored_error: Optional[ErrorHook] = None,
         inbox_max_payloads: int = 0,
         inbox_max_bytes: int = 0,
+        on_status: Optional[StatusHook] = None,
     ) -> None:
         if not isinstance(store, MergeableStore):
             raise TypeError("a synchronizer needs a MergeableStore")
         if not callable(send):
             raise TypeError("send must be callable")
-        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error, inbox_max_payloads, inbox_max_bytes)
+        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error, inbox_max_payloads, inbox_max_bytes, on_status)
         tkey = _register(_SyncRecord(send, None, None, None))
         out = c_void_p()
         st = -1
@@ -521,13 +621,14 @@ class LocalBus:
         on_ignored_error: Optional[ErrorHook] = None,
         inbox_max_payloads: int = 0,
         inbox_max_bytes: int = 0,
+        on_status: Optional[StatusHook] = None,
     ) -> Synchronizer:
         """createLocalSynchronizer: a synchronizer for ``store`` on this bus (random client id).
         ``request_timeout_seconds`` None is TinyBase's 0.01 s (timeouts on a busy machine are
         ignored errors; peers still converge). Hooks as for :class:`CustomSynchronizer`."""
         if not isinstance(store, MergeableStore):
             raise TypeError("a synchronizer needs a MergeableStore")
-        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error, inbox_max_payloads, inbox_max_bytes)
+        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error, inbox_max_payloads, inbox_max_bytes, on_status)
         out = c_void_p()
         st = -1
         try:
@@ -592,3 +693,233 @@ class BroadcastChannel:
         _check(lib.tb_broadcast_channel_open(n, byref(out)))
         return LocalBus._wrap(out.value)  # type: ignore[arg-type]
 
+
+
+def _header_lines(headers: Union[None, Mapping[str, str], Iterable[Any]]) -> list:
+    """``"Name: value"`` lines from a mapping, (name, value) pairs or ready-made lines."""
+    if headers is None:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    if isinstance(items, (str, bytes)):
+        raise TypeError("headers must be a mapping or a list of (name, value) pairs or 'Name: value' strings")
+    out = []
+    for h in items:
+        if isinstance(h, str):
+            line = h
+        elif isinstance(h, tuple) and len(h) == 2 and all(isinstance(x, str) for x in h):
+            line = f"{h[0]}: {h[1]}"
+        else:
+            raise TypeError(f"a header must be a (name, value) pair of str or a 'Name: value' str, not {h!r}")
+        out.append(_text(line, "header"))
+    return out
+
+
+def _ws_options(
+    fragment_size: Optional[int],
+    reconnect: bool,
+    reconnect_min_seconds: Optional[float],
+    reconnect_max_seconds: Optional[float],
+    ping_interval_seconds: Optional[float],
+    connect_timeout_seconds: Optional[float],
+    ca_file: Any,
+    headers: Any,
+) -> Tuple[tb_ws_synchronizer_options, Any]:
+    """The C WebSocket options but the channel and the synchronizer's options, and what must stay
+    alive for the creating call (the header array)."""
+    if not isinstance(reconnect, bool):
+        raise TypeError("reconnect must be a bool")
+    if fragment_size is not None and _count(fragment_size, "fragment_size") == 0:
+        raise ValueError("fragment_size must be positive (None: no fragmentation)")
+    o = tb_ws_synchronizer_options()
+    o.fragment_size = fragment_size or 0
+    o.no_reconnect = not reconnect
+    o.reconnect_min_seconds = _seconds(reconnect_min_seconds, "reconnect_min_seconds")
+    o.reconnect_max_seconds = _seconds(reconnect_max_seconds, "reconnect_max_seconds")
+    o.ping_interval_seconds = _seconds(ping_interval_seconds, "ping_interval_seconds")
+    o.connect_timeout_seconds = _seconds(connect_timeout_seconds, "connect_timeout_seconds")
+    o.ca_file = None if ca_file is None else _text(os.fspath(ca_file), "ca_file")
+    lines = _header_lines(headers)
+    keep = (c_char_p * max(len(lines), 1))(*lines)
+    o.headers = keep
+    o.header_count = len(lines)
+    return o, keep
+
+
+def _new_ws(store: MergeableStore, okey: Optional[int], create: Callable[[int, Any], int]) -> int:
+    """Runs ``create(store_ptr, out)``; pops the hooks' key when it fails (the library then
+    never releases them) and raises. Returns the new synchronizer pointer."""
+    out = c_void_p()
+    st = -1
+    try:
+        m = store._h.enter()
+        try:
+            st = create(m, byref(out))
+        finally:
+            store._h.leave()
+    finally:
+        if st and okey is not None:
+            _callbacks.pop(okey, None)
+    if st:
+        _raise(st)
+    return out.value  # type: ignore[return-value]
+
+
+class WsSynchronizer(Synchronizer):
+    """createWsSynchronizer: TinyBase's protocol through a WebSocket server (TinyBase's
+    ``WsServer``, or ``tinybase-server``) at ``url`` (``ws://`` or ``wss://``).
+
+    ``channel_id`` None speaks TinyBase's legacy framing (one store per socket, the room is the
+    URL's path); a channel id uses the multiplexed protocol (subprotocol ``tinybase``) on a
+    socket of its own (:class:`WsClient` shares one socket between stores).
+    ``fragment_size`` cuts outgoing payloads into fragments of that many bytes (None: never);
+    incoming fragments are always reassembled. ``reconnect`` (beyond TinyBase, on by default):
+    a lost connection is re-opened with backoff and jitter (``reconnect_min_seconds`` ..
+    ``reconnect_max_seconds``) and the store pulls again after each re-open. With
+    ``reconnect=False`` the constructor waits for the socket to open and raises
+    :class:`InvalidStateError` when it cannot; with ``reconnect=True`` it returns after the
+    first attempt and keeps trying in the background. ``ping_interval_seconds``: how often the
+    server is pinged (a dead one is noticed and the socket re-opened);
+    ``connect_timeout_seconds`` bounds each attempt; ``ca_file`` (a PEM file) adds private CAs
+    to the built-in roots for ``wss://``; ``headers`` (a mapping, (name, value) pairs or
+    ``"Name: value"`` strings, e.g. ``{"Authorization": "Bearer ..."}``) go with the upgrade
+    request. None or 0 means the library's default for every duration.
+
+    Everything else is as for :class:`CustomSynchronizer` (hooks run on the worker thread;
+    ``on_status`` also runs when the connection opens, closes or starts reconnecting). It starts
+    stopped: call :meth:`start_sync`. :meth:`destroy` closes the socket cleanly (1000);
+    :meth:`close` (or ``with``) also frees it. :attr:`connection_state` and
+    :meth:`get_connection` tell the connection's state.
+    """
+
+    url: str
+    channel_id: Optional[str]
+
+    def __init__(
+        self,
+        store: MergeableStore,
+        url: str,
+        channel_id: Optional[str] = None,
+        request_timeout_seconds: Optional[float] = 1.0,
+        fragment_size: Optional[int] = None,
+        reconnect: bool = True,
+        anti_entropy_seconds: Optional[float] = 0.0,
+        *,
+        reconnect_min_seconds: Optional[float] = None,
+        reconnect_max_seconds: Optional[float] = None,
+        ping_interval_seconds: Optional[float] = None,
+        connect_timeout_seconds: Optional[float] = None,
+        ca_file: Union[None, str, "os.PathLike[str]"] = None,
+        headers: Union[None, Mapping[str, str], Iterable[Any]] = None,
+        on_send: Optional[MessageHook] = None,
+        on_receive: Optional[MessageHook] = None,
+        on_ignored_error: Optional[ErrorHook] = None,
+        on_status: Optional[StatusHook] = None,
+        inbox_max_payloads: int = 0,
+        inbox_max_bytes: int = 0,
+    ) -> None:
+        if not isinstance(store, MergeableStore):
+            raise TypeError("a synchronizer needs a MergeableStore")
+        u = _id(url, "url")
+        o, keep = _ws_options(fragment_size, reconnect, reconnect_min_seconds, reconnect_max_seconds, ping_interval_seconds, connect_timeout_seconds, ca_file, headers)
+        o.channel_id = None if channel_id is None else _id(channel_id, "channel_id")
+        # Last: it registers the hooks, which _new_ws pops when creation fails.
+        _, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error, inbox_max_payloads, inbox_max_bytes, on_status, o=o.sync)
+        ptr = _new_ws(store, okey, lambda m, out: lib.tb_ws_synchronizer_new(m, u, byref(o), out))
+        del keep
+        self.url = url
+        self.channel_id = channel_id
+        self._setup(ptr, store)
+
+
+@hold_calls
+class WsClient:
+    """A multiplexed WebSocket connection (subprotocol ``tinybase``) shared by several stores:
+    each :meth:`create_synchronizer` joins a channel over the same socket. The socket opens when
+    the first synchronizer joins and closes (1000) when the last one is destroyed. Connection
+    options as for :class:`WsSynchronizer`. :meth:`close` (or ``with``) releases this handle;
+    synchronizers created on it keep working until they are closed themselves."""
+
+    def __init__(
+        self,
+        url: str,
+        fragment_size: Optional[int] = None,
+        reconnect: bool = True,
+        *,
+        reconnect_min_seconds: Optional[float] = None,
+        reconnect_max_seconds: Optional[float] = None,
+        ping_interval_seconds: Optional[float] = None,
+        connect_timeout_seconds: Optional[float] = None,
+        ca_file: Union[None, str, "os.PathLike[str]"] = None,
+        headers: Union[None, Mapping[str, str], Iterable[Any]] = None,
+    ) -> None:
+        u = _id(url, "url")
+        o, keep = _ws_options(fragment_size, reconnect, reconnect_min_seconds, reconnect_max_seconds, ping_interval_seconds, connect_timeout_seconds, ca_file, headers)
+        out = c_void_p()
+        _check(lib.tb_ws_client_new(u, byref(o), byref(out)))
+        del keep
+        self.url = url
+        self._h = NativeHandle(out.value, lib.tb_ws_client_free, "WebSocket client")  # type: ignore[arg-type]
+
+    def create_synchronizer(
+        self,
+        store: MergeableStore,
+        channel_id: str,
+        request_timeout_seconds: Optional[float] = 1.0,
+        anti_entropy_seconds: Optional[float] = 0.0,
+        *,
+        on_send: Optional[MessageHook] = None,
+        on_receive: Optional[MessageHook] = None,
+        on_ignored_error: Optional[ErrorHook] = None,
+        on_status: Optional[StatusHook] = None,
+        inbox_max_payloads: int = 0,
+        inbox_max_bytes: int = 0,
+    ) -> WsSynchronizer:
+        """A :class:`WsSynchronizer` for ``store`` on channel ``channel_id`` of this connection
+        (an invalid or taken channel id raises). Blocks and fails as :class:`WsSynchronizer`
+        does for the connection, per this client's ``reconnect``."""
+        if not isinstance(store, MergeableStore):
+            raise TypeError("a synchronizer needs a MergeableStore")
+        ch = _id(channel_id, "channel_id")
+        opts, okey = _options(request_timeout_seconds, anti_entropy_seconds, on_send, on_receive, on_ignored_error, inbox_max_payloads, inbox_max_bytes, on_status)
+        c = self._h._ptr
+        ptr = _new_ws(store, okey, lambda m, out: lib.tb_ws_client_create_synchronizer(c, m, ch, byref(opts), out))
+        s = WsSynchronizer.__new__(WsSynchronizer)
+        s.url = self.url
+        s.channel_id = channel_id
+        s._setup(ptr, store)
+        return s
+
+    def get_connection(self) -> Connection:
+        """The shared socket's state (open from the upgrade on; each synchronizer's own state
+        is open once its channel is subscribed)."""
+        state, code, reason = c_uint32(), c_uint16(), c_void_p()
+        _check(lib.tb_ws_client_get_connection_state(self._h._ptr, byref(state), byref(code), byref(reason)))
+        return _connection(state.value, code.value, _take_string(reason) if reason.value else None)
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """``get_connection().state``."""
+        return self.get_connection().state
+
+    def close(self) -> None:
+        """Releases this handle (idempotent; later calls raise :class:`ClosedError`)."""
+        h = getattr(self, "_h", None)
+        if h is not None:
+            h.close()
+
+    @property
+    def closed(self) -> bool:
+        h = getattr(self, "_h", None)
+        return h is None or h.closed
+
+    def __enter__(self) -> "WsClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
