@@ -1,0 +1,3 @@
+//! Shared code of the integration tests.
+
+pub mod harness;
