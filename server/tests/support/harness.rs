@@ -267,6 +267,8 @@ pub struct Ours {
     pub name: String,
     pub store: MergeableStore,
     pub sync: WsSynchronizer,
+    /// What its ignored-error hook reported (shown when a check fails).
+    pub errors: Arc<Mutex<Vec<String>>>,
 }
 
 /// How one of our clients connects.
@@ -300,19 +302,23 @@ impl Ours {
     /// Connects a new store and starts syncing, waiting (10 s at most) for the initial load and save.
     pub fn open(name: &str, spec: &OursSpec) -> Ours {
         let store = MergeableStore::new(None);
-        let sync = WsSynchronizer::new(&store, ws_options(spec)).unwrap_or_else(|e| panic!("{name}: WsSynchronizer::new: {e}"));
-        let started = sync.start_sync_async(None);
-        started.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("{name}: startSync did not finish within 10 s"));
-        Ours { name: name.to_string(), store, sync }
+        let mut options = ws_options(spec);
+        let errors = collect_errors(&mut options.sync);
+        let sync = WsSynchronizer::new(&store, options).unwrap_or_else(|e| panic!("{name}: WsSynchronizer::new: {e}"));
+        Ours::started(name, store, sync, errors)
     }
     /// Joins a shared multiplexed connection on `channel`, then starts syncing.
     pub fn join(name: &str, client: &WsClient, channel: &str, anti_entropy: Option<Duration>) -> Ours {
         let store = MergeableStore::new(None);
-        let options = SynchronizerOptions { anti_entropy, ..Default::default() };
+        let mut options = SynchronizerOptions { anti_entropy, ..Default::default() };
+        let errors = collect_errors(&mut options);
         let sync = client.join(&store, channel, options).unwrap_or_else(|e| panic!("{name}: WsClient::join: {e}"));
+        Ours::started(name, store, sync, errors)
+    }
+    fn started(name: &str, store: MergeableStore, sync: WsSynchronizer, errors: Arc<Mutex<Vec<String>>>) -> Ours {
         let started = sync.start_sync_async(None);
         started.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("{name}: startSync did not finish within 10 s"));
-        Ours { name: name.to_string(), store, sync }
+        Ours { name: name.to_string(), store, sync, errors }
     }
     /// The store's content hashes.
     pub fn hashes(&self) -> (u32, u32) {
@@ -322,6 +328,14 @@ impl Ours {
     pub fn content(&self) -> Json {
         serde_json::from_str(&self.store.get_content_json()).expect("content JSON")
     }
+}
+
+/// Sets an ignored-error hook on `options` that keeps what it is told.
+fn collect_errors(options: &mut SynchronizerOptions) -> Arc<Mutex<Vec<String>>> {
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let kept = errors.clone();
+    options.on_ignored_error = Some(Arc::new(move |e: &str| kept.lock().unwrap().push(e.to_string())));
+    errors
 }
 
 /// `count` random edits of `store` (10% transactions of 2–4) on a thread, pausing up to
@@ -395,7 +409,12 @@ impl Party<'_> {
                 return (first.unwrap(), start.elapsed());
             }
             if Instant::now() > deadline {
-                panic!("{what}: no convergence within {within:?}; content hashes: {all:?}");
+                let ours_errors: Vec<_> = self.ours.iter().map(|o| (o.name.clone(), o.errors.lock().unwrap().clone())).collect();
+                let tb_info: Vec<_> =
+                    self.tb.map(|tb| self.tb_names.iter().map(|n| tb.node.ok("info", json!({"name": n}))).collect()).unwrap_or_default();
+                panic!(
+                    "{what}: no convergence within {within:?}; content hashes: {all:?}; our ignored errors: {ours_errors:?}; TinyBase's: {tb_info:?}"
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
