@@ -398,10 +398,11 @@ fn parse_control(remainder: &str) -> Option<MuxFrame<'static>> {
     let body = control_body.pop()?;
     // TinyBase reads the U+FFFC marker as undefined, which is no channel id.
     let channel_ok = |b: &Json| b.as_str().is_some_and(|s| s != "\u{FFFC}" && (s.len() > MAX_CHANNEL_ID_BYTES || channel_id_structure_ok(s)));
-    let control = match (control_body[0].as_f64(), &request_id) {
-        (Some(0.0), Some(_)) if body.as_f64() == Some(MULTIPLEX_VERSION as f64) => Control::Hello,
-        (Some(1.0), Some(_)) if channel_ok(&body) => Control::Subscribe,
-        (Some(2.0), None) if channel_ok(&body) => Control::Unsubscribe,
+    let (control, body) = match (control_body[0].as_f64(), &request_id) {
+        // The version as an integer, however it was written (`1.0`, `1e0`).
+        (Some(0.0), Some(_)) if body.as_f64() == Some(MULTIPLEX_VERSION as f64) => (Control::Hello, Json::from(MULTIPLEX_VERSION)),
+        (Some(1.0), Some(_)) if channel_ok(&body) => (Control::Subscribe, body),
+        (Some(2.0), None) if channel_ok(&body) => (Control::Unsubscribe, body),
         _ => return None,
     };
     Some(MuxFrame::Control { request_id, control, body })

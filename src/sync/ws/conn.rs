@@ -8,7 +8,7 @@
 //! arrives goes to each synchronizer's [`Inlet`] (never blocks, never keeps a synchronizer
 //! alive), so a destroy can always join this thread.
 
-use super::codec_stub::{self as codec, Close, Control, MuxFrame, Reassembler, MAX_PAYLOAD_BYTES, MAX_QUEUE};
+use super::codec::{self, Close, Control, MuxFrame, Reassembler, MAX_PAYLOAD_BYTES, MAX_QUEUE};
 use super::connect::{tcp_of, Socket, Target};
 use super::poll::Waker;
 use crate::sync::{ConnectionState, Inlet, TransportEvent};
@@ -190,6 +190,12 @@ impl Conn {
 
     pub(super) fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Incomplete fragmented messages are dropped after the shortest request timeout of the
+    /// channels (TinyBase: the synchronizer's; one reassembler serves the whole socket).
+    fn fragment_timeout(&self) -> Duration {
+        self.state.lock().channels.iter().map(|c| c.timeout).min().unwrap_or(Duration::from_secs(1))
     }
 
     /// Reserves a channel (None: legacy) before its synchronizer exists.
@@ -465,7 +471,8 @@ struct Session<'a> {
     /// Frames taken from the queues that the socket's write buffer had no room for yet.
     pending: VecDeque<String>,
     want_write: bool,
-    reassemblers: HashMap<Option<String>, Reassembler>,
+    /// One per socket: TinyBase's fragment limits count the whole socket (7.2).
+    reassembler: Reassembler,
     last_heard: Instant,
     next_ping: Instant,
     next_tick: Instant,
@@ -488,7 +495,7 @@ impl<'a> Session<'a> {
             socket,
             pending: VecDeque::new(),
             want_write: false,
-            reassemblers: HashMap::new(),
+            reassembler: Reassembler::new(conn.fragment_timeout()),
             last_heard: now,
             next_ping: now + conn.settings.ping_interval,
             next_tick: now + TICK,
@@ -770,18 +777,17 @@ impl<'a> Session<'a> {
     /// A basic payload (7.1, 7.2) for a channel: reassembled, validated, handed to its
     /// synchronizer.
     fn deliver(&mut self, id: Option<&str>, frame: &str) -> Result<(), Close> {
-        let (inlet, timeout) = {
-            let st = self.conn.state.lock();
-            match st.channel(id) {
-                Some(c) => (c.inlet.clone(), c.timeout),
-                None => return Ok(()),
-            }
+        let now = Instant::now();
+        let payload = match id {
+            Some(channel) => self.reassembler.push_channel(channel, frame, now)?,
+            None => self.reassembler.push(frame, now)?,
         };
-        let reassembler = self.reassemblers.entry(id.map(str::to_string)).or_insert_with(|| Reassembler::new(timeout));
-        if let Some(payload) = reassembler.push(frame, Instant::now())? {
+        if let Some(payload) = payload {
+            let inlet = self.conn.state.lock().channel(id).and_then(|c| c.inlet.clone());
             if let Some(inlet) = inlet {
-                // A full inbox is reported by the synchronizer itself (tinybase:15:inbox).
-                let _ = inlet.receive(&payload.client_id, &payload.remainder);
+                // Validated already: the worker takes the parsed message. A full inbox is
+                // reported by the synchronizer itself (tinybase:15:inbox).
+                let _ = inlet.receive_parsed(&payload.client_id, payload.remainder.len(), payload.received);
             }
         }
         Ok(())
@@ -839,9 +845,7 @@ impl<'a> Session<'a> {
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
-            for r in self.reassemblers.values_mut() {
-                r.expire(now);
-            }
+            self.reassembler.expire(now);
             self.conn.state.lock().expire(now);
         }
         Ok(())

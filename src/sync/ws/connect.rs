@@ -3,7 +3,7 @@
 //! socket turns nonblocking for the poll loop. Blocking here keeps the handshake code simple;
 //! it only ever holds up the connection's own I/O thread.
 
-use super::codec_stub::{MAX_CHANNEL_ID_BYTES, MAX_PAYLOAD_BYTES, SUBPROTOCOL};
+use super::codec::{MAX_CHANNEL_ID_BYTES, MAX_PAYLOAD_BYTES, SUBPROTOCOL};
 use crate::error::{Error, Result};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
