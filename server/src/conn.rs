@@ -1,7 +1,7 @@
 //! One connection: a reader (this task: reassembly, validation, multiplex controls, relay) and
 //! a writer task draining the connection's [`Outbox`].
 
-use crate::auth::{Access, AuthRequest};
+use crate::auth::{Access, AuthKind, AuthRequest};
 use crate::outbox::Outbox;
 use crate::room::{Member, Room};
 use crate::server::{Shared, Slot};
@@ -227,7 +227,7 @@ impl Reader {
                     let path = codec::room_path(&self.conn.path, channel);
                     let access = self.authorize(&path);
                     if access == Access::Refuse {
-                        self.conn.shared.metrics.refused.fetch_add(1, Ordering::Relaxed);
+                        self.conn.shared.metrics.refuse(crate::metrics::Refusal::Auth);
                         return Err(Close { code: FORBIDDEN.0, reason: FORBIDDEN.1.into() });
                     }
                     self.join(channel.into(), &path, access)?;
@@ -251,7 +251,7 @@ impl Reader {
         let (Some(auth), Some(headers)) = (&self.conn.shared.options.auth, &self.conn.headers) else {
             return self.conn.access;
         };
-        let access = auth(&AuthRequest { path, headers, query: self.conn.query.as_deref(), remote: self.conn.remote });
+        let access = auth(&AuthRequest { kind: AuthKind::Subscribe, path, headers, query: self.conn.query.as_deref(), remote: self.conn.remote });
         match (self.conn.access, access) {
             (_, Access::Refuse) => Access::Refuse,
             (Access::ReadOnly, _) | (_, Access::ReadOnly) => Access::ReadOnly,

@@ -15,6 +15,7 @@
 pub mod auth;
 mod conn;
 pub mod files;
+pub mod jwt;
 pub mod metrics;
 mod outbox;
 mod room;

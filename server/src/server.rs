@@ -1,8 +1,8 @@
 //! The server: options, the HTTP side (upgrade, `/healthz`, `/metrics`), rooms, saving and
 //! unloading, listeners, graceful shutdown.
 
-use crate::auth::{Access, AuthHook, AuthRequest};
-use crate::metrics::Metrics;
+use crate::auth::{Access, AuthHook, AuthKind, AuthRequest};
+use crate::metrics::{Metrics, Refusal};
 use crate::outbox::Outbox;
 use crate::room::{self, Member, Room};
 use axum::extract::connect_info::ConnectInfo;
@@ -150,6 +150,7 @@ impl Shared {
                 Some(room) => (room.clone(), false),
                 None => {
                     if rooms.len() >= self.options.max_rooms {
+                        self.metrics.refuse(Refusal::MaxRooms);
                         return Err(codec::Close::overload("rooms"));
                     }
                     let room = Arc::new(Room::new(path.into(), self.options.server_store, self.options.fragment_size));
@@ -492,8 +493,8 @@ impl Drop for Slot {
     }
 }
 
-fn refuse(shared: &Shared, status: StatusCode, why: &str, remote: SocketAddr, path: &str) -> Response {
-    shared.metrics.refused.fetch_add(1, Ordering::Relaxed);
+fn refuse(shared: &Shared, reason: Refusal, status: StatusCode, why: &str, remote: SocketAddr, path: &str) -> Response {
+    shared.metrics.refuse(reason);
     shared.log(&format!("refused remote={remote} room={path:?} status={} ({why})", status.as_u16()));
     (status, why.to_string()).into_response()
 }
@@ -523,21 +524,21 @@ async fn handle_request(
     let target = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let path = codec::path_of_request_uri(target);
     if !accepting {
-        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, "shutting down", remote, &path);
+        return refuse(&shared, Refusal::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE, "shutting down", remote, &path);
     }
     let mux = ws.requested_protocols().any(|p| p.as_bytes() == codec::SUBPROTOCOL.as_bytes());
     let query = uri.query();
     let access = match &shared.options.auth {
         None => Access::ReadWrite,
-        Some(auth) => auth(&AuthRequest { path: &path, headers: &headers, query, remote }),
+        Some(auth) => auth(&AuthRequest { kind: if mux { AuthKind::Multiplexed } else { AuthKind::Connect }, path: &path, headers: &headers, query, remote }),
     };
     if access == Access::Refuse {
         let status = if has_credentials(&headers, query) { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
-        return refuse(&shared, status, "not authorized", remote, &path);
+        return refuse(&shared, Refusal::Auth, status, "not authorized", remote, &path);
     }
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= shared.options.max_clients {
         shared.clients.fetch_sub(1, Ordering::AcqRel);
-        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, "too many clients", remote, &path);
+        return refuse(&shared, Refusal::MaxClients, StatusCode::SERVICE_UNAVAILABLE, "too many clients", remote, &path);
     }
     {
         let mut per_ip = shared.per_ip.lock();
@@ -545,13 +546,13 @@ async fn handle_request(
         if *n >= shared.options.max_connections_per_ip {
             drop(per_ip);
             shared.clients.fetch_sub(1, Ordering::AcqRel);
-            return refuse(&shared, StatusCode::TOO_MANY_REQUESTS, "too many connections from this address", remote, &path);
+            return refuse(&shared, Refusal::MaxConnectionsPerIp, StatusCode::TOO_MANY_REQUESTS, "too many connections from this address", remote, &path);
         }
         *n += 1;
     }
     let slot = Slot { shared: shared.clone(), ip: remote.ip() };
     if !mux && !shared.room_available(&path) {
-        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, "too many rooms", remote, &path);
+        return refuse(&shared, Refusal::MaxRooms, StatusCode::SERVICE_UNAVAILABLE, "too many rooms", remote, &path);
     }
     let limit = shared.options.max_message_bytes;
     let ws = if mux { ws.protocols([codec::SUBPROTOCOL]) } else { ws };
