@@ -303,6 +303,67 @@ fn refused(tb: &TbClients, name: &str, url: String, why: &str) {
 }
 
 #[test]
+fn our_server_auth_refuses_what_it_should() {
+    use tinybase_server::jwt::{sign_hs256, unix_now};
+    let dir = TempDir::new("auth");
+    let secret = b"interop-test-secret-0123456789abcdef";
+    let secret_file = dir.join("secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let server = OurServer::start(
+        &dir,
+        0,
+        &["--data".into(), dir.join("data").display().to_string(), "--jwt-secret-file".into(), secret_file.display().to_string()],
+    );
+    let tb = TbClients::start(&dir);
+    let now = unix_now();
+    let token = |claims: Json| sign_hs256(secret, &claims.to_string());
+    let rw = token(json!({"rooms": ["shop/*"], "exp": now + 600}));
+    let ro = token(json!({"rooms": ["shop/*"], "exp": now + 600, "ro": true}));
+    let pets_only = token(json!({"rooms": "shop/pets", "exp": now + 600}));
+    let expired = token(json!({"rooms": ["shop/*"], "exp": now - 3600}));
+    let elsewhere = token(json!({"rooms": ["elsewhere"], "exp": now + 600}));
+    let forged = sign_hs256(b"not-the-secret", &json!({"rooms": ["*"], "exp": now + 600}).to_string());
+    let pets = |token: &str| server.url(&format!("shop/pets?token={token}"));
+
+    refused(&tb, "no-token", server.url("shop/pets"), "no token");
+    refused(&tb, "expired", pets(&expired), "an expired token");
+    refused(&tb, "wrong-room", pets(&elsewhere), "a token for another room");
+    refused(&tb, "forged", pets(&forged), "a token signed with another secret");
+    let channel = |name: &str, token: &str, channel: &str| {
+        tb.open(json!({"name": name, "url": server.url(&format!("shop?token={token}")), "channel": channel}))
+    };
+    assert!(channel("other-channel", &pets_only, "cats").is_err(), "a multiplexed subscribe to a room the token does not open was let in");
+    let no_token = WsSynchronizer::new(
+        &tinybase::MergeableStore::new(None),
+        WsOptions { reconnect: false, connect_timeout: Duration::from_secs(5), ..ws_options(&OursSpec { url: server.url("shop/pets"), ..Default::default() }) },
+    );
+    assert!(no_token.is_err(), "our client got in without a token");
+
+    // Who is let in: a TinyBase writer (token in the query), ours (Authorization header) and a
+    // read-only TinyBase client, multiplexed on the token that opens only shop/pets.
+    tb.open(json!({"name": "W", "url": pets(&rw)})).expect("a valid token is accepted");
+    let ours = Ours::open(
+        "O",
+        &OursSpec { url: server.url("shop/pets"), headers: vec![("Authorization".into(), format!("Bearer {rw}"))], ..Default::default() },
+    );
+    channel("R", &ro, "pets").expect("a read-only token is accepted");
+    tb.call("W", "setCell", json!(["t", "from", "W", 1]));
+    script::call_op(&ours.store, "setCell", &[json!("t"), json!("from"), json!("O"), json!(2)], false).unwrap();
+    let has = |name: &str, cell: &str| tb.content(name)[0]["t"]["from"].get(cell).is_some();
+    wait_for("the read-only client pulls what the others write", Duration::from_secs(5), || has("R", "W") && has("R", "O"));
+    tb.call("R", "setCell", json!(["t", "from", "R", 3]));
+    tb.node.ok("save", json!({"name": "R"}));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!has("W", "R"), "a read-only client's write reached a TinyBase client");
+    assert!(!ours.content()[0]["t"]["from"].get("R").is_some(), "a read-only client's write reached our client");
+    tb.open(json!({"name": "late", "url": pets(&rw)})).expect("late joiner");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(has("late", "W") && has("late", "O"), "the late joiner misses the writers' cells: {}", tb.content("late"));
+    assert!(!has("late", "R"), "a read-only client's write reached the room");
+    eprintln!("tinybase-server auth: no token, expired, wrong room, forged, wrong channel refused; read-only writes reached nobody");
+}
+
+#[test]
 fn our_server_killed_and_restarted_while_everybody_edits() {
     let dir = TempDir::new("reconnect");
     let server = OurServer::start(&dir, 0, &["--data".to_string(), dir.join("data").display().to_string()]);
