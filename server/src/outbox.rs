@@ -98,8 +98,7 @@ impl Outbox {
                         if sent.is_err() {
                             break 'outer;
                         }
-                        self.metrics.messages_out.fetch_add(1, Ordering::Relaxed);
-                        self.metrics.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                        self.metrics.message_out(n);
                     }
                     Out::Close(code, reason) => {
                         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;

@@ -231,6 +231,7 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
     let mut file = shared.room_file(&room.path);
     if let Some(path) = &file {
         if let Err(e) = tinybase::persist::file::load_file(&store, path) {
+            shared.metrics.saved(false);
             shared.log_error(&format!("room {:?}: cannot load {}: {e}; the room runs without its file, which is kept as it is", room.path, path.display()));
             file = None;
         }
@@ -271,10 +272,10 @@ impl RoomStore {
             match tinybase::persist::file::save_file(&self.store, path) {
                 Ok(()) => {
                     *self.saved.lock() = hashes;
-                    shared.metrics.saves.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.saved(true);
                 }
                 Err(e) => {
-                    shared.metrics.save_errors.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.saved(false);
                     shared.log_error(&format!("room {room:?}: cannot save {}: {e}", path.display()));
                 }
             }

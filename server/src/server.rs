@@ -127,7 +127,7 @@ impl Shared {
     }
 
     pub(crate) fn log_error(&self, line: &str) {
-        self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics.error();
         self.log(&format!("error: {line}"));
     }
 
@@ -150,11 +150,11 @@ impl Shared {
                 Some(room) => (room.clone(), false),
                 None => {
                     if rooms.len() >= self.options.max_rooms {
-                        self.metrics.refuse(Refusal::MaxRooms);
                         return Err(codec::Close::overload("rooms"));
                     }
                     let room = Arc::new(Room::new(path.into(), self.options.server_store, self.options.fragment_size));
                     rooms.insert(room.path.clone(), room.clone());
+                    self.metrics.room_opened();
                     (room, true)
                 }
             };
@@ -180,7 +180,6 @@ impl Shared {
             });
         }
         if first {
-            self.metrics.rooms.fetch_add(1, Ordering::Relaxed);
             self.path_changed(path, 1);
         }
         self.client_changed(path, client_id, 1);
@@ -201,13 +200,13 @@ impl Shared {
                 inner.empty_since = Some(Instant::now());
                 if room.store.get().is_none() && !self.options.server_store && rooms.get(&room.path).is_some_and(|r| Arc::ptr_eq(r, room)) {
                     rooms.remove(&room.path);
+                    self.metrics.room_closed();
                 }
             }
             empty
         };
         self.client_changed(&room.path, client_id, -1);
         if empty {
-            self.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
             self.path_changed(&room.path, -1);
         }
     }
@@ -301,6 +300,7 @@ impl Shared {
             }
             if rooms.get(&room.path).is_some_and(|r| Arc::ptr_eq(r, room)) {
                 rooms.remove(&room.path);
+                self.metrics.room_closed();
             }
             room.gone.store(true, Ordering::Release);
         }
@@ -323,6 +323,7 @@ impl Shared {
         let _ = tokio::task::spawn_blocking(move || {
             let rooms: Vec<Arc<Room>> = shared.rooms.lock().drain().map(|(_, r)| r).collect();
             for room in rooms {
+                shared.metrics.room_closed();
                 room.gone.store(true, Ordering::Release);
                 if let Some(rs) = room.store.get() {
                     rs.sync.wait_for_idle(shared.options.request_timeout.min(Duration::from_millis(500)));
@@ -493,14 +494,10 @@ impl Drop for Slot {
     }
 }
 
-fn refuse(shared: &Shared, reason: Refusal, status: StatusCode, why: &str, remote: SocketAddr, path: &str) -> Response {
+fn refuse(shared: &Shared, status: StatusCode, reason: Refusal, why: &str, remote: SocketAddr, path: &str) -> Response {
     shared.metrics.refuse(reason);
     shared.log(&format!("refused remote={remote} room={path:?} status={} ({why})", status.as_u16()));
     (status, why.to_string()).into_response()
-}
-
-fn has_credentials(headers: &HeaderMap, query: Option<&str>) -> bool {
-    headers.contains_key(axum::http::header::AUTHORIZATION) || query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token=")))
 }
 
 /// Every request: a WebSocket upgrade on any path joins that room; otherwise `/healthz` and
@@ -524,21 +521,23 @@ async fn handle_request(
     let target = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let path = codec::path_of_request_uri(target);
     if !accepting {
-        return refuse(&shared, Refusal::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE, "shutting down", remote, &path);
+        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::ShuttingDown, "shutting down", remote, &path);
     }
     let mux = ws.requested_protocols().any(|p| p.as_bytes() == codec::SUBPROTOCOL.as_bytes());
     let query = uri.query();
     let access = match &shared.options.auth {
         None => Access::ReadWrite,
-        Some(auth) => auth(&AuthRequest { kind: if mux { AuthKind::Multiplexed } else { AuthKind::Connect }, path: &path, headers: &headers, query, remote }),
+        Some(auth) => {
+            let kind = if mux { AuthKind::Multiplexed } else { AuthKind::Connect };
+            auth(&AuthRequest { kind, path: &path, headers: &headers, query, remote })
+        }
     };
     if access == Access::Refuse {
-        let status = if has_credentials(&headers, query) { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
-        return refuse(&shared, Refusal::Auth, status, "not authorized", remote, &path);
+        return refuse(&shared, StatusCode::UNAUTHORIZED, Refusal::Auth, "not authorized", remote, &path);
     }
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= shared.options.max_clients {
         shared.clients.fetch_sub(1, Ordering::AcqRel);
-        return refuse(&shared, Refusal::MaxClients, StatusCode::SERVICE_UNAVAILABLE, "too many clients", remote, &path);
+        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::MaxClients, "too many clients", remote, &path);
     }
     {
         let mut per_ip = shared.per_ip.lock();
@@ -546,13 +545,13 @@ async fn handle_request(
         if *n >= shared.options.max_connections_per_ip {
             drop(per_ip);
             shared.clients.fetch_sub(1, Ordering::AcqRel);
-            return refuse(&shared, Refusal::MaxConnectionsPerIp, StatusCode::TOO_MANY_REQUESTS, "too many connections from this address", remote, &path);
+            return refuse(&shared, StatusCode::TOO_MANY_REQUESTS, Refusal::MaxConnectionsPerIp, "too many connections from this address", remote, &path);
         }
         *n += 1;
     }
     let slot = Slot { shared: shared.clone(), ip: remote.ip() };
     if !mux && !shared.room_available(&path) {
-        return refuse(&shared, Refusal::MaxRooms, StatusCode::SERVICE_UNAVAILABLE, "too many rooms", remote, &path);
+        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::MaxRooms, "too many rooms", remote, &path);
     }
     let limit = shared.options.max_message_bytes;
     let ws = if mux { ws.protocols([codec::SUBPROTOCOL]) } else { ws };

@@ -10,7 +10,8 @@
 //!   JWT auth refusing what it should; a server killed and restarted while everybody edits.
 //! - `load_*`: many of our clients in many rooms on tinybase-server (sizes by environment).
 //!
-//! `cargo test --release -p tinybase-server --test tinybase_interop` (scripts/test-all.sh).
+//! `cargo test --release -p tinybase-server --test tinybase_interop` (scripts/test-all.sh); the
+//! harness is support/interop.rs, the TinyBase side tests/interop/ws/.
 
 #[path = "../../tests/support/edits.rs"]
 mod edits;
@@ -18,11 +19,12 @@ mod edits;
 mod rng;
 #[path = "../../tests/support/script.rs"]
 mod script;
-mod support;
+#[path = "support/interop.rs"]
+mod harness;
 
 use serde_json::{json, Value as Json};
 use std::time::{Duration, Instant};
-use support::harness::*;
+use harness::*;
 use tinybase::sync::ws::{WsClient, WsOptions, WsSynchronizer};
 
 const CONVERGE: Duration = Duration::from_secs(20);
