@@ -199,7 +199,12 @@ fn late_joiner(tb: &TbClients, name: &str, url: String, expected: (u32, u32), wh
     tb.open(json!({"name": name, "url": url})).unwrap_or_else(|e| panic!("{what}: {name} could not join: {e}"));
     let deadline = Instant::now() + Duration::from_secs(5);
     while tb.hashes(name) != expected {
-        assert!(Instant::now() < deadline, "{what}: the late joiner {name} has {:?}, not {expected:?}", tb.hashes(name));
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the late joiner {name} has {:?}, not {expected:?}; {}",
+            tb.hashes(name),
+            tb.node.ok("info", json!({"name": name}))
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
