@@ -539,6 +539,114 @@ fn tinybase_fragments_reassemble_and_cut_the_same() {
     assert!(messages > 50 && fragmented > 40, "{messages} messages, {fragmented} fragmented");
 }
 
+/// What a receiver made of a sequence of frames: (from, request id, message, body JSON) per
+/// message, and the close (code, reason) that stopped it, if any.
+type Outcome = (Vec<(String, Option<String>, u64, String)>, Option<(u64, String)>);
+
+fn our_outcome(frames: &[String]) -> Outcome {
+    let mut r = Reassembler::new(TIMEOUT);
+    let mut got = Vec::new();
+    for f in frames {
+        match r.push(f, Instant::now()) {
+            Ok(Some(p)) => got.push((p.client_id, p.received.request_id, p.received.message as u64, to_json_string(&p.received.body))),
+            Ok(None) => {}
+            Err(c) => return (got, Some((u64::from(c.code), c.reason))),
+        }
+    }
+    (got, None)
+}
+
+fn tinybase_outcome(result: &Json) -> Outcome {
+    let got = result["received"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c[0].as_str().unwrap().to_string(), c[1].as_str().map(String::from), c[2].as_u64().unwrap(), c[3].as_str().unwrap().to_string()))
+        .collect();
+    let closed = result["closed"].as_array().map(|c| (c[0].as_u64().unwrap(), c[1].as_str().unwrap().to_string()));
+    (got, closed)
+}
+
+/// A random sequence of frames: whole payloads valid and not, fragmented messages in and out
+/// of order and interleaved, and every way a fragment can be wrong.
+fn random_frames(rng: &mut Rng, texts: &[String]) -> Vec<String> {
+    let clients = ["", "peer", "p2"];
+    let mut frames = Vec::new();
+    for _ in 0..1 + rng.below(6) {
+        let client = clients[rng.below(3) as usize];
+        let valid = diff_remainder(&texts[rng.below(texts.len() as u64) as usize]).replacen("\"tx\"", &format!("\"tx{}\"", rng.below(100)), 1);
+        let invalid = ["not json", "[\"x\",1,\"a\"]", "[1,2]", "[\"x\",3,[[{}],[{}],2]]", ""][rng.below(5) as usize];
+        let remainder = if rng.chance(85) { valid.as_str() } else { invalid };
+        let mut mine = fragment(client, remainder, Some(1 + rng.below(40) as usize));
+        match rng.below(12) {
+            0 => mine = vec![client.to_string() + remainder.replace('\n', "").as_str()],
+            1 if mine.len() > 1 => mine.reverse(),
+            2 if mine.len() > 2 => {
+                let i = rng.below(mine.len() as u64) as usize;
+                mine.remove(i);
+            }
+            3 if mine.len() > 1 => {
+                let i = rng.below(mine.len() as u64) as usize;
+                let dup = mine[i].clone();
+                mine.insert(rng.below(mine.len() as u64) as usize, dup);
+            }
+            4 if mine.len() > 1 => {
+                let i = rng.below(mine.len() as u64) as usize;
+                let n = mine.len();
+                let bad = match rng.below(6) {
+                    0 => mine[i].replacen(&format!("\n{n}\n"), &format!("\n{}\n", n + 1), 1),
+                    1 => mine[i].replacen(&format!("\n{i}\n{n}\n"), &format!("\n{n}\n{n}\n"), 1),
+                    2 => mine[i].replacen(&format!("\n{n}\n"), "\n0\n", 1),
+                    3 => mine[i].replacen(&format!("\n{n}\n"), "\n1001\n", 1),
+                    4 => mine[i].replacen('\n', "\nx", 1),
+                    _ => mine[i].replacen(&format!("\n{i}\n"), &format!("\n0{i}\n"), 1),
+                };
+                mine[i] = bad;
+            }
+            5 if mine.len() > 1 => {
+                // Corrupt one piece's text: the joined whole is no message.
+                let i = rng.below(mine.len() as u64) as usize;
+                mine[i].push('}');
+            }
+            6 => {
+                // Many incomplete messages at once.
+                for k in 0..95 + rng.below(10) {
+                    frames.push(format!("{client}\n{:016}\n0\n2\n[", k));
+                }
+            }
+            _ => {}
+        }
+        // Interleave with what came before.
+        let at = if frames.is_empty() || rng.chance(70) { frames.len() } else { rng.below(frames.len() as u64) as usize };
+        for (k, f) in mine.into_iter().enumerate() {
+            frames.insert((at + k).min(frames.len()), f);
+        }
+    }
+    frames
+}
+
+#[test]
+fn tinybase_decodes_random_frames_as_we_do() {
+    let texts = tricky_texts();
+    let mut rng = Rng(2024);
+    let scenarios: Vec<Vec<String>> = (0..400).map(|_| random_frames(&mut rng, &texts)).collect();
+    let Some(out) = node("receive", Some(&serde_json::to_string(&scenarios).unwrap())) else { return };
+    let results = out["results"].as_array().unwrap();
+    let mut closes = std::collections::BTreeMap::new();
+    let mut messages = 0;
+    for (frames, result) in scenarios.iter().zip(results) {
+        let ours = our_outcome(frames);
+        assert_eq!(ours, tinybase_outcome(result), "frames: {frames:?}");
+        messages += ours.0.len();
+        *closes.entry(ours.1.map(|c| c.1)).or_insert(0) += 1;
+    }
+    // The scenarios reach every outcome.
+    for reason in [None, Some("tinybase:14"), Some("tinybase:15:fragments")] {
+        assert!(closes.get(&reason.map(String::from)).is_some_and(|&n| n >= 10), "{closes:?}");
+    }
+    assert!(messages > 300, "{messages}");
+}
+
 #[test]
 fn tinybase_reassembles_our_fragments() {
     let mut frames = Vec::new();
@@ -555,11 +663,13 @@ fn tinybase_reassembles_our_fragments() {
         let body: Json = serde_json::from_str(&remainder).unwrap();
         expected.push(body[2].clone());
     }
-    let Some(out) = node("receive", Some(&serde_json::to_string(&frames).unwrap())) else { return };
-    assert_eq!(out["closed"], Json::Null, "TinyBase closed the socket");
-    let got: Vec<Json> = out["received"].as_array().unwrap().iter().map(|c| serde_json::from_str(c[3].as_str().unwrap()).unwrap()).collect();
+    let bad = vec![format!("p\n{ID}\n0\n1001\nab")];
+    let Some(out) = node("receive", Some(&serde_json::to_string(&[&frames, &bad]).unwrap())) else { return };
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results[0]["closed"], Json::Null, "TinyBase closed the socket");
+    let got: Vec<Json> = results[0]["received"].as_array().unwrap().iter().map(|c| serde_json::from_str(c[3].as_str().unwrap()).unwrap()).collect();
     assert_eq!(got, expected);
     // And it closes on a bad one as we do.
-    let Some(out) = node("receive", Some(&serde_json::to_string(&[format!("p\n{ID}\n0\n1001\nab")]).unwrap())) else { return };
-    assert_eq!(out["closed"], serde_json::json!([1013, "tinybase:15:fragments"]));
+    assert_eq!(results[1]["closed"], serde_json::json!([1013, "tinybase:15:fragments"]));
+    assert_eq!(our_outcome(&bad).1, Some((1013, "tinybase:15:fragments".to_string())));
 }

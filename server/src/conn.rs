@@ -20,6 +20,11 @@ use tinybase::sync::ws::codec::{self, Close, Control, MuxFrame, Reassembler};
 /// How long a connection being closed may take to finish the closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// The close of a socket whose multiplexed Subscribe the auth hook refused: 1008 (Policy
+/// Violation). TinyBase has no such case; its clients see a socket failure (`tinybase:5`), so a
+/// client is never left waiting for an echo that will not come.
+pub const FORBIDDEN: (u16, &str) = (1008, "tinybase:forbidden");
+
 /// A fresh client id: 16 bytes from the OS's CSPRNG in base64 (24 characters, the form of
 /// TinyBase's ids, which are the client-chosen `Sec-WebSocket-Key`).
 pub(crate) fn new_client_id() -> String {
@@ -75,11 +80,11 @@ impl Conn {
     pub(crate) async fn run(self, socket: WebSocket) {
         let shared = self.shared.clone();
         let id: Arc<str> = new_client_id().into();
-        let (outbox, rx) = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
+        let outbox = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
         let conn_id = shared.register(outbox.clone());
         shared.metrics.connection_opened();
         let (sink, mut stream) = socket.split();
-        let writer = tokio::spawn(outbox.clone().write(sink, rx));
+        let writer = tokio::spawn(outbox.clone().write(sink));
         let started = Instant::now();
         let mut reader = Reader {
             reassembler: Reassembler::new(shared.options.request_timeout),
@@ -132,8 +137,11 @@ impl Conn {
         for room in rooms {
             shared.leave(&room, &reader.id);
         }
-        if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
-            // The writer is stuck on a peer that reads nothing: it goes with the socket.
+        reader.outbox.finish();
+        let mut writer = writer;
+        if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+            // Stuck on a peer that reads nothing: the socket goes with it.
+            writer.abort();
         }
         shared.unregister(conn_id);
         shared.metrics.connection_closed();
@@ -221,30 +229,12 @@ impl Reader {
                     }
                     let path = codec::room_path(&self.conn.path, channel);
                     let access = self.authorize(&path);
-                    // A channel the client may not open, or one more room than allowed, is not
-                    // acknowledged: its subscribe times out at the client (`tinybase:4`) while
-                    // the socket's other channels go on.
-                    let refusal = if access == Access::Refuse {
-                        Some(Refusal::Auth)
-                    } else if !self.conn.shared.room_available(&path) {
-                        Some(Refusal::MaxRooms)
-                    } else {
-                        None
-                    };
-                    if let Some(refusal) = refusal {
-                        self.conn.shared.metrics.refuse(refusal);
-                        self.conn.shared.log(&format!(
-                            "connection id={} remote={}: subscribe to {path:?} refused ({})",
-                            self.id,
-                            self.conn.remote,
-                            refusal.label()
-                        ));
-                        return Ok(());
+                    if access == Access::Refuse {
+                        self.conn.shared.metrics.refuse(Refusal::Auth);
+                        return Err(Close { code: FORBIDDEN.0, reason: FORBIDDEN.1.into() });
                     }
-                    if self.join(channel.into(), &path, access).is_err() {
-                        self.conn.shared.metrics.refuse(Refusal::MaxRooms);
-                        return Ok(());
-                    }
+                    // One room more than allowed: 1013 `tinybase:15:rooms`.
+                    self.join(channel.into(), &path, access)?;
                 }
                 self.outbox.send(text.clone());
                 Ok(())

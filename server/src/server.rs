@@ -76,7 +76,7 @@ impl Default for ServerOptions {
             save_delay: Duration::from_millis(250),
             max_clients: 10_000,
             max_rooms: 10_000,
-            max_connections_per_ip: 1_000,
+            max_connections_per_ip: 10_000,
             max_message_bytes: codec::MAX_PAYLOAD_BYTES,
             request_timeout: Duration::from_secs(1),
             fragment_size: None,
@@ -150,6 +150,7 @@ impl Shared {
                 Some(room) => (room.clone(), false),
                 None => {
                     if rooms.len() >= self.options.max_rooms {
+                        self.metrics.refuse(Refusal::MaxRooms);
                         return Err(codec::Close::overload("rooms"));
                     }
                     let room = Arc::new(Room::new(path.into(), self.options.server_store, self.options.fragment_size));
@@ -475,6 +476,9 @@ impl ServerHandle {
     }
 }
 
+/// The initial read buffer of a connection.
+const READ_BUFFER_BYTES: usize = 1024;
+
 /// A connection slot (counts against `max_clients` and the per-IP limit) released on drop.
 pub(crate) struct Slot {
     shared: Arc<Shared>,
@@ -498,6 +502,10 @@ fn refuse(shared: &Shared, status: StatusCode, reason: Refusal, why: &str, remot
     shared.metrics.refuse(reason);
     shared.log(&format!("refused remote={remote} room={path:?} status={} ({why})", status.as_u16()));
     (status, why.to_string()).into_response()
+}
+
+fn has_credentials(headers: &HeaderMap, query: Option<&str>) -> bool {
+    crate::auth::bearer_token(headers).is_some() || query.and_then(|q| crate::auth::query_param(q, "token")).is_some_and(|t| !t.is_empty())
 }
 
 /// Every request: a WebSocket upgrade on any path joins that room; otherwise `/healthz` and
@@ -533,7 +541,9 @@ async fn handle_request(
         }
     };
     if access == Access::Refuse {
-        return refuse(&shared, StatusCode::UNAUTHORIZED, Refusal::Auth, "not authorized", remote, &path);
+        // 401 asks for credentials; 403 refuses the ones presented.
+        let status = if has_credentials(&headers, query) { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+        return refuse(&shared, status, Refusal::Auth, "not authorized", remote, &path);
     }
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= shared.options.max_clients {
         shared.clients.fetch_sub(1, Ordering::AcqRel);
@@ -555,8 +565,14 @@ async fn handle_request(
     }
     let limit = shared.options.max_message_bytes;
     let ws = if mux { ws.protocols([codec::SUBPROTOCOL]) } else { ws };
-    // Tungstenite refuses a larger message itself; the connection then closes 1013 as ours would.
-    let ws = ws.max_message_size(limit.saturating_add(1)).max_frame_size(limit.saturating_add(1));
+    // Tungstenite refuses a much larger message itself, before reading it all (the close is then
+    // 1013 too, but the peer may see a reset, its message unread); a message up to 1 MiB over
+    // the limit is read and refused with a clean close.
+    let hard_limit = limit.saturating_add(1 << 20);
+    let ws = ws.max_message_size(hard_limit).max_frame_size(hard_limit);
+    // Tungstenite allocates its whole read buffer per connection up front (128 KiB by default):
+    // a small one keeps idle connections cheap, and it grows for large messages.
+    let ws = ws.read_buffer_size(READ_BUFFER_BYTES);
     let conn = crate::conn::Conn {
         shared: shared.clone(),
         remote,

@@ -300,8 +300,9 @@ fn read_only_clients_pull_but_change_nobody() {
     std::thread::sleep(Duration::from_millis(100));
     let content = server.handle().get_room_content_json("room").unwrap();
     assert!(!content.contains("rex"), "{content}");
-    // Refused: HTTP 401, no upgrade.
+    // Refused: HTTP 401 without credentials, 403 with, no upgrade.
     assert_eq!(Client::connect(server.addr, "/room?no", None, &[]).err(), Some(401));
+    assert_eq!(Client::connect(server.addr, "/room?no", None, &[("Authorization", "Bearer x")]).err(), Some(403));
 }
 
 #[test]
@@ -363,17 +364,37 @@ fn shutdown_saves_and_closes_1001() {
 }
 
 #[test]
-fn refused_subscribes_are_not_acknowledged() {
+fn a_refused_subscribe_closes_its_socket_1008() {
     let auth: tinybase_server::AuthHook = Arc::new(|r: &tinybase_server::AuthRequest| match (r.kind, r.path) {
         (tinybase_server::AuthKind::Subscribe, "base/secret") => Access::Refuse,
         _ => Access::ReadWrite,
     });
     let server = TestServer::start(ServerOptions { auth: Some(auth), ..relay_only() });
     let mut m = server.connect_mux("/base");
-    m.send("S\n[\"s1\",-1,[1,\"secret\"]]");
-    m.nothing(false);
     m.send("S\n[\"s2\",-1,[1,\"open\"]]");
-    assert_eq!(m.text(), "S\n[\"s2\",-1,[1,\"open\"]]", "the socket's other channels go on");
-    assert_eq!(server.handle().get_path_ids(), vec!["base/open"]);
+    assert_eq!(m.text(), "S\n[\"s2\",-1,[1,\"open\"]]");
+    m.send("S\n[\"s1\",-1,[1,\"secret\"]]");
+    assert_eq!(m.closed(), (1008, "tinybase:forbidden".to_string()));
     assert_eq!(server.handle().metrics().refusals(tinybase_server::metrics::Refusal::Auth), 1);
+}
+
+#[test]
+fn the_server_store_fragments_what_it_sends() {
+    let server = TestServer::start(ServerOptions { fragment_size: Some(8), ..options() });
+    let mut a = server.connect("/f");
+    let mut pieces = Vec::new();
+    loop {
+        let frame = a.text();
+        let parts: Vec<&str> = frame.splitn(5, '\n').collect();
+        assert_eq!(parts.len(), 5, "a fragment: {frame:?}");
+        assert_eq!((parts[0], parts[1].len()), ("S", 16));
+        assert_eq!(parts[2], pieces.len().to_string());
+        assert!(parts[4].len() <= 8);
+        pieces.push(parts[4].to_string());
+        if parts[2].parse::<usize>().unwrap() + 1 == parts[3].parse::<usize>().unwrap() {
+            break;
+        }
+    }
+    let whole = pieces.concat();
+    assert!(whole.starts_with("[\"") && whole.ends_with("\",1,\"\"]"), "the GetContentHashes of 8.2: {whole}");
 }

@@ -5,10 +5,11 @@
 //   node ws_codec.mjs send      -> {"cases":[{"fragmentSize":n,"frames":[...]}, ...]} on stdout:
 //                                  the frames TinyBase sent for content with non-ASCII and emoji
 //                                  characters at fragment boundaries, for several fragment sizes
-//   node ws_codec.mjs receive   <- a JSON array of frames on stdin (client ids as the server
-//                                  would deliver them), fed to a synchronizer in that order
-//                               -> {"received":[[from, requestId, message, bodyJson]...],
-//                                   "closed":[code, reason] | null}
+//   node ws_codec.mjs receive   <- a JSON array of scenarios on stdin, each an array of frames
+//                                  (client ids as a server delivers them) fed in that order to a
+//                                  fresh synchronizer
+//                               -> {"results":[{"received":[[from, requestId, message, bodyJson]...],
+//                                               "closed":[code, reason] | null}, ...]}
 import {createMergeableStore} from 'tinybase';
 import {createWsSynchronizer} from 'tinybase/synchronizers/synchronizer-ws-client';
 
@@ -71,16 +72,20 @@ const send = async () => {
 const receive = async () => {
   let input = '';
   for await (const chunk of process.stdin) input += chunk;
-  const socket = new FakeSocket();
-  const received = [];
-  const store = createMergeableStore('codec-receiver', () => 1700000000000);
-  const sync = await createWsSynchronizer(store, socket, 1, undefined, (from, requestId, message, body) =>
-    received.push([from, requestId, message, wire(body)]),
-  );
-  for (const frame of JSON.parse(input)) socket.deliver(frame);
-  await tick();
-  await sync.destroy();
-  process.stdout.write(JSON.stringify({received, closed: socket.closed?.[0] == undefined ? null : socket.closed}));
+  const results = [];
+  for (const frames of JSON.parse(input)) {
+    const socket = new FakeSocket();
+    const received = [];
+    const store = createMergeableStore('codec-receiver', () => 1700000000000);
+    const sync = await createWsSynchronizer(store, socket, 1, undefined, (from, requestId, message, body) =>
+      received.push([from, requestId, message, wire(body)]),
+    );
+    for (const frame of frames) socket.deliver(frame);
+    await sync.destroy();
+    // destroy() closes the socket without a code: only a close with a code is the decoder's.
+    results.push({received, closed: socket.closed?.[0] == null ? null : socket.closed});
+  }
+  process.stdout.write(JSON.stringify({results}));
 };
 
 await (process.argv[2] == 'receive' ? receive() : send());

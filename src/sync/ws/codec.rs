@@ -5,8 +5,8 @@
 //! Sizes: TinyBase measures payloads in UTF-8 bytes, counting a lone UTF-16 surrogate as 3.
 //! Rust strings are valid UTF-8, so `str::len` is that measure exactly.
 
-use crate::sync::message::{parse_payload, Received};
-use crate::value::{parse_json, write_js_string};
+use crate::sync::message::{parse_payload, payload_numbered, Received};
+use crate::value::parse_json;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::fmt;
@@ -178,6 +178,7 @@ fn looks_like_fragment(frame: &str) -> bool {
 }
 
 /// A fragmented message being received.
+#[derive(Debug)]
 struct Pending {
     /// Each index's piece and whole remainder, once received.
     parts: Vec<Option<(String, String)>>,
@@ -193,6 +194,7 @@ struct Pending {
 /// A multiplexed socket uses one `Reassembler` for all its channels (the limits are per socket)
 /// with [`Reassembler::push_channel`]; a legacy socket uses [`Reassembler::push`]. After an
 /// `Err`, the caller closes the socket; the buffers have been dropped.
+#[derive(Debug)]
 pub struct Reassembler {
     timeout: Duration,
     /// By (channel id, client id, message id).
@@ -253,7 +255,7 @@ impl Reassembler {
         if self.buffered + retained > MAX_PAYLOAD_BYTES {
             return Err(Close::overload("fragments"));
         }
-        let pending = self.pending.entry(key).or_insert_with(|| Pending {
+        let pending = self.pending.entry(key.clone()).or_insert_with(|| Pending {
             parts: vec![None; total],
             missing: total,
             retained: 0,
@@ -266,7 +268,6 @@ impl Reassembler {
         if pending.missing > 0 {
             return Ok(None);
         }
-        let key = (channel_id.to_string(), client_id.to_string(), id.to_string());
         let done = self.pending.remove(&key).expect("the message just completed");
         self.buffered -= done.retained;
         let (pieces, fragments): (Vec<String>, Vec<String>) = done.parts.into_iter().flatten().unzip();
@@ -430,19 +431,7 @@ pub fn parse_mux(frame: &str) -> Result<MuxFrame<'_>, Close> {
 /// channel id as a JSON string). Clients use 16-char random request ids
 /// (`crate::util::random_id(16)`), and Unsubscribe has none.
 pub fn control_frame(request_id: Option<&str>, control: Control, body_json: &str) -> String {
-    let mut out = String::with_capacity(body_json.len() + 32);
-    out.push_str(SERVER_CLIENT_ID);
-    out.push_str("\n[");
-    match request_id {
-        Some(id) => write_js_string(&mut out, id),
-        None => out.push_str("null"),
-    }
-    out.push_str(",-1,[");
-    out.push_str(&(control as u8).to_string());
-    out.push(',');
-    out.push_str(body_json);
-    out.push_str("]]");
-    out
+    raw(SERVER_CLIENT_ID, &payload_numbered(request_id, MULTIPLEX_MESSAGE, &format!("[{},{body_json}]", control as u8)))
 }
 
 /// The data frame `M\n<channelId>\n<payload>` (payload: a basic payload, maybe a fragment).
