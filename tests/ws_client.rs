@@ -62,6 +62,7 @@ fn two_stores_sync_through_a_relay_in_legacy_framing() {
     let (states, hook) = recorder();
     let mut oa = options(&relay.url("room", false));
     oa.sync.on_status = Some(hook);
+    oa.headers = vec![("Authorization".into(), "Bearer token-a".into())];
     let sa = WsSynchronizer::new(&a, oa).unwrap();
     assert_eq!(sa.connection_state(), ConnectionState::Open);
     let sb = WsSynchronizer::new(&b, options(&relay.url("room", false))).unwrap();
@@ -79,6 +80,7 @@ fn two_stores_sync_through_a_relay_in_legacy_framing() {
     assert!(c.get_tables().is_empty(), "rooms are separate");
     assert!(states.lock().unwrap().contains(&Some(ConnectionState::Open)), "the status hook reports the connection");
     assert_eq!(relay.connections(), 3);
+    assert!(relay.upgrades().contains(&("room".to_string(), Some("Bearer token-a".to_string()))), "extra headers go with the upgrade");
 }
 
 #[test]
@@ -162,8 +164,12 @@ fn reconnects_after_the_server_restarts_and_converges_while_both_edit() {
     let (a, b) = (MergeableStore::new(None), MergeableStore::new(None));
     let sa = WsSynchronizer::new(&a, options(&relay.url("r", false))).unwrap();
     let sb = WsSynchronizer::new(&b, options(&relay.url("r", false))).unwrap();
+    // A multiplexed client in the same room (base path "" + channel "r").
+    let c = MergeableStore::new(None);
+    let sc = WsSynchronizer::new(&c, WsOptions { channel_id: Some("r".into()), ..options(&relay.url("", false)) }).unwrap();
     sa.start_sync(None);
     sb.start_sync(None);
+    sc.start_sync(None);
     let edit = |s: &MergeableStore, who: &str, from: usize, to: usize| {
         for i in from..to {
             s.set_cell("t", &format!("{who}{}", i % 7), "n", i as f64).unwrap();
@@ -183,8 +189,9 @@ fn reconnects_after_the_server_restarts_and_converges_while_both_edit() {
         let relay = Relay::start(port, None);
         std::thread::sleep(Duration::from_millis(100));
         // ...and after it is back.
-        assert!(eventually(WAIT, || same(&a, &b) && a.get_value("b") == Some(Cell::from(89.0)) && b.get_value("a") == Some(Cell::from(89.0))), "converged after the restart");
+        assert!(eventually(WAIT, || same(&a, &b) && same(&a, &c) && a.get_value("b") == Some(Cell::from(89.0)) && b.get_value("a") == Some(Cell::from(89.0))), "converged after the restart");
         assert_eq!(sa.connection_state(), ConnectionState::Open);
+        assert_eq!(sc.connection_state(), ConnectionState::Open);
         drop(relay);
     });
 }
@@ -289,6 +296,14 @@ fn malformed_frames_from_the_server_close_the_socket_with_1007() {
     relay.inject("M\nnot-mine\n\n[null,1,\"\"]");
     assert!(eventually(WAIT, || relay.closes().iter().filter(|c| c.0 == 1007).count() == 2));
     drop(s);
+    // A frame larger than any payload may be: 1013 tinybase:15:socket (7.3).
+    let (errs, ehook) = errors();
+    let mut o = options(&relay.url("m", false));
+    o.sync.on_ignored_error = Some(ehook);
+    let _big = WsSynchronizer::new(&MergeableStore::new(None), o).unwrap();
+    relay.inject(&"x".repeat(17 << 20));
+    assert!(eventually(WAIT, || relay.closes().contains(&(1013, "tinybase:15:socket".to_string()))), "{:?}", relay.closes());
+    assert!(errs.lock().unwrap().iter().any(|e| e == "tinybase:15:socket"));
 }
 
 #[test]
@@ -395,4 +410,20 @@ fn tinybase_ws_server_relays_our_legacy_multiplexed_and_fragmented_clients() {
     for s in [&sa, &sb, &so, &sc] {
         s.destroy();
     }
+}
+
+#[test]
+fn destroy_does_not_wait_for_a_server_that_never_answers() {
+    let relay = Relay::start(0, None);
+    relay.freeze();
+    let a = MergeableStore::new(None);
+    let started = Instant::now();
+    let s = WsSynchronizer::new(&a, WsOptions { connect_timeout: Duration::from_millis(600), ..options(&relay.url("x", false)) }).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500), "waited for the first attempt");
+    assert!(matches!(s.connection_state(), ConnectionState::Closed { code: 1006, .. } | ConnectionState::Connecting));
+    // Retrying now, in the middle of another handshake that will never complete.
+    std::thread::sleep(Duration::from_millis(350));
+    let destroying = Instant::now();
+    s.destroy();
+    assert!(destroying.elapsed() < Duration::from_millis(300), "{:?}", destroying.elapsed());
 }

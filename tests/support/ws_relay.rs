@@ -48,6 +48,8 @@ struct Inner {
     controls: Mutex<Vec<String>>,
     /// Text frames received.
     frames_in: AtomicU64,
+    /// Each upgrade request: (path, Authorization header).
+    upgrades: Mutex<Vec<(String, Option<String>)>>,
     /// TCP connections accepted while frozen (never answered).
     held: Mutex<Vec<TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -142,6 +144,11 @@ impl Relay {
         self.inner.controls.lock().unwrap().clone()
     }
 
+    /// Each upgrade request: (path, Authorization header).
+    pub fn upgrades(&self) -> Vec<(String, Option<String>)> {
+        self.inner.upgrades.lock().unwrap().clone()
+    }
+
     /// Text frames received so far.
     pub fn frames_in(&self) -> u64 {
         self.inner.frames_in.load(Ordering::Acquire)
@@ -191,13 +198,15 @@ fn serve(inner: Arc<Inner>, tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig
     }
 }
 
-fn handshake<S: Read + Write>(stream: S) -> Option<(WebSocket<S>, String, bool)> {
+fn handshake<S: Read + Write>(inner: &Inner, stream: S) -> Option<(WebSocket<S>, String, bool)> {
     let mut path = String::new();
     let mut mux = false;
+    let mut auth = None;
     // The error type is tungstenite's (an HTTP response), large by design.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, tungstenite::handshake::server::ErrorResponse> {
         path = req.uri().path().trim_start_matches('/').to_string();
+        auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
         mux = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|p| p.trim() == "tinybase"));
         if mux {
             resp.headers_mut().insert("sec-websocket-protocol", "tinybase".parse().unwrap());
@@ -207,7 +216,10 @@ fn handshake<S: Read + Write>(stream: S) -> Option<(WebSocket<S>, String, bool)>
     let mut attempt = tungstenite::accept_hdr(stream, callback);
     for _ in 0..2500 {
         match attempt {
-            Ok(ws) => return Some((ws, path, mux)),
+            Ok(ws) => {
+                inner.upgrades.lock().unwrap().push((path.clone(), auth));
+                return Some((ws, path, mux));
+            }
             Err(tungstenite::HandshakeError::Interrupted(mid)) => attempt = mid.handshake(),
             Err(_) => return None,
         }
@@ -216,7 +228,7 @@ fn handshake<S: Read + Write>(stream: S) -> Option<(WebSocket<S>, String, bool)>
 }
 
 fn run<S: Read + Write>(inner: Arc<Inner>, stream: S, tcp: TcpStream) {
-    let Some((mut ws, path, mux)) = handshake(stream) else { return };
+    let Some((mut ws, path, mux)) = handshake(&inner, stream) else { return };
     let key = inner.next.fetch_add(1, Ordering::AcqRel);
     let id = format!("client{key}");
     let (tx, rx): (Sender<Out>, Receiver<Out>) = channel();

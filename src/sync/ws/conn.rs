@@ -298,41 +298,41 @@ impl Conn {
     /// Queues a payload of channel `id` for client `to` (None: broadcast). Runs on the
     /// synchronizer's worker; never waits for the network.
     pub(super) fn send(&self, id: Option<&str>, to: Option<&str>, payload: &str) {
-        let mut st = self.state.lock();
-        if st.ended || st.shutdown {
+        // A broadcast ContentHashes or ContentDiff while away is coalesced: the save
+        // (ContentHashes) that follows the reopening announces the same (8.5, 12.5).
+        let coalesced = to.is_none() && matches!(message_number(payload), Some(2 | 3));
+        let ready = |st: &State| st.channel(id).is_some_and(|c| c.ready);
+        if coalesced && !ready(&self.state.lock()) {
             return;
         }
-        let Some(ch) = st.channel(id) else { return };
-        let ready = ch.ready;
-        let inlet = ch.inlet.clone();
-        let report = |error: &str| {
-            if let Some(inlet) = &inlet {
-                inlet.transport_event(TransportEvent::Error(error.to_string()));
-            }
-        };
         if payload.len() > MAX_PAYLOAD_BYTES {
             // The server would close the socket for it (7.3): refused here instead.
-            report("tinybase:15:socket");
+            self.report(id, "tinybase:15:socket");
             return;
         }
-        if !ready && to.is_none() && matches!(message_number(payload), Some(2 | 3)) {
-            // A broadcast ContentHashes or ContentDiff while away is coalesced: the save
-            // (ContentHashes) that follows the reopening announces the same (8.5, 12.5).
-            return;
-        }
-        let now = Instant::now();
+        // Framed without the lock: the I/O thread needs it between every two frames it reads.
         let frames = codec::fragment(to.unwrap_or(""), payload, self.settings.fragment_size);
         let frames: Vec<String> = match id {
             Some(channel) => frames.iter().map(|f| codec::data_frame(channel, f)).collect(),
             None => frames,
         };
         let bytes = frames.iter().map(String::len).sum();
+        let now = Instant::now();
+        let mut st = self.state.lock();
+        if st.ended || st.shutdown {
+            return;
+        }
+        let ready = ready(&st);
+        if coalesced && !ready {
+            return;
+        }
         if !ready {
             st.expire(now);
         }
         let full = st.queued_payloads >= MAX_QUEUE || st.queued_bytes + bytes > MAX_PAYLOAD_BYTES;
         if full && !ready {
-            report("tinybase:15:client");
+            drop(st);
+            self.report(id, "tinybase:15:client");
             return;
         }
         let Some(ch) = st.channel_mut(id) else { return };
@@ -346,6 +346,13 @@ impl Conn {
             st.overflow |= full;
             drop(st);
             self.waker.wake();
+        }
+    }
+
+    /// Reports an error to one channel's synchronizer.
+    fn report(&self, id: Option<&str>, error: &str) {
+        if let Some(c) = self.state.lock().channel(id) {
+            c.event(TransportEvent::Error(error.to_string()));
         }
     }
 
@@ -610,6 +617,8 @@ impl<'a> Session<'a> {
             }
         }
         if self.pending.is_empty() {
+            // What waited for the connection past its request's timeout is stale.
+            st.expire(now);
             let mut taken = Vec::new();
             for c in &mut st.channels {
                 if c.ready {
