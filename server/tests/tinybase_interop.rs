@@ -139,8 +139,8 @@ fn converge_room(
     what: &str,
     room: &Room,
     tb: &TbClients,
-    extra: Option<(&str, &dyn Fn() -> Option<(u32, u32)>)>,
-    side_extra: Option<(&str, &dyn Fn() -> Option<(u32, u32)>)>,
+    extra: Option<Extra>,
+    side_extra: Option<Extra>,
 ) -> ((u32, u32), Duration) {
     let party = Party { ours: room.ours.iter().collect(), tb: Some(tb), tb_names: room.tb_names.clone(), extra };
     let result = party.converge(what, CONVERGE);
@@ -371,7 +371,7 @@ fn our_server_auth_refuses_what_it_should() {
     tb.node.ok("save", json!({"name": "R"}));
     std::thread::sleep(Duration::from_millis(1500));
     assert!(!has("W", "R"), "a read-only client's write reached a TinyBase client");
-    assert!(!ours.content()[0]["t"]["from"].get("R").is_some(), "a read-only client's write reached our client");
+    assert!(ours.content()[0]["t"]["from"].get("R").is_none(), "a read-only client's write reached our client");
     tb.open(json!({"name": "late", "url": pets(&rw)})).expect("late joiner");
     std::thread::sleep(Duration::from_millis(500));
     assert!(has("late", "W") && has("late", "O"), "the late joiner misses the writers' cells: {}", tb.content("late"));

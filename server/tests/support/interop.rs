@@ -366,13 +366,17 @@ pub fn big_cell_args(row: &str, bytes: usize, fill: char) -> Json {
     json!(["big", row, "text", fill.to_string().repeat(bytes)])
 }
 
+/// Another participant of a convergence check, by name: its content hashes when asked (None
+/// while it has none), e.g. TinyBase's server store.
+pub type Extra<'a> = (&'a str, &'a dyn Fn() -> Option<(u32, u32)>);
+
 /// Everybody whose hashes the convergence check compares.
 pub struct Party<'a> {
     pub ours: Vec<&'a Ours>,
     pub tb: Option<&'a TbClients>,
     pub tb_names: Vec<String>,
     /// Another participant's hashes (e.g. TinyBase's server store), None while it has none.
-    pub extra: Option<(&'a str, &'a dyn Fn() -> Option<(u32, u32)>)>,
+    pub extra: Option<Extra<'a>>,
 }
 
 impl Party<'_> {
@@ -403,10 +407,9 @@ impl Party<'_> {
         let deadline = start + within;
         loop {
             let all = self.all_hashes();
-            let first = all[0].1;
-            if first.is_some() && all.iter().all(|(_, h)| *h == first) {
+            if let Some(first) = all[0].1.filter(|&f| all.iter().all(|(_, h)| *h == Some(f))) {
                 self.same_contents(what);
-                return (first.unwrap(), start.elapsed());
+                return (first, start.elapsed());
             }
             if Instant::now() > deadline {
                 let ours_errors: Vec<_> = self.ours.iter().map(|o| (o.name.clone(), o.errors.lock().unwrap().clone())).collect();
