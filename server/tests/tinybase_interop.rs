@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use harness::*;
 use tinybase::sync::ws::{WsClient, WsOptions, WsSynchronizer};
 
-const CONVERGE: Duration = Duration::from_secs(20);
+const CONVERGE: Duration = Duration::from_secs(30);
 /// Fragment size of the fragmented scenarios: a 1.5 MB payload is 24 fragments.
 const FRAGMENT: usize = 65_536;
 const BIG: usize = 1_500_000;
@@ -98,8 +98,9 @@ fn open_room(framing: Framing, room: &str, url: &dyn Fn(&str) -> String, tb: &Tb
                 Ours::open(&n("O2"), &spec("", Some(room), Some(FRAGMENT + 1000))),
             ];
             let tb_names = vec![
-                tb_open(&n("T1"), json!({"url": url(room), "fragmentSize": FRAGMENT})),
-                tb_open(&n("T2"), json!({"url": url(""), "channel": room, "fragmentSize": FRAGMENT - 1000})),
+                // Pulls of megabytes on a busy machine: TinyBase's request timeout (default 1 s) longer.
+                tb_open(&n("T1"), json!({"url": url(room), "fragmentSize": FRAGMENT, "timeout": 3})),
+                tb_open(&n("T2"), json!({"url": url(""), "channel": room, "fragmentSize": FRAGMENT - 1000, "timeout": 3})),
             ];
             Room { ours, tb_names, side: None, _client: None }
         }
@@ -203,9 +204,10 @@ fn tinybase_server_mixed_fragmented_over_1_mib() {
 }
 
 /// A TinyBase client joining `room` late must receive exactly `expected`.
+/// (Its request timeout is 5 s: it may pull megabytes on a busy machine.)
 fn late_joiner(tb: &TbClients, name: &str, url: String, expected: (u32, u32), what: &str) {
-    tb.open(json!({"name": name, "url": url})).unwrap_or_else(|e| panic!("{what}: {name} could not join: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(5);
+    tb.open(json!({"name": name, "url": url, "timeout": 5})).unwrap_or_else(|e| panic!("{what}: {name} could not join: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
     while tb.hashes(name) != expected {
         assert!(
             Instant::now() < deadline,
