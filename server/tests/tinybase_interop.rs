@@ -26,6 +26,7 @@ use serde_json::{json, Value as Json};
 use std::time::{Duration, Instant};
 use harness::*;
 use tinybase::sync::ws::{WsClient, WsOptions, WsSynchronizer};
+use tinybase::sync::ConnectionState;
 
 const CONVERGE: Duration = Duration::from_secs(30);
 /// Fragment size of the fragmented scenarios: a 1.5 MB payload is 24 fragments.
@@ -424,6 +425,9 @@ fn our_server_killed_and_restarted_while_everybody_edits() {
     }
     let party = Party { ours: vec![&o1, &o2], tb: Some(&tb), tb_names: vec!["T1".into(), "T2".into()], extra: None };
     let (hashes, took) = party.converge("after the server was killed and restarted", CONVERGE);
+    for o in [&o1, &o2] {
+        assert_eq!(o.sync.connection_state(), ConnectionState::Open, "{} did not reconnect", o.name);
+    }
     late_joiner(&tb, "late", server.url(room), hashes, "after the restart");
     eprintln!("tinybase-server killed and restarted during {edits} edits: 2 of ours + 2 TinyBase clients converged to {hashes:?} in {took:?}");
 }
