@@ -401,6 +401,7 @@ fn our_server_killed_and_restarted_while_everybody_edits() {
         .collect();
     let writers = [our_writers(&o1.store, 51, 250, 12, "O1"), our_writers(&o2.store, 52, 250, 12, "O2")];
     std::thread::sleep(Duration::from_millis(700));
+    assert!(writers.iter().all(|w| !w.is_finished()), "the edits ended before the server was killed: make them longer");
     let mut server = server;
     server.kill();
     std::thread::sleep(Duration::from_millis(300));
