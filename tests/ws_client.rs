@@ -307,6 +307,20 @@ fn malformed_frames_from_the_server_close_the_socket_with_1007() {
 }
 
 #[test]
+fn a_missing_multiplex_echo_is_reported_with_tinybase_4() {
+    let relay = Relay::start(0, None);
+    relay.mute_controls();
+    let (errs, ehook) = errors();
+    let client = WsClient::new(&WsOptions { reconnect: false, ..options(&relay.url("", false)) }).unwrap();
+    let sync = SynchronizerOptions { request_timeout: Duration::from_millis(300), on_ignored_error: Some(ehook), ..Default::default() };
+    let started = Instant::now();
+    let err = client.join(&MergeableStore::new(None), "c", sync).err().unwrap();
+    assert!(err.to_string().contains("tinybase:5"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(eventually(WAIT, || errs.lock().unwrap().iter().any(|e| e == "tinybase:4:0")), "{:?}", errs.lock().unwrap());
+}
+
+#[test]
 fn destroy_closes_with_1000_and_a_failed_connection_is_reported() {
     let relay = Relay::start(0, None);
     let a = MergeableStore::new(None);

@@ -40,6 +40,8 @@ struct Peer {
 struct Inner {
     stop: AtomicBool,
     frozen: AtomicBool,
+    /// Multiplex controls are not echoed.
+    mute: AtomicBool,
     peers: Mutex<HashMap<u64, Peer>>,
     next: AtomicU64,
     /// Close frames received from clients: (code, reason).
@@ -120,6 +122,11 @@ impl Relay {
     /// Stops reading and answering on every connection, and holds new ones unanswered.
     pub fn freeze(&self) {
         self.inner.frozen.store(true, Ordering::Release);
+    }
+
+    /// Stops echoing multiplex controls (Hello, Subscribe).
+    pub fn mute_controls(&self) {
+        self.inner.mute.store(true, Ordering::Release);
     }
 
     /// Sends a raw text frame to every connection.
@@ -291,6 +298,9 @@ fn handle(inner: &Inner, key: u64, text: &str) {
                 Err(_) => return,
             };
             let (ctl, body) = (v[2][0].as_i64(), v[2][1].clone());
+            if inner.mute.load(Ordering::Acquire) {
+                return;
+            }
             match ctl {
                 Some(0) => {
                     let _ = me.tx.send(Out::Text(text.to_string()));

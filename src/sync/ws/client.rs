@@ -197,6 +197,8 @@ fn create(conn: &Arc<Conn>, options: &WsOptions, store: &MergeableStore, channel
             ConnectionState::Closed { code, reason } => format!("{reason} ({code})"),
             _ => "no connection".to_string(),
         };
+        // The errors reported on the way reach the ignored-error hook before the Err.
+        crate::sync::wait_until(Duration::from_millis(500), || sync.is_settled());
         sync.destroy();
         return Err(Error::InvalidState(format!("tinybase:5: cannot open {}: {reason}", options.url)));
     }
