@@ -268,11 +268,23 @@ impl Shared {
             let hashes = rs.store.get_mergeable_content_hashes();
             let due = {
                 let mut seen = rs.seen.lock();
-                if seen.0 != hashes {
-                    *seen = (hashes, now);
+                if seen.hashes != hashes {
+                    seen.hashes = hashes;
+                    seen.changed = now;
                 }
-                let saved = *rs.saved.lock();
-                hashes != saved && now.duration_since(seen.1) >= delay
+                if hashes == *rs.saved.lock() {
+                    seen.unsaved_since = None;
+                    false
+                } else {
+                    // Saved once changes pause for `save_delay`, and at least every 4 delays
+                    // while they go on.
+                    let unsaved_since = *seen.unsaved_since.get_or_insert(now);
+                    let due = now.duration_since(seen.changed) >= delay || now.duration_since(unsaved_since) >= delay * 4;
+                    if due {
+                        seen.unsaved_since = Some(now);
+                    }
+                    due
+                }
             };
             if due && !rs.saving.load(Ordering::Acquire) {
                 let (shared, room) = (self.clone(), room.clone());
@@ -363,6 +375,10 @@ impl Server {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            // Small frames go out at once (no Nagle delay behind an unacknowledged one).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, service)
                 .with_graceful_shutdown(async move {
                     let _ = stop_rx.await;
@@ -478,6 +494,9 @@ impl ServerHandle {
 
 /// The initial read buffer of a connection.
 const READ_BUFFER_BYTES: usize = 1024;
+/// Frames are written to the socket once this many bytes are buffered (and at each flush); the
+/// buffer keeps its capacity, so a small one keeps connections that were once busy cheap.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// A connection slot (counts against `max_clients` and the per-IP limit) released on drop.
 pub(crate) struct Slot {
@@ -572,7 +591,7 @@ async fn handle_request(
     let ws = ws.max_message_size(hard_limit).max_frame_size(hard_limit);
     // Tungstenite allocates its whole read buffer per connection up front (128 KiB by default):
     // a small one keeps idle connections cheap, and it grows for large messages.
-    let ws = ws.read_buffer_size(READ_BUFFER_BYTES);
+    let ws = ws.read_buffer_size(READ_BUFFER_BYTES).write_buffer_size(WRITE_BUFFER_BYTES);
     let conn = crate::conn::Conn {
         shared: shared.clone(),
         remote,

@@ -398,3 +398,30 @@ fn the_server_store_fragments_what_it_sends() {
     let whole = pieces.concat();
     assert!(whole.starts_with("[\"") && whole.ends_with("\",1,\"\"]"), "the GetContentHashes of 8.2: {whole}");
 }
+
+#[test]
+fn rooms_are_saved_soon_after_changes_even_while_they_go_on() {
+    let dir = temp_dir("debounce");
+    let server = TestServer::start(ServerOptions { data_dir: Some(dir.clone()), save_delay: Duration::from_millis(100), ..options() });
+    let file = dir.join(tinybase_server::files::room_file_name("d"));
+    let mut a = server.connect("/d");
+    let start = Instant::now();
+    // A change every 20 ms for 1.5 s: never a 100 ms pause, yet the file follows.
+    let mut first_save = None;
+    for i in 0..75 {
+        a.send(&format!("\n[\"t{i}\",3,[[{{\"t\":[{{\"r\":[{{\"c{i}\":[{i},\"P7o4uYi----7JQY8\"]}}]}}]}}],[{{}}],1]]"));
+        std::thread::sleep(Duration::from_millis(20));
+        if first_save.is_none() && file.exists() {
+            first_save = Some(start.elapsed());
+        }
+    }
+    let first_save = first_save.expect("saved while changes went on");
+    assert!(first_save < Duration::from_millis(1000), "{first_save:?}");
+    // After the changes stop, the file catches up within a few delays.
+    let end = Instant::now() + Duration::from_secs(3);
+    while !std::fs::read_to_string(&file).unwrap().contains("\"c74\"") {
+        assert!(Instant::now() < end, "the last change reached the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
