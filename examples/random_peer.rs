@@ -6,11 +6,14 @@
 
 #[path = "../tests/support/line_peer.rs"]
 mod line_peer;
+#[path = "../tests/support/edits.rs"]
+mod edits;
 #[path = "../tests/support/rng.rs"]
 mod rng;
 #[path = "../tests/support/script.rs"]
 mod script;
 
+use edits::random_op;
 use line_peer::{arg, emit, Lines, Out};
 use rng::Rng;
 use serde_json::{json, Value as Json};
@@ -20,28 +23,6 @@ use std::time::Duration;
 use tinybase::sync::{Status, Synchronizer, SynchronizerOptions};
 use tinybase::value::{parse_json, to_json_string};
 use tinybase::MergeableStore;
-
-
-
-/// One random edit in the suite's small id space (3 tables × 40 rows × 8 cells, 8 values), as a
-/// store op and its arguments; the same mix as tb_peer.mjs.
-fn random_op(rng: &mut Rng, tag: &str) -> (&'static str, Vec<Json>) {
-    let table = format!("t{}", rng.below(3));
-    let row = format!("r{}", rng.below(40));
-    let cell = format!("c{}", rng.below(8));
-    let value = match rng.below(3) {
-        0 => json!(rng.below(100)),
-        1 => json!(format!("{tag}{}", rng.below(100))),
-        _ => json!(rng.below(2) == 0),
-    };
-    match rng.below(100) {
-        0..=59 => ("setCell", vec![json!(table), json!(row), json!(cell), value]),
-        60..=71 => ("delCell", vec![json!(table), json!(row), json!(cell)]),
-        72..=74 => ("delRow", vec![json!(table), json!(row)]),
-        75..=91 => ("setValue", vec![json!(format!("v{}", rng.below(8))), value]),
-        _ => ("delValue", vec![json!(format!("v{}", rng.below(8)))]),
-    }
-}
 
 /// `writers {seed, threads, count, maxPauseMs, txPercent, quietPercent}`: `threads` threads each
 /// make `count` random edits (txPercent of them transactions of 2–4), pausing up to maxPauseMs

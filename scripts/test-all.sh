@@ -32,8 +32,8 @@ need /usr/include/gtest/gtest.h libgtest-dev
 need python3 python3
 python3 -c 'import venv, ensurepip' 2>/dev/null || need /nonexistent-venv python3-venv
 
-step "node packages (tinybase@10.0.1, pinned by tests/interop/package-lock.json)"
-if [ ! -d tests/interop/node_modules/tinybase ] || [ "${CI:-}" = "true" ]; then
+step "node packages (tinybase@10.0.1, ws@8.21.3, pinned by tests/interop/package-lock.json)"
+if [ ! -d tests/interop/node_modules/tinybase ] || [ ! -d tests/interop/node_modules/ws ] || [ "${CI:-}" = "true" ]; then
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -63,6 +63,12 @@ cargo build --release --example sync_peer
 
 step "randomized interop with TinyBase peers: seeds 1-20, modes A and B (tests/interop/random)"
 scripts/interop-random.sh 20 1
+
+step "WebSocket interop with TinyBase: our client and server with TinyBase's WsServer and clients; restarts, auth, reconnect; load (tests/interop/ws)"
+# The load test holds 1,000 sockets on each side: raise the open-file limit as far as allowed.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+cargo test --release -p tinybase-server --test tinybase_interop -- --nocapture --test-threads 3 --skip load_
+cargo test --release -p tinybase-server --test tinybase_interop -- --nocapture load_
 
 step "loom: the concurrent protocols model-checked (listener removal, handle release, synchronizer inbox)"
 scripts/loom.sh
