@@ -32,8 +32,8 @@ need /usr/include/gtest/gtest.h libgtest-dev
 need python3 python3
 python3 -c 'import venv, ensurepip' 2>/dev/null || need /nonexistent-venv python3-venv
 
-step "node packages (tinybase@10.0.1, pinned by tests/interop/package-lock.json)"
-if [ ! -d tests/interop/node_modules/tinybase ] || [ "${CI:-}" = "true" ]; then
+step "node packages (tinybase@10.0.1, ws@8.21.3, pinned by tests/interop/package-lock.json)"
+if [ ! -d tests/interop/node_modules/tinybase ] || [ ! -d tests/interop/node_modules/ws ] || [ "${CI:-}" = "true" ]; then
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

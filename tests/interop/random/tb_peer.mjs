@@ -8,6 +8,7 @@ import {createInterface} from 'node:readline';
 import {createMergeableStore} from 'tinybase';
 import {createCustomSynchronizer} from 'tinybase/synchronizers';
 import {fromWire, wireStringify} from '../sync/hub.mjs';
+import {randomOp, rngFrom} from './edits.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, d) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : d);
@@ -31,33 +32,6 @@ const synchronizer = createCustomSynchronizer(
   (error) => out({type: 'log', event: 'ignoredError', error: String(error?.message ?? error)}),
 );
 
-// splitmix64 over BigInt, as random_peer.rs: the same op mix (the timing differs anyway).
-const MASK = (1n << 64n) - 1n;
-const rngFrom = (seed) => {
-  let s = BigInt(seed) & MASK;
-  const next = () => {
-    s = (s + 0x9e3779b97f4a7c15n) & MASK;
-    let z = s;
-    z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK;
-    z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK;
-    return z ^ (z >> 31n);
-  };
-  return (n) => Number(next() % BigInt(n));
-};
-const randomOp = (below, tag) => {
-  const table = `t${below(3)}`;
-  const row = `r${below(40)}`;
-  const cell = `c${below(8)}`;
-  const kind = below(3);
-  const value = kind === 0 ? below(100) : kind === 1 ? `${tag}${below(100)}` : below(2) === 0;
-  const p = below(100);
-  if (p < 60) return () => store.setCell(table, row, cell, value);
-  if (p < 72) return () => store.delCell(table, row, cell);
-  if (p < 75) return () => store.delRow(table, row);
-  if (p < 92) return () => store.setValue(`v${below(8)}`, value);
-  return () => store.delValue(`v${below(8)}`);
-};
-
 // `writers {seed, chains, count, maxPauseMs, txPercent, quietPercent}`: `chains` timer chains
 // each make `count` random edits (some in transactions of 2–4), one per timer callback, as
 // random_peer.rs (the longer pauses included).
@@ -71,7 +45,7 @@ const writers = ({seed = 1, chains = 1, count = 20, maxPauseMs = 5, txPercent = 
       const tick = () => {
         if (left-- <= 0 || destroyed) return resolve([edits, loading]);
         const steps = below(100) < txPercent ? 2 + below(3) : 1;
-        const ops = Array.from({length: steps}, () => randomOp(below, `${uniqueId}${c}-`));
+        const ops = Array.from({length: steps}, () => randomOp(store, below, `${uniqueId}${c}-`));
         store.transaction(() => ops.forEach((op) => op()));
         edits += steps;
         // TinyBase's save() skips a transaction made while Loading: it is never sent.
