@@ -22,7 +22,7 @@
 //!   WsSynchronizer; each joins both servers.
 //!
 //! The raw clients are tungstenite sockets in non-blocking mode, a few per thread, driven by
-//! poll(2); their frames are valid ContentDiffs with HLCs from the library's clock, each client
+//! epoll; their frames are valid ContentDiffs with HLCs from the library's clock, each client
 //! writing its own row so the server stores accept every change.
 //!
 //! Servers (overridable, words split on spaces): TINYBASE_CMD (default `node
@@ -114,17 +114,21 @@ impl Server {
             * 1024
     }
 
-    /// User + system CPU seconds of the whole process.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) start at state, field 3.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        ticks as f64 / hz
+        cpu_seconds(&self.pid().to_string())
     }
+}
+
+/// User + system CPU seconds of a whole process (`self` or a pid).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
 }
 
 impl Drop for Server {
@@ -149,7 +153,10 @@ impl Drop for Server {
 fn connect(addr: &str, room: &str) -> WebSocket<TcpStream> {
     let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_nodelay(true).expect("nodelay");
-    let (ws, _) = tungstenite::client(format!("ws://{addr}/{room}"), stream)
+    // tungstenite zeroes the free part of its read buffer on every read: 128 KiB by default, the
+    // main cost of reading small frames; 8 KiB holds many of them.
+    let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8192);
+    let (ws, _) = tungstenite::client::client_with_config(format!("ws://{addr}/{room}"), stream, Some(config))
         .unwrap_or_else(|e| panic!("handshake ws://{addr}/{room}: {e}"));
     ws
 }
@@ -240,6 +247,8 @@ struct Shared {
     window_end: u64,
     /// Paced mode: the time of change 0 (µs).
     t0: u64,
+    /// Flood mode: the pause between two reads of all sockets (µs).
+    batch_us: u64,
 }
 
 #[derive(Default)]
@@ -250,11 +259,31 @@ struct Tally {
     closed: usize,
 }
 
+/// The epoll interest of one client: always readable, writable too while a flush is pending.
+fn watch(epoll: i32, op: i32, c: &Client, slot: usize) {
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | if c.flush { libc::EPOLLOUT } else { 0 }) as u32,
+        u64: slot as u64,
+    };
+    // SAFETY: epoll is an epoll descriptor we own; the fd belongs to a live socket.
+    unsafe { libc::epoll_ctl(epoll, op, c.ws.get_ref().as_raw_fd(), &mut event) };
+}
+
 fn worker(mut clients: Vec<Client>, mode: Mode, shared: Arc<Shared>) -> Tally {
     let mut tally = Tally::default();
-    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(clients.len());
+    // SAFETY: plain syscall; the descriptor is closed at the end of this function.
+    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    assert!(epoll >= 0, "epoll_create1");
+    for (slot, c) in clients.iter().enumerate() {
+        watch(epoll, libc::EPOLL_CTL_ADD, c, slot);
+    }
+    let mut watching_out = vec![false; clients.len()];
+    let mut registered = vec![true; clients.len()];
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut next = 0usize;
     let others = shared.clients.saturating_sub(1).max(1);
+    let (mut delivered, mut local_sent) = (0u64, 0u64);
+    let paced_n = shared.clients as f64;
     while !shared.stop.load(Relaxed) {
         let now = now_us();
         let mut timeout_ms = 50;
@@ -262,16 +291,14 @@ fn worker(mut clients: Vec<Client>, mode: Mode, shared: Arc<Shared>) -> Tally {
             Mode::Idle => {}
             Mode::Flood { window } => {
                 timeout_ms = 1;
-                for _ in 0..clients.len().min(16) {
-                    let in_flight = shared.sent.load(Relaxed) - shared.delivered.load(Relaxed) / others;
-                    if in_flight >= window {
-                        break;
-                    }
+                let in_flight = shared.sent.load(Relaxed) - shared.delivered.load(Relaxed) / others;
+                let budget = window.saturating_sub(in_flight).min(16);
+                for _ in 0..budget {
                     let len = clients.len();
                     let c = &mut clients[next % len];
                     next += 1;
                     if c.open && !c.flush {
-                        shared.sent.fetch_add(1, Relaxed);
+                        local_sent += 1;
                         if let Err(e) = c.send_change() {
                             tally.errors.push(e);
                             c.open = false;
@@ -279,12 +306,13 @@ fn worker(mut clients: Vec<Client>, mode: Mode, shared: Arc<Shared>) -> Tally {
                         timeout_ms = 0;
                     }
                 }
+                shared.sent.fetch_add(local_sent, Relaxed);
+                local_sent = 0;
             }
             Mode::Paced { rate } => {
-                let n = shared.clients as f64;
                 let mut wait_us = u64::MAX;
                 for c in clients.iter_mut().filter(|c| c.open) {
-                    let due = shared.t0 + ((c.sent as f64 * n + c.index as f64) / rate * 1e6) as u64;
+                    let due = shared.t0 + ((c.sent as f64 * paced_n + c.index as f64) / rate * 1e6) as u64;
                     if now >= due {
                         if let Err(e) = c.send_change() {
                             tally.errors.push(e);
@@ -298,70 +326,83 @@ fn worker(mut clients: Vec<Client>, mode: Mode, shared: Arc<Shared>) -> Tally {
                 timeout_ms = (wait_us / 1000).min(5) as i32;
             }
         }
-        pfds.clear();
-        pfds.extend(clients.iter().map(|c| libc::pollfd {
-            fd: if c.open { c.ws.get_ref().as_raw_fd() } else { -1 },
-            events: libc::POLLIN | if c.flush { libc::POLLOUT } else { 0 },
-            revents: 0,
-        }));
-        // SAFETY: pfds is a valid array of pollfd of the given length.
-        let ready = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-        if ready <= 0 {
-            continue;
+        if let Mode::Flood { .. } = mode {
+            // Let frames pile up in the sockets so one read takes many: the generator's cost per
+            // delivery is then far below the server's (one wake-up per frame would cost about as
+            // much as the server spends relaying it). The in-flight window covers the pause.
+            std::thread::sleep(Duration::from_micros(shared.batch_us));
         }
-        for (c, p) in clients.iter_mut().zip(&pfds) {
-            if p.revents == 0 || !c.open {
+        // SAFETY: events is a valid buffer of the given length.
+        let ready = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), events.len() as i32, timeout_ms) };
+        for event in events.iter().take(ready.max(0) as usize) {
+            let (flags, slot) = (event.events, event.u64 as usize);
+            let c = &mut clients[slot];
+            if !c.open {
                 continue;
             }
-            if p.revents & libc::POLLOUT != 0 {
+            if flags & libc::EPOLLOUT as u32 != 0 {
                 if let Err(e) = c.try_flush() {
                     tally.errors.push(e);
                     c.open = false;
                     continue;
                 }
             }
-            if p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) == 0 {
-                continue;
-            }
-            loop {
-                match c.ws.read() {
-                    Ok(Message::Text(text)) => {
-                        if let Some(sent) = sent_at(text.as_str()) {
-                            shared.delivered.fetch_add(1, Relaxed);
-                            let now = now_us();
-                            if now >= shared.window_start && now < shared.window_end {
-                                tally.deliveries += 1;
-                                if let Mode::Paced { .. } = mode {
-                                    tally.latencies_us.push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
+            if flags & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+                loop {
+                    match c.ws.read() {
+                        Ok(Message::Text(text)) => {
+                            if let Some(sent) = sent_at(text.as_str()) {
+                                delivered += 1;
+                                let now = now_us();
+                                if now >= shared.window_start && now < shared.window_end {
+                                    tally.deliveries += 1;
+                                    if let Mode::Paced { .. } = mode {
+                                        tally.latencies_us.push(now.saturating_sub(sent).min(u32::MAX as u64) as u32);
+                                    }
                                 }
                             }
                         }
-                    }
-                    Ok(Message::Close(frame)) => {
-                        tally.errors.push(format!("client {} closed by the server: {frame:?}", c.index));
-                        tally.closed += 1;
-                        c.open = false;
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tally.errors.push(format!("client {}: read: {e}", c.index));
-                        tally.closed += 1;
-                        c.open = false;
-                        break;
+                        Ok(Message::Close(frame)) => {
+                            tally.errors.push(format!("client {} closed by the server: {frame:?}", c.index));
+                            tally.closed += 1;
+                            c.open = false;
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tally.errors.push(format!("client {}: read: {e}", c.index));
+                            tally.closed += 1;
+                            c.open = false;
+                            break;
+                        }
                     }
                 }
-            }
-            // Pongs queued by reading go out now.
-            if c.open {
-                if let Err(e) = c.try_flush() {
-                    tally.errors.push(e);
-                    c.open = false;
+                // Pongs queued by reading go out now.
+                if c.open {
+                    if let Err(e) = c.try_flush() {
+                        tally.errors.push(e);
+                        c.open = false;
+                    }
                 }
             }
         }
+        shared.delivered.fetch_add(delivered, Relaxed);
+        delivered = 0;
+        for (slot, c) in clients.iter().enumerate() {
+            if !c.open {
+                if registered[slot] {
+                    watch(epoll, libc::EPOLL_CTL_DEL, c, slot);
+                    registered[slot] = false;
+                }
+            } else if c.flush != watching_out[slot] {
+                watch(epoll, libc::EPOLL_CTL_MOD, c, slot);
+                watching_out[slot] = c.flush;
+            }
+        }
     }
+    // SAFETY: closing the epoll descriptor created above.
+    unsafe { libc::close(epoll) };
     tally
 }
 
@@ -394,9 +435,14 @@ fn drive(clients: Vec<Client>, threads: usize, mode: Mode, shared: Arc<Shared>, 
     all
 }
 
-fn report_errors(what: &str, tally: &Tally) {
+/// Prints socket errors; in smoke mode (`strict`) any error, or nothing delivered, fails the run.
+fn check(what: &str, tally: &Tally, cfg: &Config) {
     if !tally.errors.is_empty() {
         eprintln!("  {what}: {} socket errors, e.g. {}", tally.errors.len(), tally.errors[0]);
+    }
+    if cfg.strict && (!tally.errors.is_empty() || (what != "memory" && tally.deliveries == 0)) {
+        eprintln!("  {what}: FAILED (smoke mode: no socket error and some deliveries expected)");
+        std::process::exit(1);
     }
 }
 
@@ -409,16 +455,44 @@ struct Config {
     warmup: Duration,
     seconds: Duration,
     window: u64,
+    batch_us: u64,
     rate: f64,
     idle: usize,
     cells: usize,
     joiners: Vec<String>,
+    /// How long the memory phase lets the server settle before each RSS sample.
+    settle: Duration,
+    /// Smoke mode: fail on any socket error.
+    strict: bool,
 }
 
 type Figures = Vec<(String, f64)>;
 
+/// Connects `n` clients to a room and waits until it relays: one change from client 0 reaches all
+/// the others (TinyBase buffers a room's traffic until its server store is ready, about one
+/// request timeout, and closes clients whose buffer overflows).
 fn connect_room(addr: &str, room: &str, n: usize) -> Vec<Client> {
-    (0..n).map(|i| Client::new(connect(addr, room), i)).collect()
+    let mut clients: Vec<Client> = (0..n).map(|i| Client::new(connect(addr, room), i)).collect();
+    clients[0].send_change().expect("probe");
+    let mut waiting: Vec<usize> = (1..n).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !waiting.is_empty() {
+        assert!(Instant::now() < deadline, "the room never relayed the probe change");
+        waiting.retain(|&i| {
+            let c = &mut clients[i];
+            loop {
+                match c.ws.read() {
+                    Ok(Message::Text(t)) if sent_at(t.as_str()).is_some() => return false,
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => return true,
+                    Err(e) => panic!("client {i} while waiting for the room: {e}"),
+                }
+            }
+        });
+        let _ = clients[0].try_flush();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    clients
 }
 
 fn throughput(command: &str, cfg: &Config, out: &mut Figures) {
@@ -434,6 +508,7 @@ fn throughput(command: &str, cfg: &Config, out: &mut Figures) {
         window_start: start,
         window_end: end,
         t0: 0,
+        batch_us: cfg.batch_us,
     });
     // The CPU sample brackets the window from a helper thread.
     let pid_server = &server;
@@ -442,22 +517,24 @@ fn throughput(command: &str, cfg: &Config, out: &mut Figures) {
             while now_us() < start {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            let a = pid_server.cpu_seconds();
+            let (a, g) = (pid_server.cpu_seconds(), cpu_seconds("self"));
             while now_us() < end {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            pid_server.cpu_seconds() - a
+            (pid_server.cpu_seconds() - a, cpu_seconds("self") - g)
         });
         let tally = drive(clients, cfg.threads, Mode::Flood { window: cfg.window }, shared.clone(), end);
         (sampler.join().expect("sampler"), tally)
     });
-    let (cpu_s, tally) = cpu;
-    report_errors("throughput", &tally);
+    let ((cpu_s, generator_s), tally) = cpu;
+    check("throughput", &tally, cfg);
     let secs = cfg.seconds.as_secs_f64();
     let deliveries = tally.deliveries as f64 / secs;
     out.push(("relayed changes/s".into(), deliveries / (cfg.clients - 1) as f64));
     out.push(("deliveries/s".into(), deliveries));
     out.push(("server CPU µs per delivery".into(), cpu_s * 1e6 / tally.deliveries.max(1) as f64));
+    out.push(("server CPU cores busy".into(), cpu_s / secs));
+    out.push(("load generator CPU cores busy".into(), generator_s / secs));
     if tally.closed > 0 {
         out.push(("sockets closed by the server".into(), tally.closed as f64));
     }
@@ -485,9 +562,10 @@ fn latency(command: &str, cfg: &Config, out: &mut Figures) {
         window_start: start,
         window_end: end,
         t0,
+        batch_us: 0,
     });
     let mut tally = drive(clients, cfg.threads, Mode::Paced { rate: cfg.rate }, shared, end);
-    report_errors("latency", &tally);
+    check("latency", &tally, cfg);
     tally.latencies_us.sort_unstable();
     out.push(("latency p50 ms".into(), percentile(&tally.latencies_us, 0.5) / 1000.0));
     out.push(("latency p99 ms".into(), percentile(&tally.latencies_us, 0.99) / 1000.0));
@@ -497,7 +575,7 @@ fn latency(command: &str, cfg: &Config, out: &mut Figures) {
 fn memory(command: &str, cfg: &Config, out: &mut Figures) {
     let server = Server::start(command);
     let first = connect_room(&server.addr, "memory", 1);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(cfg.settle);
     let base = server.rss();
     let mut clients = first;
     for i in 1..=cfg.idle {
@@ -511,11 +589,12 @@ fn memory(command: &str, cfg: &Config, out: &mut Figures) {
         window_start: 0,
         window_end: 0,
         t0: 0,
+        batch_us: cfg.batch_us,
     });
-    let settle = now_us() + 2_000_000;
+    let settle = now_us() + cfg.settle.as_micros() as u64;
     let tally = drive(clients, 2, Mode::Idle, shared, settle);
     let loaded = server.rss();
-    report_errors("memory", &tally);
+    check("memory", &tally, cfg);
     out.push(("server RSS, 1 client, MB".into(), base as f64 / 1e6));
     out.push(("memory per connection KB".into(), (loaded as f64 - base as f64) / cfg.idle as f64 / 1000.0));
 }
@@ -698,14 +777,18 @@ fn main() {
     let mut cfg = Config {
         clients: 100,
         threads: 2,
-        warmup: Duration::from_secs(3),
+        warmup: Duration::from_secs(2),
         seconds: Duration::from_secs(10),
-        window: 200,
+        window: 2000,
+        batch_us: 2000,
         rate: 100.0,
         idle: 1000,
         cells: 100_000,
         joiners: vec!["tinybase".into()],
+        settle: Duration::from_secs(2),
+        strict: false,
     };
+    let mut phases: Vec<String> = ["throughput", "latency", "memory", "late"].map(String::from).to_vec();
     let list = |s: String| s.split(',').map(str::to_string).collect::<Vec<_>>();
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -713,19 +796,23 @@ fn main() {
             "--runs" => runs = value().parse().expect("--runs N"),
             "--servers" => servers = list(value()),
             "--joiner" => cfg.joiners = list(value()),
+            "--phases" => phases = list(value()),
             "--clients" => cfg.clients = value().parse().expect("--clients N"),
             "--threads" => cfg.threads = value().parse().expect("--threads N"),
             "--seconds" => cfg.seconds = Duration::from_secs_f64(value().parse().expect("--seconds S")),
             "--warmup" => cfg.warmup = Duration::from_secs_f64(value().parse().expect("--warmup S")),
             "--window" => cfg.window = value().parse().expect("--window N"),
+            "--batch-us" => cfg.batch_us = value().parse().expect("--batch-us N"),
             "--rate" => cfg.rate = value().parse().expect("--rate R"),
             "--idle" => cfg.idle = value().parse().expect("--idle N"),
             "--cells" => cfg.cells = value().parse().expect("--cells N"),
             "--smoke" => {
                 runs = 1;
                 cfg.clients = 10;
-                cfg.warmup = Duration::from_millis(1500);
-                cfg.seconds = Duration::from_secs(1);
+                cfg.warmup = Duration::from_millis(300);
+                cfg.seconds = Duration::from_millis(500);
+                cfg.settle = Duration::from_millis(300);
+                cfg.strict = true;
                 cfg.window = 20;
                 cfg.rate = 50.0;
                 cfg.idle = 50;
@@ -744,7 +831,7 @@ fn main() {
         }),
         other => panic!("unknown server {other}"),
     };
-    let content = late_content(cfg.cells);
+    let content = if phases.iter().any(|p| p == "late") { late_content(cfg.cells) } else { (String::new(), (0, 0)) };
     let mut results: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for run in 1..=runs {
@@ -752,10 +839,19 @@ fn main() {
             let cmd = command(server);
             eprintln!("run {run}/{runs}: {server} (`{cmd}`)");
             let mut figures = Figures::new();
-            throughput(&cmd, &cfg, &mut figures);
-            latency(&cmd, &cfg, &mut figures);
-            memory(&cmd, &cfg, &mut figures);
-            late_joiner(&cmd, &cfg, &content, &mut figures);
+            let on = |phase: &str| phases.iter().any(|p| p == phase);
+            if on("throughput") {
+                throughput(&cmd, &cfg, &mut figures);
+            }
+            if on("latency") {
+                latency(&cmd, &cfg, &mut figures);
+            }
+            if on("memory") {
+                memory(&cmd, &cfg, &mut figures);
+            }
+            if on("late") {
+                late_joiner(&cmd, &cfg, &content, &mut figures);
+            }
             for (metric, value) in figures {
                 eprintln!("  {metric}: {}", fmt(value));
                 if !order.contains(&metric) {
