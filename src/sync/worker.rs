@@ -2,7 +2,7 @@
 //! timeouts, load and save. The pull procedure is in `pull.rs`.
 
 use super::message::{parse_payload, payload, Message};
-use super::{Status, SyncState, SyncStatus, SynchronizerOptions, Transport, MAX_PENDING_REQUESTS};
+use super::{ConnectionState, Status, SyncState, SyncStatus, SynchronizerOptions, Transport, TransportEvent, MAX_PENDING_REQUESTS};
 use crate::mergeable::MergeableStore;
 use crate::value::to_json_string;
 use super::inbox::{Inbox, Next};
@@ -38,6 +38,7 @@ pub(super) enum Work {
     Receive(String, String),
     Local(String),
     Command(Command, Option<Sender<()>>),
+    Transport(TransportEvent),
     Destroy(Sender<()>),
 }
 
@@ -89,6 +90,10 @@ pub(super) struct Worker {
     pub(super) next_announce: Option<Instant>,
     pub(super) last_error: Option<String>,
     pub(super) reported: SyncState,
+    pub(super) reported_connection: Option<ConnectionState>,
+    /// The connection reopened while a load was in flight (whose requests may have been lost
+    /// with the old connection): load again when it ends.
+    pub(super) reload: bool,
     /// A local transaction arrived while a load was in flight: announce our hashes when it
     /// ends (PROTOCOL.md 12.6; TinyBase drops such a transaction).
     pub(super) unsent: bool,
@@ -122,6 +127,8 @@ impl Worker {
             next_announce: None,
             last_error: None,
             reported: SyncState::Idle,
+            reported_connection: None,
+            reload: false,
             unsent: false,
         }
     }
@@ -168,15 +175,17 @@ impl Worker {
         } else {
             SyncState::Idle
         };
-        if state != self.reported {
+        let connection = self.transport.connection_state();
+        if state != self.reported || connection != self.reported_connection {
             self.reported = state;
+            self.reported_connection = connection.clone();
             hook(&SyncStatus {
                 state,
                 pending_requests: self.pending.len(),
                 sends: self.shared.sends.load(Ordering::Acquire),
                 receives: self.shared.receives.load(Ordering::Acquire),
                 last_error: self.last_error.clone(),
-                connection: self.transport.connection_state(),
+                connection,
             });
         }
     }
@@ -220,7 +229,29 @@ impl Worker {
                 });
                 self.command(command, then);
             }
+            Work::Transport(event) => self.transport_event(event),
             Work::Destroy(_) => {}
+        }
+    }
+
+    fn transport_event(&mut self, event: TransportEvent) {
+        match event {
+            // `report` compares the connection state after every piece of work.
+            TransportEvent::StateChanged => {}
+            TransportEvent::Reopened => {
+                // Save first: a save is skipped while loading.
+                if self.syncing || self.auto_save {
+                    self.save(None);
+                }
+                if self.syncing || self.auto_load {
+                    if self.status == Status::Loading {
+                        self.reload = true;
+                    } else {
+                        self.load(None, Box::new(|_| {}));
+                    }
+                }
+            }
+            TransportEvent::Error(error) => self.ignored(&error),
         }
     }
 
@@ -482,6 +513,9 @@ impl Worker {
                 // What was committed meanwhile, coalesced: peers pull the differences.
                 if std::mem::take(&mut w.unsent) && w.auto_save {
                     w.save(None);
+                }
+                if std::mem::take(&mut w.reload) && (w.syncing || w.auto_load) {
+                    w.load(None, Box::new(|_| {}));
                 }
                 then(w);
             }),
