@@ -40,14 +40,14 @@ fn main() {
     let sync = match WsSynchronizer::new(&store, options) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ws_peer: {e}");
+            eprintln!("ws_expect_peer: {e}");
             std::process::exit(2);
         }
     };
     sync.start_sync(None);
     for (row, value) in &sets {
         if let Err(e) = store.set_cell("t", row, "c", value.as_str()) {
-            eprintln!("ws_peer: {e}");
+            eprintln!("ws_expect_peer: {e}");
             std::process::exit(2);
         }
     }
@@ -55,7 +55,7 @@ fn main() {
     let arrived = || expects.iter().all(|(row, value)| store.get_cell("t", row, "c") == Some(Cell::String(value.clone())));
     while !arrived() {
         if Instant::now() > deadline {
-            eprintln!("ws_peer: timed out; content {}", store.get_content_json());
+            eprintln!("ws_expect_peer: timed out; content {}", store.get_content_json());
             std::process::exit(1);
         }
         std::thread::sleep(Duration::from_millis(10));

@@ -2,7 +2,7 @@
 127.0.0.1 and a free port (killed at teardown whatever happens): two Python stores in a legacy
 room, fragments, multiplexed channels over one shared socket (and isolation between channels),
 the status callback and connection state, the context manager, a reconnect after the server
-restarts, a Rust peer (examples/ws_peer.rs) in the same room, and misuse."""
+restarts, a Rust peer (examples/ws_expect_peer.rs) in the same room, and misuse."""
 
 import gc
 import json
