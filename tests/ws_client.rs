@@ -197,6 +197,26 @@ fn reconnects_after_the_server_restarts_and_converges_while_both_edit() {
 }
 
 #[test]
+fn a_server_closing_with_1001_is_reported_and_reconnected() {
+    let relay = Relay::start(0, None);
+    let (states, hook) = recorder();
+    let (a, b) = (MergeableStore::new(None), MergeableStore::new(None));
+    let mut o = options(&relay.url("g", false));
+    o.sync.on_status = Some(hook);
+    let sa = WsSynchronizer::new(&a, o).unwrap();
+    let sb = WsSynchronizer::new(&b, options(&relay.url("g", false))).unwrap();
+    sa.start_sync(None);
+    sb.start_sync(None);
+    relay.close_all(1001, "going away");
+    let closed = Some(ConnectionState::Closed { code: 1001, reason: "going away".into() });
+    assert!(eventually(WAIT, || states.lock().unwrap().contains(&closed)), "{:?}", states.lock().unwrap());
+    assert!(eventually(WAIT, || sa.connection_state() == ConnectionState::Open && sb.connection_state() == ConnectionState::Open));
+    a.set_value("after", true).unwrap();
+    assert!(eventually(WAIT, || b.get_value("after").is_some()));
+    assert!(eventually(WAIT, || relay.connections() == 2));
+}
+
+#[test]
 fn a_dead_server_is_noticed_by_ping_and_the_connection_comes_back() {
     let relay = Relay::start(0, None);
     let port = relay.port();
