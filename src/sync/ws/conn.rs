@@ -880,3 +880,19 @@ impl<'a> Session<'a> {
         Some(next)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_numbers_of_our_own_payloads() {
+        use crate::sync::message::{payload, Message};
+        for m in [Message::Response, Message::GetContentHashes, Message::ContentHashes, Message::ContentDiff, Message::GetCellDiff] {
+            assert_eq!(message_number(&payload(Some("3W88eSMduER.xHwe"), m, "\"\"")), Some(m as u8));
+            assert_eq!(message_number(&payload(None, m, "[1,2]")), Some(m as u8));
+        }
+        assert_eq!(message_number("not a payload"), None);
+        assert_eq!(message_number("[\"unterminated,2,[]]"), None);
+    }
+}
