@@ -132,8 +132,11 @@ impl<'a> Session<'a> {
         if self.closing.is_some() {
             return;
         }
+        // Unsubscribes only once Hello was echoed: before it the server knows no channel of
+        // ours (a Subscribe goes out only after Hello).
+        let controls: Vec<String> = st.control.drain(..).filter(|_| self.hello_ok).collect();
         if st.shutdown {
-            self.pending.extend(st.control.drain(..));
+            self.pending.extend(controls);
             drop(st);
             // The Unsubscribes go out before the close frame.
             let _ = self.write();
@@ -146,7 +149,7 @@ impl<'a> Session<'a> {
             self.close_for(Close::overload("client"));
             return;
         }
-        self.pending.extend(st.control.drain(..));
+        self.pending.extend(controls);
         if self.mux() && self.hello_ok {
             for c in &st.channels {
                 if let Some(id) = &c.id {
