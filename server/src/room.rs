@@ -236,7 +236,11 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
             file = None;
         }
     }
-    let options = SynchronizerOptions { request_timeout: shared.options.request_timeout, ..SynchronizerOptions::default() };
+    let options = SynchronizerOptions {
+        request_timeout: shared.options.request_timeout,
+        anti_entropy: shared.options.anti_entropy,
+        ..SynchronizerOptions::default()
+    };
     let sync = Synchronizer::new(&store, Arc::new(RoomTransport { room: Arc::downgrade(room) }), options);
     let hashes = store.get_mergeable_content_hashes();
     // Queued first, so it comes before any client payload handed over from now on.

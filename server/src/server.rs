@@ -59,6 +59,10 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// The server stores' fragment size (7.2); None: never fragment.
     pub fragment_size: Option<usize>,
+    /// Beyond TinyBase, off by default: this often, each room store re-announces its hashes
+    /// and pulls from a client (PROTOCOL.md 12.7), repairing what a TinyBase client never sent
+    /// (6.4's data-loss race) and what a client missed, at the cost of a few messages per room.
+    pub anti_entropy: Option<Duration>,
     /// Decides each connection's (and each multiplexed channel's) access; None: everyone may
     /// read and write.
     pub auth: Option<AuthHook>,
@@ -80,6 +84,7 @@ impl Default for ServerOptions {
             max_message_bytes: codec::MAX_PAYLOAD_BYTES,
             request_timeout: Duration::from_secs(1),
             fragment_size: None,
+            anti_entropy: None,
             auth: None,
             log: true,
         }

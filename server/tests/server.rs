@@ -425,3 +425,20 @@ fn rooms_are_saved_soon_after_changes_even_while_they_go_on() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn anti_entropy_makes_the_room_store_pull_again() {
+    let server = TestServer::start(ServerOptions { anti_entropy: Some(Duration::from_millis(200)), ..options() });
+    let mut a = server.connect("/ae");
+    // Without anything sent by this client, the store keeps asking (GetContentHashes) and
+    // announcing (ContentHashes).
+    let end = Instant::now() + Duration::from_secs(3);
+    let (mut asks, mut announces) = (0, 0);
+    while Instant::now() < end && (asks < 3 || announces < 3) {
+        if let Got::Text(t) = a.recv_within(Duration::from_millis(100)) {
+            asks += usize::from(t.starts_with("S\n") && t.ends_with(",1,\"\"]"));
+            announces += usize::from(t.starts_with("S\n") && t.contains(",2,["));
+        }
+    }
+    assert!(asks >= 3 && announces >= 3, "{asks} GetContentHashes, {announces} ContentHashes");
+}
