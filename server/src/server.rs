@@ -294,7 +294,7 @@ impl Shared {
                 let (shared, room) = (self.clone(), room.clone());
                 tokio::task::spawn_blocking(move || {
                     if let Some(rs) = room.store.get() {
-                        rs.save(&shared, &room.path);
+                        rs.save(&shared, &room.path, false);
                     }
                 });
             }
@@ -308,7 +308,7 @@ impl Shared {
         if rs.saving.load(Ordering::Acquire) {
             return;
         }
-        rs.save(self, &room.path);
+        rs.save(self, &room.path, true);
         {
             let mut rooms = self.rooms.lock();
             let inner = room.inner.read();
@@ -343,8 +343,12 @@ impl Shared {
                 shared.metrics.room_closed();
                 room.gone.store(true, Ordering::Release);
                 if let Some(rs) = room.store.get() {
-                    rs.sync.wait_for_idle(shared.options.request_timeout.min(Duration::from_millis(500)));
-                    rs.save(&shared, &room.path);
+                    // What clients sent before they were closed is applied first (a pull still
+                    // waiting for a closed client is not waited for).
+                    if !rs.sync.is_settled() {
+                        tinybase::sync::wait_until(Duration::from_millis(200), || rs.sync.is_settled());
+                    }
+                    rs.save(&shared, &room.path, true);
                     rs.sync.destroy();
                 }
             }
