@@ -442,3 +442,25 @@ fn anti_entropy_makes_the_room_store_pull_again() {
     }
     assert!(asks >= 3 && announces >= 3, "{asks} GetContentHashes, {announces} ContentHashes");
 }
+
+#[test]
+fn client_listeners_see_joins_and_leaves() {
+    let server = TestServer::start(relay_only());
+    let events = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let (e1, e2) = (events.clone(), events.clone());
+    let only_a = server.handle().add_client_ids_listener(Some("a"), move |p, c, n| e1.lock().push(format!("{p} {} {n:+}", c.len())));
+    server.handle().add_client_ids_listener(None, move |p, _, n| e2.lock().push(format!("any {p} {n:+}")));
+    let a = server.connect("/a");
+    server.wait_clients("a", 1);
+    let mut m = server.connect_mux("/");
+    m.send("S\n[\"sub0000000000000\",-1,[1,\"b\"]]");
+    assert_eq!(m.text(), "S\n[\"sub0000000000000\",-1,[1,\"b\"]]");
+    server.handle().del_listener(only_a);
+    drop(a);
+    let end = Instant::now() + Duration::from_secs(5);
+    while events.lock().len() < 4 {
+        assert!(Instant::now() < end, "{:?}", events.lock());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(*events.lock(), vec!["a 24 +1", "any a +1", "any b +1", "any a -1"]);
+}
