@@ -602,7 +602,7 @@ async fn handle_request(
         access,
         headers: if mux && shared.options.auth.is_some() { Some(headers) } else { None },
         query: query.map(str::to_string),
-        slot,
+        _slot: slot,
     };
-    ws.on_upgrade(move |socket| conn.run(socket))
+    ws.on_upgrade(move |socket| conn.start(socket).run())
 }
