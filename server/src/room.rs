@@ -56,6 +56,9 @@ pub(crate) struct RoomStore {
     /// since when the content has differed from the file.
     pub(crate) seen: Mutex<Seen>,
     pub(crate) saving: AtomicBool,
+    /// Set when the synchronizer's inbox was full and refused a client payload: the saver then
+    /// has it pull again from a client once it has caught up.
+    pub(crate) missed: AtomicBool,
 }
 
 /// What the saver saw of a room's content at its last check.
@@ -180,8 +183,10 @@ impl Room {
 
     fn to_store(&self, from: &str, payload: &Payload) {
         if let Some(rs) = self.store.get() {
-            // A full inbox drops the payload (reported on the worker); anti-entropy repairs it.
-            let _ = rs.sync.receive(from, &payload.remainder);
+            // A full inbox drops the payload; a pull once the store has caught up repairs it.
+            if rs.sync.receive(from, &payload.remainder).is_err() {
+                rs.missed.store(true, Ordering::Release);
+            }
         }
     }
 
@@ -252,6 +257,7 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
         saved: Mutex::new(hashes),
         seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
         saving: AtomicBool::new(false),
+        missed: AtomicBool::new(false),
     };
     if room.store.set(rs).is_err() {
         return;

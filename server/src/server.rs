@@ -266,6 +266,11 @@ impl Shared {
                 tokio::task::spawn_blocking(move || shared.unload(&room));
                 continue;
             }
+            if rs.missed.load(Ordering::Acquire) && rs.sync.is_settled() {
+                rs.missed.store(false, Ordering::Release);
+                self.log(&format!("room {:?}: its store fell behind and dropped client messages; pulling again", room.path));
+                drop(rs.sync.load_async(None));
+            }
             if rs.file.is_none() {
                 continue;
             }
