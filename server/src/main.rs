@@ -318,7 +318,15 @@ fn server_options(serve: &Serve) -> Result<tinybase_server::ServerOptions, Strin
             require_exp: !serve.jwt_allow_no_exp,
             ..JwtOptions::default()
         };
-        options.auth = Some(jwt::jwt_auth_with(read_secret(path)?, jwt_options));
+        let secret = read_secret(path)?;
+        if secret.len() < 32 {
+            // RFC 7518 3.2: an HS256 key shorter than the hash makes tokens guessable offline.
+            eprintln!(
+                "tinybase-server: warning: the JWT secret is {} bytes; use at least 32 random bytes",
+                secret.len()
+            );
+        }
+        options.auth = Some(jwt::jwt_auth_with(secret, jwt_options));
     }
     let limits = [
         (&mut options.max_clients, serve.max_clients),

@@ -120,6 +120,9 @@ struct Inbox {
 /// tb_server.mjs): `{"id", "op", "args"}` in, results by id and event lines out.
 pub struct Node {
     pub proc: Proc,
+    stderr_file: PathBuf,
+    /// The commands sent, by id (for failure messages).
+    sent: Mutex<HashMap<u64, String>>,
     stdin: Mutex<ChildStdin>,
     next_id: AtomicU64,
     inbox: Arc<(Mutex<Inbox>, Condvar)>,
@@ -166,7 +169,7 @@ impl Node {
             lock.lock().unwrap().exited = true;
             cvar.notify_all();
         });
-        Node { proc: Proc { child, name: script.to_string() }, stdin, next_id: AtomicU64::new(1), inbox }
+        Node { proc: Proc { child, name: script.to_string() }, stderr_file: stderr_file.to_path_buf(), sent: Mutex::default(), stdin, next_id: AtomicU64::new(1), inbox }
     }
 
     /// Waits until `ready` holds for the inbox, at most `timeout`.
@@ -196,6 +199,7 @@ impl Node {
     pub fn send(&self, op: &str, args: Json) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let line = json!({"id": id, "op": op, "args": [args]}).to_string();
+        self.sent.lock().unwrap().insert(id, line.chars().take(200).collect());
         let mut stdin = self.stdin.lock().unwrap();
         writeln!(stdin, "{line}").and_then(|_| stdin.flush()).unwrap_or_else(|e| panic!("{}: {op}: {e}", self.proc.name));
         id
@@ -203,8 +207,14 @@ impl Node {
 
     /// The result of command `id` (Err: the error it answered), at most `timeout`.
     pub fn wait(&self, id: u64, timeout: Duration) -> Result<Json, String> {
-        self.wait_inbox(timeout, |inbox| inbox.results.remove(&id))
-            .unwrap_or_else(|| panic!("{}: no answer to command {id} within {timeout:?}", self.proc.name))
+        self.wait_inbox(timeout, |inbox| inbox.results.remove(&id)).unwrap_or_else(|| {
+            let exited = self.inbox.0.lock().unwrap().exited;
+            let stderr = std::fs::read_to_string(&self.stderr_file).unwrap_or_default();
+            let tail: String = stderr.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
+            let how = if exited { "it exited".to_string() } else { format!("none within {timeout:?}") };
+            let command = self.sent.lock().unwrap().get(&id).cloned().unwrap_or_default();
+            panic!("{}: no answer to {command} ({how}); its stderr ends with:\n{tail}", self.proc.name)
+        })
     }
 
     /// Sends a command and waits (30 s at most) for its result.
