@@ -153,33 +153,49 @@ fn converge_room(
     result
 }
 
-fn with_tinybase_server(framing: Framing) {
-    let dir = TempDir::new("tbserver");
-    let data = dir.join("data");
-    let server = TbServer::start(&dir, Some(&data), matches!(framing, Framing::MixedFragmented).then_some(FRAGMENT));
-    let tb = TbClients::start(&dir);
+/// Reads the content hashes of a room's server store (None while it has none).
+type RoomStore<'a> = dyn Fn(&str) -> Option<(u32, u32)> + 'a;
+
+/// One room run on `server` (reached by `url`): its participants join, edit and converge,
+/// together with the server's store of each room when `room_store` reads it; then `check` gets
+/// the room's hashes (e.g. for a late joiner), and one line reports it all.
+fn run_room(
+    server: &str,
+    framing: Framing,
+    url: &dyn Fn(&str) -> String,
+    tb: &TbClients,
+    room_store: Option<&RoomStore<'_>>,
+    check: impl FnOnce(&str, (u32, u32)),
+) {
     let room = format!("{framing:?}").to_lowercase();
-    let url = |path: &str| server.url(path);
-    let started = Instant::now();
-    let participants = open_room(framing, &room, &url, &tb);
-    let edits = edit_room(framing, &participants, &tb, 80);
-    let server_store = || server.room_hashes(&room);
     let side_room = format!("{room}-side");
-    let side_store = || server.room_hashes(&side_room);
-    let (hashes, took) = converge_room(
-        &format!("TinyBase's server, {framing:?}"),
-        &participants,
-        &tb,
-        Some(("TinyBase's server store", &server_store)),
-        Some(("TinyBase's server store", &side_store)),
-    );
+    let started = Instant::now();
+    let participants = open_room(framing, &room, url, tb);
+    let edits = edit_room(framing, &participants, tb, 80);
+    let main_store = || room_store.and_then(|read| read(&room));
+    let side_store = || room_store.and_then(|read| read(&side_room));
+    let (main_extra, side_extra): (Option<Extra>, Option<Extra>) = match room_store {
+        Some(_) => (Some(("the server store", &main_store)), Some(("the server store", &side_store))),
+        None => (None, None),
+    };
+    let what = format!("{server}, {framing:?}");
+    let (hashes, took) = converge_room(&what, &participants, tb, main_extra, side_extra);
+    check(&room, hashes);
     eprintln!(
-        "TinyBase's WsServer, {framing:?}: {} of ours + {} TinyBase clients, {edits} edits, converged to {hashes:?} with the server store in {took:?} ({:?} in all)",
+        "{what}: {} of ours + {} TinyBase clients, {edits} edits, converged to {hashes:?}{} in {took:?} ({:?} in all); destroying one of ours took {:?}",
         participants.ours.len() + participants.side.as_ref().map_or(0, |s| s.1.len()),
         participants.tb_names.len() + participants.side.as_ref().map_or(0, |s| s.2.len()),
-        started.elapsed()
+        if room_store.is_some() { " with the server store" } else { "" },
+        started.elapsed(),
+        destroy_time(&participants.ours[0])
     );
-    eprintln!("TinyBase's WsServer, {framing:?}: destroying one of ours took {:?}", destroy_time(&participants.ours[0]));
+}
+
+fn with_tinybase_server(framing: Framing) {
+    let dir = TempDir::new("tbserver");
+    let server = TbServer::start(&dir, Some(&dir.join("data")), matches!(framing, Framing::MixedFragmented).then_some(FRAGMENT));
+    let tb = TbClients::start(&dir);
+    run_room("TinyBase's WsServer", framing, &|path| server.url(path), &tb, Some(&|room| server.room_hashes(room)), |_, _| {});
 }
 
 /// How long a destroy (a clean close) of one of ours takes.
@@ -228,21 +244,9 @@ fn with_our_server(framing: Framing) {
     }
     let server = OurServer::start(&dir, 0, &args);
     let tb = TbClients::start(&dir);
-    let room = format!("{framing:?}").to_lowercase();
-    let url = |path: &str| server.url(path);
-    let started = Instant::now();
-    let participants = open_room(framing, &room, &url, &tb);
-    let edits = edit_room(framing, &participants, &tb, 80);
-    let (hashes, took) = converge_room(&format!("our server, {framing:?}"), &participants, &tb, None, None);
     // What the room holds for somebody new (the server store answers first).
-    late_joiner(&tb, "late", server.url(&room), hashes, &format!("our server, {framing:?}"));
-    eprintln!(
-        "tinybase-server, {framing:?}: {} of ours + {} TinyBase clients, {edits} edits, converged to {hashes:?} in {took:?}, late joiner too ({:?} in all)",
-        participants.ours.len() + participants.side.as_ref().map_or(0, |s| s.1.len()),
-        participants.tb_names.len() + participants.side.as_ref().map_or(0, |s| s.2.len()),
-        started.elapsed()
-    );
-    eprintln!("tinybase-server, {framing:?}: destroying one of ours took {:?}", destroy_time(&participants.ours[0]));
+    let late = |room: &str, hashes| late_joiner(&tb, "late", server.url(room), hashes, &format!("tinybase-server, {framing:?}"));
+    run_room("tinybase-server", framing, &|path| server.url(path), &tb, None, late);
 }
 
 #[test]
