@@ -291,11 +291,14 @@ fn our_server_room_survives_sigterm_and_sigkill() {
     }
     let party = Party { ours: vec![&o1], tb: Some(&tb), tb_names: vec!["T1".into(), "T2".into()], extra: None };
     let (before_term, _) = party.converge("before SIGTERM", CONVERGE);
-    // Everybody leaves; the room stays loaded for its idle period, and SIGTERM must save it.
+    // O1 and T1 leave (the room stays loaded for its idle period); T2 stays, to be closed with
+    // 1001 ("going away"). SIGTERM must save the room.
     o1.sync.destroy();
     tb.node.ok("close", json!({"name": "T1"}));
-    tb.node.ok("close", json!({"name": "T2"}));
     server.terminate();
+    wait_for("T2 sees its socket closed", Duration::from_secs(5), || !tb.node.ok("info", json!({"name": "T2"}))["closed"].is_null());
+    let closed = tb.node.ok("info", json!({"name": "T2"}))["closed"].clone();
+    assert_eq!(closed["code"], 1001, "SIGTERM closed a TinyBase client's socket with {closed}, not 1001");
     let server = server.restart(&dir);
     late_joiner(&tb, "after-term", server.url(room), before_term, "after SIGTERM and a restart");
 
@@ -340,7 +343,15 @@ fn our_server_auth_refuses_what_it_should() {
     let tb = TbClients::start(&dir);
     let now = unix_now();
     let token = |claims: Json| sign_hs256(secret, &claims.to_string());
-    let rw = token(json!({"rooms": ["shop/*"], "exp": now + 600}));
+    // The read-write token as an operator makes one: `tinybase-server token`.
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_tinybase-server"))
+        .args(["token", "--secret-file"])
+        .arg(&secret_file)
+        .args(["--rooms", "shop/*", "--ttl-seconds", "600"])
+        .output()
+        .expect("tinybase-server token");
+    assert!(made.status.success(), "tinybase-server token failed: {}", String::from_utf8_lossy(&made.stderr));
+    let rw = String::from_utf8(made.stdout).unwrap().trim().to_string();
     let ro = token(json!({"rooms": ["shop/*"], "exp": now + 600, "ro": true}));
     let pets_only = token(json!({"rooms": "shop/pets", "exp": now + 600}));
     let expired = token(json!({"rooms": ["shop/*"], "exp": now - 3600}));
@@ -383,7 +394,7 @@ fn our_server_auth_refuses_what_it_should() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(has("late", "W") && has("late", "O"), "the late joiner misses the writers' cells: {}", tb.content("late"));
     assert!(!has("late", "R"), "a read-only client's write reached the room");
-    eprintln!("tinybase-server auth: no token, expired, wrong room, forged, wrong channel refused; read-only writes reached nobody");
+    eprintln!("tinybase-server auth: no token, expired, wrong room, forged, wrong channel refused; a `tinybase-server token` token let in; read-only writes reached nobody");
 }
 
 #[test]
