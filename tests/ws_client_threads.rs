@@ -9,10 +9,15 @@ use tinybase::sync::ws::{WsClient, WsOptions, WsSynchronizer};
 use tinybase::sync::SynchronizerOptions;
 use tinybase::MergeableStore;
 
-/// This process's threads whose name starts with `prefix`.
-fn threads(prefix: &str) -> usize {
+/// This process's threads named `name` (an I/O thread; not its short-lived connect helpers,
+/// `tinybase-ws-connect`), or starting with it when `name` ends with `*`.
+fn threads(name: &str) -> usize {
+    let matches = |n: &str| match name.strip_suffix('*') {
+        Some(prefix) => n.starts_with(prefix),
+        None => n == name,
+    };
     std::fs::read_dir("/proc/self/task")
-        .map(|d| d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok()).filter(|n| n.starts_with(prefix)).count())
+        .map(|d| d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok()).filter(|n| matches(n.trim_end())).count())
         .unwrap_or(0)
 }
 
@@ -32,10 +37,10 @@ fn destroy_ends_every_thread() {
     drop(legacy);
     drop(mux);
     let end = Instant::now() + Duration::from_secs(5);
-    while (threads("tinybase-ws") + threads("tinybase-sync") > 0) && Instant::now() < end {
+    while (threads("tinybase-ws*") + threads("tinybase-sync") > 0) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(threads("tinybase-ws"), 0);
+    assert_eq!(threads("tinybase-ws*"), 0);
     assert_eq!(threads("tinybase-sync"), 0);
     assert_eq!(client.connection_state(), tinybase::sync::ConnectionState::Closed { code: 1000, reason: String::new() });
 }

@@ -22,6 +22,7 @@ use tungstenite::{Message, WebSocket};
 
 enum Out {
     Text(String),
+    Close(u16, String),
     Kill,
 }
 
@@ -133,6 +134,13 @@ impl Relay {
     pub fn inject(&self, text: &str) {
         for p in self.inner.peers.lock().unwrap().values() {
             let _ = p.tx.send(Out::Text(text.to_string()));
+        }
+    }
+
+    /// Closes every connection with this code and reason (a server shutting down: 1001).
+    pub fn close_all(&self, code: u16, reason: &str) {
+        for p in self.inner.peers.lock().unwrap().values() {
+            let _ = p.tx.send(Out::Close(code, reason.to_string()));
         }
     }
 
@@ -253,6 +261,10 @@ fn run<S: Read + Write>(inner: Arc<Inner>, stream: S, tcp: TcpStream) {
             match out {
                 Out::Text(t) => {
                     let _ = ws.write(Message::Text(t.into()));
+                }
+                Out::Close(code, reason) => {
+                    let frame = tungstenite::protocol::CloseFrame { code: code.into(), reason: reason.into() };
+                    let _ = ws.close(Some(frame));
                 }
                 Out::Kill => killed = true,
             }

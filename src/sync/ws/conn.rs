@@ -192,9 +192,10 @@ impl Conn {
         &self.settings
     }
 
-    /// Incomplete fragmented messages are dropped after the shortest request timeout of the
-    /// channels (TinyBase: the synchronizer's; one reassembler serves the whole socket).
-    fn fragment_timeout(&self) -> Duration {
+    /// The shortest request timeout of the channels: how long the Hello echo is awaited
+    /// (TinyBase's rule) and incomplete fragmented messages are kept (TinyBase: the
+    /// synchronizer's; here one reassembler serves the whole socket).
+    fn shortest_timeout(&self) -> Duration {
         self.state.lock().channels.iter().map(|c| c.timeout).min().unwrap_or(Duration::from_secs(1))
     }
 
@@ -502,7 +503,7 @@ impl<'a> Session<'a> {
             socket,
             pending: VecDeque::new(),
             want_write: false,
-            reassembler: Reassembler::new(conn.fragment_timeout()),
+            reassembler: Reassembler::new(conn.shortest_timeout()),
             last_heard: now,
             next_ping: now + conn.settings.ping_interval,
             next_tick: now + TICK,
@@ -523,13 +524,14 @@ impl<'a> Session<'a> {
         let Some(fd) = tcp_of(&self.socket).map(AsRawFd::as_raw_fd) else {
             return closed(1006, "unexpected stream type");
         };
+        let hello_timeout = self.conn.shortest_timeout();
         {
             let mut st = self.conn.state.lock();
             st.connection = ConnectionState::Open;
             if self.mux() {
-                let (request_id, timeout) = (crate::util::random_id(16), st.channels.iter().map(|c| c.timeout).min().unwrap_or(Duration::from_secs(1)));
+                let request_id = crate::util::random_id(16);
                 self.pending.push_back(codec::control_frame(Some(&request_id), Control::Hello, "1"));
-                self.hello = Some((request_id, Instant::now() + timeout));
+                self.hello = Some((request_id, Instant::now() + hello_timeout));
                 st.events(&TransportEvent::StateChanged);
             } else {
                 for c in &mut st.channels {
