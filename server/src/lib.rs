@@ -22,6 +22,5 @@ mod room;
 mod server;
 
 pub use auth::{Access, AuthHook, AuthKind, AuthRequest};
-pub use conn::FORBIDDEN;
 pub use metrics::Metrics;
 pub use server::{ClientIdsListener, ListenerId, PathIdsListener, Server, ServerHandle, ServerOptions, ServerStats};

@@ -236,7 +236,11 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
             file = None;
         }
     }
-    let options = SynchronizerOptions { request_timeout: shared.options.request_timeout, ..SynchronizerOptions::default() };
+    let options = SynchronizerOptions {
+        request_timeout: shared.options.request_timeout,
+        anti_entropy: shared.options.anti_entropy,
+        ..SynchronizerOptions::default()
+    };
     let sync = Synchronizer::new(&store, Arc::new(RoomTransport { room: Arc::downgrade(room) }), options);
     let hashes = store.get_mergeable_content_hashes();
     // Queued first, so it comes before any client payload handed over from now on.
@@ -261,11 +265,16 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
 }
 
 impl RoomStore {
-    /// Saves the store to its file if it changed since the last save (blocking).
-    pub(crate) fn save(&self, shared: &Shared, room: &str) {
+    /// Saves the store to its file if it changed since the last save (blocking). When another
+    /// save is running: returns at once, or with `wait`, waits for it and saves after it (so
+    /// that nothing committed before the call is left out).
+    pub(crate) fn save(&self, shared: &Shared, room: &str, wait: bool) {
         let Some(path) = &self.file else { return };
-        if self.saving.swap(true, Ordering::AcqRel) {
-            return;
+        while self.saving.swap(true, Ordering::AcqRel) {
+            if !wait {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
         let hashes = self.store.get_mergeable_content_hashes();
         if hashes != *self.saved.lock() {

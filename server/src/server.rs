@@ -59,6 +59,10 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// The server stores' fragment size (7.2); None: never fragment.
     pub fragment_size: Option<usize>,
+    /// Beyond TinyBase, off by default: this often, each room store re-announces its hashes
+    /// and pulls from a client (PROTOCOL.md 12.7), repairing what a TinyBase client never sent
+    /// (6.4's data-loss race) and what a client missed, at the cost of a few messages per room.
+    pub anti_entropy: Option<Duration>,
     /// Decides each connection's (and each multiplexed channel's) access; None: everyone may
     /// read and write.
     pub auth: Option<AuthHook>,
@@ -80,6 +84,7 @@ impl Default for ServerOptions {
             max_message_bytes: codec::MAX_PAYLOAD_BYTES,
             request_timeout: Duration::from_secs(1),
             fragment_size: None,
+            anti_entropy: None,
             auth: None,
             log: true,
         }
@@ -289,7 +294,7 @@ impl Shared {
                 let (shared, room) = (self.clone(), room.clone());
                 tokio::task::spawn_blocking(move || {
                     if let Some(rs) = room.store.get() {
-                        rs.save(&shared, &room.path);
+                        rs.save(&shared, &room.path, false);
                     }
                 });
             }
@@ -303,7 +308,7 @@ impl Shared {
         if rs.saving.load(Ordering::Acquire) {
             return;
         }
-        rs.save(self, &room.path);
+        rs.save(self, &room.path, true);
         {
             let mut rooms = self.rooms.lock();
             let inner = room.inner.read();
@@ -338,8 +343,12 @@ impl Shared {
                 shared.metrics.room_closed();
                 room.gone.store(true, Ordering::Release);
                 if let Some(rs) = room.store.get() {
-                    rs.sync.wait_for_idle(shared.options.request_timeout.min(Duration::from_millis(500)));
-                    rs.save(&shared, &room.path);
+                    // What clients sent before they were closed is applied first (a pull still
+                    // waiting for a closed client is not waited for).
+                    if !rs.sync.is_settled() {
+                        tinybase::sync::wait_until(Duration::from_millis(200), || rs.sync.is_settled());
+                    }
+                    rs.save(&shared, &room.path, true);
                     rs.sync.destroy();
                 }
             }
@@ -522,10 +531,6 @@ fn refuse(shared: &Shared, status: StatusCode, reason: Refusal, why: &str, remot
     (status, why.to_string()).into_response()
 }
 
-fn has_credentials(headers: &HeaderMap, query: Option<&str>) -> bool {
-    crate::auth::bearer_token(headers).is_some() || query.and_then(|q| crate::auth::query_param(q, "token")).is_some_and(|t| !t.is_empty())
-}
-
 /// Every request: a WebSocket upgrade on any path joins that room; otherwise `/healthz` and
 /// `/metrics` answer over HTTP.
 async fn handle_request(
@@ -559,9 +564,7 @@ async fn handle_request(
         }
     };
     if access == Access::Refuse {
-        // 401 asks for credentials; 403 refuses the ones presented.
-        let status = if has_credentials(&headers, query) { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
-        return refuse(&shared, status, Refusal::Auth, "not authorized", remote, &path);
+        return refuse(&shared, StatusCode::UNAUTHORIZED, Refusal::Auth, "not authorized", remote, &path);
     }
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= shared.options.max_clients {
         shared.clients.fetch_sub(1, Ordering::AcqRel);
@@ -599,7 +602,7 @@ async fn handle_request(
         access,
         headers: if mux && shared.options.auth.is_some() { Some(headers) } else { None },
         query: query.map(str::to_string),
-        slot,
+        _slot: slot,
     };
-    ws.on_upgrade(move |socket| conn.run(socket))
+    ws.on_upgrade(move |socket| conn.start(socket).run())
 }
