@@ -220,10 +220,20 @@ fn tinybase_server_mixed_fragmented_over_1_mib() {
     with_tinybase_server(Framing::MixedFragmented);
 }
 
-/// A TinyBase client joining `room` late must receive exactly `expected`.
+/// A TinyBase client joining our server's room late must receive exactly `expected`.
 /// (Its request timeout is 5 s: it may pull megabytes on a busy machine.)
-fn late_joiner(tb: &TbClients, name: &str, url: String, expected: (u32, u32), what: &str) {
-    tb.open(json!({"name": name, "url": url, "timeout": 5})).unwrap_or_else(|e| panic!("{what}: {name} could not join: {e}"));
+fn late_joiner(tb: &TbClients, server: &OurServer, room: &str, name: &str, expected: (u32, u32), what: &str) {
+    let id = tb.node.send("open", json!({"name": name, "url": server.url(room), "timeout": 5}));
+    match tb.node.try_wait(id, Duration::from_secs(30)) {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => panic!("{what}: {name} could not join: {e}"),
+        None => panic!(
+            "{what}: {name}'s open and startSync did not end within 30 s; {}\nTinyBase clients' last events:\n{}\nthe server's log ends with:\n{}",
+            tb.node.ok("info", json!({"name": name})),
+            tb.node.events_tail(15),
+            file_tail(&server.log, 3000)
+        ),
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while tb.hashes(name) != expected {
         assert!(
@@ -245,7 +255,7 @@ fn with_our_server(framing: Framing) {
     let server = OurServer::start(&dir, 0, &args);
     let tb = TbClients::start(&dir);
     // What the room holds for somebody new (the server store answers first).
-    let late = |room: &str, hashes| late_joiner(&tb, "late", server.url(room), hashes, &format!("tinybase-server, {framing:?}"));
+    let late = |room: &str, hashes| late_joiner(&tb, &server, room, "late", hashes, &format!("tinybase-server, {framing:?}"));
     run_room("tinybase-server", framing, &|path| server.url(path), &tb, None, late);
 }
 
@@ -300,7 +310,7 @@ fn our_server_room_survives_sigterm_and_sigkill() {
     let closed = tb.node.ok("info", json!({"name": "T2"}))["closed"].clone();
     assert_eq!(closed["code"], 1001, "SIGTERM closed a TinyBase client's socket with {closed}, not 1001");
     let server = server.restart(&dir);
-    late_joiner(&tb, "after-term", server.url(room), before_term, "after SIGTERM and a restart");
+    late_joiner(&tb, &server, room, "after-term", before_term, "after SIGTERM and a restart");
 
     // New edits, then a SIGKILL once they had time to be saved (the save delay is 250 ms).
     let o2 = Ours::open("O2", &OursSpec { url: server.url(room), anti_entropy: ANTI_ENTROPY, ..Default::default() });
@@ -317,7 +327,7 @@ fn our_server_room_survives_sigterm_and_sigkill() {
     let mut server = server;
     server.kill();
     let server = server.restart(&dir);
-    late_joiner(&tb, "after-kill", server.url(room), before_kill, "after SIGKILL and a restart");
+    late_joiner(&tb, &server, room, "after-kill", before_kill, "after SIGKILL and a restart");
     eprintln!("tinybase-server: the room kept {before_term:?} through SIGTERM and {before_kill:?} through SIGKILL");
 }
 
@@ -444,7 +454,7 @@ fn our_server_killed_and_restarted_while_everybody_edits() {
     for o in [&o1, &o2] {
         assert_eq!(o.sync.connection_state(), ConnectionState::Open, "{} did not reconnect", o.name);
     }
-    late_joiner(&tb, "late", server.url(room), hashes, "after the restart");
+    late_joiner(&tb, &server, room, "late", hashes, "after the restart");
     eprintln!("tinybase-server killed and restarted during {edits} edits: 2 of ours + 2 TinyBase clients converged to {hashes:?} in {took:?}");
 }
 

@@ -205,15 +205,26 @@ impl Node {
         id
     }
 
+    /// The result of command `id` (Err: the error it answered), None if none came within `timeout`.
+    pub fn try_wait(&self, id: u64, timeout: Duration) -> Option<Result<Json, String>> {
+        self.wait_inbox(timeout, |inbox| inbox.results.remove(&id))
+    }
+
+    /// The last `n` event lines, one per line (for failure messages).
+    pub fn events_tail(&self, n: usize) -> String {
+        let events = self.events();
+        events[events.len().saturating_sub(n)..].iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    }
+
     /// The result of command `id` (Err: the error it answered), at most `timeout`.
     pub fn wait(&self, id: u64, timeout: Duration) -> Result<Json, String> {
-        self.wait_inbox(timeout, |inbox| inbox.results.remove(&id)).unwrap_or_else(|| {
+        self.try_wait(id, timeout).unwrap_or_else(|| {
             let exited = self.inbox.0.lock().unwrap().exited;
-            let stderr = std::fs::read_to_string(&self.stderr_file).unwrap_or_default();
-            let tail: String = stderr.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail = file_tail(&self.stderr_file, 3000);
             let how = if exited { "it exited".to_string() } else { format!("none within {timeout:?}") };
             let command = self.sent.lock().unwrap().get(&id).cloned().unwrap_or_default();
-            panic!("{}: no answer to {command} ({how}); its stderr ends with:\n{tail}", self.proc.name)
+            let events = self.events_tail(15);
+            panic!("{}: no answer to {command} ({how}); its last events:\n{events}\nits stderr ends with:\n{tail}", self.proc.name)
         })
     }
 
@@ -233,6 +244,12 @@ impl Node {
     pub fn events(&self) -> Vec<Json> {
         self.inbox.0.lock().unwrap().events.clone()
     }
+}
+
+/// The last `chars` characters of the file at `path` (a log), for failure messages.
+pub fn file_tail(path: &Path, chars: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.chars().rev().take(chars).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
 /// `(tables hash, values hash)` from a `[t, v]` JSON array.

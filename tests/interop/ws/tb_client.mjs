@@ -50,6 +50,7 @@ const client = (name) => {
 const newSocket = (url, multiplexed, headers, label) => {
   const ws = new WebSocket(url, multiplexed ? ['tinybase'] : [], {headers});
   // Without a listener an 'error' event (a refused upgrade, a reset) would end the process.
+  ws.on('open', () => log('socketOpen', {socket: label}));
   ws.on('error', (error) => log('socketError', {socket: label, error: String(error?.message ?? error)}));
   ws.on('unexpected-response', (_req, res) => {
     log('refused', {socket: label, status: res.statusCode});
@@ -75,7 +76,10 @@ const open = async ({name, url, channel, socket, fragmentSize, timeout = 1, head
     if (multiplexed && socket) sockets.set(socket, ws);
   }
   c.socket = ws;
-  const onIgnoredError = (error) => c.ignoredErrors.push(String(error?.message ?? error));
+  const onIgnoredError = (error) => {
+    c.ignoredErrors.push(String(error?.message ?? error));
+    log('ignoredError', {name, error: String(error?.message ?? error)});
+  };
   const synchronizer = await (multiplexed
     ? createWsSynchronizer(c.store, ws, channel, timeout, undefined, undefined, onIgnoredError, fragmentSize)
     : createWsSynchronizer(c.store, ws, timeout, undefined, undefined, onIgnoredError, fragmentSize));
