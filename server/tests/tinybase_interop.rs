@@ -182,11 +182,12 @@ fn run_room(
     let (hashes, took) = converge_room(&what, &participants, tb, main_extra, side_extra);
     check(&room, hashes);
     eprintln!(
-        "{what}: {} of ours + {} TinyBase clients, {edits} edits, converged to {hashes:?}{} in {took:?} ({:?} in all); destroying one of ours took {:?}",
+        "{what}: {} of ours + {} TinyBase clients, {edits} edits, converged to {hashes:?}{} in {took:?} ({:?} in all, {} TinyBase client(s) opened again after an overload close); destroying one of ours took {:?}",
         participants.ours.len() + participants.side.as_ref().map_or(0, |s| s.1.len()),
         participants.tb_names.len() + participants.side.as_ref().map_or(0, |s| s.2.len()),
         if room_store.is_some() { " with the server store" } else { "" },
         started.elapsed(),
+        tb.rejoins.load(std::sync::atomic::Ordering::Relaxed),
         destroy_time(&participants.ours[0])
     );
 }
@@ -221,28 +222,50 @@ fn tinybase_server_mixed_fragmented_over_1_mib() {
 }
 
 /// A TinyBase client joining our server's room late must receive exactly `expected`.
-/// (Its request timeout is 5 s: it may pull megabytes on a busy machine.)
+/// Its request timeout is 5 s: it may pull megabytes on a busy machine. Joining, it pulls the
+/// whole room from a peer, and again from each peer announcing its hashes meanwhile (ours do
+/// every 400 ms): when those answers outgrow what the server may queue for a slow client
+/// (16 MiB, PROTOCOL.md 7.3), the server closes it with 1013 `tinybase:15:socket`, as TinyBase's
+/// does. A TinyBase app then opens a new socket (TinyBase's clients never reconnect): so does
+/// this, up to 3 times, and says so.
 fn late_joiner(tb: &TbClients, server: &OurServer, room: &str, name: &str, expected: (u32, u32), what: &str) {
-    let id = tb.node.send("open", json!({"name": name, "url": server.url(room), "timeout": 5}));
-    match tb.node.try_wait(id, Duration::from_secs(30)) {
-        Some(Ok(_)) => {}
-        Some(Err(e)) => panic!("{what}: {name} could not join: {e}"),
-        None => panic!(
-            "{what}: {name}'s open and startSync did not end within 30 s; {}\nTinyBase clients' last events:\n{}\nthe server's log ends with:\n{}",
-            tb.node.ok("info", json!({"name": name})),
-            tb.node.events_tail(15),
-            file_tail(&server.log, 3000)
-        ),
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tb.hashes(name) != expected {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the late joiner {name} has {:?}, not {expected:?}; {}",
-            tb.hashes(name),
-            tb.node.ok("info", json!({"name": name}))
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    let overloaded = || {
+        let info = tb.node.ok("info", json!({"name": name}));
+        info["closed"]["reason"].as_str().is_some_and(|r| r.starts_with("tinybase:15"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut rejoins = 0;
+    'join: loop {
+        let id = tb.node.send("open", json!({"name": name, "url": server.url(room), "timeout": 5}));
+        let mut joined = false;
+        loop {
+            if !joined {
+                match tb.node.try_wait(id, Duration::from_millis(200)) {
+                    Some(Ok(_)) => joined = true,
+                    Some(Err(e)) if !overloaded() => panic!("{what}: {name} could not join: {e}"),
+                    _ => {}
+                }
+            } else if tb.hashes(name) == expected {
+                if rejoins > 0 {
+                    eprintln!("{what}: the late joiner {name} was closed for overload (1013) and joined again {rejoins} time(s)");
+                }
+                return;
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if rejoins < 3 && overloaded() {
+                rejoins += 1;
+                continue 'join;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: the late joiner {name} {} within 40 s ({rejoins} rejoins); {}\nTinyBase clients' last events:\n{}\nthe server's log ends with:\n{}",
+                if joined { format!("has {:?}, not {expected:?},", tb.hashes(name)) } else { "did not finish its open and startSync".into() },
+                tb.node.ok("info", json!({"name": name})),
+                tb.node.events_tail(15),
+                file_tail(&server.log, 3000)
+            );
+        }
     }
 }
 

@@ -64,11 +64,13 @@ const newSocket = (url, multiplexed, headers, label) => {
 };
 
 const open = async ({name, url, channel, socket, fragmentSize, timeout = 1, headers}) => {
-  const previous = clients.get(name);
-  if (previous?.synchronizer) await previous.synchronizer.destroy();
-  const c = previous ?? {store: createMergeableStore(), ignoredErrors: []};
+  const c = clients.get(name) ?? {store: createMergeableStore(), ignoredErrors: []};
+  const previous = c.synchronizer;
+  // `info` tells about the new socket from now on.
   c.synchronizer = undefined;
+  c.socket = undefined;
   clients.set(name, c);
+  await previous?.destroy();
   const multiplexed = channel != null;
   let ws = multiplexed && socket ? sockets.get(socket) : undefined;
   if (!ws || ws.readyState > WebSocket.OPEN) {
