@@ -29,6 +29,11 @@ fn destroy_ends_every_thread() {
     let legacy: Vec<WsSynchronizer> = (0..3).map(|_| WsSynchronizer::new(&store, options("room")).unwrap()).collect();
     let client = WsClient::new(&options("")).unwrap();
     let mux: Vec<WsSynchronizer> = (0..3).map(|i| client.join(&MergeableStore::new(None), &format!("c{i}"), SynchronizerOptions::default()).unwrap()).collect();
+    // A thread names itself as it starts: counted once they all have.
+    let end = Instant::now() + Duration::from_secs(5);
+    while (threads("tinybase-ws") != 4 || threads("tinybase-sync") != 6) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(threads("tinybase-ws"), 4, "one I/O thread per socket");
     assert_eq!(threads("tinybase-sync"), 6, "one worker per synchronizer");
     for s in legacy.iter().chain(&mux) {

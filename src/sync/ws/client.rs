@@ -41,7 +41,9 @@ pub struct WsOptions {
     /// Incoming fragments are always reassembled.
     pub fragment_size: Option<usize>,
     /// Reconnect after the connection is lost or fails to open (default true), with
-    /// exponential backoff and full jitter between `reconnect_min` and `reconnect_max`.
+    /// exponential backoff and full jitter between `reconnect_min` and `reconnect_max`; each
+    /// reopening announces this store's hashes and pulls again. Off: as TinyBase's client, a
+    /// lost connection stays closed (make a new synchronizer).
     pub reconnect: bool,
     /// The first backoff (default 100 ms).
     pub reconnect_min: Duration,
