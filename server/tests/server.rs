@@ -464,3 +464,23 @@ fn client_listeners_see_joins_and_leaves() {
     }
     assert_eq!(*events.lock(), vec!["a 24 +1", "any a +1", "any b +1", "any a -1"]);
 }
+
+#[test]
+fn idle_rooms_make_way_for_new_ones_at_the_room_limit() {
+    let server = TestServer::start(ServerOptions { max_rooms: 1, room_idle: Duration::from_secs(60), ..options() });
+    let mut a = server.connect("/a");
+    server.wait_clients("a", 1);
+    a.ws.close(None).unwrap();
+    let _ = a.closed();
+    while !server.handle().get_path_ids().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(server.handle().is_room_loaded("a"));
+    assert_eq!(Client::connect(server.addr, "/b", None, &[]).err(), Some(503), "the idle room still counts");
+    let end = Instant::now() + Duration::from_secs(5);
+    while Client::connect(server.addr, "/b", None, &[]).is_err() {
+        assert!(Instant::now() < end, "the idle room was unloaded to make way");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!server.handle().is_room_loaded("a"));
+}
