@@ -120,6 +120,9 @@ struct Inbox {
 /// tb_server.mjs): `{"id", "op", "args"}` in, results by id and event lines out.
 pub struct Node {
     pub proc: Proc,
+    stderr_file: PathBuf,
+    /// The commands sent, by id (for failure messages).
+    sent: Mutex<HashMap<u64, String>>,
     stdin: Mutex<ChildStdin>,
     next_id: AtomicU64,
     inbox: Arc<(Mutex<Inbox>, Condvar)>,
@@ -166,7 +169,7 @@ impl Node {
             lock.lock().unwrap().exited = true;
             cvar.notify_all();
         });
-        Node { proc: Proc { child, name: script.to_string() }, stdin, next_id: AtomicU64::new(1), inbox }
+        Node { proc: Proc { child, name: script.to_string() }, stderr_file: stderr_file.to_path_buf(), sent: Mutex::default(), stdin, next_id: AtomicU64::new(1), inbox }
     }
 
     /// Waits until `ready` holds for the inbox, at most `timeout`.
@@ -196,15 +199,33 @@ impl Node {
     pub fn send(&self, op: &str, args: Json) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let line = json!({"id": id, "op": op, "args": [args]}).to_string();
+        self.sent.lock().unwrap().insert(id, line.chars().take(200).collect());
         let mut stdin = self.stdin.lock().unwrap();
         writeln!(stdin, "{line}").and_then(|_| stdin.flush()).unwrap_or_else(|e| panic!("{}: {op}: {e}", self.proc.name));
         id
     }
 
+    /// The result of command `id` (Err: the error it answered), None if none came within `timeout`.
+    pub fn try_wait(&self, id: u64, timeout: Duration) -> Option<Result<Json, String>> {
+        self.wait_inbox(timeout, |inbox| inbox.results.remove(&id))
+    }
+
+    /// The last `n` event lines, one per line (for failure messages).
+    pub fn events_tail(&self, n: usize) -> String {
+        let events = self.events();
+        events[events.len().saturating_sub(n)..].iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    }
+
     /// The result of command `id` (Err: the error it answered), at most `timeout`.
     pub fn wait(&self, id: u64, timeout: Duration) -> Result<Json, String> {
-        self.wait_inbox(timeout, |inbox| inbox.results.remove(&id))
-            .unwrap_or_else(|| panic!("{}: no answer to command {id} within {timeout:?}", self.proc.name))
+        self.try_wait(id, timeout).unwrap_or_else(|| {
+            let exited = self.inbox.0.lock().unwrap().exited;
+            let tail = file_tail(&self.stderr_file, 3000);
+            let how = if exited { "it exited".to_string() } else { format!("none within {timeout:?}") };
+            let command = self.sent.lock().unwrap().get(&id).cloned().unwrap_or_default();
+            let events = self.events_tail(15);
+            panic!("{}: no answer to {command} ({how}); its last events:\n{events}\nits stderr ends with:\n{tail}", self.proc.name)
+        })
     }
 
     /// Sends a command and waits (30 s at most) for its result.
@@ -225,6 +246,12 @@ impl Node {
     }
 }
 
+/// The last `chars` characters of the file at `path` (a log), for failure messages.
+pub fn file_tail(path: &Path, chars: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.chars().rev().take(chars).collect::<Vec<_>>().into_iter().rev().collect()
+}
+
 /// `(tables hash, values hash)` from a `[t, v]` JSON array.
 pub fn hashes_of(json: &Json) -> (u32, u32) {
     let h = |i: usize| json.get(i).and_then(Json::as_u64).unwrap_or_else(|| panic!("hashes: {json}")) as u32;
@@ -234,6 +261,10 @@ pub fn hashes_of(json: &Json) -> (u32, u32) {
 /// TinyBase's clients in one node process (tb_client.mjs).
 pub struct TbClients {
     pub node: Node,
+    /// How each client was opened, to open it again.
+    specs: Mutex<HashMap<String, Json>>,
+    /// How many times a client closed for overload was opened again.
+    pub rejoins: AtomicU64,
 }
 
 impl TbClients {
@@ -242,11 +273,29 @@ impl TbClients {
         let node = Node::start("tb_client.mjs", &[], &dir.join("tb_client.stderr"));
         node.wait_inbox(Duration::from_secs(20), |inbox| inbox.events.iter().any(|e| e["type"] == "ready").then_some(()))
             .expect("tb_client.mjs did not start within 20 s");
-        TbClients { node }
+        TbClients { node, specs: Mutex::default(), rejoins: AtomicU64::new(0) }
     }
-    /// Opens (or reopens) client `name` and starts its sync; Err: TinyBase's rejection.
+    /// Opens (or reopens) client `spec.name` and starts its sync; Err: TinyBase's rejection.
     pub fn open(&self, spec: Json) -> Result<Json, String> {
+        let name = spec["name"].as_str().expect("a client's name").to_string();
+        self.specs.lock().unwrap().insert(name, spec.clone());
         self.node.call("open", spec)
+    }
+    /// What a TinyBase app does when the server closes its socket for overload (1013
+    /// `tinybase:15:...`, e.g. more than 16 MiB queued for a client too slow to read it,
+    /// PROTOCOL.md 7.3): it opens a new one (TinyBase's clients never reconnect). True if
+    /// client `name` was so closed and has been opened again (waiting at most 10 s for that).
+    pub fn rejoin_if_overloaded(&self, name: &str) -> bool {
+        let info = self.node.ok("info", json!({"name": name}));
+        if !info["closed"]["reason"].as_str().is_some_and(|r| r.starts_with("tinybase:15")) {
+            return false;
+        }
+        let Some(spec) = self.specs.lock().unwrap().get(name).cloned() else { return false };
+        self.rejoins.fetch_add(1, Ordering::Relaxed);
+        // Its startSync may be cut short by another overload: the caller asks again.
+        let id = self.node.send("open", spec);
+        let _ = self.node.try_wait(id, Duration::from_secs(10));
+        true
     }
     /// Client `name`'s content hashes.
     pub fn hashes(&self, name: &str) -> (u32, u32) {
@@ -401,11 +450,17 @@ impl Party<'_> {
         std::thread::sleep(Duration::from_millis(300));
         if let Some(tb) = self.tb {
             for name in &self.tb_names {
-                tb.node.ok("save", json!({"name": name}));
+                // A client opened again announces its hashes as it starts syncing.
+                if !tb.rejoin_if_overloaded(name) {
+                    tb.node.ok("save", json!({"name": name}));
+                }
             }
         }
         let deadline = start + within;
         loop {
+            if let Some(tb) = self.tb {
+                self.tb_names.iter().for_each(|name| _ = tb.rejoin_if_overloaded(name));
+            }
             let all = self.all_hashes();
             if let Some(first) = all[0].1.filter(|&f| all.iter().all(|(_, h)| *h == Some(f))) {
                 self.same_contents(what);

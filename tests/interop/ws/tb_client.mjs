@@ -6,8 +6,7 @@
 //
 //   node tb_client.mjs
 //
-// Stdin takes JSON command lines `{"id", "op", "args": [{...}]}`; each is answered on stdout
-// by `{"type": "result", "id", "value"}` or `{"type": "error", "id", "message"}` (commands run
+// Stdin takes the command lines of commands.mjs, `args` being `[{...}]` (commands run
 // concurrently: a `writers` may still be running when the next command arrives). Events are
 // `{"type": "log", "event", ...}` lines. Prints `{"type": "ready"}` first.
 //   open {name, url, channel?, socket?, fragmentSize?, timeout?, headers?}
@@ -25,12 +24,12 @@
 //   state {name, content?}  -> {hashes, content?, status, sends, receives}
 //   info {name}           -> {open, closed: {code, reason} | null, ignoredErrors}
 //   exit
-import {createInterface} from 'node:readline';
 import {WebSocket} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createWsSynchronizer} from 'tinybase/synchronizers/synchronizer-ws-client';
 import {fromWire, wireStringify} from '../sync/hub.mjs';
 import {randomOp, rngFrom} from '../random/edits.mjs';
+import {serveCommands} from './commands.mjs';
 
 const out = (obj) => process.stdout.write(wireStringify(obj) + '\n');
 const log = (event, fields) => out({type: 'log', event, ...fields});
@@ -51,6 +50,7 @@ const client = (name) => {
 const newSocket = (url, multiplexed, headers, label) => {
   const ws = new WebSocket(url, multiplexed ? ['tinybase'] : [], {headers});
   // Without a listener an 'error' event (a refused upgrade, a reset) would end the process.
+  ws.on('open', () => log('socketOpen', {socket: label}));
   ws.on('error', (error) => log('socketError', {socket: label, error: String(error?.message ?? error)}));
   ws.on('unexpected-response', (_req, res) => {
     log('refused', {socket: label, status: res.statusCode});
@@ -64,11 +64,13 @@ const newSocket = (url, multiplexed, headers, label) => {
 };
 
 const open = async ({name, url, channel, socket, fragmentSize, timeout = 1, headers}) => {
-  const previous = clients.get(name);
-  if (previous?.synchronizer) await previous.synchronizer.destroy();
-  const c = previous ?? {store: createMergeableStore(), ignoredErrors: []};
+  const c = clients.get(name) ?? {store: createMergeableStore(), ignoredErrors: []};
+  const previous = c.synchronizer;
+  // `info` tells about the new socket from now on.
   c.synchronizer = undefined;
+  c.socket = undefined;
   clients.set(name, c);
+  await previous?.destroy();
   const multiplexed = channel != null;
   let ws = multiplexed && socket ? sockets.get(socket) : undefined;
   if (!ws || ws.readyState > WebSocket.OPEN) {
@@ -76,7 +78,10 @@ const open = async ({name, url, channel, socket, fragmentSize, timeout = 1, head
     if (multiplexed && socket) sockets.set(socket, ws);
   }
   c.socket = ws;
-  const onIgnoredError = (error) => c.ignoredErrors.push(String(error?.message ?? error));
+  const onIgnoredError = (error) => {
+    c.ignoredErrors.push(String(error?.message ?? error));
+    log('ignoredError', {name, error: String(error?.message ?? error)});
+  };
   const synchronizer = await (multiplexed
     ? createWsSynchronizer(c.store, ws, channel, timeout, undefined, undefined, onIgnoredError, fragmentSize)
     : createWsSynchronizer(c.store, ws, timeout, undefined, undefined, onIgnoredError, fragmentSize));
@@ -105,7 +110,7 @@ const writers = ({name, seed = 1, count = 20, maxPauseMs = 5, txPercent = 10, ta
   });
 };
 
-const run = async (op, a = {}) => {
+const run = async (op, [a = {}]) => {
   switch (op) {
     case 'open':
       return open(a);
@@ -156,19 +161,6 @@ const run = async (op, a = {}) => {
   }
 };
 
-createInterface({input: process.stdin, crlfDelay: Infinity})
-  .on('line', (line) => {
-    let cmd;
-    try {
-      cmd = JSON.parse(line);
-    } catch {
-      return;
-    }
-    run(cmd.op, cmd.args?.[0]).then(
-      (value) => out({type: 'result', id: cmd.id, value: value ?? null}),
-      (error) => out({type: 'error', id: cmd.id, message: String(error?.message ?? error)}),
-    );
-  })
-  .on('close', () => process.exit(0));
+serveCommands(run, out, () => process.exit(0));
 process.stdout.on('error', () => process.exit(0));
 out({type: 'ready'});

@@ -7,19 +7,18 @@
 // Listens on 127.0.0.1 (port 0: a free one) and prints `listening PORT` once ready. With --data,
 // every room has a server store (client id `S`) persisted by TinyBase's file persister to
 // DIR/<encodeURIComponent(room)>.json; without it the server is a pure relay.
-// Stdin takes JSON command lines `{"id", "op", "args"}`, answered on stdout by
-// `{"type": "result", "id", "value"}` or `{"type": "error", "id", "message"}`:
+// Stdin takes the command lines of commands.mjs:
 //   state [room]  -> {hashes, content} of the room's server store (null if it has none)
 //   stats         -> {paths, clients, pathIds}
 //   exit          -> destroys the server, then exits
 // Ignored errors are logged on stderr. Stdin closing or SIGTERM stops the server.
 import {mkdirSync} from 'node:fs';
 import {join} from 'node:path';
-import {createInterface} from 'node:readline';
 import {WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {createWsServer} from 'tinybase/synchronizers/synchronizer-ws-server';
+import {serveCommands} from './commands.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, d) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : d);
@@ -56,7 +55,7 @@ const stop = async () => {
   process.exit(0);
 };
 
-const run = ({op, args = []}) => {
+const run = (op, args) => {
   switch (op) {
     case 'state': {
       const store = stores.get(args[0] ?? '');
@@ -80,21 +79,7 @@ wss.on('error', (error) => {
   process.stderr.write(`tb_server: ${error.message}\n`);
   process.exit(1);
 });
-createInterface({input: process.stdin, crlfDelay: Infinity})
-  .on('line', (line) => {
-    let cmd;
-    try {
-      cmd = JSON.parse(line);
-    } catch {
-      return;
-    }
-    try {
-      out({type: 'result', id: cmd.id, value: run(cmd) ?? null});
-    } catch (error) {
-      out({type: 'error', id: cmd.id, message: String(error?.message ?? error)});
-    }
-  })
-  .on('close', stop);
+serveCommands(run, out, stop);
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 process.stdout.on('error', () => process.exit(0));
