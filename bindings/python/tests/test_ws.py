@@ -272,22 +272,19 @@ def test_reconnects_after_the_server_restarts(own_server, clean):
 
 
 def test_rust_peer_in_the_same_room(server, clean):
+    """A Rust store (examples/ws_peer.rs: writes peers/rust/c0..c4, waits until the room is
+    quiet, prints its content hashes) and a Python store converge through the server."""
     peer = _bin("examples/ws_peer", "TB_WS_PEER_BIN")
     s = tinybase.MergeableStore("py")
     with WsSynchronizer(s, server.url("/py-rust"), **FAST) as sync:
         sync.start_sync()
-        s.set_cell("t", "py", "c", "from python")
-        out = subprocess.run(
-            [peer, "--url", server.url("/py-rust"), "--set", "rust=from rust", "--expect", "py=from python", "--timeout", "20"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        s.set_cell("peers", "python", "c0", "from python")
+        out = subprocess.run([peer, server.url("/py-rust"), "rust", "--cells", "5"], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert wait_for(lambda: s.get_cell("t", "rust", "c") == "from rust")
-        # The peer printed its content once it had ours.
-        tables, values = json.loads(out.stdout)
-        assert tables["t"]["py"] == {"c": "from python"} and tables["t"]["rust"] == {"c": "from rust"}
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        assert report["cells"] == 6  # its five and ours
+        assert wait_for(lambda: s.get_row("peers", "rust") == {f"c{i}": i for i in range(5)})
+        assert wait_for(lambda: s.get_mergeable_content_hashes() == (report["tables_hash"], report["values_hash"]))
 
 
 def test_misuse(server, clean):

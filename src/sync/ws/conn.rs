@@ -8,7 +8,7 @@
 //! arrives goes to each synchronizer's [`Inlet`] (never blocks, never keeps a synchronizer
 //! alive), so a destroy can always join this thread.
 
-use super::codec_stub::{self as codec, Close, Control, MuxFrame, Reassembler, MAX_PAYLOAD_BYTES, MAX_QUEUE};
+use super::codec::{self, Close, Control, MuxFrame, Reassembler, MAX_PAYLOAD_BYTES, MAX_QUEUE};
 use super::connect::{tcp_of, Socket, Target};
 use super::poll::Waker;
 use crate::sync::{ConnectionState, Inlet, TransportEvent};
@@ -192,6 +192,13 @@ impl Conn {
         &self.settings
     }
 
+    /// The shortest request timeout of the channels: how long the Hello echo is awaited
+    /// (TinyBase's rule) and incomplete fragmented messages are kept (TinyBase: the
+    /// synchronizer's; here one reassembler serves the whole socket).
+    fn shortest_timeout(&self) -> Duration {
+        self.state.lock().channels.iter().map(|c| c.timeout).min().unwrap_or(Duration::from_secs(1))
+    }
+
     /// Reserves a channel (None: legacy) before its synchronizer exists.
     /// Err: TinyBase's error for an invalid (6) or duplicate (7) channel id, or too many (15).
     pub(super) fn reserve(&self, id: Option<&str>, timeout: Duration) -> Result<(), String> {
@@ -292,41 +299,41 @@ impl Conn {
     /// Queues a payload of channel `id` for client `to` (None: broadcast). Runs on the
     /// synchronizer's worker; never waits for the network.
     pub(super) fn send(&self, id: Option<&str>, to: Option<&str>, payload: &str) {
-        let mut st = self.state.lock();
-        if st.ended || st.shutdown {
+        // A broadcast ContentHashes or ContentDiff while away is coalesced: the save
+        // (ContentHashes) that follows the reopening announces the same (8.5, 12.5).
+        let coalesced = to.is_none() && matches!(message_number(payload), Some(2 | 3));
+        let ready = |st: &State| st.channel(id).is_some_and(|c| c.ready);
+        if coalesced && !ready(&self.state.lock()) {
             return;
         }
-        let Some(ch) = st.channel(id) else { return };
-        let ready = ch.ready;
-        let inlet = ch.inlet.clone();
-        let report = |error: &str| {
-            if let Some(inlet) = &inlet {
-                inlet.transport_event(TransportEvent::Error(error.to_string()));
-            }
-        };
         if payload.len() > MAX_PAYLOAD_BYTES {
             // The server would close the socket for it (7.3): refused here instead.
-            report("tinybase:15:socket");
+            self.report(id, "tinybase:15:socket");
             return;
         }
-        if !ready && to.is_none() && matches!(message_number(payload), Some(2 | 3)) {
-            // A broadcast ContentHashes or ContentDiff while away is coalesced: the save
-            // (ContentHashes) that follows the reopening announces the same (8.5, 12.5).
-            return;
-        }
-        let now = Instant::now();
+        // Framed without the lock: the I/O thread needs it between every two frames it reads.
         let frames = codec::fragment(to.unwrap_or(""), payload, self.settings.fragment_size);
         let frames: Vec<String> = match id {
             Some(channel) => frames.iter().map(|f| codec::data_frame(channel, f)).collect(),
             None => frames,
         };
         let bytes = frames.iter().map(String::len).sum();
+        let now = Instant::now();
+        let mut st = self.state.lock();
+        if st.ended || st.shutdown {
+            return;
+        }
+        let ready = ready(&st);
+        if coalesced && !ready {
+            return;
+        }
         if !ready {
             st.expire(now);
         }
         let full = st.queued_payloads >= MAX_QUEUE || st.queued_bytes + bytes > MAX_PAYLOAD_BYTES;
         if full && !ready {
-            report("tinybase:15:client");
+            drop(st);
+            self.report(id, "tinybase:15:client");
             return;
         }
         let Some(ch) = st.channel_mut(id) else { return };
@@ -340,6 +347,13 @@ impl Conn {
             st.overflow |= full;
             drop(st);
             self.waker.wake();
+        }
+    }
+
+    /// Reports an error to one channel's synchronizer.
+    fn report(&self, id: Option<&str>, error: &str) {
+        if let Some(c) = self.state.lock().channel(id) {
+            c.event(TransportEvent::Error(error.to_string()));
         }
     }
 
@@ -465,7 +479,8 @@ struct Session<'a> {
     /// Frames taken from the queues that the socket's write buffer had no room for yet.
     pending: VecDeque<String>,
     want_write: bool,
-    reassemblers: HashMap<Option<String>, Reassembler>,
+    /// One per socket: TinyBase's fragment limits count the whole socket (7.2).
+    reassembler: Reassembler,
     last_heard: Instant,
     next_ping: Instant,
     next_tick: Instant,
@@ -488,7 +503,7 @@ impl<'a> Session<'a> {
             socket,
             pending: VecDeque::new(),
             want_write: false,
-            reassemblers: HashMap::new(),
+            reassembler: Reassembler::new(conn.shortest_timeout()),
             last_heard: now,
             next_ping: now + conn.settings.ping_interval,
             next_tick: now + TICK,
@@ -509,13 +524,14 @@ impl<'a> Session<'a> {
         let Some(fd) = tcp_of(&self.socket).map(AsRawFd::as_raw_fd) else {
             return closed(1006, "unexpected stream type");
         };
+        let hello_timeout = self.conn.shortest_timeout();
         {
             let mut st = self.conn.state.lock();
             st.connection = ConnectionState::Open;
             if self.mux() {
-                let (request_id, timeout) = (crate::util::random_id(16), st.channels.iter().map(|c| c.timeout).min().unwrap_or(Duration::from_secs(1)));
+                let request_id = crate::util::random_id(16);
                 self.pending.push_back(codec::control_frame(Some(&request_id), Control::Hello, "1"));
-                self.hello = Some((request_id, Instant::now() + timeout));
+                self.hello = Some((request_id, Instant::now() + hello_timeout));
                 st.events(&TransportEvent::StateChanged);
             } else {
                 for c in &mut st.channels {
@@ -603,6 +619,8 @@ impl<'a> Session<'a> {
             }
         }
         if self.pending.is_empty() {
+            // What waited for the connection past its request's timeout is stale.
+            st.expire(now);
             let mut taken = Vec::new();
             for c in &mut st.channels {
                 if c.ready {
@@ -770,18 +788,17 @@ impl<'a> Session<'a> {
     /// A basic payload (7.1, 7.2) for a channel: reassembled, validated, handed to its
     /// synchronizer.
     fn deliver(&mut self, id: Option<&str>, frame: &str) -> Result<(), Close> {
-        let (inlet, timeout) = {
-            let st = self.conn.state.lock();
-            match st.channel(id) {
-                Some(c) => (c.inlet.clone(), c.timeout),
-                None => return Ok(()),
-            }
+        let now = Instant::now();
+        let payload = match id {
+            Some(channel) => self.reassembler.push_channel(channel, frame, now)?,
+            None => self.reassembler.push(frame, now)?,
         };
-        let reassembler = self.reassemblers.entry(id.map(str::to_string)).or_insert_with(|| Reassembler::new(timeout));
-        if let Some(payload) = reassembler.push(frame, Instant::now())? {
+        if let Some(payload) = payload {
+            let inlet = self.conn.state.lock().channel(id).and_then(|c| c.inlet.clone());
             if let Some(inlet) = inlet {
-                // A full inbox is reported by the synchronizer itself (tinybase:15:inbox).
-                let _ = inlet.receive(&payload.client_id, &payload.remainder);
+                // Validated already: the worker takes the parsed message. A full inbox is
+                // reported by the synchronizer itself (tinybase:15:inbox).
+                let _ = inlet.receive_parsed(&payload.client_id, payload.remainder.len(), payload.received);
             }
         }
         Ok(())
@@ -839,9 +856,7 @@ impl<'a> Session<'a> {
         }
         if now >= self.next_tick {
             self.next_tick = now + TICK;
-            for r in self.reassemblers.values_mut() {
-                r.expire(now);
-            }
+            self.reassembler.expire(now);
             self.conn.state.lock().expire(now);
         }
         Ok(())
@@ -863,5 +878,21 @@ impl<'a> Session<'a> {
             next = next.min(*d);
         }
         Some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_numbers_of_our_own_payloads() {
+        use crate::sync::message::{payload, Message};
+        for m in [Message::Response, Message::GetContentHashes, Message::ContentHashes, Message::ContentDiff, Message::GetCellDiff] {
+            assert_eq!(message_number(&payload(Some("3W88eSMduER.xHwe"), m, "\"\"")), Some(m as u8));
+            assert_eq!(message_number(&payload(None, m, "[1,2]")), Some(m as u8));
+        }
+        assert_eq!(message_number("not a payload"), None);
+        assert_eq!(message_number("[\"unterminated,2,[]]"), None);
     }
 }
