@@ -20,6 +20,7 @@ pub mod hlc;
 pub(crate) mod json_lex;
 pub(crate) mod lifetime;
 pub mod mergeable;
+pub mod persist;
 #[allow(unused_imports, dead_code)]
 pub(crate) mod prim;
 pub mod store;

@@ -177,11 +177,15 @@ fn looks_like_fragment(frame: &str) -> bool {
     frame.split_once('\n').and_then(|(_, rest)| split_fragment(rest)).is_some()
 }
 
+/// A fragmented message's key: (channel id, client id, message id).
+type Key = (String, String, String);
+
 /// A fragmented message being received.
 #[derive(Debug)]
 struct Pending {
-    /// Each index's piece and whole remainder, once received.
-    parts: Vec<Option<(String, String)>>,
+    /// Each index's whole remainder (`messageId\ni\nn\npiece`) and where its piece starts,
+    /// once received.
+    parts: Vec<Option<(String, usize)>>,
     missing: usize,
     /// UTF-8 bytes counted against the socket's buffer limit.
     retained: usize,
@@ -197,8 +201,7 @@ struct Pending {
 #[derive(Debug)]
 pub struct Reassembler {
     timeout: Duration,
-    /// By (channel id, client id, message id).
-    pending: HashMap<(String, String, String), Pending>,
+    pending: HashMap<Key, Pending>,
     buffered: usize,
 }
 
@@ -261,7 +264,7 @@ impl Reassembler {
             retained: 0,
             started: now,
         });
-        pending.parts[index] = Some((piece.to_string(), remainder.to_string()));
+        pending.parts[index] = Some((remainder.to_string(), remainder.len() - piece.len()));
         pending.missing -= 1;
         pending.retained += retained;
         self.buffered += retained;
@@ -270,8 +273,9 @@ impl Reassembler {
         }
         let done = self.pending.remove(&key).expect("the message just completed");
         self.buffered -= done.retained;
-        let (pieces, fragments): (Vec<String>, Vec<String>) = done.parts.into_iter().flatten().unzip();
-        let whole = pieces.concat();
+        let parts: Vec<(String, usize)> = done.parts.into_iter().flatten().collect();
+        let whole: String = parts.iter().map(|(fragment, piece)| &fragment[*piece..]).collect();
+        let fragments = parts.into_iter().map(|(fragment, _)| fragment).collect();
         let received = parse_payload(&whole).map_err(|_| Close::malformed())?;
         Ok(Some(Payload { client_id: client_id.into(), remainder: whole, fragments, received }))
     }
@@ -279,26 +283,22 @@ impl Reassembler {
     /// Drops the incomplete messages whose first fragment came `timeout` or longer before `now`.
     pub fn expire(&mut self, now: Instant) {
         let timeout = self.timeout;
-        let mut freed = 0;
-        self.pending.retain(|_, p| {
-            let keep = now.saturating_duration_since(p.started) < timeout;
-            if !keep {
-                freed += p.retained;
-            }
-            keep
-        });
-        self.buffered -= freed;
+        self.drop_where(|_, p| now.saturating_duration_since(p.started) >= timeout);
     }
 
     /// Drops the incomplete messages of one channel (when it is unsubscribed).
     pub fn drop_channel(&mut self, channel_id: &str) {
+        self.drop_where(|(channel, _, _), _| channel == channel_id);
+    }
+
+    fn drop_where(&mut self, drop: impl Fn(&Key, &Pending) -> bool) {
         let mut freed = 0;
         self.pending.retain(|k, p| {
-            let keep = k.0 != channel_id;
-            if !keep {
+            let dropped = drop(k, p);
+            if dropped {
                 freed += p.retained;
             }
-            keep
+            !dropped
         });
         self.buffered -= freed;
     }
