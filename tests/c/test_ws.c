@@ -372,7 +372,8 @@ static void test_pair(const char *path, const char *channel, size_t fragment_siz
     CHECK(sends > 0 && receives > 0);
 
     const int opened[] = {TB_CONNECTION_CONNECTING, TB_CONNECTION_OPEN};
-    CHECK(saw_in_order(&wa, opened, 2) || saw_in_order(&wa, opened + 1, 1));
+    CHECK(saw_in_order(&wa, opened, 2));
+    /* b's creating call waited for the socket: a report made after it opened says OPEN. */
     CHECK(saw_in_order(&wb, opened + 1, 1));
     CHECK(wa.bad == 0 && wb.bad == 0);
 
@@ -424,8 +425,10 @@ static void test_reconnect(void) {
         CHECK(wait_connection(sb, TB_CONNECTION_OPEN, 15));
         CHECK(wait_cell(a, "two", "2", 15));
         CHECK(wait_same(a, b, 15));
-        const int cycle[] = {TB_CONNECTION_OPEN, TB_CONNECTION_CLOSED, TB_CONNECTION_CONNECTING, TB_CONNECTION_OPEN};
-        CHECK(saw_in_order(&wa, cycle, 4));
+        /* Open, lost, open again (a report may skip a state that passed before it ran). */
+        const int via_closed[] = {TB_CONNECTION_OPEN, TB_CONNECTION_CLOSED, TB_CONNECTION_OPEN};
+        const int via_connecting[] = {TB_CONNECTION_OPEN, TB_CONNECTION_CONNECTING, TB_CONNECTION_OPEN};
+        CHECK(saw_in_order(&wa, via_closed, 3) || saw_in_order(&wa, via_connecting, 3));
         CHECK(wa.bad == 0);
     }
     tb_synchronizer_free(sa);

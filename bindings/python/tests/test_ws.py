@@ -180,8 +180,7 @@ def test_two_stores_in_a_room(server, clean):
         stats = sa.get_synchronizer_stats()
         assert stats["sends"] > 0 and stats["receives"] > 0
         assert sa.wait_for_idle(10)
-        assert ConnectionState.OPEN in seen.connections()
-        assert in_order(seen.connections(), [ConnectionState.CONNECTING, ConnectionState.OPEN]) or seen.connections()[0] == ConnectionState.OPEN
+        assert in_order(seen.connections(), [ConnectionState.CONNECTING, ConnectionState.OPEN])
         assert all(isinstance(i.state, SyncState) for i in seen.infos)
         sa.stop_sync()
         sa.destroy()
@@ -266,7 +265,9 @@ def test_reconnects_after_the_server_restarts(own_server, clean):
         assert wait_for(lambda: sa.connection_state == ConnectionState.OPEN, 15)
         assert wait_for(lambda: a.get_cell("t", "two", "c") == 2, 15)
         assert wait_for(lambda: a.get_content() == b.get_content(), 15)
-        assert in_order(seen.connections(), [ConnectionState.OPEN, ConnectionState.CLOSED, ConnectionState.CONNECTING, ConnectionState.OPEN])
+        # Open, lost, open again (a report may skip a state that passed before it ran).
+        c = seen.connections()
+        assert in_order(c, [ConnectionState.OPEN, ConnectionState.CLOSED, ConnectionState.OPEN]) or in_order(c, [ConnectionState.OPEN, ConnectionState.CONNECTING, ConnectionState.OPEN])
         closed = [i for i in seen.infos if i.connection.state == ConnectionState.CLOSED]
         assert closed and all(i.connection.close_code > 0 and i.connection.close_reason is not None for i in closed)
 
