@@ -142,6 +142,16 @@ static int saw_in_order(seen *w, const int *want, int n) {
     return i == n;
 }
 
+/* The reports went CONNECTING (possibly missed), then OPEN. */
+static int opened_cleanly(seen *w) {
+    pthread_mutex_lock(&w->mu);
+    int k = 0;
+    while (k < w->n && w->states[k] == TB_CONNECTION_CONNECTING) k++;
+    int ok = k < w->n && w->states[k] == TB_CONNECTION_OPEN;
+    pthread_mutex_unlock(&w->mu);
+    return ok;
+}
+
 static char url_buf[128];
 static const char *url(const char *path) {
     snprintf(url_buf, sizeof url_buf, "ws://127.0.0.1:%d%s", server_port, path);
@@ -371,10 +381,10 @@ static void test_pair(const char *path, const char *channel, size_t fragment_siz
     CHECK_OK(tb_synchronizer_get_stats(sa, &sends, &receives));
     CHECK(sends > 0 && receives > 0);
 
-    const int opened[] = {TB_CONNECTION_CONNECTING, TB_CONNECTION_OPEN};
-    CHECK(saw_in_order(&wa, opened, 2));
-    /* b's creating call waited for the socket: a report made after it opened says OPEN. */
-    CHECK(saw_in_order(&wb, opened + 1, 1));
+    /* CONNECTING, then OPEN (a report carries the state when it runs: one made after the
+     * socket opened says OPEN, so CONNECTING may be missed, but nothing else comes first). */
+    CHECK(opened_cleanly(&wa));
+    CHECK(opened_cleanly(&wb));
     CHECK(wa.bad == 0 && wb.bad == 0);
 
     CHECK_OK(tb_synchronizer_destroy(sa));
