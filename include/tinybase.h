@@ -6,7 +6,7 @@
  *   tb_<type>_<verb>, verbs are TinyBase's method names in snake_case (setCell ->
  *   tb_store_set_cell). Functions taking or returning JSON text end in _json. Opaque handles:
  *   tb_store, tb_mergeable_store, tb_event_queue,
- *   tb_synchronizer, tb_local_bus. Bulk shapes (tables, content, changes,
+ *   tb_synchronizer, tb_local_bus, tb_ws_client. Bulk shapes (tables, content, changes,
  *   mergeable content, hashes, diffs) cross the boundary as JSON text in TinyBase's encoding
  *   (undefined / deleted is the string "\uFFFC"; "wire form" writes object and array cells
  *   as strings prefixed with U+FFFD).
@@ -126,8 +126,9 @@
  * SYNCHRONIZERS
  *   - A tb_synchronizer speaks TinyBase's sync protocol for one mergeable store. Each has one
  *     worker thread: the transport's send (tb_sync_send_fn / tb_sync_send_frame_fn) and the
- *     on_send / on_receive / on_ignored_error hooks are called there, never concurrently for
- *     one synchronizer, never under a store lock, with arguments borrowed for the call only.
+ *     on_send / on_receive / on_ignored_error / on_status hooks are called there, never
+ *     concurrently for one synchronizer, never under a store lock, with arguments borrowed for
+ *     the call only.
  *     Callbacks may call tb_synchronizer_receive() and store functions; they must not destroy
  *     or free other synchronizers (destroying their own gives TB_ERROR_INVALID_STATE; freeing
  *     their own is deferred until the callback returned, see tb_synchronizer_free) and should
@@ -145,6 +146,11 @@
  *     usable from any thread while synchronizers run.
  *   - tb_synchronizer_free() destroys the synchronizer if needed, then releases the
  *     transport's and the options' user_data exactly once each, after the worker stopped.
+ *   - WebSocket synchronizers (tb_ws_synchronizer_new, or tb_ws_client_create_synchronizer for
+ *     several stores over one socket) are normal tb_synchronizers with one more I/O thread per
+ *     socket; their hooks still run on the worker. tb_synchronizer_get_connection_state() and
+ *     on_status tell the connection's state (connecting, open, closed with code and reason);
+ *     destroy closes the socket cleanly (1000) or unsubscribes the channel.
  * ============================================================================================
  */
 

@@ -24,6 +24,9 @@
 //   tinybase::Event            an owned copy of a listener event.
 //   tinybase::Error            std::runtime_error with the tb_status (status()) and the
 //                              library's message; every failing call throws it.
+//   tinybase::Synchronizer     owns a tb_synchronizer (move-only; destroyed and freed with it).
+//   tinybase::WsSynchronizer   a Synchronizer through a WebSocket server (WsSynchronizerOptions;
+//                              hooks and on_status as std::function, run on the worker thread).
 //
 // STRINGS
 //   Ids and JSON text are taken as std::string_view (copied to a NUL-terminated buffer for the
@@ -1143,6 +1146,275 @@ inline MergeableStore MergeableStoreRef::clone() const {
     detail::check(tb_mergeable_store_clone(m_, &out));
     return MergeableStore::adopt(out);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Synchronizers
+// ---------------------------------------------------------------------------------------------
+
+/// The coarse state an on_status callback reports (TB_SYNC_STATE_*; beyond TinyBase).
+enum class SyncState : tb_sync_state { Idle = TB_SYNC_STATE_IDLE, Syncing = TB_SYNC_STATE_SYNCING, Error = TB_SYNC_STATE_ERROR };
+
+/// A synchronizer's connection (TB_CONNECTION_*). None: no connection of its own (custom
+/// transports, local buses).
+enum class ConnectionState : tb_connection_state {
+    None = TB_CONNECTION_NONE,
+    Connecting = TB_CONNECTION_CONNECTING,
+    Open = TB_CONNECTION_OPEN,
+    Closed = TB_CONNECTION_CLOSED,
+};
+
+/// A connection's state; close_code and close_reason are set when it is Closed (1006 when the
+/// connection was lost or never opened).
+struct Connection {
+    ConnectionState state = ConnectionState::None;
+    uint16_t close_code = 0;
+    std::string close_reason;
+};
+
+/// What an on_status callback receives (an owned copy of tb_sync_status_info).
+struct SyncStatusInfo {
+    SyncState state = SyncState::Idle;
+    size_t pending_requests = 0;
+    uint64_t sends = 0;
+    uint64_t receives = 0;
+    /// The last ignored error while state is Error.
+    std::optional<std::string> last_error;
+    Connection connection;
+};
+
+/// getSynchronizerStats.
+struct SynchronizerStats {
+    uint64_t sends = 0;
+    uint64_t receives = 0;
+};
+
+/// Options of a synchronizer (tb_synchronizer_options). Zero durations and limits mean the
+/// library's defaults. The hooks run on the synchronizer's worker thread (one at a time), as
+/// the C API's callback contract says; an exception escaping one goes to the handler set with
+/// set_callback_exception_handler().
+struct SynchronizerOptions {
+    /// Signature of on_send / on_receive: (other client id or nullopt for "every other
+    /// client", request id or nullopt, TB_SYNC_MESSAGE_* number, body JSON).
+    using MessageFn = std::function<void(std::optional<std::string_view>, std::optional<std::string_view>, tb_sync_message, std::string_view)>;
+    double request_timeout_seconds = 0;
+    double anti_entropy_seconds = 0;
+    MessageFn on_send;
+    MessageFn on_receive;
+    std::function<void(std::string_view)> on_ignored_error;
+    /// Beyond TinyBase: the sync state or the connection changed.
+    std::function<void(const SyncStatusInfo&)> on_status;
+    size_t inbox_max_payloads = 0;
+    size_t inbox_max_bytes = 0;
+};
+
+namespace detail {
+
+/// The hooks of one synchronizer, owned by the library from a successful creating call until
+/// its release (tb_synchronizer_free, after the worker stopped).
+struct SyncHooks {
+    SynchronizerOptions::MessageFn on_send, on_receive;
+    std::function<void(std::string_view)> on_ignored_error;
+    std::function<void(const SyncStatusInfo&)> on_status;
+
+    static std::optional<std::string_view> opt(const char* s) { return s ? std::optional<std::string_view>(s) : std::nullopt; }
+    static void sent(void* ud, const char* c, const char* r, tb_sync_message m, const char* b, size_t n) {
+        call(static_cast<SyncHooks*>(ud)->on_send, c, r, m, b, n);
+    }
+    static void received(void* ud, const char* c, const char* r, tb_sync_message m, const char* b, size_t n) {
+        call(static_cast<SyncHooks*>(ud)->on_receive, c, r, m, b, n);
+    }
+    static void call(const SynchronizerOptions::MessageFn& f, const char* c, const char* r, tb_sync_message m, const char* b, size_t n) {
+        try {
+            f(opt(c), opt(r), m, std::string_view(b, n));
+        } catch (...) {
+            report_callback_exception(std::current_exception());
+        }
+    }
+    static void ignored(void* ud, const char* e) {
+        try {
+            static_cast<SyncHooks*>(ud)->on_ignored_error(e ? e : "");
+        } catch (...) {
+            report_callback_exception(std::current_exception());
+        }
+    }
+    static void status(void* ud, const tb_sync_status_info* s) {
+        try {
+            SyncStatusInfo i;
+            i.state = static_cast<SyncState>(s->state);
+            i.pending_requests = s->pending_requests;
+            i.sends = s->sends;
+            i.receives = s->receives;
+            if (s->last_error) i.last_error = s->last_error;
+            i.connection.state = static_cast<ConnectionState>(s->connection);
+            i.connection.close_code = s->close_code;
+            if (s->close_reason) i.connection.close_reason = s->close_reason;
+            static_cast<SyncHooks*>(ud)->on_status(i);
+        } catch (...) {
+            report_callback_exception(std::current_exception());
+        }
+    }
+    static void release(void* ud) { delete static_cast<SyncHooks*>(ud); }
+};
+
+/// Fills `o` from `opts`; returns the hooks to hand over (nullptr when there are none). The
+/// caller deletes them when the creating call fails (the library then never releases them).
+inline std::unique_ptr<SyncHooks> sync_options_in(const SynchronizerOptions& opts, tb_synchronizer_options& o) {
+    o = tb_synchronizer_options{};
+    o.request_timeout_seconds = opts.request_timeout_seconds;
+    o.anti_entropy_seconds = opts.anti_entropy_seconds;
+    o.inbox_max_payloads = opts.inbox_max_payloads;
+    o.inbox_max_bytes = opts.inbox_max_bytes;
+    if (!opts.on_send && !opts.on_receive && !opts.on_ignored_error && !opts.on_status) return nullptr;
+    auto hooks = std::make_unique<SyncHooks>(SyncHooks{opts.on_send, opts.on_receive, opts.on_ignored_error, opts.on_status});
+    if (opts.on_send) o.on_send = &SyncHooks::sent;
+    if (opts.on_receive) o.on_receive = &SyncHooks::received;
+    if (opts.on_ignored_error) o.on_ignored_error = &SyncHooks::ignored;
+    if (opts.on_status) o.on_status = &SyncHooks::status;
+    o.user_data = hooks.get();
+    o.release = &SyncHooks::release;
+    return hooks;
+}
+
+}  // namespace detail
+
+/// Owns a tb_synchronizer (move-only): destroyed and freed when this object is. Every
+/// tb_synchronizer_* function has a method here. The blocking ones (start_sync, load,
+/// start_auto_load; briefly the others) block as the C API says. A moved-from Synchronizer is
+/// empty: its methods throw Error(TB_ERROR_NULL_PARAMETER).
+class Synchronizer {
+public:
+    Synchronizer() noexcept = default;
+    /// Adopts an owned tb_synchronizer (freed with tb_synchronizer_free).
+    explicit Synchronizer(tb_synchronizer* owned) noexcept : s_(owned) {}
+    Synchronizer(const Synchronizer&) = delete;
+    Synchronizer& operator=(const Synchronizer&) = delete;
+    Synchronizer(Synchronizer&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    Synchronizer& operator=(Synchronizer&& o) noexcept {
+        if (this != &o) {
+            tb_synchronizer_free(s_);
+            s_ = std::exchange(o.s_, nullptr);
+        }
+        return *this;
+    }
+    virtual ~Synchronizer() { tb_synchronizer_free(s_); }
+
+    /// The C handle (borrowed).
+    tb_synchronizer* get() const noexcept { return s_; }
+    explicit operator bool() const noexcept { return s_ != nullptr; }
+
+    /// startSync (initial_content_json: `[tables, values]` used when no peer answers).
+    void start_sync(std::optional<std::string_view> initial_content_json = std::nullopt) {
+        detail::OptCStr i(initial_content_json);
+        detail::check(tb_synchronizer_start_sync(s_, i.get()));
+    }
+    void stop_sync() { detail::check(tb_synchronizer_stop_sync(s_)); }
+    void load(std::optional<std::string_view> initial_content_json = std::nullopt) {
+        detail::OptCStr i(initial_content_json);
+        detail::check(tb_synchronizer_load(s_, i.get()));
+    }
+    void save() { detail::check(tb_synchronizer_save(s_)); }
+    void start_auto_load(std::optional<std::string_view> initial_content_json = std::nullopt) {
+        detail::OptCStr i(initial_content_json);
+        detail::check(tb_synchronizer_start_auto_load(s_, i.get()));
+    }
+    void stop_auto_load() { detail::check(tb_synchronizer_stop_auto_load(s_)); }
+    void start_auto_save() { detail::check(tb_synchronizer_start_auto_save(s_)); }
+    void stop_auto_save() { detail::check(tb_synchronizer_stop_auto_save(s_)); }
+
+    /// getStatus (TB_SYNC_STATUS_*).
+    tb_sync_status get_status() const {
+        tb_sync_status out = TB_SYNC_STATUS_IDLE;
+        detail::check(tb_synchronizer_get_status(s_, &out));
+        return out;
+    }
+    SynchronizerStats get_synchronizer_stats() const {
+        SynchronizerStats st;
+        detail::check(tb_synchronizer_get_stats(s_, &st.sends, &st.receives));
+        return st;
+    }
+    /// Beyond TinyBase: the connection (ConnectionState::None without one of its own).
+    Connection get_connection() const {
+        Connection c;
+        tb_connection_state state = TB_CONNECTION_NONE;
+        char* reason = nullptr;
+        detail::check(tb_synchronizer_get_connection_state(s_, &state, &c.close_code, &reason));
+        c.state = static_cast<ConnectionState>(state);
+        c.close_reason = detail::take_string(reason);
+        return c;
+    }
+    ConnectionState connection_state() const { return get_connection().state; }
+    bool is_idle() const {
+        bool out = false;
+        detail::check(tb_synchronizer_is_idle(s_, &out));
+        return out;
+    }
+    /// Waits up to `timeout` for the synchronizer to stay idle briefly; false on timeout.
+    bool wait_for_idle(std::chrono::duration<double> timeout = std::chrono::seconds(10)) const {
+        bool out = false;
+        detail::check(tb_synchronizer_wait_for_idle(s_, timeout.count(), &out));
+        return out;
+    }
+    /// destroy: stops it (idempotent); the object stays usable for stats and state.
+    void destroy() { detail::check(tb_synchronizer_destroy(s_)); }
+
+protected:
+    tb_synchronizer* s_ = nullptr;
+};
+
+/// Options of a WebSocket synchronizer (tb_ws_synchronizer_options). Zero durations mean the
+/// library's defaults.
+struct WsSynchronizerOptions {
+    SynchronizerOptions sync;
+    /// nullopt: TinyBase's legacy framing; a channel id: the multiplexed protocol.
+    std::optional<std::string> channel_id;
+    /// Outgoing fragments of at most this many bytes; 0: never.
+    size_t fragment_size = 0;
+    /// Re-open lost connections (backoff with jitter, then pull again). false: the constructor
+    /// waits for the socket to open and throws when it cannot.
+    bool reconnect = true;
+    double reconnect_min_seconds = 0;
+    double reconnect_max_seconds = 0;
+    double ping_interval_seconds = 0;
+    double connect_timeout_seconds = 0;
+    /// A PEM file of extra CA certificates for wss://.
+    std::optional<std::string> ca_file;
+    /// Extra headers of the upgrade request (e.g. {"Authorization", "Bearer ..."}).
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// createWsSynchronizer: a Synchronizer through the WebSocket server at `url` (ws:// or
+/// wss://). Throws Error on invalid arguments, or (reconnect = false) when the socket cannot
+/// be opened. Starts stopped: call start_sync(). Destroying it closes the socket (1000).
+class WsSynchronizer : public Synchronizer {
+public:
+    WsSynchronizer(const MergeableStoreRef& store, std::string_view url, const WsSynchronizerOptions& options = {}) {
+        detail::CStr u(url);
+        detail::OptCStr channel(options.channel_id ? std::optional<std::string_view>(*options.channel_id) : std::nullopt);
+        detail::OptCStr ca(options.ca_file ? std::optional<std::string_view>(*options.ca_file) : std::nullopt);
+        std::vector<std::string> lines;
+        for (const auto& h : options.headers) {
+            if (h.first.find('\0') != std::string::npos || h.second.find('\0') != std::string::npos)
+                throw Error(TB_ERROR_INVALID_ARGUMENT, "a header contains a NUL byte, which the C API cannot take");
+            lines.push_back(h.first + ": " + h.second);
+        }
+        std::vector<const char*> ptrs;
+        for (const auto& l : lines) ptrs.push_back(l.c_str());
+        tb_ws_synchronizer_options o{};
+        auto hooks = detail::sync_options_in(options.sync, o.sync);
+        o.channel_id = channel.get();
+        o.fragment_size = options.fragment_size;
+        o.no_reconnect = !options.reconnect;
+        o.reconnect_min_seconds = options.reconnect_min_seconds;
+        o.reconnect_max_seconds = options.reconnect_max_seconds;
+        o.ping_interval_seconds = options.ping_interval_seconds;
+        o.connect_timeout_seconds = options.connect_timeout_seconds;
+        o.ca_file = ca.get();
+        o.headers = ptrs.empty() ? nullptr : ptrs.data();
+        o.header_count = ptrs.size();
+        detail::check(tb_ws_synchronizer_new(store.get_mergeable(), u.get(), &o, &s_));
+        (void)hooks.release();  // the library owns them now (released by tb_synchronizer_free)
+    }
+};
 
 }  // namespace tinybase
 

@@ -4,6 +4,7 @@
  * durations, bad headers; nothing created, release not called), a refused connection without
  * reconnect, two stores syncing in a legacy room and on a multiplexed channel (with fragments),
  * the status callback seeing CONNECTING then OPEN, tb_synchronizer_get_connection_state, a
+ * tb_ws_client (two stores per socket, channels kept apart, misuse), a
  * reconnect after the server restarts, destroy/free releasing user_data exactly once, and the
  * live-handle count back where it started (the run under valgrind checks for leaks). */
 #define _POSIX_C_SOURCE 200809L
@@ -140,6 +141,16 @@ static int saw_in_order(seen *w, const int *want, int n) {
         if (w->states[k] == want[i]) i++;
     pthread_mutex_unlock(&w->mu);
     return i == n;
+}
+
+/* The reports went CONNECTING (possibly missed), then OPEN. */
+static int opened_cleanly(seen *w) {
+    pthread_mutex_lock(&w->mu);
+    int k = 0;
+    while (k < w->n && w->states[k] == TB_CONNECTION_CONNECTING) k++;
+    int ok = k < w->n && w->states[k] == TB_CONNECTION_OPEN;
+    pthread_mutex_unlock(&w->mu);
+    return ok;
 }
 
 static char url_buf[128];
@@ -371,9 +382,10 @@ static void test_pair(const char *path, const char *channel, size_t fragment_siz
     CHECK_OK(tb_synchronizer_get_stats(sa, &sends, &receives));
     CHECK(sends > 0 && receives > 0);
 
-    const int opened[] = {TB_CONNECTION_CONNECTING, TB_CONNECTION_OPEN};
-    CHECK(saw_in_order(&wa, opened, 2) || saw_in_order(&wa, opened + 1, 1));
-    CHECK(saw_in_order(&wb, opened + 1, 1));
+    /* CONNECTING, then OPEN (a report carries the state when it runs: one made after the
+     * socket opened says OPEN, so CONNECTING may be missed, but nothing else comes first). */
+    CHECK(opened_cleanly(&wa));
+    CHECK(opened_cleanly(&wb));
     CHECK(wa.bad == 0 && wb.bad == 0);
 
     CHECK_OK(tb_synchronizer_destroy(sa));
@@ -424,14 +436,83 @@ static void test_reconnect(void) {
         CHECK(wait_connection(sb, TB_CONNECTION_OPEN, 15));
         CHECK(wait_cell(a, "two", "2", 15));
         CHECK(wait_same(a, b, 15));
-        const int cycle[] = {TB_CONNECTION_OPEN, TB_CONNECTION_CLOSED, TB_CONNECTION_CONNECTING, TB_CONNECTION_OPEN};
-        CHECK(saw_in_order(&wa, cycle, 4));
+        /* Open, lost, open again (a report may skip a state that passed before it ran). */
+        const int via_closed[] = {TB_CONNECTION_OPEN, TB_CONNECTION_CLOSED, TB_CONNECTION_OPEN};
+        const int via_connecting[] = {TB_CONNECTION_OPEN, TB_CONNECTION_CONNECTING, TB_CONNECTION_OPEN};
+        CHECK(saw_in_order(&wa, via_closed, 3) || saw_in_order(&wa, via_connecting, 3));
         CHECK(wa.bad == 0);
     }
     tb_synchronizer_free(sa);
     tb_synchronizer_free(sb);
     tb_mergeable_store_free(a);
     tb_mergeable_store_free(b);
+    CHECK(tb_debug_live_handles() == live);
+}
+
+
+/* Several stores over one socket: a tb_ws_client per side, two channels each; what is written
+ * on one channel reaches only that channel. Misuse of the client functions. */
+static void test_shared_client(void) {
+    int64_t live = tb_debug_live_handles();
+    tb_ws_synchronizer_options o = base_options();
+    tb_ws_client *cx = NULL, *cy = NULL;
+    CHECK_STATUS(tb_ws_client_new(NULL, &o, &cx), TB_ERROR_NULL_PARAMETER);
+    CHECK_STATUS(tb_ws_client_new(url("/c"), &o, NULL), TB_ERROR_NULL_PARAMETER);
+    CHECK(tb_ws_client_new("not a url", &o, &cx) != TB_OK && cx == NULL);
+    CHECK_STATUS(tb_ws_client_new("ws://127.0.0.1:1/" BAD, &o, &cx), TB_ERROR_INVALID_UTF8);
+    CHECK_OK(tb_ws_client_new(url("/c-shared"), &o, &cx));
+    o.no_reconnect = true;
+    CHECK_OK(tb_ws_client_new(url("/c-shared"), &o, &cy));
+    tb_ws_client_free(NULL);
+
+    tb_mergeable_store *x1 = NULL, *x2 = NULL, *y1 = NULL, *y2 = NULL;
+    CHECK_OK(tb_mergeable_store_new("x1", &x1));
+    CHECK_OK(tb_mergeable_store_new("x2", &x2));
+    CHECK_OK(tb_mergeable_store_new("y1", &y1));
+    CHECK_OK(tb_mergeable_store_new("y2", &y2));
+    tb_synchronizer_options so = {0};
+    so.request_timeout_seconds = 2 * scale();
+    tb_synchronizer *sx1 = NULL, *sx2 = NULL, *sy1 = NULL, *sy2 = NULL, *dup = (tb_synchronizer *)0x1;
+    CHECK_STATUS(tb_ws_client_create_synchronizer(NULL, x1, "one", &so, &sx1), TB_ERROR_NULL_PARAMETER);
+    CHECK_STATUS(tb_ws_client_create_synchronizer(cx, NULL, "one", &so, &sx1), TB_ERROR_NULL_PARAMETER);
+    CHECK_STATUS(tb_ws_client_create_synchronizer(cx, x1, NULL, &so, &sx1), TB_ERROR_NULL_PARAMETER);
+    CHECK_STATUS(tb_ws_client_create_synchronizer(cx, x1, "one", &so, NULL), TB_ERROR_NULL_PARAMETER);
+    CHECK_STATUS(tb_ws_client_create_synchronizer(cx, x1, BAD, &so, &sx1), TB_ERROR_INVALID_UTF8);
+    CHECK(tb_ws_client_create_synchronizer(cx, x1, "bad\nchannel", &so, &sx1) != TB_OK && sx1 == NULL);
+    CHECK_OK(tb_ws_client_create_synchronizer(cx, x1, "one", &so, &sx1));
+    CHECK_OK(tb_ws_client_create_synchronizer(cx, x2, "two", NULL, &sx2));
+    CHECK(tb_ws_client_create_synchronizer(cx, y1, "one", &so, &dup) != TB_OK); /* taken */
+    CHECK(dup == (tb_synchronizer *)0x1);
+    CHECK_OK(tb_ws_client_create_synchronizer(cy, y1, "one", &so, &sy1));
+    CHECK_OK(tb_ws_client_create_synchronizer(cy, y2, "two", &so, &sy2));
+    /* The host's client handles may go: the synchronizers hold the connections. */
+    tb_ws_client_free(cy);
+    cy = NULL;
+    if (sx1 && sx2 && sy1 && sy2) {
+        CHECK(wait_connection(sx1, TB_CONNECTION_OPEN, 10) && wait_connection(sx2, TB_CONNECTION_OPEN, 10));
+        tb_connection_state cs = 99;
+        CHECK_OK(tb_ws_client_get_connection_state(cx, &cs, NULL, NULL));
+        CHECK(cs == TB_CONNECTION_OPEN);
+        CHECK_STATUS(tb_ws_client_get_connection_state(NULL, &cs, NULL, NULL), TB_ERROR_NULL_PARAMETER);
+        CHECK_STATUS(tb_ws_client_get_connection_state(cx, NULL, NULL, NULL), TB_ERROR_NULL_PARAMETER);
+        tb_synchronizer *all[] = {sx1, sx2, sy1, sy2};
+        for (int i = 0; i < 4; i++) CHECK_OK(tb_synchronizer_start_sync(all[i], NULL));
+        CHECK_OK(tb_store_set_cell_string(tb_mergeable_store_as_store(x1), "t", "r", "c", "one"));
+        CHECK_OK(tb_store_set_cell_string(tb_mergeable_store_as_store(y2), "t", "r", "c", "two"));
+        CHECK(wait_cell(y1, "r", "one", 10));
+        CHECK(wait_cell(x2, "r", "two", 10));
+        CHECK(wait_same(x1, y1, 10) && wait_same(x2, y2, 10));
+        CHECK(!same_content(x1, x2));
+    }
+    tb_synchronizer_free(sx1);
+    tb_synchronizer_free(sx2);
+    tb_synchronizer_free(sy1);
+    tb_synchronizer_free(sy2);
+    tb_ws_client_free(cx);
+    tb_mergeable_store_free(x1);
+    tb_mergeable_store_free(x2);
+    tb_mergeable_store_free(y1);
+    tb_mergeable_store_free(y2);
     CHECK(tb_debug_live_handles() == live);
 }
 
@@ -453,6 +534,7 @@ int main(void) {
         test_pair("/fragments", NULL, 1000);
         test_pair("/mux", "channel-1", 0);
         test_pair("/mux", "channel-2", 777);
+        test_shared_client();
         test_reconnect();
     }
     stop_server();

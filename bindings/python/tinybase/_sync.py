@@ -201,6 +201,14 @@ def _connection(state: int, code: int, reason: Optional[str]) -> Connection:
     return Connection(ConnectionState(state), int(code) if closed else 0, (reason or "") if closed else None)
 
 
+def _read_connection(call: Callable[..., Any]) -> Connection:
+    """A connection state read by ``call(state*, close_code*, close_reason**)`` (raising on
+    failure), the close reason taken from the library."""
+    state, code, reason = c_uint32(), c_uint16(), c_void_p()
+    call(byref(state), byref(code), byref(reason))
+    return _connection(state.value, code.value, _take_string(reason) if reason.value else None)
+
+
 @_native.tb_sync_status_fn
 def _on_status_trampoline(user_data: Optional[int], info: Any) -> None:
     fn = None
@@ -425,9 +433,7 @@ class Synchronizer:
         """Beyond TinyBase: the synchronizer's connection (state, and the close code and reason
         when closed). ``ConnectionState.NONE`` for synchronizers without a connection of their
         own."""
-        state, code, reason = c_uint32(), c_uint16(), c_void_p()
-        self._call(lib.tb_synchronizer_get_connection_state, byref(state), byref(code), byref(reason))
-        return _connection(state.value, code.value, _take_string(reason) if reason.value else None)
+        return _read_connection(lambda *outs: self._call(lib.tb_synchronizer_get_connection_state, *outs))
 
     @property
     def connection_state(self) -> ConnectionState:
@@ -892,9 +898,7 @@ class WsClient:
     def get_connection(self) -> Connection:
         """The shared socket's state (open from the upgrade on; each synchronizer's own state
         is open once its channel is subscribed)."""
-        state, code, reason = c_uint32(), c_uint16(), c_void_p()
-        _check(lib.tb_ws_client_get_connection_state(self._h._ptr, byref(state), byref(code), byref(reason)))
-        return _connection(state.value, code.value, _take_string(reason) if reason.value else None)
+        return _read_connection(lambda *outs: _check(lib.tb_ws_client_get_connection_state(self._h._ptr, *outs)))
 
     @property
     def connection_state(self) -> ConnectionState:
