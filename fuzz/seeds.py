@@ -24,6 +24,8 @@ def walk(v, out):
                     pass
     elif isinstance(v, list):
         out["values"].add(dump(v))
+        if v and all(isinstance(x, str) and "\n" in x for x in v) and utf8("".join(v)):
+            out["frame_lists"].append(v)
         for x in v:
             walk(x, out)
     elif isinstance(v, dict):
@@ -44,7 +46,7 @@ def pick(items):
     return items[:CAP]
 
 def main(out_dir):
-    found = {"strings": set(), "texts": set(), "values": set()}
+    found = {"strings": set(), "texts": set(), "values": set(), "frame_lists": []}
     for src in SOURCES:
         for base, _, files in os.walk(os.path.join(ROOT, src)):
             for f in sorted(files):
@@ -67,6 +69,9 @@ def main(out_dir):
         "sync": [bytes([2]) + t.encode() for t in pick(payloads)] + [bytes([3]) + t.encode() for t in pick(frames)],
         "c_abi": [bytes([op]) + t.encode() + bad for t in pick(stamps)[:150] for op in range(3) for bad in (b"", b"\xff")],
         "hlc": [(a + "\n" + b).encode() for a, b in list(zip(hlcs, hlcs[1:] + [""]))[:CAP]],
+        # Mode byte: bit 0 multiplexed, bits 1-3 and 4-7 the fragment size and the time step.
+        "ws_codec": [bytes([m]) + s.encode() for s in pick(s for s in found["strings"] if "\n" in s) for m in (0, 1, 0x22)]
+        + [bytes([m]) + "\0".join(g).encode() for g in found["frame_lists"] for m in (0, 1, 0x13, 0xf4)],
     }
     for target, items in seeds.items():
         d = os.path.join(out_dir, target)

@@ -3,7 +3,7 @@
 # the stable toolchain: sanitizer coverage comes from stable codegen flags, libFuzzer from the
 # libfuzzer-sys crate. Runs each target for SECONDS_PER_TARGET (default 60) and fails on any
 # crash, panic, mismatch or timeout; the inputs that failed are left in fuzz/target/artifacts/.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (targets: json hlc mergeable store_json diff sync c_abi)
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (targets: json hlc mergeable store_json diff sync c_abi ws_codec)
 # Corpora grow in fuzz/target/corpus/TARGET across runs; seeds come from the repository's test
 # data (fuzz/seeds.py). One process at a time: a 2-core machine is the reference here.
 set -euo pipefail
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(json hlc mergeable store_json diff sync c_abi)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(json hlc mergeable store_json diff sync c_abi ws_codec)
 
 HOST=$(rustc -vV | sed -n 's/^host: //p')
 # --target keeps the flags off build scripts; debug assertions and overflow checks stay on.

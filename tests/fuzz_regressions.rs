@@ -53,3 +53,8 @@ fn sync() {
 fn c_abi() {
     replay("c_abi", checks::c_abi);
 }
+
+#[test]
+fn ws_codec() {
+    replay("ws_codec", checks::ws_codec);
+}

@@ -2,6 +2,7 @@
 //! a writer task draining the connection's [`Outbox`].
 
 use crate::auth::{Access, AuthKind, AuthRequest};
+use crate::metrics::Refusal;
 use crate::outbox::Outbox;
 use crate::room::{Member, Room};
 use crate::server::{Shared, Slot};
@@ -18,10 +19,6 @@ use tinybase::sync::ws::codec::{self, Close, Control, MuxFrame, Reassembler};
 
 /// How long a connection being closed may take to finish the closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// The close code and reason when a multiplexed channel is refused by the auth hook (1008
-/// Policy Violation: TinyBase has no such case; its clients treat it as a socket failure).
-pub const FORBIDDEN: (u16, &str) = (1008, "tinybase:forbidden");
 
 /// A fresh client id: 16 bytes from the OS's CSPRNG in base64 (24 characters, the form of
 /// TinyBase's ids, which are the client-chosen `Sec-WebSocket-Key`).
@@ -78,12 +75,11 @@ impl Conn {
     pub(crate) async fn run(self, socket: WebSocket) {
         let shared = self.shared.clone();
         let id: Arc<str> = new_client_id().into();
-        let (outbox, rx) = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
+        let outbox = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
         let conn_id = shared.register(outbox.clone());
-        shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
-        shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.connection_opened();
         let (sink, mut stream) = socket.split();
-        let writer = tokio::spawn(outbox.clone().write(sink, rx));
+        let writer = tokio::spawn(outbox.clone().write(sink));
         let started = Instant::now();
         let mut reader = Reader {
             reassembler: Reassembler::new(shared.options.request_timeout),
@@ -136,11 +132,14 @@ impl Conn {
         for room in rooms {
             shared.leave(&room, &reader.id);
         }
-        if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
-            // The writer is stuck on a peer that reads nothing: it goes with the socket.
+        reader.outbox.finish();
+        let mut writer = writer;
+        if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+            // Stuck on a peer that reads nothing: the socket goes with it.
+            writer.abort();
         }
         shared.unregister(conn_id);
-        shared.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+        shared.metrics.connection_closed();
         let (code, reason, by) = match (reader.outbox.close_reason(), peer_close) {
             (Some((c, r)), _) => (c, r, "server"),
             (None, Some((c, r))) => (c, r, "client"),
@@ -181,14 +180,13 @@ impl Reader {
             return;
         }
         self.messages += 1;
-        let metrics = &self.conn.shared.metrics;
-        metrics.messages_in.fetch_add(1, Ordering::Relaxed);
-        metrics.bytes_in.fetch_add(text.len() as u64, Ordering::Relaxed);
+        self.conn.shared.metrics.message_in(text.len());
         if text.len() > self.conn.shared.options.max_message_bytes {
             return self.close(Close::overload("socket"));
         }
         let result = if self.conn.mux { self.on_mux(&text) } else { self.on_payload("", &text) };
         if let Err(close) = result {
+            self.conn.shared.metrics.error();
             self.conn.shared.log(&format!("connection id={} remote={}: closing {close}", self.id, self.conn.remote));
             self.close(close);
         }
@@ -226,11 +224,30 @@ impl Reader {
                     }
                     let path = codec::room_path(&self.conn.path, channel);
                     let access = self.authorize(&path);
-                    if access == Access::Refuse {
-                        self.conn.shared.metrics.refuse(crate::metrics::Refusal::Auth);
-                        return Err(Close { code: FORBIDDEN.0, reason: FORBIDDEN.1.into() });
+                    // A channel the client may not open, or one more room than allowed, is not
+                    // acknowledged: its subscribe times out at the client (`tinybase:4`) while
+                    // the socket's other channels go on.
+                    let refusal = if access == Access::Refuse {
+                        Some(Refusal::Auth)
+                    } else if !self.conn.shared.room_available(&path) {
+                        Some(Refusal::MaxRooms)
+                    } else {
+                        None
+                    };
+                    if let Some(refusal) = refusal {
+                        self.conn.shared.metrics.refuse(refusal);
+                        self.conn.shared.log(&format!(
+                            "connection id={} remote={}: subscribe to {path:?} refused ({})",
+                            self.id,
+                            self.conn.remote,
+                            refusal.label()
+                        ));
+                        return Ok(());
                     }
-                    self.join(channel.into(), &path, access)?;
+                    if self.join(channel.into(), &path, access).is_err() {
+                        self.conn.shared.metrics.refuse(Refusal::MaxRooms);
+                        return Ok(());
+                    }
                 }
                 self.outbox.send(text.clone());
                 Ok(())

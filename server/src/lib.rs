@@ -21,7 +21,6 @@ mod outbox;
 mod room;
 mod server;
 
-pub use auth::{Access, AuthHook, AuthRequest};
-pub use conn::FORBIDDEN;
+pub use auth::{Access, AuthHook, AuthKind, AuthRequest};
 pub use metrics::Metrics;
 pub use server::{ClientIdsListener, ListenerId, PathIdsListener, Server, ServerHandle, ServerOptions, ServerStats};

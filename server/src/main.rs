@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use tinybase::sync::ws::codec::MAX_PAYLOAD_BYTES;
 use tinybase_server::jwt::{self, JwtOptions};
 
 const USAGE: &str = "\
@@ -196,7 +197,15 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
             "--max-connections-per-ip" => {
                 once(&mut serve.max_connections_per_ip, f, args.positive(f))?
             }
-            "--max-message-bytes" => once(&mut serve.max_message_bytes, f, args.positive(f))?,
+            "--max-message-bytes" => match args.positive(f)? {
+                // The codec refuses more whatever this says: better said at start than at run time.
+                n if n > MAX_PAYLOAD_BYTES => {
+                    return Err(format!(
+                        "{f} is at most {MAX_PAYLOAD_BYTES} (TinyBase's limit)"
+                    ))
+                }
+                n => once(&mut serve.max_message_bytes, f, Ok(n))?,
+            },
             "--request-timeout-seconds" => {
                 once(&mut serve.request_timeout, f, args.seconds(f, false))?
             }
@@ -309,20 +318,28 @@ fn server_options(serve: &Serve) -> Result<tinybase_server::ServerOptions, Strin
             require_exp: !serve.jwt_allow_no_exp,
             ..JwtOptions::default()
         };
-        options.auth = Some(jwt::jwt_auth_with(read_secret(path)?, jwt_options));
-    }
-    let set = |target: &mut usize, value: Option<usize>| {
-        if let Some(value) = value {
-            *target = value;
+        let secret = read_secret(path)?;
+        if secret.len() < 32 {
+            // RFC 7518 3.2: an HS256 key shorter than the hash makes tokens guessable offline.
+            eprintln!(
+                "tinybase-server: warning: the JWT secret is {} bytes; use at least 32 random bytes",
+                secret.len()
+            );
         }
-    };
-    set(&mut options.max_clients, serve.max_clients);
-    set(&mut options.max_rooms, serve.max_rooms);
-    set(
-        &mut options.max_connections_per_ip,
-        serve.max_connections_per_ip,
-    );
-    set(&mut options.max_message_bytes, serve.max_message_bytes);
+        options.auth = Some(jwt::jwt_auth_with(secret, jwt_options));
+    }
+    let limits = [
+        (&mut options.max_clients, serve.max_clients),
+        (&mut options.max_rooms, serve.max_rooms),
+        (
+            &mut options.max_connections_per_ip,
+            serve.max_connections_per_ip,
+        ),
+        (&mut options.max_message_bytes, serve.max_message_bytes),
+    ];
+    for (limit, flag) in limits {
+        *limit = flag.unwrap_or(*limit);
+    }
     if let Some(idle) = serve.room_idle {
         options.room_idle = idle;
     }
@@ -539,6 +556,7 @@ mod tests {
             (&["--help=yes"], "--help takes no value (got \"yes\")"),
             (&["--data="], "--data needs a folder"),
             (&["--jwt-allow-no-exp"], "needs --jwt-secret-file"),
+            (&["--max-message-bytes", "16777217"], "is at most 16777216"),
             (&["--quiet=no"], "--quiet takes no value"),
             (
                 &["--relay-only", "--data", "d"],

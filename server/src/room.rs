@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
-use tinybase::sync::message::Message;
+use tinybase::sync::message::{self, Message};
 use tinybase::sync::ws::codec::{self, Payload};
 use tinybase::sync::{Synchronizer, SynchronizerOptions, Transport};
 use tinybase::MergeableStore;
@@ -50,11 +50,19 @@ pub(crate) struct RoomStore {
     /// The room's file, when rooms are kept on disk and the file was loaded (or absent): a file
     /// that could not be loaded is never written over (PROTOCOL.md 12.8).
     pub(crate) file: Option<PathBuf>,
-    /// The content hashes last saved, and the ones seen at the last check with when they
-    /// changed (for debouncing).
+    /// The content hashes last saved.
     pub(crate) saved: Mutex<(u32, u32)>,
-    pub(crate) seen: Mutex<((u32, u32), Instant)>,
+    /// For debouncing saves: the hashes seen at the last check, when they last changed, and
+    /// since when the content has differed from the file.
+    pub(crate) seen: Mutex<Seen>,
     pub(crate) saving: AtomicBool,
+}
+
+/// What the saver saw of a room's content at its last check.
+pub(crate) struct Seen {
+    pub(crate) hashes: (u32, u32),
+    pub(crate) changed: Instant,
+    pub(crate) unsaved_since: Option<Instant>,
 }
 
 /// A room: the clients on one path.
@@ -153,9 +161,9 @@ impl Room {
             return;
         }
         let frames = if payload.fragments.is_empty() {
-            vec![relay_frame(from, &payload.remainder)]
+            vec![message::frame(Some(from), &payload.remainder)]
         } else {
-            payload.fragments.iter().map(|f| relay_frame(from, f)).collect()
+            payload.fragments.iter().map(|f| message::frame(Some(from), f)).collect()
         };
         let mut frames = Frames::new(frames);
         if to.is_empty() {
@@ -203,14 +211,6 @@ impl Room {
     }
 }
 
-fn relay_frame(from: &str, rest: &str) -> String {
-    let mut out = String::with_capacity(from.len() + 1 + rest.len());
-    out.push_str(from);
-    out.push('\n');
-    out.push_str(rest);
-    out
-}
-
 /// The server store's transport: payloads go to the room's clients as client `S`.
 struct RoomTransport {
     room: Weak<Room>,
@@ -231,11 +231,16 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
     let mut file = shared.room_file(&room.path);
     if let Some(path) = &file {
         if let Err(e) = tinybase::persist::file::load_file(&store, path) {
+            shared.metrics.saved(false);
             shared.log_error(&format!("room {:?}: cannot load {}: {e}; the room runs without its file, which is kept as it is", room.path, path.display()));
             file = None;
         }
     }
-    let options = SynchronizerOptions { request_timeout: shared.options.request_timeout, ..SynchronizerOptions::default() };
+    let options = SynchronizerOptions {
+        request_timeout: shared.options.request_timeout,
+        anti_entropy: shared.options.anti_entropy,
+        ..SynchronizerOptions::default()
+    };
     let sync = Synchronizer::new(&store, Arc::new(RoomTransport { room: Arc::downgrade(room) }), options);
     let hashes = store.get_mergeable_content_hashes();
     // Queued first, so it comes before any client payload handed over from now on.
@@ -245,7 +250,7 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
         sync,
         file,
         saved: Mutex::new(hashes),
-        seen: Mutex::new((hashes, Instant::now())),
+        seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
         saving: AtomicBool::new(false),
     };
     if room.store.set(rs).is_err() {
@@ -271,10 +276,10 @@ impl RoomStore {
             match tinybase::persist::file::save_file(&self.store, path) {
                 Ok(()) => {
                     *self.saved.lock() = hashes;
-                    shared.metrics.saves.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.saved(true);
                 }
                 Err(e) => {
-                    shared.metrics.save_errors.fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.saved(false);
                     shared.log_error(&format!("room {room:?}: cannot save {}: {e}", path.display()));
                 }
             }

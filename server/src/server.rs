@@ -59,6 +59,10 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// The server stores' fragment size (7.2); None: never fragment.
     pub fragment_size: Option<usize>,
+    /// Beyond TinyBase, off by default: this often, each room store re-announces its hashes
+    /// and pulls from a client (PROTOCOL.md 12.7), repairing what a TinyBase client never sent
+    /// (6.4's data-loss race) and what a client missed, at the cost of a few messages per room.
+    pub anti_entropy: Option<Duration>,
     /// Decides each connection's (and each multiplexed channel's) access; None: everyone may
     /// read and write.
     pub auth: Option<AuthHook>,
@@ -76,10 +80,11 @@ impl Default for ServerOptions {
             save_delay: Duration::from_millis(250),
             max_clients: 10_000,
             max_rooms: 10_000,
-            max_connections_per_ip: 1_000,
+            max_connections_per_ip: 10_000,
             max_message_bytes: codec::MAX_PAYLOAD_BYTES,
             request_timeout: Duration::from_secs(1),
             fragment_size: None,
+            anti_entropy: None,
             auth: None,
             log: true,
         }
@@ -127,7 +132,7 @@ impl Shared {
     }
 
     pub(crate) fn log_error(&self, line: &str) {
-        self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics.error();
         self.log(&format!("error: {line}"));
     }
 
@@ -150,11 +155,11 @@ impl Shared {
                 Some(room) => (room.clone(), false),
                 None => {
                     if rooms.len() >= self.options.max_rooms {
-                        self.metrics.refuse(Refusal::MaxRooms);
                         return Err(codec::Close::overload("rooms"));
                     }
                     let room = Arc::new(Room::new(path.into(), self.options.server_store, self.options.fragment_size));
                     rooms.insert(room.path.clone(), room.clone());
+                    self.metrics.room_opened();
                     (room, true)
                 }
             };
@@ -180,7 +185,6 @@ impl Shared {
             });
         }
         if first {
-            self.metrics.rooms.fetch_add(1, Ordering::Relaxed);
             self.path_changed(path, 1);
         }
         self.client_changed(path, client_id, 1);
@@ -201,13 +205,13 @@ impl Shared {
                 inner.empty_since = Some(Instant::now());
                 if room.store.get().is_none() && !self.options.server_store && rooms.get(&room.path).is_some_and(|r| Arc::ptr_eq(r, room)) {
                     rooms.remove(&room.path);
+                    self.metrics.room_closed();
                 }
             }
             empty
         };
         self.client_changed(&room.path, client_id, -1);
         if empty {
-            self.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
             self.path_changed(&room.path, -1);
         }
     }
@@ -268,11 +272,23 @@ impl Shared {
             let hashes = rs.store.get_mergeable_content_hashes();
             let due = {
                 let mut seen = rs.seen.lock();
-                if seen.0 != hashes {
-                    *seen = (hashes, now);
+                if seen.hashes != hashes {
+                    seen.hashes = hashes;
+                    seen.changed = now;
                 }
-                let saved = *rs.saved.lock();
-                hashes != saved && now.duration_since(seen.1) >= delay
+                if hashes == *rs.saved.lock() {
+                    seen.unsaved_since = None;
+                    false
+                } else {
+                    // Saved once changes pause for `save_delay`, and at least every 4 delays
+                    // while they go on.
+                    let unsaved_since = *seen.unsaved_since.get_or_insert(now);
+                    let due = now.duration_since(seen.changed) >= delay || now.duration_since(unsaved_since) >= delay * 4;
+                    if due {
+                        seen.unsaved_since = Some(now);
+                    }
+                    due
+                }
             };
             if due && !rs.saving.load(Ordering::Acquire) {
                 let (shared, room) = (self.clone(), room.clone());
@@ -301,6 +317,7 @@ impl Shared {
             }
             if rooms.get(&room.path).is_some_and(|r| Arc::ptr_eq(r, room)) {
                 rooms.remove(&room.path);
+                self.metrics.room_closed();
             }
             room.gone.store(true, Ordering::Release);
         }
@@ -323,6 +340,7 @@ impl Shared {
         let _ = tokio::task::spawn_blocking(move || {
             let rooms: Vec<Arc<Room>> = shared.rooms.lock().drain().map(|(_, r)| r).collect();
             for room in rooms {
+                shared.metrics.room_closed();
                 room.gone.store(true, Ordering::Release);
                 if let Some(rs) = room.store.get() {
                     rs.sync.wait_for_idle(shared.options.request_timeout.min(Duration::from_millis(500)));
@@ -361,6 +379,10 @@ impl Server {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            // Small frames go out at once (no Nagle delay behind an unacknowledged one).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, service)
                 .with_graceful_shutdown(async move {
                     let _ = stop_rx.await;
@@ -474,6 +496,12 @@ impl ServerHandle {
     }
 }
 
+/// The initial read buffer of a connection.
+const READ_BUFFER_BYTES: usize = 1024;
+/// Frames are written to the socket once this many bytes are buffered (and at each flush); the
+/// buffer keeps its capacity, so a small one keeps connections that were once busy cheap.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
 /// A connection slot (counts against `max_clients` and the per-IP limit) released on drop.
 pub(crate) struct Slot {
     shared: Arc<Shared>,
@@ -493,14 +521,10 @@ impl Drop for Slot {
     }
 }
 
-fn refuse(shared: &Shared, reason: Refusal, status: StatusCode, why: &str, remote: SocketAddr, path: &str) -> Response {
+fn refuse(shared: &Shared, status: StatusCode, reason: Refusal, why: &str, remote: SocketAddr, path: &str) -> Response {
     shared.metrics.refuse(reason);
     shared.log(&format!("refused remote={remote} room={path:?} status={} ({why})", status.as_u16()));
     (status, why.to_string()).into_response()
-}
-
-fn has_credentials(headers: &HeaderMap, query: Option<&str>) -> bool {
-    headers.contains_key(axum::http::header::AUTHORIZATION) || query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("token=")))
 }
 
 /// Every request: a WebSocket upgrade on any path joins that room; otherwise `/healthz` and
@@ -524,21 +548,23 @@ async fn handle_request(
     let target = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let path = codec::path_of_request_uri(target);
     if !accepting {
-        return refuse(&shared, Refusal::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE, "shutting down", remote, &path);
+        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::ShuttingDown, "shutting down", remote, &path);
     }
     let mux = ws.requested_protocols().any(|p| p.as_bytes() == codec::SUBPROTOCOL.as_bytes());
     let query = uri.query();
     let access = match &shared.options.auth {
         None => Access::ReadWrite,
-        Some(auth) => auth(&AuthRequest { kind: if mux { AuthKind::Multiplexed } else { AuthKind::Connect }, path: &path, headers: &headers, query, remote }),
+        Some(auth) => {
+            let kind = if mux { AuthKind::Multiplexed } else { AuthKind::Connect };
+            auth(&AuthRequest { kind, path: &path, headers: &headers, query, remote })
+        }
     };
     if access == Access::Refuse {
-        let status = if has_credentials(&headers, query) { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
-        return refuse(&shared, Refusal::Auth, status, "not authorized", remote, &path);
+        return refuse(&shared, StatusCode::UNAUTHORIZED, Refusal::Auth, "not authorized", remote, &path);
     }
     if shared.clients.fetch_add(1, Ordering::AcqRel) >= shared.options.max_clients {
         shared.clients.fetch_sub(1, Ordering::AcqRel);
-        return refuse(&shared, Refusal::MaxClients, StatusCode::SERVICE_UNAVAILABLE, "too many clients", remote, &path);
+        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::MaxClients, "too many clients", remote, &path);
     }
     {
         let mut per_ip = shared.per_ip.lock();
@@ -546,18 +572,24 @@ async fn handle_request(
         if *n >= shared.options.max_connections_per_ip {
             drop(per_ip);
             shared.clients.fetch_sub(1, Ordering::AcqRel);
-            return refuse(&shared, Refusal::MaxConnectionsPerIp, StatusCode::TOO_MANY_REQUESTS, "too many connections from this address", remote, &path);
+            return refuse(&shared, StatusCode::TOO_MANY_REQUESTS, Refusal::MaxConnectionsPerIp, "too many connections from this address", remote, &path);
         }
         *n += 1;
     }
     let slot = Slot { shared: shared.clone(), ip: remote.ip() };
     if !mux && !shared.room_available(&path) {
-        return refuse(&shared, Refusal::MaxRooms, StatusCode::SERVICE_UNAVAILABLE, "too many rooms", remote, &path);
+        return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::MaxRooms, "too many rooms", remote, &path);
     }
     let limit = shared.options.max_message_bytes;
     let ws = if mux { ws.protocols([codec::SUBPROTOCOL]) } else { ws };
-    // Tungstenite refuses a larger message itself; the connection then closes 1013 as ours would.
-    let ws = ws.max_message_size(limit.saturating_add(1)).max_frame_size(limit.saturating_add(1));
+    // Tungstenite refuses a much larger message itself, before reading it all (the close is then
+    // 1013 too, but the peer may see a reset, its message unread); a message up to 1 MiB over
+    // the limit is read and refused with a clean close.
+    let hard_limit = limit.saturating_add(1 << 20);
+    let ws = ws.max_message_size(hard_limit).max_frame_size(hard_limit);
+    // Tungstenite allocates its whole read buffer per connection up front (128 KiB by default):
+    // a small one keeps idle connections cheap, and it grows for large messages.
+    let ws = ws.read_buffer_size(READ_BUFFER_BYTES).write_buffer_size(WRITE_BUFFER_BYTES);
     let conn = crate::conn::Conn {
         shared: shared.clone(),
         remote,

@@ -142,6 +142,11 @@ pub fn parse_payload(text: &str) -> Result<Received> {
 
 /// `[requestId, message, body]` as JSON text, with the body already JSON text.
 pub fn payload(request_id: Option<&str>, message: Message, body_json: &str) -> String {
+    payload_numbered(request_id, i64::from(message as u8), body_json)
+}
+
+/// [`payload`] with any message number (the multiplex controls use -1).
+pub(crate) fn payload_numbered(request_id: Option<&str>, message: i64, body_json: &str) -> String {
     let mut out = String::with_capacity(body_json.len() + 32);
     out.push('[');
     match request_id {
@@ -149,7 +154,7 @@ pub fn payload(request_id: Option<&str>, message: Message, body_json: &str) -> S
         None => out.push_str("null"),
     }
     out.push(',');
-    out.push_str(&(message as u8).to_string());
+    out.push_str(&message.to_string());
     out.push(',');
     out.push_str(body_json);
     out.push(']');

@@ -520,3 +520,99 @@ pub fn c_abi(data: &[u8]) {
         tb_mergeable_store_free(c);
     }
 }
+
+/// The WebSocket codec (src/sync/ws/codec.rs): frames separated by NUL go into a Reassembler (or,
+/// with bit 0 of the first byte, through `parse_mux` first); nothing panics, the limits hold,
+/// whatever is accepted is a valid payload made of what came in, and a multiplex frame that
+/// parses is rebuilt byte for byte (controls up to JSON spelling). Then each frame's text, as
+/// it is and inside a ContentDiff, is fragmented (size from the first byte's other bits) and
+/// reassembled in order and in reverse: valid remainders come back whole.
+pub fn ws_codec(data: &[u8]) {
+    use tinybase::sync::ws::codec::*;
+    use std::time::Instant;
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some(text) = text(rest) else { return };
+    let start = Instant::now();
+    let step = Duration::from_millis(u64::from(mode >> 4) * 100);
+    let mut r = Reassembler::new(Duration::from_secs(1));
+    let mut now = start;
+    for frame in text.split('\0') {
+        now += step;
+        let (channel, basic) = if mode & 1 == 1 {
+            match parse_mux(frame) {
+                Ok(MuxFrame::Data { channel_id, payload }) => {
+                    assert_eq!(data_frame(channel_id, payload), frame);
+                    assert_eq!(check_channel_id(channel_id), Ok(()));
+                    (channel_id, payload)
+                }
+                Ok(MuxFrame::Control { request_id, control, body }) => {
+                    let again = control_frame(request_id.as_deref(), control, &to_json_string(&body));
+                    assert_eq!(parse_mux(&again), Ok(MuxFrame::Control { request_id, control, body }), "{frame:?}");
+                    continue;
+                }
+                Err(close) => {
+                    assert!(close.code == 1007 || close.code == 1013, "{close:?}");
+                    continue;
+                }
+            }
+        } else {
+            ("", frame)
+        };
+        match r.push_channel(channel, basic, now) {
+            Ok(Some(p)) => {
+                assert!(parse_payload(&p.remainder).is_ok());
+                assert_eq!(Some(p.client_id.as_str()), basic.split_once('\n').map(|(c, _)| c));
+                if p.fragments.is_empty() {
+                    assert_eq!(basic, format!("{}\n{}", p.client_id, p.remainder));
+                } else {
+                    let n = p.fragments.len();
+                    let pieces: String = p.fragments.iter().enumerate().map(|(i, f)| {
+                        let parts: Vec<&str> = f.splitn(4, '\n').collect();
+                        assert_eq!(parts[0].len(), 16);
+                        assert_eq!(parts[1].trim_start_matches('0').parse::<usize>().unwrap_or(0), i);
+                        assert_eq!(parts[2].trim_start_matches('0').parse::<usize>().unwrap(), n);
+                        parts[3]
+                    }).collect();
+                    assert_eq!(pieces, p.remainder);
+                    assert!(p.fragments.iter().any(|f| basic.ends_with(f.as_str())), "the last frame is one of them");
+                }
+            }
+            Ok(None) => assert!(r.incomplete() > 0),
+            Err(close) => {
+                assert!(close == Close::malformed() || close.code == 1013, "{close:?}");
+                assert_eq!((r.incomplete(), r.buffered_bytes()), (0, 0));
+            }
+        }
+        assert!(r.incomplete() <= MAX_INCOMPLETE_MESSAGES && r.buffered_bytes() <= MAX_PAYLOAD_BYTES);
+    }
+    let size = usize::from((mode >> 1) & 7) * usize::from(mode >> 4).max(1);
+    for frame in text.split('\0') {
+        let mut diff = String::from(r#"["tx",3,[[{"t":[{"r":[{"c":["#);
+        tinybase::value::write_js_string(&mut diff, frame);
+        diff.push_str(r#","NjEtLV-----7JQY8"]}]}]}],[{}],1]]"#);
+        for remainder in [frame, diff.as_str()] {
+            let valid = parse_payload(remainder).is_ok();
+            let frames = fragment("to", remainder, Some(size));
+            for order in [false, true] {
+                let mut r = Reassembler::new(Duration::from_secs(1));
+                let mut got = None;
+                for (k, f) in frames.iter().enumerate() {
+                    let f = if order { &frames[frames.len() - 1 - k] } else { f };
+                    match r.push(f, start) {
+                        Ok(Some(p)) => got = Some(p),
+                        Ok(None) => {}
+                        Err(close) => {
+                            assert!(!valid, "{remainder:?} refused: {close:?}");
+                            break;
+                        }
+                    }
+                }
+                if valid {
+                    let p = got.unwrap_or_else(|| panic!("{remainder:?} never completed"));
+                    assert_eq!((p.client_id.as_str(), p.remainder.as_str()), ("to", remainder));
+                    assert_eq!(p.fragments.len(), if frames.len() == 1 { 0 } else { frames.len() });
+                }
+            }
+        }
+    }
+}

@@ -5,8 +5,8 @@
 //! Sizes: TinyBase measures payloads in UTF-8 bytes, counting a lone UTF-16 surrogate as 3.
 //! Rust strings are valid UTF-8, so `str::len` is that measure exactly.
 
-use crate::sync::message::{parse_payload, Received};
-use crate::value::{parse_json, write_js_string};
+use crate::sync::message::{parse_payload, payload_numbered, Received};
+use crate::value::parse_json;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::fmt;
@@ -177,10 +177,15 @@ fn looks_like_fragment(frame: &str) -> bool {
     frame.split_once('\n').and_then(|(_, rest)| split_fragment(rest)).is_some()
 }
 
+/// A fragmented message's key: (channel id, client id, message id).
+type Key = (String, String, String);
+
 /// A fragmented message being received.
+#[derive(Debug)]
 struct Pending {
-    /// Each index's piece and whole remainder, once received.
-    parts: Vec<Option<(String, String)>>,
+    /// Each index's whole remainder (`messageId\ni\nn\npiece`) and where its piece starts,
+    /// once received.
+    parts: Vec<Option<(String, usize)>>,
     missing: usize,
     /// UTF-8 bytes counted against the socket's buffer limit.
     retained: usize,
@@ -193,10 +198,10 @@ struct Pending {
 /// A multiplexed socket uses one `Reassembler` for all its channels (the limits are per socket)
 /// with [`Reassembler::push_channel`]; a legacy socket uses [`Reassembler::push`]. After an
 /// `Err`, the caller closes the socket; the buffers have been dropped.
+#[derive(Debug)]
 pub struct Reassembler {
     timeout: Duration,
-    /// By (channel id, client id, message id).
-    pending: HashMap<(String, String, String), Pending>,
+    pending: HashMap<Key, Pending>,
     buffered: usize,
 }
 
@@ -253,24 +258,24 @@ impl Reassembler {
         if self.buffered + retained > MAX_PAYLOAD_BYTES {
             return Err(Close::overload("fragments"));
         }
-        let pending = self.pending.entry(key).or_insert_with(|| Pending {
+        let pending = self.pending.entry(key.clone()).or_insert_with(|| Pending {
             parts: vec![None; total],
             missing: total,
             retained: 0,
             started: now,
         });
-        pending.parts[index] = Some((piece.to_string(), remainder.to_string()));
+        pending.parts[index] = Some((remainder.to_string(), remainder.len() - piece.len()));
         pending.missing -= 1;
         pending.retained += retained;
         self.buffered += retained;
         if pending.missing > 0 {
             return Ok(None);
         }
-        let key = (channel_id.to_string(), client_id.to_string(), id.to_string());
         let done = self.pending.remove(&key).expect("the message just completed");
         self.buffered -= done.retained;
-        let (pieces, fragments): (Vec<String>, Vec<String>) = done.parts.into_iter().flatten().unzip();
-        let whole = pieces.concat();
+        let parts: Vec<(String, usize)> = done.parts.into_iter().flatten().collect();
+        let whole: String = parts.iter().map(|(fragment, piece)| &fragment[*piece..]).collect();
+        let fragments = parts.into_iter().map(|(fragment, _)| fragment).collect();
         let received = parse_payload(&whole).map_err(|_| Close::malformed())?;
         Ok(Some(Payload { client_id: client_id.into(), remainder: whole, fragments, received }))
     }
@@ -278,26 +283,22 @@ impl Reassembler {
     /// Drops the incomplete messages whose first fragment came `timeout` or longer before `now`.
     pub fn expire(&mut self, now: Instant) {
         let timeout = self.timeout;
-        let mut freed = 0;
-        self.pending.retain(|_, p| {
-            let keep = now.saturating_duration_since(p.started) < timeout;
-            if !keep {
-                freed += p.retained;
-            }
-            keep
-        });
-        self.buffered -= freed;
+        self.drop_where(|_, p| now.saturating_duration_since(p.started) >= timeout);
     }
 
     /// Drops the incomplete messages of one channel (when it is unsubscribed).
     pub fn drop_channel(&mut self, channel_id: &str) {
+        self.drop_where(|(channel, _, _), _| channel == channel_id);
+    }
+
+    fn drop_where(&mut self, drop: impl Fn(&Key, &Pending) -> bool) {
         let mut freed = 0;
         self.pending.retain(|k, p| {
-            let keep = k.0 != channel_id;
-            if !keep {
+            let dropped = drop(k, p);
+            if dropped {
                 freed += p.retained;
             }
-            keep
+            !dropped
         });
         self.buffered -= freed;
     }
@@ -398,10 +399,11 @@ fn parse_control(remainder: &str) -> Option<MuxFrame<'static>> {
     let body = control_body.pop()?;
     // TinyBase reads the U+FFFC marker as undefined, which is no channel id.
     let channel_ok = |b: &Json| b.as_str().is_some_and(|s| s != "\u{FFFC}" && (s.len() > MAX_CHANNEL_ID_BYTES || channel_id_structure_ok(s)));
-    let control = match (control_body[0].as_f64(), &request_id) {
-        (Some(0.0), Some(_)) if body.as_f64() == Some(MULTIPLEX_VERSION as f64) => Control::Hello,
-        (Some(1.0), Some(_)) if channel_ok(&body) => Control::Subscribe,
-        (Some(2.0), None) if channel_ok(&body) => Control::Unsubscribe,
+    let (control, body) = match (control_body[0].as_f64(), &request_id) {
+        // The version as an integer, however it was written (`1.0`, `1e0`).
+        (Some(0.0), Some(_)) if body.as_f64() == Some(MULTIPLEX_VERSION as f64) => (Control::Hello, Json::from(MULTIPLEX_VERSION)),
+        (Some(1.0), Some(_)) if channel_ok(&body) => (Control::Subscribe, body),
+        (Some(2.0), None) if channel_ok(&body) => (Control::Unsubscribe, body),
         _ => return None,
     };
     Some(MuxFrame::Control { request_id, control, body })
@@ -429,19 +431,7 @@ pub fn parse_mux(frame: &str) -> Result<MuxFrame<'_>, Close> {
 /// channel id as a JSON string). Clients use 16-char random request ids
 /// (`crate::util::random_id(16)`), and Unsubscribe has none.
 pub fn control_frame(request_id: Option<&str>, control: Control, body_json: &str) -> String {
-    let mut out = String::with_capacity(body_json.len() + 32);
-    out.push_str(SERVER_CLIENT_ID);
-    out.push_str("\n[");
-    match request_id {
-        Some(id) => write_js_string(&mut out, id),
-        None => out.push_str("null"),
-    }
-    out.push_str(",-1,[");
-    out.push_str(&(control as u8).to_string());
-    out.push(',');
-    out.push_str(body_json);
-    out.push_str("]]");
-    out
+    raw(SERVER_CLIENT_ID, &payload_numbered(request_id, MULTIPLEX_MESSAGE, &format!("[{},{body_json}]", control as u8)))
 }
 
 /// The data frame `M\n<channelId>\n<payload>` (payload: a basic payload, maybe a fragment).
