@@ -569,7 +569,9 @@ fn latency(command: &str, cfg: &Config, out: &mut Figures) {
     check("latency", &tally, cfg);
     tally.latencies_us.sort_unstable();
     out.push(("latency p50 ms".into(), percentile(&tally.latencies_us, 0.5) / 1000.0));
+    out.push(("latency p90 ms".into(), percentile(&tally.latencies_us, 0.9) / 1000.0));
     out.push(("latency p99 ms".into(), percentile(&tally.latencies_us, 0.99) / 1000.0));
+    out.push(("latency max ms".into(), percentile(&tally.latencies_us, 1.0) / 1000.0));
     drop(server);
 }
 
@@ -841,7 +843,7 @@ fn main() {
         "tinybase" => std::env::var("TINYBASE_CMD")
             .unwrap_or_else(|_| "node tests/interop/ws/bench_server.mjs --persist memory".into()),
         "ours" => std::env::var("OURS_CMD").unwrap_or_else(|_| {
-            "target/release/tinybase-server --listen 127.0.0.1:0 --max-clients 100000 \
+            "target/release/tinybase-server --listen 127.0.0.1:0 --quiet --max-clients 100000 \
              --max-connections-per-ip 100000"
                 .into()
         }),

@@ -25,18 +25,33 @@ const synced = () => {
 };
 const start = performance.now();
 let poll;
+// The time the hashes were first equal: what follows (the joiner's own ContentHashes broadcast,
+// anything the room then asks it) is not part of receiving the room.
+let reached;
 const done = new Promise((resolve) => {
+  const check = () => {
+    if (reached === undefined && synced()) reached = performance.now();
+    if (reached !== undefined) resolve(true);
+  };
   // The pull lands in one transaction; the timer is a fallback that also bounds the wait.
-  store.addDidFinishTransactionListener(() => synced() && resolve(true));
+  store.addDidFinishTransactionListener(check);
   poll = setInterval(() => {
-    if (synced()) resolve(true);
-    else if (performance.now() - start > timeoutMs) resolve(false);
+    check();
+    if (reached === undefined && performance.now() - start > timeoutMs) resolve(false);
   }, 5);
 });
-const synchronizer = await createWsSynchronizer(store, new WebSocket(url), 60);
+// BENCH_TRACE=1: one stderr line per message received (ms since start, message type, bytes).
+const trace = process.env.BENCH_TRACE
+  ? (from, requestId, message, body) =>
+      process.stderr.write(
+        `${(performance.now() - start).toFixed(1)} ms: from ${from} ${requestId} message ${message}, ` +
+          `${JSON.stringify(body)?.length ?? 0} bytes ${JSON.stringify(body)?.slice(0, 300)}\n`,
+      )
+  : undefined;
+const synchronizer = await createWsSynchronizer(store, new WebSocket(url), 60, undefined, trace);
 await synchronizer.startSync();
 const ok = await done;
-const ms = performance.now() - start;
+const ms = (reached ?? performance.now()) - start;
 clearInterval(poll);
 if (ok) process.stdout.write(`${JSON.stringify({ms})}\n`);
 else process.stderr.write(`timed out after ${ms} ms\n`);
