@@ -51,6 +51,19 @@ pub trait Transport: Send + Sync + 'static {
     }
 }
 
+/// What a transport with a connection tells its synchronizer (through [`Inlet::transport_event`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// [`Transport::connection_state`] changed: the status hook is called with the new state.
+    StateChanged,
+    /// The connection (re)opened: while syncing, the synchronizer announces its hashes and
+    /// loads (PROTOCOL.md 12.5), so what was missed while away is exchanged both ways.
+    Reopened,
+    /// A connection error to report to the ignored-error hook (`tinybase:5...`, `tinybase:14`,
+    /// `tinybase:15:...`).
+    Error(String),
+}
+
 /// The state of a synchronizer's connection (beyond TinyBase; WebSocket synchronizers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectionState {
@@ -179,6 +192,53 @@ pub struct InboxStats {
     pub refused_payloads: u64,
 }
 
+/// Where a transport hands what arrives for a synchronizer: a handle on its inbox that does not
+/// keep the synchronizer alive (so a transport's own threads never end up dropping it, and
+/// after destroy everything handed in is ignored). Cloneable, any thread, never blocks.
+#[derive(Clone)]
+pub struct Inlet {
+    inbox: Arc<Inbox<Work>>,
+    shared: Arc<Shared>,
+}
+
+impl Inlet {
+    /// See [`Synchronizer::receive`].
+    pub fn receive(&self, from: &str, payload: &str) -> Result<()> {
+        self.push_payload(Work::Receive(from.to_string(), payload.to_string()), from.len() + payload.len())
+    }
+
+    fn push_payload(&self, work: Work, bytes: usize) -> Result<()> {
+        self.shared.busy.fetch_add(1, Ordering::AcqRel);
+        match self.inbox.push_bounded(work, bytes) {
+            Ok(()) => Ok(()),
+            Err(refusal) => {
+                self.shared.unbusy();
+                if refusal == Refusal::Closed {
+                    return Ok(());
+                }
+                self.shared.refused.fetch_add(1, Ordering::AcqRel);
+                self.shared.refused_unreported.fetch_add(1, Ordering::AcqRel);
+                Err(Error::InvalidState(format!("tinybase:15:inbox: the synchronizer's inbox is full ({bytes} bytes refused)")))
+            }
+        }
+    }
+
+    /// [`Inlet::receive`] for a payload the transport has parsed and validated already
+    /// ([`message::parse_payload`]); `bytes` is its text's length (for the inbox bound).
+    pub fn receive_parsed(&self, from: &str, bytes: usize, received: message::Received) -> Result<()> {
+        self.push_payload(Work::Parsed(from.to_string(), received), from.len() + bytes)
+    }
+
+    /// Tells the synchronizer's worker about its connection (handled in order with what was
+    /// received before). Ignored after destroy.
+    pub fn transport_event(&self, event: TransportEvent) {
+        self.shared.busy.fetch_add(1, Ordering::AcqRel);
+        if self.inbox.push(Work::Transport(event)).is_err() {
+            self.shared.unbusy();
+        }
+    }
+}
+
 /// A synchronizer: TinyBase's protocol between one MergeableStore and its peers.
 pub struct Synchronizer {
     id: usize,
@@ -280,20 +340,12 @@ impl Synchronizer {
     /// `tinybase:15:inbox` on the worker, and [`InboxStats::refused_payloads`] counts it. What
     /// it carried is repaired by the next load (anti-entropy). Ignored (`Ok`) after destroy.
     pub fn receive(&self, from: &str, payload: &str) -> Result<()> {
-        self.shared.busy.fetch_add(1, Ordering::AcqRel);
-        let bytes = from.len() + payload.len();
-        match self.inbox.push_bounded(Work::Receive(from.to_string(), payload.to_string()), bytes) {
-            Ok(()) => Ok(()),
-            Err(refusal) => {
-                self.shared.unbusy();
-                if refusal == Refusal::Closed {
-                    return Ok(());
-                }
-                self.shared.refused.fetch_add(1, Ordering::AcqRel);
-                self.shared.refused_unreported.fetch_add(1, Ordering::AcqRel);
-                Err(Error::InvalidState(format!("tinybase:15:inbox: the synchronizer's inbox is full ({bytes} bytes refused)")))
-            }
-        }
+        self.inlet().receive(from, payload)
+    }
+
+    /// A handle for the transport to hand in payloads and connection events.
+    pub fn inlet(&self) -> Inlet {
+        Inlet { inbox: self.inbox.clone(), shared: self.shared.clone() }
     }
 
     /// Hands a framed payload (`fromClientId\n[...]`, TinyBase's WebSocket form) to the

@@ -1,8 +1,8 @@
 //! The synchronizer's worker thread: its inbox loop, receiving, sending, requests and their
 //! timeouts, load and save. The pull procedure is in `pull.rs`.
 
-use super::message::{parse_payload, payload, Message};
-use super::{Status, SyncState, SyncStatus, SynchronizerOptions, Transport, MAX_PENDING_REQUESTS};
+use super::message::{parse_payload, payload, Message, Received};
+use super::{ConnectionState, Status, SyncState, SyncStatus, SynchronizerOptions, Transport, TransportEvent, MAX_PENDING_REQUESTS};
 use crate::mergeable::MergeableStore;
 use crate::value::to_json_string;
 use super::inbox::{Inbox, Next};
@@ -36,8 +36,12 @@ pub(super) enum Command {
 
 pub(super) enum Work {
     Receive(String, String),
+    /// A payload the transport has validated already (WebSocket frames are parsed to be
+    /// reassembled): not parsed twice.
+    Parsed(String, Received),
     Local(String),
     Command(Command, Option<Sender<()>>),
+    Transport(TransportEvent),
     Destroy(Sender<()>),
 }
 
@@ -89,6 +93,10 @@ pub(super) struct Worker {
     pub(super) next_announce: Option<Instant>,
     pub(super) last_error: Option<String>,
     pub(super) reported: SyncState,
+    pub(super) reported_connection: Option<ConnectionState>,
+    /// The connection reopened while a load was in flight (whose requests may have been lost
+    /// with the old connection): load again when it ends.
+    pub(super) reload: bool,
     /// A local transaction arrived while a load was in flight: announce our hashes when it
     /// ends (PROTOCOL.md 12.6; TinyBase drops such a transaction).
     pub(super) unsent: bool,
@@ -122,6 +130,8 @@ impl Worker {
             next_announce: None,
             last_error: None,
             reported: SyncState::Idle,
+            reported_connection: None,
+            reload: false,
             unsent: false,
         }
     }
@@ -168,15 +178,17 @@ impl Worker {
         } else {
             SyncState::Idle
         };
-        if state != self.reported {
+        let connection = self.transport.connection_state();
+        if state != self.reported || connection != self.reported_connection {
             self.reported = state;
+            self.reported_connection = connection.clone();
             hook(&SyncStatus {
                 state,
                 pending_requests: self.pending.len(),
                 sends: self.shared.sends.load(Ordering::Acquire),
                 receives: self.shared.receives.load(Ordering::Acquire),
                 last_error: self.last_error.clone(),
-                connection: self.transport.connection_state(),
+                connection,
             });
         }
     }
@@ -207,6 +219,7 @@ impl Worker {
         }
         match work {
             Work::Receive(from, text) => self.receive(&from, &text),
+            Work::Parsed(from, received) => self.receive_parsed(&from, received),
             Work::Local(changes) => {
                 if self.auto_save && !self.destroyed {
                     self.save(Some(changes));
@@ -220,7 +233,29 @@ impl Worker {
                 });
                 self.command(command, then);
             }
+            Work::Transport(event) => self.transport_event(event),
             Work::Destroy(_) => {}
+        }
+    }
+
+    fn transport_event(&mut self, event: TransportEvent) {
+        match event {
+            // `report` compares the connection state after every piece of work.
+            TransportEvent::StateChanged => {}
+            TransportEvent::Reopened => {
+                // Save first: a save is skipped while loading.
+                if self.syncing || self.auto_save {
+                    self.save(None);
+                }
+                if self.syncing || self.auto_load {
+                    if self.status == Status::Loading {
+                        self.reload = true;
+                    } else {
+                        self.load(None, Box::new(|_| {}));
+                    }
+                }
+            }
+            TransportEvent::Error(error) => self.ignored(&error),
         }
     }
 
@@ -357,13 +392,16 @@ impl Worker {
         if self.destroyed {
             return;
         }
-        let received = match parse_payload(text) {
-            Ok(r) => r,
-            Err(_) => {
-                self.ignored("tinybase:14");
-                return;
-            }
-        };
+        match parse_payload(text) {
+            Ok(received) => self.receive_parsed(from, received),
+            Err(_) => self.ignored("tinybase:14"),
+        }
+    }
+
+    fn receive_parsed(&mut self, from: &str, received: Received) {
+        if self.destroyed {
+            return;
+        }
         let auto_loading = self.syncing || self.auto_load || self.shared.syncing.load(Ordering::Acquire);
         self.shared.receives.fetch_add(1, Ordering::AcqRel);
         // A valid message from a peer: the link works again.
@@ -482,6 +520,9 @@ impl Worker {
                 // What was committed meanwhile, coalesced: peers pull the differences.
                 if std::mem::take(&mut w.unsent) && w.auto_save {
                     w.save(None);
+                }
+                if std::mem::take(&mut w.reload) && (w.syncing || w.auto_load) {
+                    w.load(None, Box::new(|_| {}));
                 }
                 then(w);
             }),
