@@ -9,7 +9,6 @@ use crate::server::{Shared, Slot};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use base64::Engine;
-use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -47,27 +46,29 @@ fn tinybase_random_bytes() -> [u8; 16] {
     out
 }
 
-/// An accepted upgrade, run once the socket is open.
+/// An accepted upgrade request.
 pub(crate) struct Conn {
     pub(crate) shared: Arc<Shared>,
     pub(crate) remote: SocketAddr,
     /// The request's path (8.1): the room of a legacy client, the base path of a multiplexed one.
-    pub(crate) path: String,
+    pub(crate) path: Box<str>,
     pub(crate) mux: bool,
     pub(crate) access: Access,
     /// The upgrade request's headers and query, kept to authorize multiplexed subscribes.
-    pub(crate) headers: Option<HeaderMap>,
-    pub(crate) query: Option<String>,
-    /// Held while the connection lives (its place under the connection limits).
-    pub(crate) _slot: Slot,
+    pub(crate) headers: Option<Box<HeaderMap>>,
+    pub(crate) query: Option<Box<str>>,
+    /// Its place under the connection limits, held until the connection is over (released
+    /// before the connections gauge goes down, so the gauge never shows a slot still taken
+    /// as free).
+    pub(crate) slot: Option<Slot>,
 }
 
-/// A running connection's reading side.
+/// A connection's reading side, and what it holds in the server (its rooms, its outbox).
 pub(crate) struct Reader {
     conn: Conn,
-    shared: Arc<Shared>,
     conn_id: u64,
-    writer: tokio::task::JoinHandle<()>,
+    /// The writer task, once the socket is open.
+    writer: Option<tokio::task::JoinHandle<()>>,
     started: Instant,
     id: Arc<str>,
     outbox: Arc<Outbox>,
@@ -76,51 +77,53 @@ pub(crate) struct Reader {
     hello: bool,
     reassembler: Reassembler,
     messages: u64,
-    /// Taken by [`Reader::run`].
-    stream: Option<SplitStream<WebSocket>>,
 }
 
 impl Conn {
-    /// Sets the connection up (its id, its writer task, its room for a legacy client); the
-    /// returned reader's [`Reader::run`] reads until the connection ends. Split from the reading
-    /// loop so that the long-lived future holds only what reading needs.
-    pub(crate) fn start(self, socket: WebSocket) -> Reader {
+    /// Sets the connection up before the upgrade's response goes out: its id, its outbox
+    /// (frames wait there until the socket is open), and for a legacy client its room, so it is
+    /// a member by the time it can see the socket open and misses no broadcast sent after that
+    /// (as TinyBase's server). Err: the room could not be made (too many rooms).
+    pub(crate) fn start(self) -> Result<Reader, Close> {
         let shared = self.shared.clone();
-        let (sink, stream) = socket.split();
-        let id: Arc<str> = new_client_id().into();
         let outbox = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
         let conn_id = shared.register(outbox.clone());
         shared.metrics.connection_opened();
-        let writer = tokio::spawn(outbox.clone().write(sink));
         let mut reader = Reader {
             reassembler: Reassembler::new(shared.options.request_timeout),
             conn: self,
-            shared,
             conn_id,
-            writer,
+            writer: None,
             started: Instant::now(),
-            id,
+            id: new_client_id().into(),
             outbox,
             rooms: HashMap::new(),
             hello: false,
             messages: 0,
-            stream: Some(stream),
         };
         if !reader.conn.mux {
             let path = reader.conn.path.clone();
-            if let Err(close) = reader.join("".into(), &path, reader.conn.access) {
-                reader.close(close);
-            }
+            reader.join("".into(), &path, reader.conn.access)?;
         }
-        reader
+        Ok(reader)
+    }
+}
+
+impl Drop for Reader {
+    /// Whatever way the connection ends (an upgrade that never completed included), it leaves
+    /// its rooms and frees its slot.
+    fn drop(&mut self) {
+        self.leave_all();
+        self.release();
     }
 }
 
 impl Reader {
     /// Reads until the connection ends, then leaves its rooms and logs its line.
-    pub(crate) async fn run(mut self) {
+    pub(crate) async fn run(mut self, socket: WebSocket) {
+        let (sink, mut stream) = socket.split();
+        self.writer = Some(tokio::spawn(self.outbox.clone().write(sink)));
         let reader = &mut self;
-        let Some(mut stream) = reader.stream.take() else { return };
         let mut peer_close = None;
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -154,18 +157,15 @@ impl Reader {
             }
         }
         drop(stream);
-        let shared = reader.shared.clone();
-        let rooms: Vec<Arc<Room>> = reader.rooms.drain().map(|(_, r)| r).collect();
-        for room in rooms {
-            shared.leave(&room, &reader.id);
+        reader.leave_all();
+        if let Some(mut writer) = reader.writer.take() {
+            if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+                // Stuck on a peer that reads nothing: the socket goes with it.
+                writer.abort();
+            }
         }
-        reader.outbox.finish();
-        if tokio::time::timeout(CLOSE_GRACE, &mut reader.writer).await.is_err() {
-            // Stuck on a peer that reads nothing: the socket goes with it.
-            reader.writer.abort();
-        }
-        shared.unregister(reader.conn_id);
-        shared.metrics.connection_closed();
+        reader.release();
+        let shared = &reader.conn.shared;
         let (code, reason, by) = match (reader.outbox.close_reason(), peer_close) {
             (Some((c, r)), _) => (c, r, "server"),
             (None, Some((c, r))) => (c, r, "client"),
@@ -181,6 +181,24 @@ impl Reader {
             reader.started.elapsed().as_secs_f64(),
             if reason.is_empty() { "" } else { " " },
         ));
+    }
+
+    /// Leaves every room and stops the writer once what it has is written.
+    fn leave_all(&mut self) {
+        let shared = self.conn.shared.clone();
+        for (_, room) in self.rooms.drain() {
+            shared.leave(&room, &self.id);
+        }
+        self.outbox.finish();
+    }
+
+    /// Unregisters the connection and frees its slot, then counts it closed (once).
+    fn release(&mut self) {
+        if let Some(slot) = self.conn.slot.take() {
+            self.conn.shared.unregister(self.conn_id);
+            drop(slot);
+            self.conn.shared.metrics.connection_closed();
+        }
     }
 
     fn close(&mut self, close: Close) {
