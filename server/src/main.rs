@@ -226,7 +226,10 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
         return Err("--relay-only keeps no room content: it cannot be used with --data".into());
     }
     if serve.relay_only && serve.anti_entropy.is_some() {
-        return Err("--anti-entropy-seconds is for the room stores: it cannot be used with --relay-only".into());
+        return Err(
+            "--anti-entropy-seconds is for the room stores: it cannot be used with --relay-only"
+                .into(),
+        );
     }
     Ok(Command::Serve(serve))
 }
@@ -543,9 +546,18 @@ mod tests {
 
     #[test]
     fn anti_entropy_reaches_the_server_options() {
-        let Ok(Command::Serve(serve)) = parse_str(&["--anti-entropy-seconds", "2.5"]) else { panic!("parses") };
-        assert_eq!(server_options(&serve).unwrap().anti_entropy, Some(Duration::from_millis(2500)));
-        assert_eq!(server_options(&Serve::default()).unwrap().anti_entropy, None, "off by default");
+        let Ok(Command::Serve(serve)) = parse_str(&["--anti-entropy-seconds", "2.5"]) else {
+            panic!("parses")
+        };
+        assert_eq!(
+            server_options(&serve).unwrap().anti_entropy,
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            server_options(&Serve::default()).unwrap().anti_entropy,
+            None,
+            "off by default"
+        );
     }
 
     #[test]
