@@ -3,7 +3,7 @@
 
 use crate::auth::{Access, AuthKind, AuthRequest};
 use crate::metrics::Refusal;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Sending};
 use crate::room::{Member, Room};
 use crate::server::{Shared, Slot};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
@@ -12,6 +12,9 @@ use base64::Engine;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,8 +70,6 @@ pub(crate) struct Conn {
 pub(crate) struct Reader {
     conn: Conn,
     conn_id: u64,
-    /// The writer task, once the socket is open.
-    writer: Option<tokio::task::JoinHandle<()>>,
     started: Instant,
     id: Arc<str>,
     outbox: Arc<Outbox>,
@@ -93,7 +94,6 @@ impl Conn {
             reassembler: Reassembler::new(shared.options.request_timeout),
             conn: self,
             conn_id,
-            writer: None,
             started: Instant::now(),
             id: new_client_id().into(),
             outbox,
@@ -119,52 +119,59 @@ impl Drop for Reader {
 }
 
 impl Reader {
-    /// Reads until the connection ends, then leaves its rooms and logs its line.
-    pub(crate) async fn run(mut self, socket: WebSocket) {
-        let (sink, mut stream) = socket.split();
-        self.writer = Some(tokio::spawn(self.outbox.clone().write(sink)));
-        let reader = &mut self;
+    /// Reads and writes until the connection ends, then leaves its rooms and logs its line. One
+    /// task does both (see [`Sending`]).
+    pub(crate) async fn run(mut self, mut socket: WebSocket) {
+        let outbox = self.outbox.clone();
+        let mut sending = Sending::default();
         let mut peer_close = None;
-        let mut deadline: Option<tokio::time::Instant> = None;
+        // Made when a close is asked for (boxed: a connection carries no timer until then).
+        let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
-            tokio::select! {
-                _ = reader.outbox.closed.notified(), if deadline.is_none() => {
-                    deadline = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+            let event = std::future::poll_fn(|cx| {
+                // Pending until it has something to write; its close, once sent, changes nothing
+                // here (the peer's answering close, or the deadline, ends the reading).
+                let _ = sending.poll(cx, &outbox, &mut socket);
+                if deadline.is_none() && outbox.is_closing() {
+                    deadline = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
                 }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => break,
-                message = stream.next() => match message {
-                    None => break,
-                    Some(Err(e)) => {
-                        let too_long = matches!(
-                            e.into_inner().downcast::<tungstenite::Error>().map(|e| *e),
-                            Ok(tungstenite::Error::Capacity(_))
-                        );
-                        if !too_long || reader.outbox.is_closing() {
-                            break;
-                        }
-                        reader.close(Close::overload("socket"));
+                if let Some(deadline) = deadline.as_mut() {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
                     }
-                    Some(Ok(Message::Text(text))) => reader.on_text(text),
-                    Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
-                        Ok(text) => reader.on_text(text),
-                        Err(_) => reader.close(Close::malformed()),
-                    },
-                    Some(Ok(Message::Close(frame))) => {
-                        peer_close = Some(frame.map(|f| (f.code, f.reason.to_string())).unwrap_or((1005, String::new())));
+                }
+                socket.poll_next_unpin(cx).map(Some)
+            })
+            .await;
+            match event {
+                None | Some(None) => break,
+                Some(Some(Err(e))) => {
+                    let too_long = matches!(
+                        e.into_inner().downcast::<tungstenite::Error>().map(|e| *e),
+                        Ok(tungstenite::Error::Capacity(_))
+                    );
+                    if !too_long || outbox.is_closing() {
+                        break;
                     }
-                    Some(Ok(_)) => {}
+                    self.close(Close::overload("socket"));
+                }
+                Some(Some(Ok(Message::Text(text)))) => self.on_text(text),
+                Some(Some(Ok(Message::Binary(bytes)))) => match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => self.on_text(text),
+                    Err(_) => self.close(Close::malformed()),
                 },
+                Some(Some(Ok(Message::Close(frame)))) => {
+                    peer_close = Some(frame.map(|f| (f.code, f.reason.to_string())).unwrap_or((1005, String::new())));
+                }
+                Some(Some(Ok(_))) => {}
             }
         }
-        drop(stream);
-        reader.leave_all();
-        if let Some(mut writer) = reader.writer.take() {
-            if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
-                // Stuck on a peer that reads nothing: the socket goes with it.
-                writer.abort();
-            }
-        }
-        reader.release();
+        self.leave_all();
+        // A close asked for and not yet written goes out, unless the peer reads nothing.
+        let _ = tokio::time::timeout(CLOSE_GRACE, std::future::poll_fn(|cx| sending.poll(cx, &outbox, &mut socket))).await;
+        drop(socket);
+        self.release();
+        let reader = &self;
         let shared = &reader.conn.shared;
         let (code, reason, by) = match (reader.outbox.close_reason(), peer_close) {
             (Some((c, r)), _) => (c, r, "server"),
@@ -183,7 +190,7 @@ impl Reader {
         ));
     }
 
-    /// Leaves every room and stops the writer once what it has is written.
+    /// Leaves every room; nothing more is queued for it (a close asked for still goes out).
     fn leave_all(&mut self) {
         let shared = self.conn.shared.clone();
         for (_, room) in self.rooms.drain() {
