@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,74 +118,46 @@ impl Drop for Reader {
     }
 }
 
+/// A running connection: one task reads and writes (see [`Sending`]) until the connection ends,
+/// then leaves its rooms and logs its line.
+///
+/// Written by hand rather than as an `async fn`: a compiler-made future keeps room for every
+/// argument and every local across its awaits (the socket twice, timers, the reader's fields),
+/// which took some 1.6 KB per idle connection; this one holds each thing once, and the reader
+/// (the state reading needs) behind a box moved in whole.
+pub(crate) struct Running {
+    reader: Box<Reader>,
+    /// Taken (dropped) when the connection is over, before its slot is released.
+    socket: Option<WebSocket>,
+    sending: Sending,
+    peer_close: Option<(u16, String)>,
+    /// While a close is asked for: when reading gives up on the peer. Then, once reading is
+    /// over: when writing the close does.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    reading: bool,
+}
+
 impl Reader {
-    /// Reads and writes until the connection ends, then leaves its rooms and logs its line. One
-    /// task does both (see [`Sending`]).
-    pub(crate) async fn run(mut self, mut socket: WebSocket) {
-        let outbox = self.outbox.clone();
-        let mut sending = Sending::default();
-        let mut peer_close = None;
-        // Made when a close is asked for (boxed: a connection carries no timer until then).
-        let mut deadline: Option<Pin<Box<tokio::time::Sleep>>> = None;
-        loop {
-            let event = std::future::poll_fn(|cx| {
-                // Pending until it has something to write; its close, once sent, changes nothing
-                // here (the peer's answering close, or the deadline, ends the reading).
-                let _ = sending.poll(cx, &outbox, &mut socket);
-                if deadline.is_none() && outbox.is_closing() {
-                    deadline = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
-                }
-                if let Some(deadline) = deadline.as_mut() {
-                    if deadline.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(None);
-                    }
-                }
-                socket.poll_next_unpin(cx).map(Some)
-            })
-            .await;
-            match event {
-                None | Some(None) => break,
-                Some(Some(Err(e))) => {
-                    let too_long = matches!(
-                        e.into_inner().downcast::<tungstenite::Error>().map(|e| *e),
-                        Ok(tungstenite::Error::Capacity(_))
-                    );
-                    if !too_long || outbox.is_closing() {
-                        break;
-                    }
-                    self.close(Close::overload("socket"));
-                }
-                Some(Some(Ok(Message::Text(text)))) => self.on_text(text),
-                Some(Some(Ok(Message::Binary(bytes)))) => match Utf8Bytes::try_from(bytes) {
-                    Ok(text) => self.on_text(text),
-                    Err(_) => self.close(Close::malformed()),
-                },
-                Some(Some(Ok(Message::Close(frame)))) => {
-                    peer_close = Some(frame.map(|f| (f.code, f.reason.to_string())).unwrap_or((1005, String::new())));
-                }
-                Some(Some(Ok(_))) => {}
-            }
-        }
-        self.leave_all();
-        // A close asked for and not yet written goes out, unless the peer reads nothing.
-        let _ = tokio::time::timeout(CLOSE_GRACE, std::future::poll_fn(|cx| sending.poll(cx, &outbox, &mut socket))).await;
-        drop(socket);
-        self.release();
-        let reader = &self;
-        let shared = &reader.conn.shared;
-        let (code, reason, by) = match (reader.outbox.close_reason(), peer_close) {
+    /// The connection's task, once the socket is open.
+    pub(crate) fn run(self: Box<Self>, socket: WebSocket) -> Running {
+        Running { reader: self, socket: Some(socket), sending: Sending::default(), peer_close: None, deadline: None, reading: true }
+    }
+
+    /// The connection's line in the log.
+    fn log_end(&self, peer_close: Option<(u16, String)>) {
+        let (code, reason, by) = match (self.outbox.close_reason(), peer_close) {
             (Some((c, r)), _) => (c, r, "server"),
             (None, Some((c, r))) => (c, r, "client"),
             (None, None) => (1006, String::new(), "lost"),
         };
-        shared.log(&format!(
+        self.conn.shared.log(&format!(
             "connection id={} remote={} path={:?}{} messages={} seconds={:.1} close={code}{}{reason} by={by}",
-            reader.id,
-            reader.conn.remote,
-            reader.conn.path,
-            if reader.conn.mux { " multiplexed" } else { "" },
-            reader.messages,
-            reader.started.elapsed().as_secs_f64(),
+            self.id,
+            self.conn.remote,
+            self.conn.path,
+            if self.conn.mux { " multiplexed" } else { "" },
+            self.messages,
+            self.started.elapsed().as_secs_f64(),
             if reason.is_empty() { "" } else { " " },
         ));
     }
@@ -322,5 +294,77 @@ impl Reader {
             (Access::ReadOnly, _) | (_, Access::ReadOnly) => Access::ReadOnly,
             _ => Access::ReadWrite,
         }
+    }
+}
+
+impl Future for Running {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        while this.reading {
+            let Some(socket) = this.socket.as_mut() else { return Poll::Ready(()) };
+            // Pending until there is something to write; its close, once sent, changes nothing
+            // here (the peer's answering close, or the deadline, ends the reading).
+            let _ = this.sending.poll(cx, &this.reader.outbox, socket);
+            if this.deadline.is_none() && this.reader.outbox.is_closing() {
+                this.deadline = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+            }
+            if this.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready()) {
+                this.end();
+                break;
+            }
+            let message = match socket.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.end();
+                    break;
+                }
+                Poll::Ready(Some(message)) => message,
+            };
+            let reader = &mut this.reader;
+            match message {
+                Err(e) => {
+                    let too_long = matches!(
+                        e.into_inner().downcast::<tungstenite::Error>().map(|e| *e),
+                        Ok(tungstenite::Error::Capacity(_))
+                    );
+                    if !too_long || reader.outbox.is_closing() {
+                        this.end();
+                        break;
+                    }
+                    reader.close(Close::overload("socket"));
+                }
+                Ok(Message::Text(text)) => reader.on_text(text),
+                Ok(Message::Binary(bytes)) => match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => reader.on_text(text),
+                    Err(_) => reader.close(Close::malformed()),
+                },
+                Ok(Message::Close(frame)) => {
+                    this.peer_close = Some(frame.map(|f| (f.code, f.reason.to_string())).unwrap_or((1005, String::new())));
+                }
+                Ok(_) => {}
+            }
+        }
+        let Some(socket) = this.socket.as_mut() else { return Poll::Ready(()) };
+        // A close asked for and not yet written goes out, unless the peer reads nothing.
+        let written = this.sending.poll(cx, &this.reader.outbox, socket).is_ready();
+        if !written && !this.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready()) {
+            return Poll::Pending;
+        }
+        this.socket = None;
+        this.reader.release();
+        this.reader.log_end(this.peer_close.take());
+        Poll::Ready(())
+    }
+}
+
+impl Running {
+    /// Reading is over: the connection leaves its rooms, and what is left to write (a close)
+    /// has [`CLOSE_GRACE`] to go out.
+    fn end(&mut self) {
+        self.reading = false;
+        self.reader.leave_all();
+        self.deadline = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
     }
 }

@@ -622,7 +622,8 @@ async fn handle_request(
     // The client joins its room before the response goes out (see `Conn::start`); a room
     // refused meanwhile for `max_rooms` is refused like one refused above.
     let reader = match conn.start() {
-        Ok(reader) => reader,
+        // Boxed: the upgrade's future keeps its callback's captures for the connection's life.
+        Ok(reader) => Box::new(reader),
         Err(_) => return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::MaxRooms, "too many rooms", remote, &path),
     };
     ws.on_upgrade(move |socket| reader.run(socket))
