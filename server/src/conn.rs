@@ -3,16 +3,18 @@
 
 use crate::auth::{Access, AuthKind, AuthRequest};
 use crate::metrics::Refusal;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Sending};
 use crate::room::{Member, Room};
 use crate::server::{Shared, Slot};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use base64::Engine;
-use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,27 +49,27 @@ fn tinybase_random_bytes() -> [u8; 16] {
     out
 }
 
-/// An accepted upgrade, run once the socket is open.
+/// An accepted upgrade request.
 pub(crate) struct Conn {
     pub(crate) shared: Arc<Shared>,
     pub(crate) remote: SocketAddr,
     /// The request's path (8.1): the room of a legacy client, the base path of a multiplexed one.
-    pub(crate) path: String,
+    pub(crate) path: Box<str>,
     pub(crate) mux: bool,
     pub(crate) access: Access,
     /// The upgrade request's headers and query, kept to authorize multiplexed subscribes.
-    pub(crate) headers: Option<HeaderMap>,
-    pub(crate) query: Option<String>,
-    /// Held while the connection lives (its place under the connection limits).
-    pub(crate) _slot: Slot,
+    pub(crate) headers: Option<Box<HeaderMap>>,
+    pub(crate) query: Option<Box<str>>,
+    /// Its place under the connection limits, held until the connection is over (released
+    /// before the connections gauge goes down, so the gauge never shows a slot still taken
+    /// as free).
+    pub(crate) slot: Option<Slot>,
 }
 
-/// A running connection's reading side.
+/// A connection's reading side, and what it holds in the server (its rooms, its outbox).
 pub(crate) struct Reader {
     conn: Conn,
-    shared: Arc<Shared>,
     conn_id: u64,
-    writer: tokio::task::JoinHandle<()>,
     started: Instant,
     id: Arc<str>,
     outbox: Arc<Outbox>,
@@ -76,111 +78,106 @@ pub(crate) struct Reader {
     hello: bool,
     reassembler: Reassembler,
     messages: u64,
-    /// Taken by [`Reader::run`].
-    stream: Option<SplitStream<WebSocket>>,
 }
 
 impl Conn {
-    /// Sets the connection up (its id, its writer task, its room for a legacy client); the
-    /// returned reader's [`Reader::run`] reads until the connection ends. Split from the reading
-    /// loop so that the long-lived future holds only what reading needs.
-    pub(crate) fn start(self, socket: WebSocket) -> Reader {
+    /// Sets the connection up before the upgrade's response goes out: its id, its outbox
+    /// (frames wait there until the socket is open), and for a legacy client its room, so it is
+    /// a member by the time it can see the socket open and misses no broadcast sent after that
+    /// (as TinyBase's server). Err: the room could not be made (too many rooms).
+    pub(crate) fn start(self) -> Result<Reader, Close> {
         let shared = self.shared.clone();
-        let (sink, stream) = socket.split();
-        let id: Arc<str> = new_client_id().into();
         let outbox = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
         let conn_id = shared.register(outbox.clone());
         shared.metrics.connection_opened();
-        let writer = tokio::spawn(outbox.clone().write(sink));
         let mut reader = Reader {
             reassembler: Reassembler::new(shared.options.request_timeout),
             conn: self,
-            shared,
             conn_id,
-            writer,
             started: Instant::now(),
-            id,
+            id: new_client_id().into(),
             outbox,
             rooms: HashMap::new(),
             hello: false,
             messages: 0,
-            stream: Some(stream),
         };
         if !reader.conn.mux {
             let path = reader.conn.path.clone();
-            if let Err(close) = reader.join("".into(), &path, reader.conn.access) {
-                reader.close(close);
-            }
+            reader.join("".into(), &path, reader.conn.access)?;
         }
-        reader
+        Ok(reader)
     }
 }
 
+impl Drop for Reader {
+    /// Whatever way the connection ends (an upgrade that never completed included), it leaves
+    /// its rooms and frees its slot.
+    fn drop(&mut self) {
+        self.leave_all();
+        self.release();
+    }
+}
+
+/// A running connection: one task reads and writes (see [`Sending`]) until the connection ends,
+/// then leaves its rooms and logs its line.
+///
+/// Written by hand rather than as an `async fn`: a compiler-made future keeps room for every
+/// argument and every local across its awaits (the socket twice, timers, the reader's fields),
+/// which took some 1.6 KB per idle connection; this one holds each thing once, and the reader
+/// (the state reading needs) behind a box moved in whole.
+pub(crate) struct Running {
+    reader: Box<Reader>,
+    /// Taken (dropped) when the connection is over, before its slot is released.
+    socket: Option<WebSocket>,
+    sending: Sending,
+    peer_close: Option<(u16, String)>,
+    /// While a close is asked for: when reading gives up on the peer. Then, once reading is
+    /// over: when writing the close does.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    reading: bool,
+}
+
 impl Reader {
-    /// Reads until the connection ends, then leaves its rooms and logs its line.
-    pub(crate) async fn run(mut self) {
-        let reader = &mut self;
-        let Some(mut stream) = reader.stream.take() else { return };
-        let mut peer_close = None;
-        let mut deadline: Option<tokio::time::Instant> = None;
-        loop {
-            tokio::select! {
-                _ = reader.outbox.closed.notified(), if deadline.is_none() => {
-                    deadline = Some(tokio::time::Instant::now() + CLOSE_GRACE);
-                }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => break,
-                message = stream.next() => match message {
-                    None => break,
-                    Some(Err(e)) => {
-                        let too_long = matches!(
-                            e.into_inner().downcast::<tungstenite::Error>().map(|e| *e),
-                            Ok(tungstenite::Error::Capacity(_))
-                        );
-                        if !too_long || reader.outbox.is_closing() {
-                            break;
-                        }
-                        reader.close(Close::overload("socket"));
-                    }
-                    Some(Ok(Message::Text(text))) => reader.on_text(text),
-                    Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
-                        Ok(text) => reader.on_text(text),
-                        Err(_) => reader.close(Close::malformed()),
-                    },
-                    Some(Ok(Message::Close(frame))) => {
-                        peer_close = Some(frame.map(|f| (f.code, f.reason.to_string())).unwrap_or((1005, String::new())));
-                    }
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
-        drop(stream);
-        let shared = reader.shared.clone();
-        let rooms: Vec<Arc<Room>> = reader.rooms.drain().map(|(_, r)| r).collect();
-        for room in rooms {
-            shared.leave(&room, &reader.id);
-        }
-        reader.outbox.finish();
-        if tokio::time::timeout(CLOSE_GRACE, &mut reader.writer).await.is_err() {
-            // Stuck on a peer that reads nothing: the socket goes with it.
-            reader.writer.abort();
-        }
-        shared.unregister(reader.conn_id);
-        shared.metrics.connection_closed();
-        let (code, reason, by) = match (reader.outbox.close_reason(), peer_close) {
+    /// The connection's task, once the socket is open.
+    pub(crate) fn run(self: Box<Self>, socket: WebSocket) -> Running {
+        Running { reader: self, socket: Some(socket), sending: Sending::default(), peer_close: None, deadline: None, reading: true }
+    }
+
+    /// The connection's line in the log.
+    fn log_end(&self, peer_close: Option<(u16, String)>) {
+        let (code, reason, by) = match (self.outbox.close_reason(), peer_close) {
             (Some((c, r)), _) => (c, r, "server"),
             (None, Some((c, r))) => (c, r, "client"),
             (None, None) => (1006, String::new(), "lost"),
         };
-        shared.log(&format!(
+        self.conn.shared.log(&format!(
             "connection id={} remote={} path={:?}{} messages={} seconds={:.1} close={code}{}{reason} by={by}",
-            reader.id,
-            reader.conn.remote,
-            reader.conn.path,
-            if reader.conn.mux { " multiplexed" } else { "" },
-            reader.messages,
-            reader.started.elapsed().as_secs_f64(),
+            self.id,
+            self.conn.remote,
+            self.conn.path,
+            if self.conn.mux { " multiplexed" } else { "" },
+            self.messages,
+            self.started.elapsed().as_secs_f64(),
             if reason.is_empty() { "" } else { " " },
         ));
+    }
+
+    /// Leaves every room; nothing more is queued for it (a close asked for still goes out).
+    fn leave_all(&mut self) {
+        let shared = self.conn.shared.clone();
+        for (_, room) in self.rooms.drain() {
+            shared.leave(&room, &self.id);
+        }
+        self.outbox.finish();
+    }
+
+    /// Unregisters the connection and frees its slot, then counts it closed (once).
+    fn release(&mut self) {
+        if let Some(slot) = self.conn.slot.take() {
+            self.conn.shared.unregister(self.conn_id);
+            drop(slot);
+            self.conn.shared.metrics.connection_closed();
+        }
     }
 
     fn close(&mut self, close: Close) {
@@ -297,5 +294,77 @@ impl Reader {
             (Access::ReadOnly, _) | (_, Access::ReadOnly) => Access::ReadOnly,
             _ => Access::ReadWrite,
         }
+    }
+}
+
+impl Future for Running {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        while this.reading {
+            let Some(socket) = this.socket.as_mut() else { return Poll::Ready(()) };
+            // Pending until there is something to write; its close, once sent, changes nothing
+            // here (the peer's answering close, or the deadline, ends the reading).
+            let _ = this.sending.poll(cx, &this.reader.outbox, socket);
+            if this.deadline.is_none() && this.reader.outbox.is_closing() {
+                this.deadline = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+            }
+            if this.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready()) {
+                this.end();
+                break;
+            }
+            let message = match socket.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.end();
+                    break;
+                }
+                Poll::Ready(Some(message)) => message,
+            };
+            let reader = &mut this.reader;
+            match message {
+                Err(e) => {
+                    let too_long = matches!(
+                        e.into_inner().downcast::<tungstenite::Error>().map(|e| *e),
+                        Ok(tungstenite::Error::Capacity(_))
+                    );
+                    if !too_long || reader.outbox.is_closing() {
+                        this.end();
+                        break;
+                    }
+                    reader.close(Close::overload("socket"));
+                }
+                Ok(Message::Text(text)) => reader.on_text(text),
+                Ok(Message::Binary(bytes)) => match Utf8Bytes::try_from(bytes) {
+                    Ok(text) => reader.on_text(text),
+                    Err(_) => reader.close(Close::malformed()),
+                },
+                Ok(Message::Close(frame)) => {
+                    this.peer_close = Some(frame.map(|f| (f.code, f.reason.to_string())).unwrap_or((1005, String::new())));
+                }
+                Ok(_) => {}
+            }
+        }
+        let Some(socket) = this.socket.as_mut() else { return Poll::Ready(()) };
+        // A close asked for and not yet written goes out, unless the peer reads nothing.
+        let written = this.sending.poll(cx, &this.reader.outbox, socket).is_ready();
+        if !written && !this.deadline.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready()) {
+            return Poll::Pending;
+        }
+        this.socket = None;
+        this.reader.release();
+        this.reader.log_end(this.peer_close.take());
+        Poll::Ready(())
+    }
+}
+
+impl Running {
+    /// Reading is over: the connection leaves its rooms, and what is left to write (a close)
+    /// has [`CLOSE_GRACE`] to go out.
+    fn end(&mut self) {
+        self.reading = false;
+        self.reader.leave_all();
+        self.deadline = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
     }
 }

@@ -33,6 +33,8 @@ Options:
   --max-message-bytes N           largest payload accepted, in bytes
   --request-timeout-seconds S     the server stores' request timeout, and the fragment expiry
   --fragment-size N               fragment what the server stores send into pieces of N bytes
+  --anti-entropy-seconds S        every S seconds each room store re-announces its hashes and pulls
+                                  from a client, repairing what a client never sent (default: off)
   --relay-only                    no server store per room: relay between clients only (TinyBase's WsServerSimple)
   --quiet                         log nothing but start and stop (no line per connection or error)
   -h, --help                      print this help
@@ -70,6 +72,7 @@ struct Serve {
     max_message_bytes: Option<usize>,
     request_timeout: Option<Duration>,
     fragment_size: Option<usize>,
+    anti_entropy: Option<Duration>,
     relay_only: bool,
     quiet: bool,
 }
@@ -210,6 +213,7 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
                 once(&mut serve.request_timeout, f, args.seconds(f, false))?
             }
             "--fragment-size" => once(&mut serve.fragment_size, f, args.positive(f))?,
+            "--anti-entropy-seconds" => once(&mut serve.anti_entropy, f, args.seconds(f, false))?,
             "--relay-only" => serve.relay_only = args.switch(f).map(|()| true)?,
             "--quiet" => serve.quiet = args.switch(f).map(|()| true)?,
             _ => return Err(format!("unknown flag {flag}")),
@@ -220,6 +224,12 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
     }
     if serve.relay_only && serve.data.is_some() {
         return Err("--relay-only keeps no room content: it cannot be used with --data".into());
+    }
+    if serve.relay_only && serve.anti_entropy.is_some() {
+        return Err(
+            "--anti-entropy-seconds is for the room stores: it cannot be used with --relay-only"
+                .into(),
+        );
     }
     Ok(Command::Serve(serve))
 }
@@ -348,6 +358,9 @@ fn server_options(serve: &Serve) -> Result<tinybase_server::ServerOptions, Strin
     }
     if serve.fragment_size.is_some() {
         options.fragment_size = serve.fragment_size;
+    }
+    if serve.anti_entropy.is_some() {
+        options.anti_entropy = serve.anti_entropy;
     }
     options.server_store = !serve.relay_only;
     options.log = !serve.quiet;
@@ -503,6 +516,7 @@ mod tests {
             "0.5",
             "--fragment-size",
             "64",
+            "--anti-entropy-seconds=30",
             "--quiet",
         ]);
         let expected = Serve {
@@ -517,6 +531,7 @@ mod tests {
             max_message_bytes: Some(1000),
             request_timeout: Some(Duration::from_millis(500)),
             fragment_size: Some(64),
+            anti_entropy: Some(Duration::from_secs(30)),
             relay_only: false,
             quiet: true,
         };
@@ -527,6 +542,22 @@ mod tests {
         );
         assert_eq!(parse_str(&["-V"]), Ok(Command::Version));
         assert_eq!(parse_str(&["--room-idle-seconds", "0"]).map(|_| ()), Ok(()));
+    }
+
+    #[test]
+    fn anti_entropy_reaches_the_server_options() {
+        let Ok(Command::Serve(serve)) = parse_str(&["--anti-entropy-seconds", "2.5"]) else {
+            panic!("parses")
+        };
+        assert_eq!(
+            server_options(&serve).unwrap().anti_entropy,
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            server_options(&Serve::default()).unwrap().anti_entropy,
+            None,
+            "off by default"
+        );
     }
 
     #[test]
@@ -561,6 +592,14 @@ mod tests {
             (
                 &["--relay-only", "--data", "d"],
                 "cannot be used with --data",
+            ),
+            (
+                &["--anti-entropy-seconds", "0"],
+                "is not a positive number of seconds",
+            ),
+            (
+                &["--relay-only", "--anti-entropy-seconds", "5"],
+                "cannot be used with --relay-only",
             ),
         ] {
             let error = parse_str(args).unwrap_err();

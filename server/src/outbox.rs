@@ -1,19 +1,22 @@
 //! A connection's outgoing queue: frames are queued without blocking (relays never wait for a
-//! slow client) and written by the connection's writer task; the bytes queued are bounded, and a
+//! slow client) and written by the connection's task; the bytes queued are bounded, and a
 //! client over the bound is closed with 1013 `tinybase:15:socket` (PROTOCOL.md 7.3).
 //!
 //! A deque under a mutex rather than a channel: an idle connection's queue allocates nothing
-//! (a channel preallocates a block of slots per connection), and the writer takes everything
-//! queued in one go, writing a burst with one flush.
+//! (a channel preallocates a block of slots per connection), and the connection takes everything
+//! queued in one go, writing a burst with one flush. The connection's one task both reads and
+//! writes ([`Sending::poll`] beside the read), so a connection costs one task, and its socket is
+//! not split (no shared lock around it).
 
 use crate::metrics::Metrics;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::SplitSink;
-use futures_util::SinkExt;
+use futures_util::task::AtomicWaker;
+use futures_util::Sink;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use std::task::{Context, Poll};
 
 struct Queue {
     frames: VecDeque<Utf8Bytes>,
@@ -21,7 +24,7 @@ struct Queue {
     /// The close asked for (the first ask wins); the writer sends it after the frames queued
     /// before it.
     close: Option<(u16, String)>,
-    /// The reader has finished: the writer stops.
+    /// The connection is over: nothing more is written.
     done: bool,
 }
 
@@ -29,10 +32,8 @@ struct Queue {
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
     limit: usize,
-    /// Wakes the writer.
-    ready: Notify,
-    /// Wakes the reader when the connection is being closed from elsewhere.
-    pub(crate) closed: Notify,
+    /// Wakes the connection's task when there is something to write or a close to make.
+    waker: AtomicWaker,
     metrics: Arc<Metrics>,
 }
 
@@ -42,8 +43,7 @@ impl Outbox {
         Arc::new(Outbox {
             queue: Mutex::new(Queue { frames: VecDeque::new(), bytes: 0, close: None, done: false }),
             limit,
-            ready: Notify::new(),
-            closed: Notify::new(),
+            waker: AtomicWaker::new(),
             metrics,
         })
     }
@@ -65,7 +65,7 @@ impl Outbox {
         q.frames.push_back(text);
         drop(q);
         if wake {
-            self.ready.notify_one();
+            self.waker.wake();
         }
         true
     }
@@ -80,14 +80,15 @@ impl Outbox {
             }
             q.close = Some((code, reason.to_string()));
         }
-        self.ready.notify_one();
-        self.closed.notify_one();
+        self.waker.wake();
     }
 
-    /// Stops the writer (the connection is over).
+    /// Drops what is queued and queues nothing more (the connection is over); a close asked
+    /// for still goes out.
     pub(crate) fn finish(&self) {
-        self.queue.lock().done = true;
-        self.ready.notify_one();
+        let mut q = self.queue.lock();
+        q.done = true;
+        q.frames = VecDeque::new();
     }
 
     /// Whether a close was asked for.
@@ -99,35 +100,100 @@ impl Outbox {
     pub(crate) fn close_reason(&self) -> Option<(u16, String)> {
         self.queue.lock().close.clone()
     }
+}
 
-    /// The writer task: writes what is queued, one flush per burst, then the close if asked.
-    /// Once the reader has finished, only a close it asked for still goes out.
-    pub(crate) async fn write(self: Arc<Self>, mut sink: SplitSink<WebSocket, Message>) {
-        loop {
-            self.ready.notified().await;
-            let (frames, close, done) = {
-                let mut q = self.queue.lock();
-                let frames = if q.done { VecDeque::new() } else { std::mem::take(&mut q.frames) };
-                (frames, q.close.clone(), q.done)
-            };
-            // The frames count against the limit until they are written.
-            let mut written = 0;
-            for text in frames {
-                let n = text.len();
-                if sink.feed(Message::Text(text)).await.is_err() {
-                    return;
+/// How far the writing side has got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Written {
+    #[default]
+    Open,
+    /// The close frame went out, or the socket failed: nothing more is written.
+    Over,
+}
+
+/// The writing side of a connection: what was taken from its [`Outbox`] and not yet flushed.
+#[derive(Default)]
+pub(crate) struct Sending {
+    frames: VecDeque<Utf8Bytes>,
+    /// Bytes handed to the socket since the last flush (they count against the outbox's limit
+    /// until flushed).
+    unflushed: usize,
+    flush: bool,
+    close: Option<CloseFrame>,
+    closing: bool,
+    state: Written,
+}
+
+impl Sending {
+    /// Writes what the outbox holds: each burst with one flush, then the close if one was asked
+    /// for. Ready once the writing side is over (the close went out, or the socket failed);
+    /// Pending otherwise, with the task woken when there is more to write.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>, outbox: &Outbox, socket: &mut WebSocket) -> Poll<()> {
+        if self.state == Written::Over {
+            return Poll::Ready(());
+        }
+        match self.drive(cx, outbox, socket) {
+            Poll::Ready(()) => {
+                self.state = Written::Over;
+                self.frames = VecDeque::new();
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn drive(&mut self, cx: &mut Context<'_>, outbox: &Outbox, socket: &mut WebSocket) -> Poll<()> {
+        /// Goes on when the socket is ready; a failed socket ends the writing side.
+        macro_rules! ready_ok {
+            ($poll:expr) => {
+                match $poll {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(())) => {}
                 }
-                written += n;
-                self.metrics.message_out(n);
+            };
+        }
+        let mut socket = Pin::new(socket);
+        loop {
+            if !self.frames.is_empty() || self.close.is_some() {
+                ready_ok!(socket.as_mut().poll_ready(cx));
+                let message = match self.frames.pop_front() {
+                    Some(text) => {
+                        let n = text.len();
+                        self.unflushed += n;
+                        outbox.metrics.message_out(n);
+                        Message::Text(text)
+                    }
+                    None => {
+                        self.closing = true;
+                        Message::Close(self.close.take())
+                    }
+                };
+                ready_ok!(Poll::Ready(socket.as_mut().start_send(message)));
+                self.flush = true;
+                continue;
             }
-            if let Some((code, reason)) = close {
-                let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                return;
+            if self.flush {
+                ready_ok!(socket.as_mut().poll_flush(cx));
+                self.flush = false;
+                if self.closing {
+                    return Poll::Ready(());
+                }
+                outbox.queue.lock().bytes -= std::mem::take(&mut self.unflushed);
             }
-            if done || sink.flush().await.is_err() {
-                return;
+            // Registered before looking, so a frame queued meanwhile wakes the task.
+            outbox.waker.register(cx.waker());
+            let mut q = outbox.queue.lock();
+            if q.done && q.close.is_none() {
+                return Poll::Ready(());
             }
-            self.queue.lock().bytes -= written;
+            self.frames = std::mem::take(&mut q.frames);
+            if let Some((code, reason)) = &q.close {
+                self.close = Some(CloseFrame { code: *code, reason: reason.clone().into() });
+            }
+            if self.frames.is_empty() && self.close.is_none() {
+                return Poll::Pending;
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 use tinybase::sync::message::{self, Message};
 use tinybase::sync::ws::codec::{self, Payload};
-use tinybase::sync::{Synchronizer, SynchronizerOptions, Transport};
+use tinybase::sync::{Inlet, Synchronizer, SynchronizerOptions, Transport};
 use tinybase::MergeableStore;
 
 /// At most this many client payloads wait for a room's server store to be ready (8.2).
@@ -47,6 +47,8 @@ pub(crate) struct RoomInner {
 pub(crate) struct RoomStore {
     pub(crate) store: MergeableStore,
     pub(crate) sync: Synchronizer,
+    /// Where client payloads go in, already parsed.
+    inlet: Inlet,
     /// The room's file, when rooms are kept on disk and the file was loaded (or absent): a file
     /// that could not be loaded is never written over (PROTOCOL.md 12.8).
     pub(crate) file: Option<PathBuf>,
@@ -158,11 +160,11 @@ impl Room {
             drop(inner);
         }
         let inner = self.inner.read();
-        self.deliver(&inner, from, &payload);
+        self.deliver(&inner, from, payload);
         Ok(())
     }
 
-    fn deliver(&self, inner: &RoomInner, from: &Arc<str>, payload: &Payload) {
+    fn deliver(&self, inner: &RoomInner, from: &Arc<str>, payload: Payload) {
         let Some(sender) = inner.members.get(from) else { return };
         // A read-only client's requests go through; its answers, announcements and changes
         // never reach anyone (PROTOCOL.md 12.9).
@@ -192,10 +194,11 @@ impl Room {
         }
     }
 
-    fn to_store(&self, from: &str, payload: &Payload) {
+    /// Hands a payload to the room's store as it was parsed on arrival (never parsed again).
+    fn to_store(&self, from: &str, payload: Payload) {
         if let Some(rs) = self.store.get() {
             // A full inbox drops the payload; a pull once the store has caught up repairs it.
-            if rs.sync.receive(from, &payload.remainder).is_err() {
+            if rs.inlet.receive_parsed(from, payload.remainder.len(), payload.received).is_err() {
                 rs.missed.store(true, Ordering::Release);
             }
         }
@@ -206,8 +209,8 @@ impl Room {
         let mut inner = self.inner.write();
         let pending = std::mem::take(&mut inner.pending);
         inner.pending_bytes = 0;
-        for p in &pending {
-            self.deliver(&inner, &p.from, &p.payload);
+        for p in pending {
+            self.deliver(&inner, &p.from, p.payload);
         }
         self.ready.store(true, Ordering::Release);
     }
@@ -263,6 +266,7 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
     let _ = sync.start_sync_async(None);
     let rs = RoomStore {
         store,
+        inlet: sync.inlet(),
         sync,
         file,
         saved: Mutex::new(hashes),
@@ -338,5 +342,38 @@ mod tests {
             room.relay(&b, payload(&format!("\n[\"x{i}\",1,\"\"]"))).unwrap();
         }
         assert_eq!(room.relay(&b, payload("\n[\"y\",1,\"\"]")), Err(codec::Close::overload("server")));
+    }
+
+    #[test]
+    fn the_store_takes_payloads_as_parsed_on_arrival() {
+        // The text of this payload is garbage: only its parsed form (the one the connection
+        // validated) can reach the store.
+        let room = Arc::new(Room::new("r".into(), true, None));
+        let store = MergeableStore::new(None);
+        let sync = Synchronizer::new(&store, Arc::new(RoomTransport { room: Arc::downgrade(&room) }), SynchronizerOptions::default());
+        let hashes = store.get_mergeable_content_hashes();
+        let _ = sync.start_sync_async(None);
+        let rs = RoomStore {
+            inlet: sync.inlet(),
+            store,
+            sync,
+            file: None,
+            saved: Mutex::new(hashes),
+            seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
+            saving: AtomicBool::new(false),
+            missed: AtomicBool::new(false),
+        };
+        assert!(room.store.set(rs).is_ok());
+        room.set_ready();
+        let a: Arc<str> = "a".into();
+        let outbox = crate::outbox::Outbox::new(1 << 20, Arc::new(crate::metrics::Metrics::default()));
+        room.inner.write().members.insert(a.clone(), Member { outbox, channel: None, read_only: false });
+        let diff = "[\"tx2\",3,[[{\"pets\":[{\"fido\":[{\"species\":[\"dog\",\"P7o4uYi----7JQY8\"]}]}]}],[{}],1]]";
+        let mut p = payload(&format!("S\n{diff}"));
+        p.remainder = "not json".into();
+        room.relay(&a, p).unwrap();
+        let rs = room.store.get().unwrap();
+        assert!(tinybase::sync::wait_until(Duration::from_secs(5), || rs.store.get_encoded_mergeable_content_json().contains("dog")));
+        rs.sync.destroy();
     }
 }

@@ -612,12 +612,19 @@ async fn handle_request(
     let conn = crate::conn::Conn {
         shared: shared.clone(),
         remote,
-        path,
+        path: path.as_str().into(),
         mux,
         access,
-        headers: if mux && shared.options.auth.is_some() { Some(headers) } else { None },
-        query: query.map(str::to_string),
-        _slot: slot,
+        headers: if mux && shared.options.auth.is_some() { Some(Box::new(headers)) } else { None },
+        query: query.map(Into::into),
+        slot: Some(slot),
     };
-    ws.on_upgrade(move |socket| conn.start(socket).run())
+    // The client joins its room before the response goes out (see `Conn::start`); a room
+    // refused meanwhile for `max_rooms` is refused like one refused above.
+    let reader = match conn.start() {
+        // Boxed: the upgrade's future keeps its callback's captures for the connection's life.
+        Ok(reader) => Box::new(reader),
+        Err(_) => return refuse(&shared, StatusCode::SERVICE_UNAVAILABLE, Refusal::MaxRooms, "too many rooms", remote, &path),
+    };
+    ws.on_upgrade(move |socket| reader.run(socket))
 }

@@ -484,3 +484,45 @@ fn idle_rooms_make_way_for_new_ones_at_the_room_limit() {
     }
     assert!(!server.handle().is_room_loaded("a"));
 }
+
+#[test]
+fn a_client_is_in_its_room_as_soon_as_its_handshake_completes() {
+    // TinyBase's server adds a client before the client can see the socket open: a broadcast
+    // sent right after another client's handshake completes reaches it (no waiting).
+    let server = TestServer::start(relay_only());
+    let mut a = server.connect("/join");
+    server.wait_clients("join", 1);
+    let mut clients = Vec::new();
+    for i in 0..200 {
+        let mut b = server.connect("/join");
+        assert_eq!(server.handle().get_client_ids("join").len(), i + 2, "round {i}: b is in the room");
+        let m = server.connect_mux("/");
+        a.send(&format!("\n[\"j{i}\",1,\"\"]"));
+        let got = b.text();
+        assert!(got.ends_with(&format!("\n[\"j{i}\",1,\"\"]")), "round {i}: {got}");
+        clients.push((b, m));
+    }
+}
+
+#[test]
+fn a_freed_connection_slot_shows_in_the_gauge_no_earlier() {
+    // Once `tinybase_connections` says a connection is gone, its slot is free: a client
+    // watching the gauge can connect at once.
+    let server = TestServer::start(ServerOptions { max_clients: 1, ..relay_only() });
+    let metrics = server.handle().metrics();
+    let gauge = || metrics.connections.load(std::sync::atomic::Ordering::Acquire);
+    for i in 0..100 {
+        let mut c = Client::connect(server.addr, "/g", None, &[]).unwrap_or_else(|s| panic!("round {i}: HTTP {s}"));
+        let end = Instant::now() + Duration::from_secs(5);
+        while gauge() != 1 {
+            assert!(Instant::now() < end, "the gauge counts the connection");
+            std::thread::yield_now();
+        }
+        c.ws.close(None).unwrap();
+        let _ = c.closed();
+        while gauge() != 0 {
+            assert!(Instant::now() < end, "the gauge counts the close");
+            std::thread::yield_now();
+        }
+    }
+}

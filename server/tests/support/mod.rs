@@ -41,8 +41,8 @@ impl TestServer {
         }
     }
 
-    /// Waits until the room `path` has `n` clients (a client's handshake completes before the
-    /// server has added it to its room).
+    /// Waits until the room `path` has `n` clients (a multiplexed client joins on its subscribe;
+    /// a legacy one is in by the time its handshake completes).
     pub fn wait_clients(&self, path: &str, n: usize) {
         let end = Instant::now() + Duration::from_secs(5);
         while self.handle().get_client_ids(path).len() != n {
