@@ -27,6 +27,7 @@
 //   tinybase::Synchronizer     owns a tb_synchronizer (move-only; destroyed and freed with it).
 //   tinybase::WsSynchronizer   a Synchronizer through a WebSocket server (WsSynchronizerOptions;
 //                              hooks and on_status as std::function, run on the worker thread).
+//   tinybase::WsClient         one multiplexed socket shared by several stores' WsSynchronizers.
 //
 // STRINGS
 //   Ids and JSON text are taken as std::string_view (copied to a NUL-terminated buffer for the
@@ -1256,6 +1257,18 @@ struct SyncHooks {
     static void release(void* ud) { delete static_cast<SyncHooks*>(ud); }
 };
 
+/// A connection state read by `get(state*, close_code*, close_reason**)`.
+template <class F>
+Connection read_connection(F&& get) {
+    Connection c;
+    tb_connection_state state = TB_CONNECTION_NONE;
+    char* reason = nullptr;
+    check(get(&state, &c.close_code, &reason));
+    c.state = static_cast<ConnectionState>(state);
+    c.close_reason = take_string(reason);
+    return c;
+}
+
 /// Fills `o` from `opts`; returns the hooks to hand over (nullptr when there are none). The
 /// caller deletes them when the creating call fails (the library then never releases them).
 inline std::unique_ptr<SyncHooks> sync_options_in(const SynchronizerOptions& opts, tb_synchronizer_options& o) {
@@ -1334,13 +1347,7 @@ public:
     }
     /// Beyond TinyBase: the connection (ConnectionState::None without one of its own).
     Connection get_connection() const {
-        Connection c;
-        tb_connection_state state = TB_CONNECTION_NONE;
-        char* reason = nullptr;
-        detail::check(tb_synchronizer_get_connection_state(s_, &state, &c.close_code, &reason));
-        c.state = static_cast<ConnectionState>(state);
-        c.close_reason = detail::take_string(reason);
-        return c;
+        return detail::read_connection([&](tb_connection_state* st, uint16_t* code, char** reason) { return tb_synchronizer_get_connection_state(s_, st, code, reason); });
     }
     ConnectionState connection_state() const { return get_connection().state; }
     bool is_idle() const {
@@ -1382,6 +1389,58 @@ struct WsSynchronizerOptions {
     std::vector<std::pair<std::string, std::string>> headers;
 };
 
+namespace detail {
+
+/// The C view of WsSynchronizerOptions (but the synchronizer's options), with the strings it
+/// points at, for one creating call.
+class WsOptionsIn {
+public:
+    explicit WsOptionsIn(const WsSynchronizerOptions& options)
+        : channel_(options.channel_id ? std::optional<std::string_view>(*options.channel_id) : std::nullopt),
+          ca_(options.ca_file ? std::optional<std::string_view>(*options.ca_file) : std::nullopt) {
+        for (const auto& h : options.headers) {
+            if (h.first.find('\0') != std::string::npos || h.second.find('\0') != std::string::npos)
+                throw Error(TB_ERROR_INVALID_ARGUMENT, "a header contains a NUL byte, which the C API cannot take");
+            lines_.push_back(h.first + ": " + h.second);
+        }
+        for (const auto& l : lines_) ptrs_.push_back(l.c_str());
+        o_.channel_id = channel_.get();
+        o_.fragment_size = options.fragment_size;
+        o_.no_reconnect = !options.reconnect;
+        o_.reconnect_min_seconds = options.reconnect_min_seconds;
+        o_.reconnect_max_seconds = options.reconnect_max_seconds;
+        o_.ping_interval_seconds = options.ping_interval_seconds;
+        o_.connect_timeout_seconds = options.connect_timeout_seconds;
+        o_.ca_file = ca_.get();
+        o_.headers = ptrs_.empty() ? nullptr : ptrs_.data();
+        o_.header_count = ptrs_.size();
+    }
+    WsOptionsIn(const WsOptionsIn&) = delete;
+    WsOptionsIn& operator=(const WsOptionsIn&) = delete;
+    tb_ws_synchronizer_options& get() noexcept { return o_; }
+
+private:
+    OptCStr channel_, ca_;
+    std::vector<std::string> lines_;
+    std::vector<const char*> ptrs_;
+    tb_ws_synchronizer_options o_{};
+};
+
+/// Creates a synchronizer with `create(tb_synchronizer_options*, tb_synchronizer**)`; the
+/// hooks are handed over only when it succeeds.
+template <class F>
+tb_synchronizer* new_synchronizer(const SynchronizerOptions& options, tb_synchronizer_options& o, F&& create) {
+    auto hooks = sync_options_in(options, o);
+    tb_synchronizer* out = nullptr;
+    check(create(&o, &out));
+    (void)hooks.release();  // the library owns them now (released by tb_synchronizer_free)
+    return out;
+}
+
+}  // namespace detail
+
+class WsClient;
+
 /// createWsSynchronizer: a Synchronizer through the WebSocket server at `url` (ws:// or
 /// wss://). Throws Error on invalid arguments, or (reconnect = false) when the socket cannot
 /// be opened. Starts stopped: call start_sync(). Destroying it closes the socket (1000).
@@ -1389,31 +1448,58 @@ class WsSynchronizer : public Synchronizer {
 public:
     WsSynchronizer(const MergeableStoreRef& store, std::string_view url, const WsSynchronizerOptions& options = {}) {
         detail::CStr u(url);
-        detail::OptCStr channel(options.channel_id ? std::optional<std::string_view>(*options.channel_id) : std::nullopt);
-        detail::OptCStr ca(options.ca_file ? std::optional<std::string_view>(*options.ca_file) : std::nullopt);
-        std::vector<std::string> lines;
-        for (const auto& h : options.headers) {
-            if (h.first.find('\0') != std::string::npos || h.second.find('\0') != std::string::npos)
-                throw Error(TB_ERROR_INVALID_ARGUMENT, "a header contains a NUL byte, which the C API cannot take");
-            lines.push_back(h.first + ": " + h.second);
-        }
-        std::vector<const char*> ptrs;
-        for (const auto& l : lines) ptrs.push_back(l.c_str());
-        tb_ws_synchronizer_options o{};
-        auto hooks = detail::sync_options_in(options.sync, o.sync);
-        o.channel_id = channel.get();
-        o.fragment_size = options.fragment_size;
-        o.no_reconnect = !options.reconnect;
-        o.reconnect_min_seconds = options.reconnect_min_seconds;
-        o.reconnect_max_seconds = options.reconnect_max_seconds;
-        o.ping_interval_seconds = options.ping_interval_seconds;
-        o.connect_timeout_seconds = options.connect_timeout_seconds;
-        o.ca_file = ca.get();
-        o.headers = ptrs.empty() ? nullptr : ptrs.data();
-        o.header_count = ptrs.size();
-        detail::check(tb_ws_synchronizer_new(store.get_mergeable(), u.get(), &o, &s_));
-        (void)hooks.release();  // the library owns them now (released by tb_synchronizer_free)
+        detail::WsOptionsIn in(options);
+        s_ = detail::new_synchronizer(options.sync, in.get().sync, [&](const tb_synchronizer_options*, tb_synchronizer** out) {
+            return tb_ws_synchronizer_new(store.get_mergeable(), u.get(), &in.get(), out);
+        });
     }
+
+private:
+    friend class WsClient;
+    explicit WsSynchronizer(tb_synchronizer* owned) noexcept : Synchronizer(owned) {}
+};
+
+/// A multiplexed WebSocket connection (tb_ws_client) that several stores share, one channel
+/// each: create_synchronizer() joins one. The socket opens when the first synchronizer joins
+/// and closes (1000) when the last one is destroyed. Move-only; the synchronizers keep the
+/// connection after this object is gone.
+class WsClient {
+public:
+    /// `options`: the connection's options (its `sync` and `channel_id` are not used).
+    explicit WsClient(std::string_view url, const WsSynchronizerOptions& options = {}) {
+        detail::CStr u(url);
+        detail::WsOptionsIn in(options);
+        detail::check(tb_ws_client_new(u.get(), &in.get(), &c_));
+    }
+    WsClient(const WsClient&) = delete;
+    WsClient& operator=(const WsClient&) = delete;
+    WsClient(WsClient&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+    WsClient& operator=(WsClient&& o) noexcept {
+        if (this != &o) {
+            tb_ws_client_free(c_);
+            c_ = std::exchange(o.c_, nullptr);
+        }
+        return *this;
+    }
+    ~WsClient() { tb_ws_client_free(c_); }
+
+    /// A synchronizer for `store` on channel `channel_id` (throws for an invalid or taken
+    /// channel, and as WsSynchronizer does for the connection).
+    WsSynchronizer create_synchronizer(const MergeableStoreRef& store, std::string_view channel_id, const SynchronizerOptions& options = {}) {
+        detail::CStr ch(channel_id);
+        tb_synchronizer_options o{};
+        return WsSynchronizer(detail::new_synchronizer(options, o, [&](const tb_synchronizer_options* opts, tb_synchronizer** out) {
+            return tb_ws_client_create_synchronizer(c_, store.get_mergeable(), ch.get(), opts, out);
+        }));
+    }
+    /// The shared socket's state.
+    Connection get_connection() const {
+        return detail::read_connection([&](tb_connection_state* st, uint16_t* code, char** reason) { return tb_ws_client_get_connection_state(c_, st, code, reason); });
+    }
+    tb_ws_client* get() const noexcept { return c_; }
+
+private:
+    tb_ws_client* c_ = nullptr;
 };
 
 }  // namespace tinybase

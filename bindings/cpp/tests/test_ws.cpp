@@ -239,4 +239,27 @@ TEST_F(Ws, Misuse) {
     EXPECT_THROW(empty.get_connection(), Error);
 }
 
+TEST_F(Ws, SharedSocketForSeveralStores) {
+    MergeableStore x1("x1"), x2("x2"), y1("y1"), y2("y2");
+    auto o = fast();
+    WsClient cx(url("/cpp-shared"), o);
+    o.reconnect = false;
+    WsClient cy(url("/cpp-shared"), o);
+    SynchronizerOptions so;
+    so.request_timeout_seconds = 2 * scale();
+    auto sx1 = cx.create_synchronizer(x1, "one", so);
+    auto sx2 = cx.create_synchronizer(x2, "two", so);
+    EXPECT_THROW(cx.create_synchronizer(y1, "one", so), Error);  // taken on this socket
+    auto sy1 = cy.create_synchronizer(y1, "one", so);
+    auto sy2 = cy.create_synchronizer(y2, "two", so);
+    EXPECT_TRUE(wait_for([&] { return cx.get_connection().state == ConnectionState::Open; }));
+    for (auto* s : {&sx1, &sx2, &sy1, &sy2}) s->start_sync();
+    x1.set_cell("t", "r", "c", "one");
+    y2.set_cell("t", "r", "c", "two");
+    EXPECT_TRUE(wait_for([&] { return cell_is(y1, "r", "one"); }));
+    EXPECT_TRUE(wait_for([&] { return cell_is(x2, "r", "two"); }));
+    EXPECT_FALSE(x1.get_cell("t", "r", "c") == x2.get_cell("t", "r", "c"));
+    EXPECT_THROW(WsClient("not a url"), Error);
+}
+
 }  // namespace
