@@ -9,6 +9,7 @@ use crate::server::{Shared, Slot};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use base64::Engine;
+use futures_util::stream::SplitStream;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -57,11 +58,17 @@ pub(crate) struct Conn {
     /// The upgrade request's headers and query, kept to authorize multiplexed subscribes.
     pub(crate) headers: Option<HeaderMap>,
     pub(crate) query: Option<String>,
-    pub(crate) slot: Slot,
+    /// Held while the connection lives (its place under the connection limits).
+    pub(crate) _slot: Slot,
 }
 
-struct Reader {
+/// A running connection's reading side.
+pub(crate) struct Reader {
     conn: Conn,
+    shared: Arc<Shared>,
+    conn_id: u64,
+    writer: tokio::task::JoinHandle<()>,
+    started: Instant,
     id: Arc<str>,
     outbox: Arc<Outbox>,
     /// By channel id ("" for a legacy client's one room).
@@ -69,26 +76,35 @@ struct Reader {
     hello: bool,
     reassembler: Reassembler,
     messages: u64,
+    /// Taken by [`Reader::run`].
+    stream: Option<SplitStream<WebSocket>>,
 }
 
 impl Conn {
-    pub(crate) async fn run(self, socket: WebSocket) {
+    /// Sets the connection up (its id, its writer task, its room for a legacy client); the
+    /// returned reader's [`Reader::run`] reads until the connection ends. Split from the reading
+    /// loop so that the long-lived future holds only what reading needs.
+    pub(crate) fn start(self, socket: WebSocket) -> Reader {
         let shared = self.shared.clone();
+        let (sink, stream) = socket.split();
         let id: Arc<str> = new_client_id().into();
         let outbox = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
         let conn_id = shared.register(outbox.clone());
         shared.metrics.connection_opened();
-        let (sink, mut stream) = socket.split();
         let writer = tokio::spawn(outbox.clone().write(sink));
-        let started = Instant::now();
         let mut reader = Reader {
             reassembler: Reassembler::new(shared.options.request_timeout),
             conn: self,
+            shared,
+            conn_id,
+            writer,
+            started: Instant::now(),
             id,
             outbox,
             rooms: HashMap::new(),
             hello: false,
             messages: 0,
+            stream: Some(stream),
         };
         if !reader.conn.mux {
             let path = reader.conn.path.clone();
@@ -96,6 +112,15 @@ impl Conn {
                 reader.close(close);
             }
         }
+        reader
+    }
+}
+
+impl Reader {
+    /// Reads until the connection ends, then leaves its rooms and logs its line.
+    pub(crate) async fn run(mut self) {
+        let reader = &mut self;
+        let Some(mut stream) = reader.stream.take() else { return };
         let mut peer_close = None;
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
@@ -128,17 +153,18 @@ impl Conn {
                 },
             }
         }
+        drop(stream);
+        let shared = reader.shared.clone();
         let rooms: Vec<Arc<Room>> = reader.rooms.drain().map(|(_, r)| r).collect();
         for room in rooms {
             shared.leave(&room, &reader.id);
         }
         reader.outbox.finish();
-        let mut writer = writer;
-        if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+        if tokio::time::timeout(CLOSE_GRACE, &mut reader.writer).await.is_err() {
             // Stuck on a peer that reads nothing: the socket goes with it.
-            writer.abort();
+            reader.writer.abort();
         }
-        shared.unregister(conn_id);
+        shared.unregister(reader.conn_id);
         shared.metrics.connection_closed();
         let (code, reason, by) = match (reader.outbox.close_reason(), peer_close) {
             (Some((c, r)), _) => (c, r, "server"),
@@ -152,14 +178,11 @@ impl Conn {
             reader.conn.path,
             if reader.conn.mux { " multiplexed" } else { "" },
             reader.messages,
-            started.elapsed().as_secs_f64(),
+            reader.started.elapsed().as_secs_f64(),
             if reason.is_empty() { "" } else { " " },
         ));
-        drop(reader.conn.slot);
     }
-}
 
-impl Reader {
     fn close(&mut self, close: Close) {
         self.outbox.close(close.code, &close.reason);
     }

@@ -56,6 +56,9 @@ pub(crate) struct RoomStore {
     /// since when the content has differed from the file.
     pub(crate) seen: Mutex<Seen>,
     pub(crate) saving: AtomicBool,
+    /// Set when the synchronizer's inbox was full and refused a client payload: the saver then
+    /// has it pull again from a client once it has caught up.
+    pub(crate) missed: AtomicBool,
 }
 
 /// What the saver saw of a room's content at its last check.
@@ -134,6 +137,17 @@ impl Room {
             let mut inner = self.inner.write();
             if !self.is_ready() {
                 let bytes = payload.remainder.len();
+                // A newer ContentHashes announcement from the same client to the same target
+                // makes the waiting one pointless (8.2).
+                if payload.received.message == Message::ContentHashes {
+                    let same = |p: &Pending| {
+                        p.from == *from && p.payload.client_id == payload.client_id && p.payload.received.message == Message::ContentHashes
+                    };
+                    if let Some(at) = inner.pending.iter().position(same) {
+                        let old = inner.pending.remove(at);
+                        inner.pending_bytes -= old.payload.remainder.len();
+                    }
+                }
                 if inner.pending.len() >= MAX_PENDING_PAYLOADS || inner.pending_bytes + bytes > MAX_PENDING_BYTES {
                     return Err(codec::Close::overload("server"));
                 }
@@ -180,8 +194,10 @@ impl Room {
 
     fn to_store(&self, from: &str, payload: &Payload) {
         if let Some(rs) = self.store.get() {
-            // A full inbox drops the payload (reported on the worker); anti-entropy repairs it.
-            let _ = rs.sync.receive(from, &payload.remainder);
+            // A full inbox drops the payload; a pull once the store has caught up repairs it.
+            if rs.sync.receive(from, &payload.remainder).is_err() {
+                rs.missed.store(true, Ordering::Release);
+            }
         }
     }
 
@@ -252,6 +268,7 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
         saved: Mutex::new(hashes),
         seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
         saving: AtomicBool::new(false),
+        missed: AtomicBool::new(false),
     };
     if room.store.set(rs).is_err() {
         return;
@@ -265,11 +282,16 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
 }
 
 impl RoomStore {
-    /// Saves the store to its file if it changed since the last save (blocking).
-    pub(crate) fn save(&self, shared: &Shared, room: &str) {
+    /// Saves the store to its file if it changed since the last save (blocking). When another
+    /// save is running: returns at once, or with `wait`, waits for it and saves after it (so
+    /// that nothing committed before the call is left out).
+    pub(crate) fn save(&self, shared: &Shared, room: &str, wait: bool) {
         let Some(path) = &self.file else { return };
-        if self.saving.swap(true, Ordering::AcqRel) {
-            return;
+        while self.saving.swap(true, Ordering::AcqRel) {
+            if !wait {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
         let hashes = self.store.get_mergeable_content_hashes();
         if hashes != *self.saved.lock() {
@@ -290,5 +312,31 @@ impl RoomStore {
     /// Whether the content changed since the last save.
     pub(crate) fn dirty(&self) -> bool {
         self.file.is_some() && self.store.get_mergeable_content_hashes() != *self.saved.lock()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn payload(frame: &str) -> Payload {
+        codec::Reassembler::new(Duration::from_secs(1)).push(frame, Instant::now()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn waiting_payloads_are_bounded_and_announcements_replace_each_other() {
+        let room = Room::new("r".into(), true, None);
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        room.relay(&a, payload("\n[\"t1\",2,[1,2]]")).unwrap();
+        room.relay(&b, payload("\n[\"t2\",2,[1,2]]")).unwrap();
+        room.relay(&a, payload("\n[\"t3\",1,\"\"]")).unwrap();
+        room.relay(&a, payload("\n[\"t4\",2,[3,4]]")).unwrap();
+        let ids: Vec<Option<String>> = room.inner.read().pending.iter().map(|p| p.payload.received.request_id.clone()).collect();
+        assert_eq!(ids, ["t2", "t3", "t4"].map(|s| Some(s.to_string())));
+        for i in 3..MAX_PENDING_PAYLOADS {
+            room.relay(&b, payload(&format!("\n[\"x{i}\",1,\"\"]"))).unwrap();
+        }
+        assert_eq!(room.relay(&b, payload("\n[\"y\",1,\"\"]")), Err(codec::Close::overload("server")));
     }
 }

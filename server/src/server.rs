@@ -121,6 +121,9 @@ pub(crate) struct Shared {
     clients: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     accepting: AtomicBool,
+    /// Set when a room was refused for `max_rooms`: the saver then unloads the rooms without
+    /// clients at once rather than after `room_idle`, making room for the next attempt.
+    evict: AtomicBool,
     listeners: Listeners,
 }
 
@@ -144,7 +147,11 @@ impl Shared {
     /// Whether a new room may be made for `path` now.
     pub(crate) fn room_available(&self, path: &str) -> bool {
         let rooms = self.rooms.lock();
-        rooms.contains_key(path) || rooms.len() < self.options.max_rooms
+        let available = rooms.contains_key(path) || rooms.len() < self.options.max_rooms;
+        if !available {
+            self.evict.store(true, Ordering::Release);
+        }
+        available
     }
 
     /// Adds a client to the room `path`, loading or making it. Err: too many rooms.
@@ -155,6 +162,7 @@ impl Shared {
                 Some(room) => (room.clone(), false),
                 None => {
                     if rooms.len() >= self.options.max_rooms {
+                        self.evict.store(true, Ordering::Release);
                         return Err(codec::Close::overload("rooms"));
                     }
                     let room = Arc::new(Room::new(path.into(), self.options.server_store, self.options.fragment_size));
@@ -258,13 +266,19 @@ impl Shared {
         let now = Instant::now();
         let rooms: Vec<Arc<Room>> = self.rooms.lock().values().cloned().collect();
         let delay = self.options.save_delay;
+        let room_idle = if self.evict.swap(false, Ordering::AcqRel) { Duration::ZERO } else { self.options.room_idle };
         for room in rooms {
             let Some(rs) = room.store.get() else { continue };
-            let idle = room.inner.read().empty_since.is_some_and(|t| now.duration_since(t) >= self.options.room_idle);
+            let idle = room.inner.read().empty_since.is_some_and(|t| now.duration_since(t) >= room_idle);
             if idle {
                 let (shared, room) = (self.clone(), room.clone());
                 tokio::task::spawn_blocking(move || shared.unload(&room));
                 continue;
+            }
+            if rs.missed.load(Ordering::Acquire) && rs.sync.is_settled() {
+                rs.missed.store(false, Ordering::Release);
+                self.log(&format!("room {:?}: its store fell behind and dropped client messages; pulling again", room.path));
+                drop(rs.sync.load_async(None));
             }
             if rs.file.is_none() {
                 continue;
@@ -294,7 +308,7 @@ impl Shared {
                 let (shared, room) = (self.clone(), room.clone());
                 tokio::task::spawn_blocking(move || {
                     if let Some(rs) = room.store.get() {
-                        rs.save(&shared, &room.path);
+                        rs.save(&shared, &room.path, false);
                     }
                 });
             }
@@ -308,7 +322,7 @@ impl Shared {
         if rs.saving.load(Ordering::Acquire) {
             return;
         }
-        rs.save(self, &room.path);
+        rs.save(self, &room.path, true);
         {
             let mut rooms = self.rooms.lock();
             let inner = room.inner.read();
@@ -343,8 +357,12 @@ impl Shared {
                 shared.metrics.room_closed();
                 room.gone.store(true, Ordering::Release);
                 if let Some(rs) = room.store.get() {
-                    rs.sync.wait_for_idle(shared.options.request_timeout.min(Duration::from_millis(500)));
-                    rs.save(&shared, &room.path);
+                    // What clients sent before they were closed is applied first (a pull still
+                    // waiting for a closed client is not waited for).
+                    if !rs.sync.is_settled() {
+                        tinybase::sync::wait_until(Duration::from_millis(200), || rs.sync.is_settled());
+                    }
+                    rs.save(&shared, &room.path, true);
                     rs.sync.destroy();
                 }
             }
@@ -373,6 +391,7 @@ impl Server {
             clients: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             accepting: AtomicBool::new(true),
+            evict: AtomicBool::new(false),
             listeners: Listeners::default(),
         });
         let app = Router::new().fallback(handle_request).with_state(shared.clone());
@@ -598,7 +617,7 @@ async fn handle_request(
         access,
         headers: if mux && shared.options.auth.is_some() { Some(headers) } else { None },
         query: query.map(str::to_string),
-        slot,
+        _slot: slot,
     };
-    ws.on_upgrade(move |socket| conn.run(socket))
+    ws.on_upgrade(move |socket| conn.start(socket).run())
 }

@@ -442,3 +442,45 @@ fn anti_entropy_makes_the_room_store_pull_again() {
     }
     assert!(asks >= 3 && announces >= 3, "{asks} GetContentHashes, {announces} ContentHashes");
 }
+
+#[test]
+fn client_listeners_see_joins_and_leaves() {
+    let server = TestServer::start(relay_only());
+    let events = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let (e1, e2) = (events.clone(), events.clone());
+    let only_a = server.handle().add_client_ids_listener(Some("a"), move |p, c, n| e1.lock().push(format!("{p} {} {n:+}", c.len())));
+    server.handle().add_client_ids_listener(None, move |p, _, n| e2.lock().push(format!("any {p} {n:+}")));
+    let a = server.connect("/a");
+    server.wait_clients("a", 1);
+    let mut m = server.connect_mux("/");
+    m.send("S\n[\"sub0000000000000\",-1,[1,\"b\"]]");
+    assert_eq!(m.text(), "S\n[\"sub0000000000000\",-1,[1,\"b\"]]");
+    server.handle().del_listener(only_a);
+    drop(a);
+    let end = Instant::now() + Duration::from_secs(5);
+    while events.lock().len() < 4 {
+        assert!(Instant::now() < end, "{:?}", events.lock());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(*events.lock(), vec!["a 24 +1", "any a +1", "any b +1", "any a -1"]);
+}
+
+#[test]
+fn idle_rooms_make_way_for_new_ones_at_the_room_limit() {
+    let server = TestServer::start(ServerOptions { max_rooms: 1, room_idle: Duration::from_secs(60), ..options() });
+    let mut a = server.connect("/a");
+    server.wait_clients("a", 1);
+    a.ws.close(None).unwrap();
+    let _ = a.closed();
+    while !server.handle().get_path_ids().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(server.handle().is_room_loaded("a"));
+    assert_eq!(Client::connect(server.addr, "/b", None, &[]).err(), Some(503), "the idle room still counts");
+    let end = Instant::now() + Duration::from_secs(5);
+    while Client::connect(server.addr, "/b", None, &[]).is_err() {
+        assert!(Instant::now() < end, "the idle room was unloaded to make way");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!server.handle().is_room_loaded("a"));
+}
