@@ -204,9 +204,12 @@ pub struct Inlet {
 impl Inlet {
     /// See [`Synchronizer::receive`].
     pub fn receive(&self, from: &str, payload: &str) -> Result<()> {
+        self.push_payload(Work::Receive(from.to_string(), payload.to_string()), from.len() + payload.len())
+    }
+
+    fn push_payload(&self, work: Work, bytes: usize) -> Result<()> {
         self.shared.busy.fetch_add(1, Ordering::AcqRel);
-        let bytes = from.len() + payload.len();
-        match self.inbox.push_bounded(Work::Receive(from.to_string(), payload.to_string()), bytes) {
+        match self.inbox.push_bounded(work, bytes) {
             Ok(()) => Ok(()),
             Err(refusal) => {
                 self.shared.unbusy();
@@ -218,6 +221,12 @@ impl Inlet {
                 Err(Error::InvalidState(format!("tinybase:15:inbox: the synchronizer's inbox is full ({bytes} bytes refused)")))
             }
         }
+    }
+
+    /// [`Inlet::receive`] for a payload the transport has parsed and validated already
+    /// ([`message::parse_payload`]); `bytes` is its text's length (for the inbox bound).
+    pub fn receive_parsed(&self, from: &str, bytes: usize, received: message::Received) -> Result<()> {
+        self.push_payload(Work::Parsed(from.to_string(), received), from.len() + bytes)
     }
 
     /// Tells the synchronizer's worker about its connection (handled in order with what was

@@ -1,7 +1,7 @@
 //! The synchronizer's worker thread: its inbox loop, receiving, sending, requests and their
 //! timeouts, load and save. The pull procedure is in `pull.rs`.
 
-use super::message::{parse_payload, payload, Message};
+use super::message::{parse_payload, payload, Message, Received};
 use super::{ConnectionState, Status, SyncState, SyncStatus, SynchronizerOptions, Transport, TransportEvent, MAX_PENDING_REQUESTS};
 use crate::mergeable::MergeableStore;
 use crate::value::to_json_string;
@@ -36,6 +36,9 @@ pub(super) enum Command {
 
 pub(super) enum Work {
     Receive(String, String),
+    /// A payload the transport has validated already (WebSocket frames are parsed to be
+    /// reassembled): not parsed twice.
+    Parsed(String, Received),
     Local(String),
     Command(Command, Option<Sender<()>>),
     Transport(TransportEvent),
@@ -216,6 +219,7 @@ impl Worker {
         }
         match work {
             Work::Receive(from, text) => self.receive(&from, &text),
+            Work::Parsed(from, received) => self.receive_parsed(&from, received),
             Work::Local(changes) => {
                 if self.auto_save && !self.destroyed {
                     self.save(Some(changes));
@@ -388,13 +392,16 @@ impl Worker {
         if self.destroyed {
             return;
         }
-        let received = match parse_payload(text) {
-            Ok(r) => r,
-            Err(_) => {
-                self.ignored("tinybase:14");
-                return;
-            }
-        };
+        match parse_payload(text) {
+            Ok(received) => self.receive_parsed(from, received),
+            Err(_) => self.ignored("tinybase:14"),
+        }
+    }
+
+    fn receive_parsed(&mut self, from: &str, received: Received) {
+        if self.destroyed {
+            return;
+        }
         let auto_loading = self.syncing || self.auto_load || self.shared.syncing.load(Ordering::Acquire);
         self.shared.receives.fetch_add(1, Ordering::AcqRel);
         // A valid message from a peer: the link works again.

@@ -41,7 +41,9 @@ pub struct WsOptions {
     /// Incoming fragments are always reassembled.
     pub fragment_size: Option<usize>,
     /// Reconnect after the connection is lost or fails to open (default true), with
-    /// exponential backoff and full jitter between `reconnect_min` and `reconnect_max`.
+    /// exponential backoff and full jitter between `reconnect_min` and `reconnect_max`; each
+    /// reopening announces this store's hashes and pulls again. Off: as TinyBase's client, a
+    /// lost connection stays closed (make a new synchronizer).
     pub reconnect: bool,
     /// The first backoff (default 100 ms).
     pub reconnect_min: Duration,
@@ -197,6 +199,8 @@ fn create(conn: &Arc<Conn>, options: &WsOptions, store: &MergeableStore, channel
             ConnectionState::Closed { code, reason } => format!("{reason} ({code})"),
             _ => "no connection".to_string(),
         };
+        // The errors reported on the way reach the ignored-error hook before the Err.
+        crate::sync::wait_until(Duration::from_millis(500), || sync.is_settled());
         sync.destroy();
         return Err(Error::InvalidState(format!("tinybase:5: cannot open {}: {reason}", options.url)));
     }

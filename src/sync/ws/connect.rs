@@ -3,7 +3,7 @@
 //! socket turns nonblocking for the poll loop. Blocking here keeps the handshake code simple;
 //! it only ever holds up the connection's own I/O thread.
 
-use super::codec_stub::{MAX_CHANNEL_ID_BYTES, MAX_PAYLOAD_BYTES, SUBPROTOCOL};
+use super::codec::{MAX_CHANNEL_ID_BYTES, MAX_PAYLOAD_BYTES, SUBPROTOCOL};
 use crate::error::{Error, Result};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
@@ -64,6 +64,47 @@ impl Target {
         Ok(Target { url: url.to_string(), headers, mux, tls, host, port })
     }
 
+    /// Resolves the host and opens a TCP connection before `deadline`. Name resolution and
+    /// connect(2) cannot be interrupted, so they run on a helper thread: a destroy meanwhile
+    /// returns at once and leaves that thread to end by itself (by the deadline at the latest),
+    /// owning nothing but the socket it may still get.
+    fn tcp_connect(&self, deadline: Instant, stop: &AtomicBool) -> std::result::Result<TcpStream, String> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (host, port) = (self.host.clone(), self.port);
+        std::thread::Builder::new()
+            .name("tinybase-ws-connect".into())
+            .spawn(move || {
+                let remaining = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+                let result = (|| {
+                    let addrs = (host.as_str(), port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?;
+                    let mut error = format!("no address for {host}");
+                    for addr in addrs {
+                        match TcpStream::connect_timeout(&addr, remaining()) {
+                            Ok(s) => return Ok(s),
+                            Err(e) => error = format!("cannot connect to {addr}: {e}"),
+                        }
+                    }
+                    Err(error)
+                })();
+                let _ = tx.send(result);
+            })
+            .map_err(|e| format!("cannot start a connect thread: {e}"))?;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(result) => return result,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Err("the connect thread failed".into()),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if stop.load(Ordering::Acquire) {
+                        return Err("destroyed while connecting".into());
+                    }
+                    if Instant::now() >= deadline + Duration::from_millis(100) {
+                        return Err("connect timed out".into());
+                    }
+                }
+            }
+        }
+    }
+
     /// Multiplexed (subprotocol `tinybase`).
     pub(super) fn is_mux(&self) -> bool {
         self.mux
@@ -87,19 +128,7 @@ impl Target {
         let deadline = Instant::now() + timeout;
         let remaining = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         let request = self.request()?;
-        let addrs = (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", self.host))?;
-        let mut stream = None;
-        let mut error = format!("no address for {}", self.host);
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, remaining()) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => error = format!("cannot connect to {addr}: {e}"),
-            }
-        }
-        let stream = stream.ok_or(error)?;
+        let stream = self.tcp_connect(deadline, stop)?;
         // Small frames go out at once: latency matters more than packet count here.
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         // Short read slices, so a destroy during a handshake that never completes waits at most

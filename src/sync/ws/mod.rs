@@ -4,8 +4,6 @@
 
 pub mod client;
 pub mod codec;
-// TEMPORARY until branch ws-codec is merged (same contract).
-mod codec_stub;
 mod conn;
 mod connect;
 mod poll;

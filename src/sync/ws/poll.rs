@@ -4,12 +4,15 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A self-pipe: `wake` from any thread, `wait` on the I/O thread.
 pub(super) struct Waker {
     read: OwnedFd,
     write: OwnedFd,
+    /// A wake is pending (written, not drained yet): a burst of sends costs one write(2).
+    pending: AtomicBool,
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -42,17 +45,22 @@ impl Waker {
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         set_flags(read.as_raw_fd())?;
         set_flags(write.as_raw_fd())?;
-        Ok(Waker { read, write })
+        Ok(Waker { read, write, pending: AtomicBool::new(false) })
     }
 
     /// Makes the next (or current) `wait` return. A full pipe already means "wake up".
     pub(super) fn wake(&self) {
+        if self.pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
         // SAFETY: writes one byte from a valid buffer to a descriptor we own.
         let _ = unsafe { libc::write(self.write.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
     }
 
-    /// Empties the pipe (before looking at what changed, so no wake is lost).
+    /// Empties the pipe (before looking at what changed, so no wake is lost: a wake after the
+    /// flag is cleared writes again).
     pub(super) fn drain(&self) {
+        self.pending.store(false, Ordering::Release);
         let mut buf = [0u8; 64];
         // SAFETY: reads into a valid buffer of the given length from a descriptor we own.
         while unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
