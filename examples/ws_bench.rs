@@ -252,6 +252,21 @@ struct Shared {
     batch_us: u64,
 }
 
+impl Shared {
+    fn new(clients: u64, (window_start, window_end): (u64, u64), t0: u64, batch_us: u64) -> Arc<Shared> {
+        Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            clients,
+            window_start,
+            window_end,
+            t0,
+            batch_us,
+        })
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     deliveries: u64,
@@ -501,16 +516,7 @@ fn throughput(command: &str, cfg: &Config, out: &mut Figures) {
     let clients = connect_room(&server.addr, "throughput", cfg.clients);
     let start = now_us() + cfg.warmup.as_micros() as u64;
     let end = start + cfg.seconds.as_micros() as u64;
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        sent: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        clients: cfg.clients as u64,
-        window_start: start,
-        window_end: end,
-        t0: 0,
-        batch_us: cfg.batch_us,
-    });
+    let shared = Shared::new(cfg.clients as u64, (start, end), 0, cfg.batch_us);
     // The CPU sample brackets the window from a helper thread.
     let pid_server = &server;
     let cpu = std::thread::scope(|s| {
@@ -555,16 +561,7 @@ fn latency(command: &str, cfg: &Config, out: &mut Figures) {
     let t0 = now_us();
     let start = t0 + cfg.warmup.as_micros() as u64;
     let end = start + cfg.seconds.as_micros() as u64;
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        sent: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        clients: cfg.clients as u64,
-        window_start: start,
-        window_end: end,
-        t0,
-        batch_us: 0,
-    });
+    let shared = Shared::new(cfg.clients as u64, (start, end), t0, 0);
     let mut tally = drive(clients, cfg.threads, Mode::Paced { rate: cfg.rate }, shared, end);
     check("latency", &tally, cfg);
     tally.latencies_us.sort_unstable();
@@ -584,16 +581,7 @@ fn memory(command: &str, cfg: &Config, out: &mut Figures) {
     for i in 1..=cfg.idle {
         clients.push(Client::new(connect(&server.addr, "memory"), i));
     }
-    let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
-        sent: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        clients: clients.len() as u64,
-        window_start: 0,
-        window_end: 0,
-        t0: 0,
-        batch_us: cfg.batch_us,
-    });
+    let shared = Shared::new(clients.len() as u64, (0, 0), 0, cfg.batch_us);
     let settle = now_us() + cfg.settle.as_micros() as u64;
     let tally = drive(clients, 2, Mode::Idle, shared, settle);
     let loaded = server.rss();
