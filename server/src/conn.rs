@@ -88,12 +88,10 @@ impl Conn {
     pub(crate) fn start(self) -> Result<Reader, Close> {
         let shared = self.shared.clone();
         let outbox = Outbox::new(shared.options.max_message_bytes, shared.metrics.clone());
-        let conn_id = shared.register(outbox.clone());
-        shared.metrics.connection_opened();
         let mut reader = Reader {
             reassembler: Reassembler::new(shared.options.request_timeout),
             conn: self,
-            conn_id,
+            conn_id: 0,
             started: Instant::now(),
             id: new_client_id().into(),
             outbox,
@@ -103,8 +101,14 @@ impl Conn {
         };
         if !reader.conn.mux {
             let path = reader.conn.path.clone();
-            reader.join("".into(), &path, reader.conn.access)?;
+            if let Err(close) = reader.join("".into(), &path, reader.conn.access) {
+                // Refused before it counted as a connection: only its slot is given back.
+                drop(reader.conn.slot.take());
+                return Err(close);
+            }
         }
+        reader.conn_id = shared.register(reader.outbox.clone());
+        shared.metrics.connection_opened();
         Ok(reader)
     }
 }
