@@ -85,12 +85,16 @@ fn main() {
     let late_sync = WsSynchronizer::new(&late, options(&format!("ws://{addr}/shop/pets"))).expect("a WebSocket synchronizer");
     late_sync.start_sync(None);
     late_sync.wait_for_idle(Duration::from_secs(10));
+    let joined = late.get_mergeable_content_hashes() == stores[0].1.get_mergeable_content_hashes();
     println!(
         "4. a late joiner received {} rows from the room in {:.1} ms; hashes {}",
         late.get_row_count("pets"),
         t.elapsed().as_secs_f64() * 1000.0,
-        if late.get_mergeable_content_hashes() == stores[0].1.get_mergeable_content_hashes() { "equal" } else { "DIFFERENT" }
+        if joined { "equal" } else { "DIFFERENT" }
     );
+    if !joined {
+        std::process::exit(1);
+    }
 
     drop(late_sync);
     drop(syncs);
@@ -135,9 +139,15 @@ fn wait_idle(syncs: &[WsSynchronizer]) {
     }
 }
 
+/// Prints the apps' row counts and whether their hashes agree; a demo that did not converge exits 1
+/// (the test command runs it).
 fn report(stores: &[(&str, MergeableStore)], what: &str) {
     let hashes: Vec<(u32, u32)> = stores.iter().map(|(_, s)| s.get_mergeable_content_hashes()).collect();
     let same = hashes.windows(2).all(|w| w[0] == w[1]);
+    if !same {
+        eprintln!("the apps did not converge: {hashes:?}");
+        std::process::exit(1);
+    }
     let summary: Vec<String> = stores.iter().map(|(n, s)| format!("{n}: {} rows", s.get_row_count("pets"))).collect();
     println!("{what}: {} -> content hashes {} {:?}", summary.join(", "), if same { "equal" } else { "DIFFERENT" }, hashes[0]);
 }
