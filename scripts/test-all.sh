@@ -48,6 +48,14 @@ step "Rust tests"
 TB_CONFORMANCE_DIR="$SEEDS_DIR" cargo test --release --all-targets 2>&1 | tee target/rust-tests.log
 cargo test --release --doc
 
+step "tinybase-server: relay rules, rooms and their files, multiplexing, limits, read-only clients, shutdown, memory per connection; the binary's flags, JWTs, metrics and signals"
+cargo test --release -p tinybase-server --lib --bins --test server --test ops --test memory
+cargo test --release -p tinybase-server --doc
+
+step "the demo (README's first command): a server with rooms on disk and native apps syncing through it"
+cargo build --release -p tinybase-server --example demo
+target/release/examples/demo
+
 step "fuzzing: libFuzzer on stable, a short fixed budget per target (scripts/fuzz.sh 3600 runs an hour each)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 
@@ -69,6 +77,9 @@ step "WebSocket interop with TinyBase: our client and server with TinyBase's WsS
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo test --release -p tinybase-server --test tinybase_interop -- --nocapture --test-threads 3 --skip load_
 cargo test --release -p tinybase-server --test tinybase_interop -- --nocapture load_
+
+step "WebSocket server benchmark, smoke size: both servers, the same load generator (scripts/bench-ws.sh runs the full W10)"
+scripts/bench-ws.sh --smoke
 
 step "loom: the concurrent protocols model-checked (listener removal, handle release, synchronizer inbox)"
 scripts/loom.sh

@@ -177,7 +177,13 @@ pub(super) fn tcp_of(socket: &Socket) -> Option<&TcpStream> {
 /// is backpressure (our queue keeps it, bounded).
 fn ws_config() -> WebSocketConfig {
     let max = MAX_PAYLOAD_BYTES + MAX_CHANNEL_ID_BYTES + 16;
-    WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max)).max_write_buffer_size(2 * max)
+    // tungstenite zeroes its whole read buffer on each read: 8 KiB (not its 128 KiB default) keeps
+    // small frames cheap; large messages still accumulate beyond it.
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        .max_write_buffer_size(2 * max)
 }
 
 /// Mozilla's roots (webpki-roots), plus the certificates of `ca_file` (PEM) for private CAs.
