@@ -20,6 +20,10 @@ need() { # need COMMAND-OR-FILE PACKAGE
   fi
 }
 
+# The WebSocket load and memory tests hold 1,000 sockets and more: raise the open-file limit as
+# far as allowed, for every step.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 step "prerequisites"
 need node nodejs
 need npm npm
@@ -73,8 +77,6 @@ step "randomized interop with TinyBase peers: seeds 1-20, modes A and B (tests/i
 scripts/interop-random.sh 20 1
 
 step "WebSocket interop with TinyBase: our client and server with TinyBase's WsServer and clients; restarts, auth, reconnect; load (tests/interop/ws)"
-# The load test holds 1,000 sockets on each side: raise the open-file limit as far as allowed.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo test --release -p tinybase-server --test tinybase_interop -- --nocapture --test-threads 3 --skip load_
 cargo test --release -p tinybase-server --test tinybase_interop -- --nocapture load_
 
