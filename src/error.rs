@@ -17,6 +17,13 @@ pub enum Error {
     /// The operation is not allowed in the current state (for example finishing a
     /// transaction that was never started).
     InvalidState(String),
+    /// Persistence: reading or writing the storage failed (I/O, a database error, a lock held
+    /// elsewhere past the timeout). The store is unchanged.
+    Io(String),
+    /// Persistence: the stored data cannot be loaded (not TinyBase content, a wrong shape, hashes
+    /// that are not the content's, an HLC far in the future). Nothing was loaded, and the stored
+    /// data is never written over (PROTOCOL.md 12.8).
+    Corrupt(String),
 }
 
 impl fmt::Display for Error {
@@ -27,6 +34,8 @@ impl fmt::Display for Error {
             Error::InvalidShape(m) => write!(f, "invalid shape: {m}"),
             Error::InvalidHlc(m) => write!(f, "invalid HLC: {m}"),
             Error::InvalidState(m) => write!(f, "invalid state: {m}"),
+            Error::Io(m) => write!(f, "storage failed: {m}"),
+            Error::Corrupt(m) => write!(f, "stored data cannot be loaded: {m}"),
         }
     }
 }

@@ -31,6 +31,12 @@ pub enum tb_status {
     TB_ERROR_INVALID_ARGUMENT = 8,
     /// An internal error (a Rust panic) was caught at the boundary. The store is unchanged.
     TB_ERROR_PANIC = 9,
+    /// Persistence: reading or writing the storage failed (I/O, a database error, a lock held
+    /// by another process past the timeout). The store is unchanged.
+    TB_ERROR_IO = 10,
+    /// Persistence: the stored data cannot be loaded (not TinyBase content, a wrong shape, bad
+    /// hashes, an HLC far in the future). Nothing was loaded; the stored data is kept.
+    TB_ERROR_CORRUPT = 11,
 }
 
 /// A failure on its way to the caller.
@@ -54,6 +60,8 @@ impl From<crate::Error> for Fail {
             InvalidShape(_) => tb_status::TB_ERROR_INVALID_SHAPE,
             InvalidHlc(_) => tb_status::TB_ERROR_INVALID_HLC,
             InvalidState(_) => tb_status::TB_ERROR_INVALID_STATE,
+            Io(_) => tb_status::TB_ERROR_IO,
+            Corrupt(_) => tb_status::TB_ERROR_CORRUPT,
         };
         Fail { status, message: e.to_string() }
     }

@@ -52,8 +52,13 @@ pub(crate) struct CommitHookFns {
     /// Asked first, under the store's lock (must not touch the store): whether this
     /// transaction's changes are wanted at all.
     pub wants: Box<dyn Fn() -> bool + Send + Sync>,
-    /// Called with the transaction's mergeable changes in wire form without hashes.
-    pub call: Box<dyn Fn(&str) + Send + Sync>,
+    /// Whether `call` gets the changes with hashes at every level (persisters) or without
+    /// (synchronizers' ContentDiff).
+    pub with_hashes: bool,
+    /// Called with the store's commit number (1, 2, ... in commit order, counted under the
+    /// store's lock, so hooks called on racing threads can restore the order) and the
+    /// transaction's mergeable changes in wire form.
+    pub call: Box<dyn Fn(u64, &str) + Send + Sync>,
 }
 
 pub(crate) type CommitHook = Arc<CommitHookFns>;
@@ -62,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) core: ReentrantMutex<RefCell<Core>>,
     pub(crate) listeners: Mutex<Registry>,
     pub(crate) commit_hooks: Mutex<Vec<(u64, CommitHook)>>,
+    /// Commits that reached commit hooks so far (their commit numbers), changed under the core lock.
+    pub(crate) commits: std::sync::atomic::AtomicU64,
     /// Transactions rolled back because their thread ended inside them.
     abandoned: std::sync::atomic::AtomicU64,
 }
@@ -118,6 +125,7 @@ impl Store {
                 core: ReentrantMutex::new(RefCell::new(core)),
                 listeners: Mutex::new(Registry::default()),
                 commit_hooks: Mutex::new(Vec::new()),
+                commits: Default::default(),
                 abandoned: Default::default(),
             }),
         }
@@ -323,7 +331,12 @@ impl Store {
                 core.flush();
             }
             let hook_changes = (!rollback && !hooks.is_empty() && core.is_mergeable() && !core.track.cells.is_empty() | !core.track.values.is_empty())
-                .then(|| core.transaction_mergeable_changes_json(false, true));
+                .then(|| {
+                    let seq = self.shared.commits.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+                    let wants = |h: bool| hooks.iter().any(|hook| hook.with_hashes == h);
+                    let json = |h: bool| wants(h).then(|| core.transaction_mergeable_changes_json(h, true));
+                    (seq, [json(false), json(true)])
+                });
             let pending: Vec<Pending> = if rollback || registry.len() == 0 { Vec::new() } else { listeners::collect(&core, &registry) };
             drop(registry);
             let finished = (!did_finish.is_empty()).then(|| {
@@ -343,9 +356,11 @@ impl Store {
             (pending, finished.map(|f| (f, did_finish)), hook_changes.map(|c| (c, hooks)))
         };
         drop(guard);
-        if let Some((changes, hooks)) = hooks {
+        if let Some(((seq, changes), hooks)) = hooks {
             for hook in hooks {
-                (hook.call)(&changes);
+                if let Some(changes) = &changes[hook.with_hashes as usize] {
+                    (hook.call)(seq, changes);
+                }
             }
         }
         for (entry, event) in pending {
@@ -594,10 +609,18 @@ impl Store {
     }
 
     pub(crate) fn add_commit_hook(&self, hook: CommitHook) -> u64 {
+        self.add_commit_hook_at(hook).0
+    }
+
+    /// Adds a commit hook and returns its id with the number of the last commit before it: the
+    /// hook is called for every commit numbered after that one (the core lock is held, so no
+    /// commit falls between).
+    pub(crate) fn add_commit_hook_at(&self, hook: CommitHook) -> (u64, u64) {
+        let _core = self.shared.core.lock();
         let mut hooks = self.shared.commit_hooks.lock();
         let id = hooks.iter().map(|h| h.0).max().unwrap_or(0) + 1;
         hooks.push((id, hook));
-        id
+        (id, self.shared.commits.load(std::sync::atomic::Ordering::Acquire))
     }
 
     pub(crate) fn del_commit_hook(&self, id: u64) {

@@ -284,7 +284,8 @@ impl Synchronizer {
             // Changes this synchronizer is applying are not sent back (no echo). Every other
             // transaction reaches the worker, loading or not (a local change is never dropped).
             wants: Box::new(move || APPLYING.with(Cell::get) != id),
-            call: Box::new(move |changes: &str| {
+            with_hashes: false,
+            call: Box::new(move |_, changes: &str| {
                 hook_shared.busy.fetch_add(1, Ordering::AcqRel);
                 if hook_inbox.push(Work::Local(changes.to_string())).is_err() {
                     hook_shared.unbusy();

@@ -1,0 +1,1 @@
+//! PostgreSQL persistence (issue 9: the incremental layout, rooms as keys).
