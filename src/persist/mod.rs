@@ -102,8 +102,10 @@ pub trait Storage: Send + 'static {
     /// Takes the cross-process write lock (waiting at most `timeout`) for a read-merge-write;
     /// `Err(Error::Io)` when another process holds it past the timeout.
     fn lock(&mut self, timeout: Duration) -> Result<()>;
-    /// Releases the lock taken by [`Storage::lock`].
-    fn unlock(&mut self);
+    /// Releases the lock taken by [`Storage::lock`]. A storage may make the writes done under
+    /// the lock one transaction that commits here (SQLite's `BEGIN IMMEDIATE` ... `COMMIT`): a
+    /// save is durable once `unlock` returned `Ok`.
+    fn unlock(&mut self) -> Result<()>;
     /// Whether the stored data changed since this storage last read or wrote it (another
     /// process wrote): cheap, polled by auto-load (a file's size/mtime/inode, SQLite's
     /// `data_version`, a version column).
