@@ -528,6 +528,13 @@ fn bad_files_are_refused_and_never_overwritten() {
         assert!(q.start_auto_save().is_err(), "{what}");
         assert_eq!(fs::read(&path).unwrap(), bytes, "{what}: never overwritten");
 
+        // A fresh store (loaded in one pass, rolled back on bad hashes) stays empty too.
+        let fresh = MergeableStore::new(Some("f"));
+        let empty = fresh.get_mergeable_content_json();
+        assert!(is_corrupt(&persister(&fresh, &path).load().unwrap_err(), &path), "{what}");
+        assert_eq!(fresh.get_mergeable_content_json(), empty, "{what}: a fresh store stays empty");
+        assert_eq!(fresh.get_mergeable_content_hashes(), MergeableStore::new(None).get_mergeable_content_hashes());
+
         let moved = p.move_aside_unreadable().unwrap().expect("moved");
         assert!(moved.ends_with(".corrupt"), "{moved}");
         assert_eq!(fs::read(&moved).unwrap(), bytes, "{what}: kept aside");
@@ -808,4 +815,52 @@ fn file_save_and_load_speed() {
         assert_eq!(t.get_mergeable_content_hashes(), s.get_mergeable_content_hashes());
         println!("{cells} cells: {} bytes, save {save:?}, load {load:?}", fs::metadata(&path).unwrap().len());
     }
+}
+
+#[test]
+fn destroy_from_inside_the_durable_callback_of_an_explicit_save() {
+    let dir = TempDir::new("reentrant2");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let slot: Arc<Mutex<Option<Arc<Persister>>>> = Arc::default();
+    let slot2 = slot.clone();
+    let options = PersisterOptions {
+        on_durable: Some(Arc::new(move |_: &Durable| {
+            if let Some(p) = slot2.lock().unwrap().take() {
+                p.destroy();
+            }
+        })),
+        ..fast_options()
+    };
+    let p = Arc::new(create_file_persister(&s, &path, options).unwrap());
+    p.start_auto_load().unwrap(); // a persister thread exists and is joined by the callback
+    *slot.lock().unwrap() = Some(p.clone());
+    s.set_value("v", 1).unwrap();
+    p.save().unwrap();
+    assert!(!p.is_auto_loading());
+    assert!(matches!(p.save(), Err(Error::InvalidState(_))));
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
+}
+
+#[test]
+fn plain_store_auto_load() {
+    let dir = TempDir::new("plainload");
+    let path = dir.file("store.json");
+    let reader = Store::new();
+    reader.set_value("own", 1).unwrap();
+    let p = create_file_persister(&reader, &path, fast_options()).unwrap();
+    p.start_auto_load().unwrap();
+    let writer = Store::new();
+    let w = persister(&writer, &path);
+    w.start_auto_save().unwrap();
+    writer.set_cell("t", "r", "c", "x").unwrap();
+    wait_until("the plain store to load", || reader.get_cell("t", "r", "c") == Some("x".into()));
+    assert_eq!(reader.get_value("own"), Some(1.into()));
+}
+
+#[test]
+fn persisters_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Persister>();
+    check::<FileStorage>();
 }

@@ -443,4 +443,67 @@ mod tests {
         assert_eq!(s.get_mergeable_content_hashes(), (762336777, 984249598));
         assert_eq!(s.get_encoded_mergeable_content_json(), text, "written back byte for byte as TinyBase writes it");
     }
+
+    #[test]
+    fn recorded_hashes_are_found_by_scanning() {
+        let text = "[[{\"t\":[{\"r\":[{\"c\":[\"a]\\\"[\",\"H\",5]},\"\",6]},\"\",7]},\"\",1234],[{},\"\", 0 ]]";
+        assert_eq!(recorded_hashes(text), Some((1234.0, 0.0)));
+        assert_eq!(recorded_hashes("[[{},\"\",1]]"), None, "two parts");
+        assert_eq!(recorded_hashes("[[{},\"\",1],[{},\"\",2]"), None, "truncated");
+        assert_eq!(recorded_hashes("[[{},\"\",x],[{},\"\",2]]"), None);
+        assert_eq!(recorded_hashes("[{},{}]"), None);
+        assert_eq!(recorded_hashes("]]"), None);
+    }
+
+    #[test]
+    fn file_storage_notices_every_kind_of_change() {
+        let dir = temp_dir("changed");
+        let path = dir.join("room.json");
+        let mut storage = FileStorage::new(&path);
+        assert!(!storage.changed().unwrap(), "no file, none seen");
+        fs::write(&path, "[1]").unwrap();
+        assert!(storage.changed().unwrap(), "created");
+        assert!(matches!(storage.read(true).unwrap(), Some(Content::Mergeable(t)) if t == "[1]"));
+        assert!(!storage.changed().unwrap());
+        // Same size, rewritten in place: the modification time (nanoseconds) tells.
+        std::thread::sleep(Duration::from_millis(5));
+        fs::write(&path, "[2]").unwrap();
+        assert!(storage.changed().unwrap(), "rewritten in place");
+        storage.write(&Content::Mergeable("[3]".into())).unwrap();
+        assert!(!storage.changed().unwrap(), "its own write");
+        save_text("[4]", &path).unwrap();
+        assert!(storage.changed().unwrap(), "replaced by a rename");
+        fs::remove_file(&path).unwrap();
+        assert!(storage.changed().unwrap(), "deleted");
+        assert_eq!(storage.read(true).unwrap(), None);
+        assert!(!storage.changed().unwrap());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_lock_excludes_another_holder_until_released() {
+        let dir = temp_dir("lock");
+        let path = dir.join("room.json");
+        let (mut a, mut b) = (FileStorage::new(&path), FileStorage::new(&path));
+        a.lock(Duration::from_secs(1)).unwrap();
+        let err = b.lock(Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(&err, Error::Io(m) if m.contains("lock")), "{err}");
+        a.unlock().unwrap();
+        b.lock(Duration::from_millis(30)).unwrap();
+        b.unlock().unwrap();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_files_name_the_file() {
+        let dir = temp_dir("badread");
+        let path = dir.join("room.json");
+        let mut storage = FileStorage::new(&path);
+        for bytes in [&b""[..], b" \n", b"\xff["] {
+            fs::write(&path, bytes).unwrap();
+            let err = storage.read(true).unwrap_err();
+            assert!(matches!(&err, Error::Corrupt(m) if m.starts_with(&format!("file {}", path.display()))), "{err}");
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
 }
