@@ -729,7 +729,7 @@ fn incremental_storage_gets_each_transaction_in_commit_order() {
             });
         }
     });
-    assert!(p.flush(LONG).unwrap());
+    p.stop_auto_save(); // writes what is queued before returning
     let m = memory.lock().unwrap();
     assert_eq!(m.written.len(), 900, "one write per transaction");
     assert_eq!(m.db.as_ref().unwrap().get_mergeable_content_hashes(), s.get_mergeable_content_hashes());

@@ -242,6 +242,13 @@ impl State {
         }
     }
 
+    /// After a merge-load left the store holding more than the storage: whether auto-save
+    /// writes the whole content once. Not for an incremental storage while transactions are
+    /// queued: they are the difference, and a whole write of a large store is costly.
+    fn store_ahead_needs_save(&self, incremental: bool) -> bool {
+        self.auto_save && (!incremental || (self.queue.is_empty() && self.received <= self.durable))
+    }
+
     /// Whether the persister thread has something to write now.
     fn has_write_work(&self, incremental: bool) -> bool {
         if self.unreadable {
@@ -274,7 +281,7 @@ impl Inner {
     fn corrupt(&self, err: Error) -> Error {
         match err {
             Error::Corrupt(_) | Error::Io(_) | Error::InvalidState(_) => err,
-            other => Error::Corrupt(format!("{}: {}", self.description, strip_kind(&other))),
+            other => Error::Corrupt(format!("{}: {other}", self.description)),
         }
     }
 
@@ -310,9 +317,8 @@ impl Inner {
         self.store.read(|_| {
             let commits = self.store.shared.commits.load(Ordering::Acquire);
             let mut st = self.state.lock();
-            if let Some(s) = st.pending_skip {
+            if let Some(s) = st.pending_skip.take() {
                 if commits >= s {
-                    st.pending_skip = None;
                     st.skipped.insert(s);
                     st.settle();
                 }
@@ -464,14 +470,19 @@ impl Inner {
         self.state.lock().thread_id == Some(thread::current().id())
     }
 
-    /// Waits (not on the persister thread) until the persister thread has nothing to write.
+    /// Waits (not on the persister thread) until the persister thread has nothing to write,
+    /// including transactions queued behind one whose hook call is still on its way (a few
+    /// seconds at most: it is on the committing thread).
     fn wait_drained(&self) {
         if self.on_persister_thread() {
             return;
         }
+        let deadline = Instant::now() + Duration::from_secs(5);
         let mut st = self.state.lock();
-        while st.thread.is_some() && (st.busy || st.has_write_work(self.incremental)) {
-            self.changed.wait(&mut st);
+        while st.thread.is_some() && (st.busy || st.has_write_work(self.incremental) || (!st.unreadable && !st.queue.is_empty())) {
+            if self.changed.wait_until(&mut st, deadline).timed_out() {
+                break;
+            }
         }
     }
 
@@ -602,8 +613,10 @@ impl Inner {
         let mut st = self.state.lock();
         st.next_load = Some(Instant::now() + self.options.auto_load_interval);
         match result {
-            Ok(Some(false)) if st.auto_save => {
-                st.resave = true;
+            Ok(Some(false)) => {
+                if st.store_ahead_needs_save(self.incremental) {
+                    st.resave = true;
+                }
             }
             Ok(_) => {}
             Err(err) => {
@@ -619,12 +632,6 @@ fn changes_hashes(changes: &str) -> (u32, u32) {
     let json = parse_json(changes).unwrap_or_default();
     let hash = |i: usize| json.get(i).and_then(|p| p.get(2)).and_then(serde_json::Value::as_f64).unwrap_or(0.0) as u32;
     (hash(0), hash(1))
-}
-
-/// An error's message without its kind's prefix (`invalid JSON: ...` stays readable inside a
-/// Corrupt error).
-fn strip_kind(err: &Error) -> String {
-    err.to_string()
 }
 
 impl Persister {
@@ -690,7 +697,7 @@ impl Persister {
     /// After a merge-load left the store holding more than the storage: auto-save writes once.
     fn note_store_ahead(&self) {
         let mut st = self.inner.state.lock();
-        if st.auto_save {
+        if st.store_ahead_needs_save(self.inner.incremental) {
             st.resave = true;
             drop(st);
             self.inner.changed.notify_all();
@@ -856,12 +863,14 @@ impl Persister {
 
     /// `stopAutoSave`: writes what is queued first.
     pub fn stop_auto_save(&self) {
-        if self.detach_auto_save() {
+        if self.detach_auto_save() && !self.inner.on_persister_thread() {
             self.inner.wait_drained();
             let mut st = self.inner.state.lock();
-            // Blocked by unreadable data: nothing queued can be written.
-            st.queue.clear();
-            st.resave = false;
+            if st.unreadable {
+                // Blocked by unreadable data: nothing queued can be written.
+                st.queue.clear();
+                st.resave = false;
+            }
         }
     }
 
