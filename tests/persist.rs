@@ -56,6 +56,13 @@ fn file_hashes(path: &Path) -> (u32, u32) {
     store.get_mergeable_content_hashes()
 }
 
+/// Options whose durable callback records what it is told.
+fn recording_durable() -> (Arc<Mutex<Vec<Durable>>>, PersisterOptions) {
+    let seen: Arc<Mutex<Vec<Durable>>> = Arc::default();
+    let record = seen.clone();
+    (seen, PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| record.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() })
+}
+
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + LONG;
     while !ok() {
@@ -175,9 +182,7 @@ fn status_stats_and_durable_callback() {
     let dir = TempDir::new("status");
     let path = dir.file("room.json");
     let s = MergeableStore::new(Some("s"));
-    let seen: Arc<Mutex<Vec<Durable>>> = Arc::default();
-    let seen2 = seen.clone();
-    let options = PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| seen2.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() };
+    let (seen, options) = recording_durable();
     let p = create_file_persister(&s, &path, options).unwrap();
     assert_eq!(p.get_status(), PersisterStatus::Idle);
     assert_eq!(p.get_stats(), PersisterStats::default());
@@ -239,9 +244,7 @@ fn auto_save_writes_every_change_and_flush_waits_for_it() {
     let dir = TempDir::new("autosave");
     let path = dir.file("room.json");
     let s = MergeableStore::new(Some("s"));
-    let durable: Arc<Mutex<Vec<Durable>>> = Arc::default();
-    let d2 = durable.clone();
-    let options = PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| d2.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() };
+    let (durable, options) = recording_durable();
     let p = create_file_persister(&s, &path, options).unwrap();
     p.start_auto_save().unwrap();
     assert!(p.is_auto_saving());
@@ -709,9 +712,7 @@ fn incremental_storage_gets_each_transaction_in_commit_order() {
     let memory: Arc<Mutex<Memory>> = Arc::default();
     let s = MergeableStore::new(Some("s"));
     s.set_value("before", 1).unwrap();
-    let durable: Arc<Mutex<Vec<Durable>>> = Arc::default();
-    let d2 = durable.clone();
-    let options = PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| d2.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() };
+    let (durable, options) = recording_durable();
     let p = Persister::new(&s, Box::new(MemoryStorage { shared: memory.clone(), seen: 0 }), options).unwrap();
     assert!(matches!(
         Persister::new(&Store::new(), Box::new(MemoryStorage { shared: memory.clone(), seen: 0 }), PersisterOptions::default()),

@@ -296,6 +296,18 @@ impl Inner {
     /// loads. A refused commit may or may not take a number (only if another hook wants it and
     /// it changed cells or values); the next call, before any other number is given, tells.
     fn wants(&self) -> bool {
+        let (commits, mut st) = self.settle_pending_skip();
+        if is_loading(self.id) {
+            st.pending_skip = Some(commits + 1);
+            return false;
+        }
+        true
+    }
+
+    /// Settles a refused commit's number, with the store's lock held (no commit is
+    /// half-numbered then): it took the number the commit count reached, or none. Returns the
+    /// commit count and the state, still locked.
+    fn settle_pending_skip(&self) -> (u64, parking_lot::MutexGuard<'_, State>) {
         let commits = self.store.shared.commits.load(Ordering::Acquire);
         let mut st = self.state.lock();
         if let Some(s) = st.pending_skip.take() {
@@ -304,27 +316,12 @@ impl Inner {
                 st.settle();
             }
         }
-        if is_loading(self.id) {
-            st.pending_skip = Some(commits + 1);
-            return false;
-        }
-        true
+        (commits, st)
     }
 
-    /// Settles a refused commit's number; called with the store's lock held (no commit is
-    /// half-numbered then).
-    fn resolve_pending_skip(&self) -> u64 {
-        self.store.read(|_| {
-            let commits = self.store.shared.commits.load(Ordering::Acquire);
-            let mut st = self.state.lock();
-            if let Some(s) = st.pending_skip.take() {
-                if commits >= s {
-                    st.skipped.insert(s);
-                    st.settle();
-                }
-            }
-            commits
-        })
+    /// The number of the last commit, once the commit a load refused is settled.
+    fn last_commit(&self) -> u64 {
+        self.store.read(|_| self.settle_pending_skip().0)
     }
 
     fn on_commit(&self, seq: u64, changes: &str) {
@@ -900,7 +897,7 @@ impl Persister {
     pub fn flush(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let target = match &self.inner.mergeable {
-            Some(_) => self.inner.resolve_pending_skip(),
+            Some(_) => self.inner.last_commit(),
             None => self.inner.state.lock().received,
         };
         let on_thread = self.inner.on_persister_thread();
