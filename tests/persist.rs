@@ -865,3 +865,54 @@ fn persisters_are_send_and_sync() {
     check::<Persister>();
     check::<FileStorage>();
 }
+
+#[test]
+fn destroy_from_inside_the_ignored_error_callback() {
+    let dir = TempDir::new("reentrant3");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let slot: Arc<Mutex<Option<Arc<Persister>>>> = Arc::default();
+    let slot2 = slot.clone();
+    let options = PersisterOptions {
+        on_ignored_error: Some(Arc::new(move |_: &Error| {
+            if let Some(p) = slot2.lock().unwrap().take() {
+                p.destroy();
+            }
+        })),
+        ..fast_options()
+    };
+    let p = Arc::new(create_file_persister(&s, &path, options).unwrap());
+    *slot.lock().unwrap() = Some(p.clone());
+    p.start_auto_load().unwrap();
+    fs::write(&path, "not json").unwrap();
+    wait_until("destroyed from its error callback", || !p.is_auto_loading());
+    assert!(matches!(p.load(), Err(Error::InvalidState(_))));
+}
+
+#[test]
+fn flush_reports_an_auto_save_error_then_auto_save_recovers() {
+    let dir = TempDir::new("flusherr");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let errors = Arc::new(AtomicU64::new(0));
+    let e2 = errors.clone();
+    let options = PersisterOptions {
+        lock_timeout: Duration::from_millis(50),
+        on_ignored_error: Some(Arc::new(move |_: &Error| {
+            e2.fetch_add(1, Ordering::SeqCst);
+        })),
+        ..fast_options()
+    };
+    let p = create_file_persister(&s, &path, options).unwrap();
+    p.start_auto_save().unwrap();
+    let mut holder = FileStorage::new(&path);
+    holder.lock(Duration::from_secs(1)).unwrap();
+    s.set_value("v", 1).unwrap();
+    let err = p.flush(LONG).unwrap_err();
+    assert!(matches!(&err, Error::Io(m) if m.contains("lock")), "{err}");
+    assert!(errors.load(Ordering::SeqCst) >= 1, "reported to on_ignored_error too");
+    holder.unlock().unwrap();
+    // A retry may have failed since the first flush, just before the lock was released.
+    assert!((0..3).any(|_| p.flush(LONG).unwrap_or(false)), "retried once the lock is free");
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
+}
