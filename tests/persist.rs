@@ -916,3 +916,26 @@ fn flush_reports_an_auto_save_error_then_auto_save_recovers() {
     assert!((0..3).any(|_| p.flush(LONG).unwrap_or(false)), "retried once the lock is free");
     assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
 }
+
+#[test]
+fn a_listener_saving_during_the_persisters_own_load_gets_an_error_not_a_deadlock() {
+    let dir = TempDir::new("listener");
+    let path = dir.file("room.json");
+    let a = MergeableStore::new(Some("a"));
+    a.set_value("v", 1).unwrap();
+    persister(&a, &path).save().unwrap();
+    let s = MergeableStore::new(Some("s"));
+    let p = Arc::new(persister(&s, &path));
+    let results: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let (weak, r2) = (Arc::downgrade(&p), results.clone());
+    s.add_did_finish_transaction_listener(move |_| {
+        if let Some(p) = weak.upgrade() {
+            r2.lock().unwrap().push(matches!(p.save(), Err(Error::InvalidState(_))));
+        }
+    });
+    assert!(p.load().unwrap());
+    assert_eq!(*results.lock().unwrap(), vec![true]);
+    s.set_value("w", 2).unwrap();
+    assert_eq!(*results.lock().unwrap(), vec![true, false], "outside a load the listener saves");
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
+}

@@ -182,6 +182,8 @@ struct Inner {
     /// The storage, taken by whoever reads or writes it (explicit calls on their own thread, the
     /// persister thread for auto-load and auto-save): one at a time. None once destroyed.
     storage: Mutex<Option<Box<dyn Storage>>>,
+    /// The thread using the storage, if any.
+    storage_owner: Mutex<Option<ThreadId>>,
     state: Mutex<State>,
     changed: Condvar,
     status: AtomicU8,
@@ -338,7 +340,8 @@ impl Inner {
     }
 
     fn on_plain_transaction(&self, store: &Store) {
-        if is_loading(self.id) || store.get_transaction_changes_json() == "[{},{},1]" {
+        // The finished transaction's changes are already written out for did-finish listeners.
+        if is_loading(self.id) || store.finished().is_none_or(|t| t.changes == "[{},{},1]") {
             return;
         }
         let mut st = self.state.lock();
@@ -443,12 +446,24 @@ impl Inner {
         self.changed.notify_all();
     }
 
+    /// Runs `f` on the storage, one caller at a time. A listener that calls `load` or `save`
+    /// while this persister's own load merges on the same thread gets an error, not a deadlock.
     fn with_storage<R>(&self, f: impl FnOnce(&mut dyn Storage) -> Result<R>) -> Result<R> {
+        let me = thread::current().id();
+        if *self.storage_owner.lock() == Some(me) {
+            return Err(Error::InvalidState(format!(
+                "{}: called from inside this persister's own load or save (a listener of the store it is merging into)",
+                self.description
+            )));
+        }
         let mut guard = self.storage.lock();
-        match guard.as_mut() {
+        *self.storage_owner.lock() = Some(me);
+        let result = match guard.as_mut() {
             Some(storage) => f(storage.as_mut()),
             None => Err(destroyed_error()),
-        }
+        };
+        *self.storage_owner.lock() = None;
+        result
     }
 
     fn durable(&self, durable: &Durable) {
@@ -651,6 +666,7 @@ impl Persister {
                 description,
                 options,
                 storage: Mutex::new(Some(storage)),
+                storage_owner: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
                 status: AtomicU8::new(PersisterStatus::Idle as u8),
