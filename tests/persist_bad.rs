@@ -258,14 +258,16 @@ fn incremental_cases() -> Vec<Case> {
     let species = "table_id = 'pets' AND row_id = 'fido' AND cell_id = 'species'";
     let updates: Vec<(&str, String)> = vec![
         ("a cell value changed under its hash", format!("UPDATE tinybase_cells SET value = '\"cat\"' WHERE {species}")),
-        ("a wrong leaf hash", format!("UPDATE tinybase_cells SET hash = hash + 1 WHERE {species}")),
+        ("a wrong leaf hash", format!("UPDATE tinybase_cells SET hash = (hash + 1) % 4294967296 WHERE {species}")),
         ("a cell value that is not JSON", format!("UPDATE tinybase_cells SET value = '{{not json' WHERE {species}")),
         ("a truncated cell value", format!("UPDATE tinybase_cells SET value = '\"do' WHERE {species}")),
         ("a cell value of the wrong shape (a bare array)", format!("UPDATE tinybase_cells SET value = '[1,2]' WHERE {species}")),
         ("invalid UTF-8 in a cell value", format!("UPDATE tinybase_cells SET value = CAST(X'22FF646F6722' AS TEXT) WHERE {species}")),
         ("an HLC that is not one", format!("UPDATE tinybase_cells SET hlc = 'not an hlc' WHERE {species}")),
-        ("a value's hash changed", "UPDATE tinybase_values SET hash = hash + 1 WHERE value_id = 'open'".into()),
-        ("a row's container hash changed", "UPDATE tinybase_containers SET hash = hash + 1 WHERE table_id = 'pets' AND row_id = 'fido'".into()),
+        ("a value's hash changed", "UPDATE tinybase_values SET hash = (hash + 1) % 4294967296 WHERE value_id = 'open'".into()),
+        ("a row's container hash changed", "UPDATE tinybase_containers SET hash = (hash + 1) % 4294967296 WHERE kind = 2 AND table_id = 'pets' AND row_id = 'fido'".into()),
+        ("the tables stamp's hash changed", "UPDATE tinybase_containers SET hash = (hash + 1) % 4294967296 WHERE kind = 0".into()),
+        ("a container of an unknown kind", "UPDATE tinybase_containers SET kind = 7 WHERE kind = 2".into()),
         ("a cell row deleted", format!("DELETE FROM tinybase_cells WHERE {species}")),
         ("an unknown schema version", "UPDATE tinybase_meta SET value = '99' WHERE key = 'schema_version'".into()),
     ];
