@@ -13,11 +13,10 @@ mod persist_writer;
 use persist_writer::open_persister;
 use rusqlite::{params, Connection, OpenFlags};
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tinybase::persist::{Persister, PersisterOptions};
+use tinybase::persist::PersisterOptions;
 use tinybase::{Error, MergeableStore};
 
 /// A fresh folder under the system's temporary folder, removed at the end unless the test failed.

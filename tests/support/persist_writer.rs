@@ -43,7 +43,7 @@ pub fn apply(store: &Store, seed: u64, i: u64) {
             let mut full = Row::new();
             full.insert("v".into(), Cell::from(v.as_str()));
             full.insert("n".into(), Cell::from(i as f64));
-            full.insert("b".into(), Cell::from((i / 4) % 2 == 0));
+            full.insert("b".into(), Cell::from((i / 4).is_multiple_of(2)));
             full.insert("z".into(), Cell::Null);
             full.insert("o".into(), Cell::from_json(&json!({"seed": seed, "i": i, "l": [i, "x", {"y": null}]})).unwrap());
             full.insert("a".into(), Cell::from_json(&json!([seed, i])).unwrap());
