@@ -109,6 +109,10 @@ pub fn merge_content(store: &MergeableStore, text: &str) -> crate::Result<(u32, 
             recorded.0, recorded.1
         )));
     }
+    // Every recorded hash is checked, not only the two at the top: the store recomputes the
+    // hashes below them from the values and HLCs, so a wrong leaf, row or table hash would
+    // otherwise load silently. The incremental layout's reader checks every level.
+    super::incremental::content_from_rows(&super::incremental::rows_from_json(text)?)?;
     store.apply_mergeable_changes_json(text)?;
     Ok((t, v))
 }

@@ -274,6 +274,8 @@ impl Inner {
 
     fn corrupt(&self, err: Error) -> Error {
         match err {
+            // Named once: the storage's own errors already say which storage they are about.
+            Error::Corrupt(m) if !m.contains(&self.description) => Error::Corrupt(format!("{}: {m}", self.description)),
             Error::Corrupt(_) | Error::Io(_) | Error::InvalidState(_) => err,
             other => Error::Corrupt(format!("{}: {}", self.description, strip_kind(&other))),
         }
