@@ -167,6 +167,9 @@ impl FileStamp {
 /// [`save_text`]); the cross-process write lock is an `flock` on `<file>.lock` beside it.
 pub struct FileStorage {
     path: PathBuf,
+    /// Whether the temporary files of killed writers were looked for (once: see
+    /// [`FileStorage::remove_stale_temps`]).
+    swept: bool,
     /// The file as this storage last read or wrote it (None: absent).
     seen: Option<FileStamp>,
     /// The open lock file while the lock is held.
@@ -176,7 +179,7 @@ pub struct FileStorage {
 impl FileStorage {
     /// A storage for the file at `path` (created by the first save; the folder must exist).
     pub fn new(path: impl AsRef<Path>) -> FileStorage {
-        FileStorage { path: path.as_ref().to_path_buf(), seen: None, lock: None }
+        FileStorage { path: path.as_ref().to_path_buf(), swept: false, seen: None, lock: None }
     }
 
     /// The file's path.
@@ -205,6 +208,39 @@ impl FileStorage {
             Err(e) => Err(self.io("cannot inspect it", e)),
         }
     }
+
+    /// Removes the temporary files that writers killed mid-save left beside the file
+    /// (`.<name>.<pid>.<n>.tmp` of a process that no longer exists): one per crash, never
+    /// read, but they would pile up. Done once per storage, under the lock, so that a folder of
+    /// many files is not listed on every save.
+    #[cfg(unix)]
+    fn remove_stale_temps(&mut self) {
+        if std::mem::replace(&mut self.swept, true) {
+            return;
+        }
+        let Some(name) = self.path.file_name() else { return };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(folder_of(&self.path)) else { return };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            let Some(rest) = file_name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+            let Some(pid) = rest.split_once('.').and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<i32>().ok())) else {
+                continue;
+            };
+            if pid <= 0 || pid as u32 == std::process::id() {
+                continue;
+            }
+            // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+            let gone = unsafe { libc::kill(pid, 0) } != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if gone {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn remove_stale_temps(&mut self) {}
 
     #[cfg(unix)]
     fn try_lock(file: &fs::File) -> io::Result<bool> {
@@ -277,6 +313,7 @@ impl Storage for FileStorage {
         loop {
             if Self::try_lock(&file).map_err(|e| self.io("cannot lock it", e))? {
                 self.lock = Some(file);
+                self.remove_stale_temps();
                 return Ok(());
             }
             let now = Instant::now();
