@@ -97,6 +97,8 @@ pub struct SqliteStorage {
     schema_ready: bool,
     /// Inside `lock` ... `unlock` (a `BEGIN IMMEDIATE` transaction is open).
     locked: bool,
+    /// Incremental mode: the database is in WAL mode.
+    wal_ready: bool,
     /// `PRAGMA data_version` when the stored data was last read.
     read_version: Option<i64>,
 }
@@ -114,7 +116,7 @@ impl SqliteStorage {
     pub fn open(path: impl AsRef<Path>, config: SqliteConfig) -> Result<SqliteStorage> {
         let path = path.as_ref().to_path_buf();
         let mut storage =
-            SqliteStorage { path, config, conn: None, configured: false, schema_ready: false, locked: false, read_version: None };
+            SqliteStorage { path, config, conn: None, configured: false, schema_ready: false, locked: false, wal_ready: false, read_version: None };
         storage.connect()?;
         Ok(storage)
     }
@@ -134,6 +136,7 @@ impl SqliteStorage {
         self.configured = false;
         self.schema_ready = false;
         self.locked = false;
+        self.wal_ready = false;
         self.read_version = None;
         // A file that is not a database fails here; that is reported by the first read or write.
         let _ = self.configure();
@@ -144,15 +147,8 @@ impl SqliteStorage {
         if self.configured {
             return Ok(());
         }
-        let incremental = self.config.mode == SqliteMode::Incremental;
         let result = (|| {
             let conn = self.conn()?;
-            if incremental {
-                let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-                if !mode.eq_ignore_ascii_case("wal") {
-                    return Err(rusqlite::Error::InvalidParameterName(format!("journal_mode is {mode}, not wal")));
-                }
-            }
             conn.execute_batch("PRAGMA synchronous = FULL")?;
             // Forces SQLite to read the header, so that a file that is not a database is known now.
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
@@ -191,6 +187,7 @@ impl SqliteStorage {
     /// `unlock`), else `BEGIN IMMEDIATE` ... `COMMIT`. On any error nothing of it stays.
     fn write_txn<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.configure()?;
+        self.ensure_wal()?;
         let (begin, commit, rollback) = if self.locked {
             ("SAVEPOINT tinybase_write", "RELEASE tinybase_write", "ROLLBACK TO tinybase_write; RELEASE tinybase_write")
         } else {
@@ -205,6 +202,21 @@ impl SqliteStorage {
             }
         }
         result
+    }
+
+    /// Incremental mode: WAL, set by the first write (reading a database changes nothing in
+    /// it; the journal mode cannot change inside the save lock's transaction, which is why
+    /// `lock` sets it too).
+    fn ensure_wal(&mut self) -> Result<()> {
+        if self.config.mode != SqliteMode::Incremental || self.wal_ready || self.locked {
+            return Ok(());
+        }
+        let mode: String = self.conn().and_then(|c| c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))).map_err(|e| self.db_error(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Io(format!("{}: the journal mode stays {mode}, not wal", self.describe())));
+        }
+        self.wal_ready = true;
+        Ok(())
     }
 
     /// Runs `f` in one read transaction (a consistent snapshot), then records `data_version`.
@@ -608,6 +620,7 @@ impl Storage for SqliteStorage {
             return Err(Error::InvalidState(format!("{} is already locked", self.describe())));
         }
         self.configure()?;
+        self.ensure_wal()?;
         let conn = self.conn().map_err(|e| self.db_error(e))?;
         conn.busy_timeout(timeout).map_err(|e| self.db_error(e))?;
         let begun = conn.execute_batch("BEGIN IMMEDIATE");
