@@ -96,7 +96,7 @@ fn fingerprint(path: &Path) -> String {
         return format!("folder {entries:?}");
     }
     let Ok(bytes) = std::fs::read(path) else { return "absent".into() };
-    if path.extension().is_some_and(|e| e == "db") {
+    if bytes.starts_with(b"SQLite format 3\0") {
         if let Some(rows) = dump_database(path) {
             return rows;
         }
@@ -143,15 +143,26 @@ fn checkpoint(path: &Path) {
     let _ = db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
+/// SQLite JSON mode: the `_` row's store column as bytes (None when the database cannot be read).
+fn store_column(path: &Path) -> Option<String> {
+    let db = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    let stored: Option<Vec<u8>> = db.query_row("SELECT CAST(store AS BLOB) FROM tinybase WHERE _id = '_'", [], |r| r.get(0)).ok()?;
+    Some(format!("{stored:?}"))
+}
+
 /// The JSON-text variants of a good wire content: (name, bytes).
-fn bad_texts(good: &str) -> Vec<(String, Vec<u8>)> {
+fn bad_texts(good: &str, file: bool) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     let len = good.len();
     for at in [1, len / 4, len / 2, len - 1] {
         out.push((format!("truncated at byte {at} of {len}"), good.as_bytes()[..at].to_vec()));
     }
     out.push(("not JSON".into(), b"this is not JSON".to_vec()));
-    for shape in ["[]", "null", "{\"pets\":{}}", "[{}, {}]", "[[{}, \"\", 0]]", "[[1, \"\", 0], [{}, \"\", 0]]"] {
+    if file {
+        // (SQLite's JSON mode reads `null` as nothing stored, as TinyBase writes it for no content.)
+        out.push(("wrong shape null".into(), b"null".to_vec()));
+    }
+    for shape in ["[]", "{\"pets\":{}}", "[{}, {}]", "[[{}, \"\", 0]]", "[[1, \"\", 0], [{}, \"\", 0]]"] {
         out.push((format!("wrong shape {shape}"), shape.as_bytes().to_vec()));
     }
     assert!(good.contains("\"dog\""));
@@ -222,7 +233,7 @@ fn common_cases(kind: &'static str) -> Vec<Case> {
 fn json_cases(kind: &'static str) -> Vec<Case> {
     let good = good_store("g").get_encoded_mergeable_content_json();
     let mut cases = common_cases(kind);
-    for (name, bytes) in bad_texts(&good) {
+    for (name, bytes) in bad_texts(&good, kind == "file") {
         let name = if kind == "file" { name } else { format!("store column: {name}") };
         cases.push(case(name.clone(), Expect::Corrupt, move |path| {
             if kind == "file" {
@@ -242,10 +253,7 @@ fn json_cases(kind: &'static str) -> Vec<Case> {
             save_through(kind, &good_store("g"), path);
             sql(path, "UPDATE tinybase SET store = ?1 WHERE _id = '_'", params![good.clone().into_bytes()]);
         }));
-        cases.push(case("store column: NULL", Expect::Corrupt, move |path| {
-            save_through(kind, &good_store("g"), path);
-            sql(path, "UPDATE tinybase SET store = NULL WHERE _id = '_'", params![]);
-        }));
+
     }
     cases
 }
@@ -411,6 +419,18 @@ fn nothing_overwrites(kind: &str, path: &Path, what: &str, expect: Expect) {
         }
     }
 
+    // Into an empty store (loaded another way: straight in, rolled back): refused, still empty.
+    let empty = MergeableStore::new(Some("empty"));
+    let had = state(&empty);
+    if let Ok(p) = open_persister(kind, &empty, path, PersisterOptions::default()) {
+        let err = p.load().expect_err(&format!("{what}: the load into an empty store succeeded"));
+        assert_clear(&err, expect, &format!("{what}: load into an empty store"), name);
+        assert_eq!(state(&empty), had, "{what}: the failed load changed the empty store");
+        assert!(empty.get_tables().is_empty() && empty.get_values().is_empty(), "{what}: the empty store has content");
+        p.destroy();
+    }
+    unchanged("after a load into an empty store");
+
     // A persister that never loaded: its save and auto-save meet the bad data and write nothing.
     for how in ["save", "start_auto_save"] {
         let store = user_store();
@@ -459,17 +479,30 @@ fn matrix(kind: &'static str, cases: Vec<Case>) {
 
 /// `move_aside_unreadable` keeps the bad data (its bytes, elsewhere) and lets saving start afresh.
 fn moved_aside_then_saved(kind: &str, path: &Path, what: &str, bad: &str) {
+    let bad_store_column = (kind == "sqlite-json").then(|| store_column(path)).flatten();
     let store = user_store();
     let p = open_persister(kind, &store, path, PersisterOptions::default()).unwrap();
     assert_eq!(p.move_aside_unreadable().unwrap(), None, "{what}: moved aside before any load failed");
     assert!(p.load().is_err(), "{what}: the load succeeded");
     let aside = p.move_aside_unreadable().unwrap().unwrap_or_else(|| panic!("{what}: nothing moved aside"));
+    // Where the bad data went: a file (`<path>.corrupt`), or in SQLite's JSON mode the row kept
+    // under another id in the same database (`... row "_.corrupt"`) or the table renamed.
     let aside_path = Path::new(&aside);
-    if aside_path.exists() {
-        assert!(fingerprint(aside_path) == bad, "{what}: the moved-aside copy {aside} is not the bad data");
-    } else {
-        panic!("{what}: move_aside_unreadable returned {aside}, which is not a path that exists");
-    }
+    let kept = || -> String {
+        if aside_path.exists() {
+            return fingerprint(aside_path);
+        }
+        if let Some((_, row)) = aside.rsplit_once(" row ") {
+            let db = Connection::open(path).unwrap();
+            let id: String = serde_json::from_str(row).unwrap_or_else(|_| panic!("{what}: {aside}"));
+            let stored: Option<Vec<u8>> =
+                db.query_row("SELECT CAST(store AS BLOB) FROM tinybase WHERE _id = ?1", [id], |r| r.get(0)).unwrap_or_else(|e| panic!("{what}: {aside}: {e}"));
+            return format!("{stored:?}");
+        }
+        panic!("{what}: move_aside_unreadable returned {aside}, which is neither a path nor a row");
+    };
+    let bad = if aside_path.exists() { bad.to_string() } else { bad_store_column.clone().unwrap_or_else(|| panic!("{what}: {aside}")) };
+    assert!(kept() == bad, "{what}: the moved-aside copy {aside} is not the bad data");
     p.save().unwrap_or_else(|e| panic!("{what}: save after moving aside: {e:?}"));
     p.start_auto_save().unwrap();
     store.set_cell("mine", "r", "after", "auto-saved").unwrap();
@@ -481,7 +514,7 @@ fn moved_aside_then_saved(kind: &str, path: &Path, what: &str, bad: &str) {
     p.destroy();
     assert_eq!(again.get_tables(), store.get_tables(), "{what}: what was saved after moving aside");
     assert_eq!(again.get_values(), store.get_values(), "{what}: the values saved after moving aside");
-    assert!(fingerprint(aside_path) == bad, "{what}: saving afresh touched the moved-aside copy");
+    assert!(kept() == bad, "{what}: saving afresh touched the moved-aside copy");
 }
 
 /// A read-only folder: loading may work (a file) or fail with `Error::Io` (SQLite's WAL needs
@@ -522,6 +555,17 @@ fn read_only(kind: &'static str) {
                 }
                 store.set_cell("mine", "r", "c", "changed").unwrap();
                 match p.save() {
+                    // The database file itself is writable: SQLite in WAL mode may write it
+                    // without creating a file in the folder. Then the save must be real.
+                    Ok(()) if kind == "sqlite-incremental" => {
+                        p.destroy();
+                        let again = MergeableStore::new(Some("again"));
+                        let p = open_persister(kind, &again, &path, PersisterOptions::default()).unwrap();
+                        assert!(p.load().unwrap(), "{what}: the save is not there");
+                        assert_eq!(again.get_tables(), store.get_tables(), "{what}: the save is not there");
+                        println!("{what}: SQLite (WAL) saved into the writable database file");
+                        return;
+                    }
                     Ok(()) => panic!("{what}: save succeeded in a read-only folder"),
                     Err(e) => assert!(matches!(e, Error::Io(_) | Error::InvalidState(_)), "{what}: save: {e:?}"),
                 }
@@ -605,6 +649,29 @@ fn sqlite_empty_file_is_an_empty_database() {
         p.destroy();
         let again = MergeableStore::new(Some("again"));
         let p = open_persister(kind, &again, &path, PersisterOptions::default()).unwrap();
+        assert!(p.load().unwrap());
+        assert_eq!(again.get_tables(), store.get_tables());
+    }
+}
+
+/// SQLite's JSON mode reads a `store` column holding NULL or the JSON text `null` as nothing
+/// stored, as TinyBase does (it writes `null` for no content): nothing is lost by saving there.
+#[test]
+fn sqlite_json_null_is_nothing_stored() {
+    for (n, value) in ["NULL", "'null'"].into_iter().enumerate() {
+        let folder = Folder::new(&format!("sqlite-json-null-{n}"));
+        let path = folder.0.join("store.db");
+        save_through("sqlite-json", &good_store("g"), &path);
+        sql(&path, &format!("UPDATE tinybase SET store = {value} WHERE _id = '_'"), params![]);
+        let store = user_store();
+        let had = state(&store);
+        let p = open_persister("sqlite-json", &store, &path, PersisterOptions::default()).unwrap();
+        assert!(!p.load().unwrap(), "{value}: loaded something");
+        assert_eq!(state(&store), had);
+        p.save().unwrap();
+        p.destroy();
+        let again = MergeableStore::new(Some("again"));
+        let p = open_persister("sqlite-json", &again, &path, PersisterOptions::default()).unwrap();
         assert!(p.load().unwrap());
         assert_eq!(again.get_tables(), store.get_tables());
     }
