@@ -118,7 +118,13 @@ pub fn merge_content(store: &MergeableStore, text: &str) -> crate::Result<(u32, 
                         *result = Err(mismatch(hashes));
                         true
                     }
-                    Ok(_) => false,
+                    Ok(_) => match check_every_hash(store, text) {
+                        Ok(()) => false,
+                        Err(e) => {
+                            *result = Err(e);
+                            true
+                        }
+                    },
                     Err(_) => true,
                 }
             },
@@ -133,10 +139,7 @@ pub fn merge_content(store: &MergeableStore, text: &str) -> crate::Result<(u32, 
     if (t as f64, v as f64) != recorded {
         return Err(mismatch((t, v)));
     }
-    // Every recorded hash is checked, not only the two at the top: the store recomputes the
-    // hashes below them from the values and HLCs, so a wrong leaf, row or table hash would
-    // otherwise load silently. The incremental layout's reader checks every level.
-    super::incremental::content_from_rows(&super::incremental::rows_from_json(text)?)?;
+    check_every_hash(&check, text)?;
     store.apply_mergeable_changes_json(text)?;
     Ok((t, v))
 }
@@ -186,6 +189,18 @@ fn recorded_hashes(text: &str) -> Option<(f64, f64)> {
         [t, v] if depth == 0 && !in_string => Some((*t, *v)),
         _ => None,
     }
+}
+
+/// Checks every recorded hash, not only the two at the top: a store recomputes the hashes below
+/// them from the values and HLCs, so a wrong leaf, row or table hash would otherwise load
+/// silently. `loaded` holds exactly the text's content: written by this library or TinyBase, the
+/// text is its encoding byte for byte (one serialization); any other text is checked level by
+/// level by the incremental layout's reader.
+fn check_every_hash(loaded: &MergeableStore, text: &str) -> crate::Result<()> {
+    if loaded.get_encoded_mergeable_content_json() == text {
+        return Ok(());
+    }
+    super::incremental::content_from_rows(&super::incremental::rows_from_json(text)?).map(|_| ())
 }
 
 /// Merges a plain Store's content `[tables, values]` (decoded JSON, as
