@@ -4,8 +4,8 @@
 //!
 //! For the file persister and both SQLite modes, this test starts the writer
 //! (tests/support/persist_writer.rs, also examples/persist_writer.rs) over one storage, SIGKILLs
-//! it at a random moment 0–80 ms after its start (during its load, its first save, or deep into
-//! auto-save), reopens the storage in a fresh store and checks it, and starts the next writer on
+//! it at a random moment (0–15 ms or 0–80 ms after its start: during its load or its first save;
+//! or 0–60 ms after auto-save started: deep into it), reopens the storage in a fresh store and checks it, and starts the next writer on
 //! what the last one left, `TB_CRASH_KILLS` times per storage (150 by default;
 //! scripts/crash-persist.sh runs thousands). The storage starts afresh every `TB_CRASH_CHAIN`
 //! kills (250) so that whole-content saves stay small enough to complete within a run.
@@ -149,9 +149,17 @@ fn crash(kind: &str) {
         }
         let run_seed = base * 1_000_000 + kill + 1;
         // A quarter of the kills early (the load and the first save), the rest anywhere in 80 ms.
-        let micros = if rng.chance(25) { rng.below(15_000) } else { rng.below(80_000) };
+        // A quarter of the kills early (the load and the first save), a third anywhere in the
+        // first 80 ms, the rest 0–60 ms after auto-save started (deep into it, however slowly the
+        // machine starts processes).
+        let (after_start, micros) = match rng.below(100) {
+            0..=24 => (false, rng.below(15_000)),
+            25..=59 => (false, rng.below(80_000)),
+            _ => (true, rng.below(60_000)),
+        };
         let delay = Duration::from_micros(micros);
-        let repro = format!("TB_CRASH_SEED={base} (kind {kind}, kill #{kill}, writer seed {run_seed}, killed {delay:?} after its start; {})", path.display());
+        let when = if after_start { "after auto-save started" } else { "after its start" };
+        let repro = format!("TB_CRASH_SEED={base} (kind {kind}, kill #{kill}, writer seed {run_seed}, killed {delay:?} {when}; {})", path.display());
         let spawned = Instant::now();
         let mut child = Command::new(&exe)
             .args(["writer_child", "--exact", "--ignored", "--nocapture", "--test-threads", "1", "-q"])
@@ -161,8 +169,24 @@ fn crash(kind: &str) {
             .spawn()
             .expect("starting the writer");
         let stdout = child.stdout.take().expect("the writer's stdout");
-        let reader = std::thread::spawn(move || std::io::BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>());
-        std::thread::sleep(delay.saturating_sub(spawned.elapsed()));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("auto-save started") {
+                    let _ = started_tx.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        if after_start {
+            // (A writer that fails before is reported below from its lines.)
+            let _ = started_rx.recv_timeout(Duration::from_secs(10));
+            std::thread::sleep(delay);
+        } else {
+            std::thread::sleep(delay.saturating_sub(spawned.elapsed()));
+        }
         let _ = child.kill();
         let status = child.wait().expect("waiting for the writer");
         let lines = reader.join().expect("the reader thread");
