@@ -183,6 +183,8 @@ struct Inner {
     /// The storage, taken by whoever reads or writes it (explicit calls on their own thread, the
     /// persister thread for auto-load and auto-save): one at a time. None once destroyed.
     storage: Mutex<Option<Box<dyn Storage>>>,
+    /// The thread using the storage, if any.
+    storage_owner: Mutex<Option<ThreadId>>,
     state: Mutex<State>,
     changed: Condvar,
     status: AtomicU8,
@@ -299,6 +301,18 @@ impl Inner {
     /// loads. A refused commit may or may not take a number (only if another hook wants it and
     /// it changed cells or values); the next call, before any other number is given, tells.
     fn wants(&self) -> bool {
+        let (commits, mut st) = self.settle_pending_skip();
+        if is_loading(self.id) {
+            st.pending_skip = Some(commits + 1);
+            return false;
+        }
+        true
+    }
+
+    /// Settles a refused commit's number, with the store's lock held (no commit is
+    /// half-numbered then): it took the number the commit count reached, or none. Returns the
+    /// commit count and the state, still locked.
+    fn settle_pending_skip(&self) -> (u64, parking_lot::MutexGuard<'_, State>) {
         let commits = self.store.shared.commits.load(Ordering::Acquire);
         let mut st = self.state.lock();
         if let Some(s) = st.pending_skip.take() {
@@ -307,27 +321,12 @@ impl Inner {
                 st.settle();
             }
         }
-        if is_loading(self.id) {
-            st.pending_skip = Some(commits + 1);
-            return false;
-        }
-        true
+        (commits, st)
     }
 
-    /// Settles a refused commit's number; called with the store's lock held (no commit is
-    /// half-numbered then).
-    fn resolve_pending_skip(&self) -> u64 {
-        self.store.read(|_| {
-            let commits = self.store.shared.commits.load(Ordering::Acquire);
-            let mut st = self.state.lock();
-            if let Some(s) = st.pending_skip.take() {
-                if commits >= s {
-                    st.skipped.insert(s);
-                    st.settle();
-                }
-            }
-            commits
-        })
+    /// The number of the last commit, once the commit a load refused is settled.
+    fn last_commit(&self) -> u64 {
+        self.store.read(|_| self.settle_pending_skip().0)
     }
 
     fn on_commit(&self, seq: u64, changes: &str) {
@@ -344,7 +343,8 @@ impl Inner {
     }
 
     fn on_plain_transaction(&self, store: &Store) {
-        if is_loading(self.id) || store.get_transaction_changes_json() == "[{},{},1]" {
+        // The finished transaction's changes are already written out for did-finish listeners.
+        if is_loading(self.id) || store.finished().is_none_or(|t| t.changes == "[{},{},1]") {
             return;
         }
         let mut st = self.state.lock();
@@ -449,12 +449,24 @@ impl Inner {
         self.changed.notify_all();
     }
 
+    /// Runs `f` on the storage, one caller at a time. A listener that calls `load` or `save`
+    /// while this persister's own load merges on the same thread gets an error, not a deadlock.
     fn with_storage<R>(&self, f: impl FnOnce(&mut dyn Storage) -> Result<R>) -> Result<R> {
+        let me = thread::current().id();
+        if *self.storage_owner.lock() == Some(me) {
+            return Err(Error::InvalidState(format!(
+                "{}: called from inside this persister's own load or save (a listener of the store it is merging into)",
+                self.description
+            )));
+        }
         let mut guard = self.storage.lock();
-        match guard.as_mut() {
+        *self.storage_owner.lock() = Some(me);
+        let result = match guard.as_mut() {
             Some(storage) => f(storage.as_mut()),
             None => Err(destroyed_error()),
-        }
+        };
+        *self.storage_owner.lock() = None;
+        result
     }
 
     fn durable(&self, durable: &Durable) {
@@ -657,6 +669,7 @@ impl Persister {
                 description,
                 options,
                 storage: Mutex::new(Some(storage)),
+                storage_owner: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
                 status: AtomicU8::new(PersisterStatus::Idle as u8),
@@ -903,7 +916,7 @@ impl Persister {
     pub fn flush(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let target = match &self.inner.mergeable {
-            Some(_) => self.inner.resolve_pending_skip(),
+            Some(_) => self.inner.last_commit(),
             None => self.inner.state.lock().received,
         };
         let on_thread = self.inner.on_persister_thread();
