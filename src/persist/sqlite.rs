@@ -99,6 +99,8 @@ pub struct SqliteStorage {
     schema_ready: bool,
     /// Inside `lock` ... `unlock` (a `BEGIN IMMEDIATE` transaction is open).
     locked: bool,
+    /// `locked` with a `BEGIN IMMEDIATE` transaction open (not when the file is not a database).
+    lock_txn: bool,
     /// Incremental mode: the database is in WAL mode.
     wal_ready: bool,
     /// Incremental mode: `synchronous = FULL` instead of `NORMAL`.
@@ -124,7 +126,7 @@ impl SqliteStorage {
     pub fn open(path: impl AsRef<Path>, config: SqliteConfig) -> Result<SqliteStorage> {
         let path = path.as_ref().to_path_buf();
         let mut storage =
-            SqliteStorage { path, config, conn: None, configured: false, schema_ready: false, locked: false, wal_ready: false, power_loss_safe: false, read_version: None };
+            SqliteStorage { path, config, conn: None, configured: false, schema_ready: false, locked: false, lock_txn: false, wal_ready: false, power_loss_safe: false, read_version: None };
         storage.connect()?;
         Ok(storage)
     }
@@ -152,6 +154,7 @@ impl SqliteStorage {
         self.configured = false;
         self.schema_ready = false;
         self.locked = false;
+        self.lock_txn = false;
         self.wal_ready = false;
         self.read_version = None;
         // A file that is not a database fails here; that is reported by the first read or write.
@@ -535,7 +538,11 @@ impl SqliteStorage {
     /// Closes the connection, renames the database file and its WAL, shared-memory and journal
     /// files to `<path>.corrupt` (`.corrupt.2`, ... when taken), and opens a fresh database.
     fn move_file_aside(&mut self) -> Result<String> {
+        let was_locked = self.locked;
         if let Some(conn) = self.conn.take() {
+            if self.lock_txn {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
             // A corrupt database may refuse to close cleanly; its files are moved all the same.
             let _ = conn.close();
         }
@@ -564,6 +571,10 @@ impl SqliteStorage {
             std::fs::rename(&self.path, &target).map_err(io)?;
         }
         self.connect()?;
+        if was_locked {
+            // The caller holds the lock until its unlock: hold it on the fresh database.
+            self.lock(DEFAULT_BUSY_TIMEOUT)?;
+        }
         Ok(target.display().to_string())
     }
 }
@@ -644,7 +655,16 @@ impl Storage for SqliteStorage {
         if self.locked {
             return Err(Error::InvalidState(format!("{} is already locked", self.describe())));
         }
-        self.configure()?;
+        match self.configure() {
+            // Not a database: there is nothing to lock, and the persister must still be able to
+            // move the file aside under the lock (reads and writes keep failing as corrupt).
+            Err(Error::Corrupt(_)) => {
+                self.locked = true;
+                self.lock_txn = false;
+                return Ok(());
+            }
+            r => r?,
+        }
         self.ensure_wal()?;
         let conn = self.conn().map_err(|e| self.db_error(e))?;
         conn.busy_timeout(timeout).map_err(|e| self.db_error(e))?;
@@ -653,6 +673,7 @@ impl Storage for SqliteStorage {
         match begun {
             Ok(()) => {
                 self.locked = true;
+                self.lock_txn = true;
                 Ok(())
             }
             Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => Err(Error::Io(format!(
@@ -668,6 +689,9 @@ impl Storage for SqliteStorage {
             return Ok(());
         }
         self.locked = false;
+        if !std::mem::take(&mut self.lock_txn) {
+            return Ok(());
+        }
         let conn = self.conn().map_err(|e| self.db_error(e))?;
         if let Err(e) = conn.execute_batch("COMMIT") {
             let _ = conn.execute_batch("ROLLBACK");
@@ -708,9 +732,6 @@ impl Storage for SqliteStorage {
     /// the wrong shape (`tinybase_corrupt`); incremental mode, and a file that is not a database
     /// at all, renames the database files to `<path>.corrupt` and starts a fresh database.
     fn move_aside(&mut self) -> Result<String> {
-        if self.locked {
-            return Err(Error::InvalidState(format!("{} is locked", self.describe())));
-        }
         match self.config.mode {
             SqliteMode::Json => self.json_move_aside(),
             SqliteMode::Incremental => self.move_file_aside(),
