@@ -10,7 +10,7 @@
 //! file in WAL mode cannot be handed to TinyBase's sqlite-wasm as bytes).
 //!
 //! **Incremental mode** (beyond TinyBase; MergeableStore only) keeps one row per cell, value and
-//! container stamp (the schema of [`incremental`](super::incremental)), writes each committed
+//! container stamp (the schema of [`incremental`](super::incremental#schema-version-1)), writes each committed
 //! transaction as one SQLite transaction that merges it into the stored rows (a few primary-key
 //! lookups and upserts through cached statements, so a one-cell save costs the same whatever the
 //! store's size, and several processes may write one database), and verifies every hash when it
