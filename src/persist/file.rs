@@ -184,11 +184,12 @@ fn recorded_hashes(text: &str) -> Option<(f64, f64)> {
     }
 }
 
-/// Merges a plain Store's content `[tables, values]` (decoded JSON, as
-/// [`Store::get_content_json`] writes it) into `store`: the stored cells and values are set
-/// over the store's, those only the store has are kept. All or nothing.
+/// Merges a plain Store's content `[tables, values]` (as [`Store::get_json`] and TinyBase's
+/// persisters write it: object and array cells as U+FFFD-prefixed strings; decoded objects are
+/// accepted too) into `store`: the stored cells and values are set over the store's, those only
+/// the store has are kept. All or nothing.
 pub fn merge_plain_text(store: &Store, text: &str) -> crate::Result<()> {
-    let (tables, values) = crate::store::content_in_json(&parse_json(text)?, false)?;
+    let (tables, values) = crate::store::content_in_json(&parse_json(text)?, true)?;
     store.write(|core| {
         for (table_id, table) in &tables {
             for (row_id, row) in table {
@@ -442,6 +443,17 @@ mod tests {
         merge_text(&s, text).unwrap();
         assert_eq!(s.get_mergeable_content_hashes(), (762336777, 984249598));
         assert_eq!(s.get_encoded_mergeable_content_json(), text, "written back byte for byte as TinyBase writes it");
+    }
+
+    #[test]
+    fn plain_content_takes_objects_in_either_form() {
+        let store = Store::new();
+        store.set_cell("t", "r", "kept", 1).unwrap();
+        merge_plain_text(&store, "[{\"t\":{\"r\":{\"a\":{\"x\":1},\"b\":\"\u{FFFD}[1,2]\"}}},{\"v\":[true]}]").unwrap();
+        assert_eq!(store.get_content_json(), "[{\"t\":{\"r\":{\"kept\":1,\"a\":{\"x\":1},\"b\":[1,2]}}},{\"v\":[true]}]");
+        assert!(merge_plain_text(&store, "[{\"t\":{\"r\":{\"a\":\"\u{FFFC}\"}}},{}]").is_err(), "no deletions in content");
+        assert!(merge_plain_text(&store, "[{\"t\":[]},{}]").is_err());
+        assert_eq!(store.get_cell("t", "r", "kept"), Some(1.into()), "refused whole");
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub enum Content {
     /// A MergeableStore's content in wire form with hashes (TinyBase's file format):
     /// `[[tables, hlc, hash], [values, hlc, hash]]`.
     Mergeable(String),
-    /// A plain Store's content `[tables, values]` (decoded JSON, as `Store::get_content_json`).
+    /// A plain Store's content `[tables, values]` with object and array cells as U+FFFD-prefixed
+    /// strings (`Store::get_json`), byte for byte what TinyBase's persisters write for a Store.
     Plain(String),
 }
 
@@ -183,6 +184,8 @@ struct Inner {
     /// The storage, taken by whoever reads or writes it (explicit calls on their own thread, the
     /// persister thread for auto-load and auto-save): one at a time. None once destroyed.
     storage: Mutex<Option<Box<dyn Storage>>>,
+    /// The thread using the storage, if any.
+    storage_owner: Mutex<Option<ThreadId>>,
     state: Mutex<State>,
     changed: Condvar,
     status: AtomicU8,
@@ -339,7 +342,8 @@ impl Inner {
     }
 
     fn on_plain_transaction(&self, store: &Store) {
-        if is_loading(self.id) || store.get_transaction_changes_json() == "[{},{},1]" {
+        // The finished transaction's changes are already written out for did-finish listeners.
+        if is_loading(self.id) || store.finished().is_none_or(|t| t.changes == "[{},{},1]") {
             return;
         }
         let mut st = self.state.lock();
@@ -381,7 +385,7 @@ impl Inner {
             }
             (None, Content::Plain(text)) => {
                 file::merge_plain_text(&self.store, &text).map_err(|e| self.corrupt(e))?;
-                let same = parse_json(&text).ok() == parse_json(&self.store.get_content_json()).ok();
+                let same = parse_json(&text).ok() == parse_json(&self.store.get_json()).ok();
                 Ok(Some(same))
             }
             (Some(_), Content::Plain(_)) => {
@@ -403,7 +407,7 @@ impl Inner {
             None => {
                 // Counted after commit: a counted transaction is in the content read next.
                 let seq = self.state.lock().received;
-                (Content::Plain(self.store.get_content_json()), (0, 0), seq)
+                (Content::Plain(self.store.get_json()), (0, 0), seq)
             }
         }
     }
@@ -444,12 +448,24 @@ impl Inner {
         self.changed.notify_all();
     }
 
+    /// Runs `f` on the storage, one caller at a time. A listener that calls `load` or `save`
+    /// while this persister's own load merges on the same thread gets an error, not a deadlock.
     fn with_storage<R>(&self, f: impl FnOnce(&mut dyn Storage) -> Result<R>) -> Result<R> {
+        let me = thread::current().id();
+        if *self.storage_owner.lock() == Some(me) {
+            return Err(Error::InvalidState(format!(
+                "{}: called from inside this persister's own load or save (a listener of the store it is merging into)",
+                self.description
+            )));
+        }
         let mut guard = self.storage.lock();
-        match guard.as_mut() {
+        *self.storage_owner.lock() = Some(me);
+        let result = match guard.as_mut() {
             Some(storage) => f(storage.as_mut()),
             None => Err(destroyed_error()),
-        }
+        };
+        *self.storage_owner.lock() = None;
+        result
     }
 
     fn durable(&self, durable: &Durable) {
@@ -652,6 +668,7 @@ impl Persister {
                 description,
                 options,
                 storage: Mutex::new(Some(storage)),
+                storage_owner: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
                 status: AtomicU8::new(PersisterStatus::Idle as u8),
