@@ -176,6 +176,9 @@ impl SqliteStorage {
         let result = (|| {
             let conn = self.conn()?;
             conn.execute_batch(sync)?;
+            // Whole-content writes and loads of large stores touch every page: a 64 MiB page
+            // cache instead of SQLite's 2 MiB keeps the primary-key B-trees in memory.
+            conn.execute_batch("PRAGMA cache_size = -65536")?;
             // Forces SQLite to read the header, so that a file that is not a database is known now.
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
             Ok(())
