@@ -284,6 +284,8 @@ impl Inner {
 
     fn corrupt(&self, err: Error) -> Error {
         match err {
+            // Named once: the storage's own errors already say which storage they are about.
+            Error::Corrupt(m) if !m.contains(&self.description) => Error::Corrupt(format!("{}: {m}", self.description)),
             Error::Corrupt(_) | Error::Io(_) | Error::InvalidState(_) => err,
             other => Error::Corrupt(format!("{}: {other}", self.description)),
         }
@@ -948,9 +950,17 @@ impl Persister {
             if !self.inner.state.lock().unreadable {
                 return Ok(None);
             }
-            s.lock(self.inner.options.lock_timeout)?;
+            // Under the save lock, so that no other process writes meanwhile; a database too
+            // damaged to be locked (not a database at all) is moved aside without it.
+            let locked = match s.lock(self.inner.options.lock_timeout) {
+                Ok(()) => true,
+                Err(Error::Corrupt(_)) => false,
+                Err(e) => return Err(e),
+            };
             let moved = s.move_aside();
-            s.unlock()?;
+            if locked {
+                s.unlock()?;
+            }
             let moved = moved?;
             self.inner.state.lock().unreadable = false;
             self.inner.changed.notify_all();

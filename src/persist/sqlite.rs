@@ -109,6 +109,8 @@ pub struct SqliteStorage {
     power_loss_safe: bool,
     /// `PRAGMA data_version` when the stored data was last read.
     read_version: Option<i64>,
+    /// JSON mode: `quick_check` passed on this connection (see [`SqliteStorage::check_pages`]).
+    pages_checked: bool,
 }
 
 impl SqliteStorage {
@@ -128,7 +130,19 @@ impl SqliteStorage {
     pub fn open(path: impl AsRef<Path>, config: SqliteConfig) -> Result<SqliteStorage> {
         let path = path.as_ref().to_path_buf();
         let mut storage =
-            SqliteStorage { path, config, conn: None, configured: false, schema_ready: false, locked: false, lock_txn: false, wal_ready: false, power_loss_safe: false, read_version: None };
+            SqliteStorage {
+                path,
+                config,
+                conn: None,
+                configured: false,
+                schema_ready: false,
+                locked: false,
+                lock_txn: false,
+                wal_ready: false,
+                power_loss_safe: false,
+                read_version: None,
+                pages_checked: false,
+            };
         storage.connect()?;
         Ok(storage)
     }
@@ -159,6 +173,7 @@ impl SqliteStorage {
         self.lock_txn = false;
         self.wal_ready = false;
         self.read_version = None;
+        self.pages_checked = false;
         // A file that is not a database fails here; that is reported by the first read or write.
         let _ = self.configure();
         Ok(())
@@ -310,7 +325,26 @@ impl SqliteStorage {
         .map_err(|e| self.db_error(e))
     }
 
+    /// SQLite reads some damage as a missing row rather than an error: with the end of the
+    /// file cut off, the primary key index's page comes back partly zeroed and the `_` row's
+    /// lookup finds nothing, which would read as nothing stored and then be saved over.
+    /// `quick_check` (every page's structure; linear in the database's size, and JSON mode's
+    /// database is the one row) finds it, once per connection, before the first read.
+    fn check_pages(&mut self) -> Result<()> {
+        if self.pages_checked {
+            return Ok(());
+        }
+        self.configure()?;
+        let verdict: String = self.conn().and_then(|c| c.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))).map_err(|e| self.db_error(e))?;
+        if verdict != "ok" {
+            return Err(self.corrupt(format!("the database is damaged (SQLite's quick_check: {verdict})")));
+        }
+        self.pages_checked = true;
+        Ok(())
+    }
+
     fn json_read(&mut self) -> Result<Option<Content>> {
+        self.check_pages()?;
         let text = self.read_txn(|s| {
             if !s.json_table()? {
                 return Ok(None);
@@ -376,9 +410,10 @@ impl SqliteStorage {
 
     /// Keeps the unreadable row under `_.corrupt` (`_.corrupt.2`, ... when taken).
     fn json_move_aside(&mut self) -> Result<String> {
-        let shape_ok = self.configure().and_then(|_| self.json_table());
+        let shape_ok = self.configure().and_then(|_| self.check_pages()).and_then(|_| self.json_table());
         match shape_ok {
-            Err(Error::Corrupt(_)) if !self.configured => return self.move_file_aside(),
+            // Not a database, or a damaged one: nothing in it is written to; the files go aside.
+            Err(Error::Corrupt(_)) if !self.configured || !self.pages_checked => return self.move_file_aside(),
             Err(Error::Corrupt(_)) => return self.json_move_table_aside(),
             Err(e) => return Err(e),
             Ok(_) => {}
@@ -753,6 +788,9 @@ impl Storage for SqliteStorage {
     /// JSON mode keeps the unreadable row under another id (`_.corrupt`), or renames a table of
     /// the wrong shape (`tinybase_corrupt`); incremental mode, and a file that is not a database
     /// at all, renames the database files to `<path>.corrupt` and starts a fresh database.
+    ///
+    /// The persister calls it under the save lock: a row or table moved aside is part of the
+    /// lock's transaction (committed by `unlock`); moving the files ends that transaction first.
     fn move_aside(&mut self) -> Result<String> {
         match self.config.mode {
             SqliteMode::Json => self.json_move_aside(),
