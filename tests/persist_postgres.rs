@@ -10,9 +10,12 @@ mod pg;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tinybase::persist::file::merge_text;
-use tinybase::persist::postgres::PostgresStorage;
-use tinybase::persist::{Content, Storage};
-use tinybase::{Error, MergeableStore};
+use tinybase::persist::postgres::{create_postgres_persister, PostgresStorage};
+use tinybase::persist::{Content, Persister, PersisterOptions, Storage};
+use tinybase::sync::local::LocalBus;
+use tinybase::{Error, MergeableStore, Store};
+
+const LONG: Duration = Duration::from_secs(20);
 
 fn connect(room: &str) -> PostgresStorage {
     PostgresStorage::connect(&pg::dsn(), room).expect("connect")
@@ -279,6 +282,185 @@ fn server_errors_are_io_errors() {
     if missing_db != pg::dsn() {
         assert!(matches!(PostgresStorage::connect(&missing_db, "r"), Err(Error::Io(_))));
     }
+}
+
+// ------------------------------------------------------------------ through the Persister
+
+fn fast_options() -> PersisterOptions {
+    PersisterOptions { auto_load_interval: Duration::from_millis(50), ..PersisterOptions::default() }
+}
+
+fn persister(store: &MergeableStore, room: &str) -> Persister {
+    create_postgres_persister(store, &pg::dsn(), room, fast_options()).expect("persister")
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(started.elapsed() < LONG, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn persister_saves_loads_and_keeps_rooms_apart() {
+    let room = pg::unique_room("persister");
+    let a = MergeableStore::new(Some("a"));
+    pets(&a);
+    let pa = persister(&a, &room);
+    assert!(pa.describe().contains(&room));
+    pa.save().unwrap();
+    assert_eq!(pa.get_stats().saves, 1);
+
+    // A fresh store loads it; loading merges (what only the store has is kept).
+    let b = MergeableStore::new(Some("b"));
+    b.set_value("mine", "kept").unwrap();
+    let pb = persister(&b, &room);
+    assert!(pb.load().unwrap());
+    assert_eq!(b.get_cell("pets", "fido", "species"), Some("dog".into()));
+    assert_eq!(b.get_value("mine"), Some("kept".into()));
+    assert_eq!(b.get_cell("pets", "felix", "toys"), a.get_cell("pets", "felix", "toys"));
+    assert!(b.get_cell("pets", "felix", "toys").is_some());
+
+    // Another room of the same database holds nothing yet; loading it leaves the store alone.
+    let c = MergeableStore::new(Some("c"));
+    c.set_value("alone", true).unwrap();
+    let before = c.get_mergeable_content_hashes();
+    let pc = persister(&c, &pg::unique_room("persister-other"));
+    assert!(!pc.load().unwrap());
+    assert_eq!(c.get_mergeable_content_hashes(), before);
+
+    // A plain Store cannot use the incremental layout.
+    let plain = Store::new();
+    assert!(matches!(create_postgres_persister(&plain, &pg::dsn(), &room, fast_options()), Err(Error::InvalidState(_))));
+}
+
+#[test]
+fn auto_save_then_reload_in_a_fresh_store() {
+    let room = pg::unique_room("autosave");
+    let a = MergeableStore::new(Some("a"));
+    a.set_value("before", 1.0).unwrap();
+    let durable = Arc::new(Mutex::new(Vec::new()));
+    let into = durable.clone();
+    let options = PersisterOptions {
+        on_durable: Some(Arc::new(move |d: &tinybase::persist::Durable| into.lock().unwrap().push(d.content_hashes))),
+        ..fast_options()
+    };
+    let pa = create_postgres_persister(&a, &pg::dsn(), &room, options).unwrap();
+    pa.start_auto_save().unwrap();
+    assert!(pa.is_auto_saving());
+    pets(&a);
+    for i in 0..50 {
+        a.set_cell("many", &format!("r{i}"), "n", i as f64).unwrap();
+    }
+    a.transaction(|s| {
+        s.del_cell("many", "r0", "n");
+        s.set_value("after", "x").unwrap();
+    });
+    assert!(pa.flush(LONG).unwrap());
+    assert!(durable.lock().unwrap().len() >= 2);
+    pa.destroy();
+
+    let b = MergeableStore::new(Some("b"));
+    let pb = persister(&b, &room);
+    assert!(pb.load().unwrap());
+    assert_eq!(b.get_mergeable_content_hashes(), a.get_mergeable_content_hashes());
+    assert_eq!(b.get_encoded_mergeable_content_json(), a.get_encoded_mergeable_content_json(), "order, stamps and hashes");
+}
+
+#[test]
+fn two_persisters_of_one_room_converge() {
+    // Two server processes sharing a room: each auto-loads and auto-saves.
+    let room = pg::unique_room("converge");
+    let a = MergeableStore::new(Some("a"));
+    let b = MergeableStore::new(Some("b"));
+    a.set_value("from_a_before", 1.0).unwrap();
+    b.set_value("from_b_before", 2.0).unwrap();
+    let pa = persister(&a, &room);
+    let pb = persister(&b, &room);
+    for p in [&pa, &pb] {
+        p.start_auto_load().unwrap();
+        p.start_auto_save().unwrap();
+    }
+    for i in 0..20 {
+        a.set_cell("t", &format!("a{i}"), "n", i as f64).unwrap();
+        b.set_cell("t", &format!("b{i}"), "n", i as f64).unwrap();
+        // Both write the same cell: the later stamp wins everywhere.
+        a.set_cell("t", "shared", "by", "a").unwrap();
+        b.set_cell("t", "shared", "by", "b").unwrap();
+    }
+    wait_until("both stores to hold the same content", || {
+        a.get_mergeable_content_hashes() == b.get_mergeable_content_hashes() && b.get_value("from_a_before").is_some() && a.get_value("from_b_before").is_some()
+    });
+    assert!(pa.flush(LONG).unwrap() && pb.flush(LONG).unwrap());
+    pa.destroy();
+    pb.destroy();
+    let c = MergeableStore::new(Some("c"));
+    assert!(persister(&c, &room).load().unwrap());
+    assert_eq!(c.get_mergeable_content_hashes(), a.get_mergeable_content_hashes(), "the database holds the converged content");
+    assert_eq!(c.get_row_ids("t").len(), 41);
+}
+
+#[test]
+fn a_corrupted_row_is_refused_kept_and_moved_aside_on_request() {
+    let room = pg::unique_room("persister-corrupt");
+    let a = MergeableStore::new(Some("a"));
+    pets(&a);
+    persister(&a, &room).save().unwrap();
+    let quoted = room.replace('\'', "''");
+    sql(&format!("UPDATE tinybase_values SET value = 'false' WHERE room = '{quoted}'"));
+
+    let b = MergeableStore::new(Some("b"));
+    b.set_value("own", 1.0).unwrap();
+    let before = b.get_mergeable_content_hashes();
+    let pb = persister(&b, &room);
+    assert!(matches!(pb.load(), Err(Error::Corrupt(_))));
+    assert_eq!(b.get_mergeable_content_hashes(), before, "the store is untouched");
+    match pb.save() {
+        Err(Error::InvalidState(m)) => assert!(m.contains("move_aside_unreadable"), "{m}"),
+        other => panic!("saving over unreadable rows must be refused: {other:?}"),
+    }
+    assert!(pb.start_auto_save().is_err());
+    assert!(matches!(connect(&room).read(true), Err(Error::Corrupt(_))), "the rows are kept as they were");
+
+    let moved = pb.move_aside_unreadable().unwrap().expect("moved");
+    assert!(moved.contains(".corrupt-"), "{moved}");
+    pb.save().unwrap();
+    let c = MergeableStore::new(Some("c"));
+    assert!(persister(&c, &room).load().unwrap());
+    assert_eq!(c.get_mergeable_content_hashes(), b.get_mergeable_content_hashes());
+}
+
+#[test]
+fn persisting_while_synchronizing() {
+    // The server's case: a store synchronized with clients and persisted at once; what the
+    // clients write reaches the database, and a restarted server gets it back.
+    let room = pg::unique_room("sync");
+    let server = MergeableStore::new(Some("server"));
+    let client = MergeableStore::new(Some("client"));
+    let p = persister(&server, &room);
+    p.start_auto_load().unwrap();
+    p.start_auto_save().unwrap();
+    let bus = LocalBus::new();
+    let ss = bus.create_synchronizer(&server, None);
+    let sc = bus.create_synchronizer(&client, None);
+    ss.start_sync(None);
+    sc.start_sync(None);
+    for i in 0..30 {
+        client.set_cell("notes", &format!("n{i}"), "text", format!("note {i}")).unwrap();
+        server.set_value("seen", i as f64).unwrap();
+    }
+    assert!(bus.wait_for_idle(LONG));
+    wait_until("the stores to converge", || server.get_mergeable_content_hashes() == client.get_mergeable_content_hashes());
+    assert!(p.flush(LONG).unwrap());
+    ss.destroy();
+    sc.destroy();
+    p.destroy();
+
+    let restarted = MergeableStore::new(Some("restarted"));
+    assert!(persister(&restarted, &room).load().unwrap());
+    assert_eq!(restarted.get_mergeable_content_hashes(), client.get_mergeable_content_hashes());
+    assert_eq!(restarted.get_cell("notes", "n29", "text"), Some("note 29".into()));
 }
 
 /// Save/load of 10k and 100k cells and one-cell write latency at 100k (figures printed; run
