@@ -75,12 +75,8 @@ CREATE TABLE IF NOT EXISTS tinybase_schema (id INTEGER PRIMARY KEY CHECK (id = 1
 struct Statements {
     version: Statement,
     bump: Statement,
-    stored_cells: Statement,
-    stored_values: Statement,
-    stored_containers: Statement,
-    upsert_cells: Statement,
-    upsert_values: Statement,
-    upsert_containers: Statement,
+    stored: Statement,
+    write_merged: Statement,
     read_cells: Statement,
     read_values: Statement,
     read_containers: Statement,
@@ -95,37 +91,35 @@ impl Statements {
                  ON CONFLICT (room, key) DO UPDATE SET value = (tinybase_meta.value::bigint + 1)::text \
                  RETURNING value",
             )?,
-            stored_cells: client.prepare(
-                "SELECT c.table_id, c.row_id, c.cell_id, c.hlc, c.hash FROM tinybase_cells c \
+            // Every stamp a transaction's merge may look up, in one round trip: cells (what 0),
+            // values (1) and containers (2) by their keys.
+            stored: client.prepare(
+                "SELECT 0, 0, c.table_id, c.row_id, c.cell_id, c.hlc, c.hash FROM tinybase_cells c \
                  JOIN unnest($2::text[], $3::text[], $4::text[]) AS k (t, r, i) \
-                 ON c.table_id = k.t AND c.row_id = k.r AND c.cell_id = k.i WHERE c.room = $1",
-            )?,
-            stored_values: client.prepare(
-                "SELECT v.value_id, v.hlc, v.hash FROM tinybase_values v \
-                 JOIN unnest($2::text[]) AS k (i) ON v.value_id = k.i WHERE v.room = $1",
-            )?,
-            stored_containers: client.prepare(
-                "SELECT c.kind, c.table_id, c.row_id, c.hlc, c.hash FROM tinybase_containers c \
-                 JOIN unnest($2::int4[], $3::text[], $4::text[]) AS k (kind, t, r) \
+                 ON c.table_id = k.t AND c.row_id = k.r AND c.cell_id = k.i WHERE c.room = $1 \
+                 UNION ALL SELECT 1, 0, '', '', v.value_id, v.hlc, v.hash FROM tinybase_values v \
+                 JOIN unnest($5::text[]) AS k (i) ON v.value_id = k.i WHERE v.room = $1 \
+                 UNION ALL SELECT 2, c.kind, c.table_id, c.row_id, '', c.hlc, c.hash FROM tinybase_containers c \
+                 JOIN unnest($6::int4[], $7::text[], $8::text[]) AS k (kind, t, r) \
                  ON c.kind = k.kind AND c.table_id = k.t AND c.row_id = k.r WHERE c.room = $1",
             )?,
-            upsert_cells: client.prepare(
-                "INSERT INTO tinybase_cells (room, table_id, row_id, cell_id, value, hlc, hash) \
+            // The merged rows and the version bump, in one round trip (data-modifying WITH
+            // clauses always run to completion).
+            write_merged: client.prepare(
+                "WITH cells AS (INSERT INTO tinybase_cells (room, table_id, row_id, cell_id, value, hlc, hash) \
                  SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
                  ON CONFLICT (room, table_id, row_id, cell_id) DO UPDATE \
-                 SET value = EXCLUDED.value, hlc = EXCLUDED.hlc, hash = EXCLUDED.hash",
-            )?,
-            upsert_values: client.prepare(
-                "INSERT INTO tinybase_values (room, value_id, value, hlc, hash) \
-                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[]) \
+                 SET value = EXCLUDED.value, hlc = EXCLUDED.hlc, hash = EXCLUDED.hash), \
+                 vals AS (INSERT INTO tinybase_values (room, value_id, value, hlc, hash) \
+                 SELECT $1, * FROM unnest($8::text[], $9::text[], $10::text[], $11::int8[]) \
                  ON CONFLICT (room, value_id) DO UPDATE \
-                 SET value = EXCLUDED.value, hlc = EXCLUDED.hlc, hash = EXCLUDED.hash",
-            )?,
-            upsert_containers: client.prepare(
-                "INSERT INTO tinybase_containers (room, kind, table_id, row_id, hlc, hash) \
-                 SELECT $1, * FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::int8[]) \
-                 ON CONFLICT (room, kind, table_id, row_id) DO UPDATE \
-                 SET hlc = EXCLUDED.hlc, hash = EXCLUDED.hash",
+                 SET value = EXCLUDED.value, hlc = EXCLUDED.hlc, hash = EXCLUDED.hash), \
+                 containers AS (INSERT INTO tinybase_containers (room, kind, table_id, row_id, hlc, hash) \
+                 SELECT $1, * FROM unnest($12::int4[], $13::text[], $14::text[], $15::text[], $16::int8[]) \
+                 ON CONFLICT (room, kind, table_id, row_id) DO UPDATE SET hlc = EXCLUDED.hlc, hash = EXCLUDED.hash) \
+                 INSERT INTO tinybase_meta (room, key, value) VALUES ($1, 'version', '1') \
+                 ON CONFLICT (room, key) DO UPDATE SET value = (tinybase_meta.value::bigint + 1)::text \
+                 RETURNING value",
             )?,
             read_cells: client.prepare(
                 "SELECT table_id, row_id, cell_id, value, hlc, hash FROM tinybase_cells WHERE room = $1 ORDER BY seq",
@@ -290,7 +284,10 @@ impl PostgresStorage {
     /// [`Storage::changed`].
     fn bump_version(&mut self) -> Result<()> {
         let row = self.client.query_one(&self.statements.bump, &[&self.room]).map_err(|e| self.io(e))?;
-        let text: String = row.get(0);
+        self.version_written(row.get(0))
+    }
+
+    fn version_written(&mut self, text: String) -> Result<()> {
         let new = text.parse::<i64>().map_err(|_| Error::Corrupt(format!("{}: the room's version {text:?} is not a number", self.described)))?;
         let before = if new == 1 { None } else { Some(new - 1) };
         if before == self.seen {
@@ -309,33 +306,29 @@ impl PostgresStorage {
             .map_err(|e| self.io(e))
     }
 
-    fn upsert(&mut self, rows: &Rows) -> Result<()> {
-        if !rows.cells.is_empty() {
-            let cols = cell_columns(&rows.cells);
-            self.client
-                .execute(&self.statements.upsert_cells, &[&self.room, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5])
-                .map_err(|e| self.io(e))?;
-        }
-        if !rows.values.is_empty() {
-            let ids: Vec<&str> = rows.values.iter().map(|v| v.value_id.as_str()).collect();
-            let values: Vec<&str> = rows.values.iter().map(|v| v.value.as_str()).collect();
-            let hlcs: Vec<&str> = rows.values.iter().map(|v| v.hlc.as_str()).collect();
-            let hashes: Vec<i64> = rows.values.iter().map(|v| v.hash as i64).collect();
-            self.client
-                .execute(&self.statements.upsert_values, &[&self.room, &ids, &values, &hlcs, &hashes])
-                .map_err(|e| self.io(e))?;
-        }
-        if !rows.containers.is_empty() {
-            let kinds: Vec<i32> = rows.containers.iter().map(|c| c.kind as i32).collect();
-            let tables: Vec<&str> = rows.containers.iter().map(|c| c.table_id.as_str()).collect();
-            let row_ids: Vec<&str> = rows.containers.iter().map(|c| c.row_id.as_str()).collect();
-            let hlcs: Vec<&str> = rows.containers.iter().map(|c| c.hlc.as_str()).collect();
-            let hashes: Vec<i64> = rows.containers.iter().map(|c| c.hash as i64).collect();
-            self.client
-                .execute(&self.statements.upsert_containers, &[&self.room, &kinds, &tables, &row_ids, &hlcs, &hashes])
-                .map_err(|e| self.io(e))?;
-        }
-        Ok(())
+    /// Upserts merged rows and bumps the version, in one statement.
+    fn write_merged(&mut self, rows: &Rows) -> Result<()> {
+        let cells = cell_columns(&rows.cells);
+        let v_ids: Vec<&str> = rows.values.iter().map(|v| v.value_id.as_str()).collect();
+        let v_values: Vec<&str> = rows.values.iter().map(|v| v.value.as_str()).collect();
+        let v_hlcs: Vec<&str> = rows.values.iter().map(|v| v.hlc.as_str()).collect();
+        let v_hashes: Vec<i64> = rows.values.iter().map(|v| v.hash as i64).collect();
+        let kinds: Vec<i32> = rows.containers.iter().map(|c| c.kind as i32).collect();
+        let c_tables: Vec<&str> = rows.containers.iter().map(|c| c.table_id.as_str()).collect();
+        let c_rows: Vec<&str> = rows.containers.iter().map(|c| c.row_id.as_str()).collect();
+        let c_hlcs: Vec<&str> = rows.containers.iter().map(|c| c.hlc.as_str()).collect();
+        let c_hashes: Vec<i64> = rows.containers.iter().map(|c| c.hash as i64).collect();
+        let row = self
+            .client
+            .query_one(
+                &self.statements.write_merged,
+                &[
+                    &self.room, &cells.0, &cells.1, &cells.2, &cells.3, &cells.4, &cells.5, &v_ids, &v_values, &v_hlcs,
+                    &v_hashes, &kinds, &c_tables, &c_rows, &c_hlcs, &c_hashes,
+                ],
+            )
+            .map_err(|e| self.io(e))?;
+        self.version_written(row.get(0))
     }
 
     /// Inserts a whole content's rows into the (emptied) room with `COPY`, PostgreSQL's bulk
@@ -376,24 +369,10 @@ impl PostgresStorage {
 
     /// What is stored for the leaves and containers `changes` touches: (hlc, hash) by key.
     fn stored_for(&mut self, changes: &Rows) -> Result<Stored> {
-        let mut stored = Stored::default();
-        if !changes.cells.is_empty() {
-            let t: Vec<&str> = changes.cells.iter().map(|c| c.table_id.as_str()).collect();
-            let r: Vec<&str> = changes.cells.iter().map(|c| c.row_id.as_str()).collect();
-            let i: Vec<&str> = changes.cells.iter().map(|c| c.cell_id.as_str()).collect();
-            for row in self.client.query(&self.statements.stored_cells, &[&self.room, &t, &r, &i]).map_err(|e| self.io(e))? {
-                let key = (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, String>(2));
-                let stamp = self.stamp(row.get(3), row.get(4))?;
-                stored.cells.insert(key, stamp);
-            }
-        }
-        if !changes.values.is_empty() {
-            let i: Vec<&str> = changes.values.iter().map(|v| v.value_id.as_str()).collect();
-            for row in self.client.query(&self.statements.stored_values, &[&self.room, &i]).map_err(|e| self.io(e))? {
-                let stamp = self.stamp(row.get(1), row.get(2))?;
-                stored.values.insert(row.get(0), stamp);
-            }
-        }
+        let ct: Vec<&str> = changes.cells.iter().map(|c| c.table_id.as_str()).collect();
+        let cr: Vec<&str> = changes.cells.iter().map(|c| c.row_id.as_str()).collect();
+        let ci: Vec<&str> = changes.cells.iter().map(|c| c.cell_id.as_str()).collect();
+        let vi: Vec<&str> = changes.values.iter().map(|v| v.value_id.as_str()).collect();
         // The containers the changes list, and (should a path lack its stamps) every container
         // above a changed cell, and the two top-level ones.
         let mut keys: Vec<(i32, &str, &str)> = vec![(ContainerKind::Tables as i32, "", ""), (ContainerKind::Values as i32, "", "")];
@@ -405,11 +384,20 @@ impl PostgresStorage {
         keys.sort_unstable();
         keys.dedup();
         let kinds: Vec<i32> = keys.iter().map(|k| k.0).collect();
-        let t: Vec<&str> = keys.iter().map(|k| k.1).collect();
-        let r: Vec<&str> = keys.iter().map(|k| k.2).collect();
-        for row in self.client.query(&self.statements.stored_containers, &[&self.room, &kinds, &t, &r]).map_err(|e| self.io(e))? {
-            let stamp = self.stamp(row.get(3), row.get(4))?;
-            stored.containers.insert((row.get(0), row.get(1), row.get(2)), stamp);
+        let kt: Vec<&str> = keys.iter().map(|k| k.1).collect();
+        let kr: Vec<&str> = keys.iter().map(|k| k.2).collect();
+        let rows = self
+            .client
+            .query(&self.statements.stored, &[&self.room, &ct, &cr, &ci, &vi, &kinds, &kt, &kr])
+            .map_err(|e| self.io(e))?;
+        let mut stored = Stored::default();
+        for row in rows {
+            let stamp = self.stamp(row.get(5), row.get(6))?;
+            match row.get::<_, i32>(0) {
+                0 => stored.cells.insert((row.get(2), row.get(3), row.get(4)), stamp),
+                1 => stored.values.insert(row.get(4), stamp),
+                _ => stored.containers.insert((row.get(1), row.get(2), row.get(3)), stamp),
+            };
         }
         Ok(stored)
     }
@@ -607,8 +595,7 @@ impl Storage for PostgresStorage {
             // Every stamp merge_rows may look up, fetched in one query per table.
             let mut stored = s.stored_for(&rows)?;
             let merged = merge_rows(&rows, &mut stored)?;
-            s.upsert(&merged)?;
-            s.bump_version()
+            s.write_merged(&merged)
         })
     }
 
