@@ -367,3 +367,53 @@ fn changed_sees_other_connections_and_locks_exclude() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// One-cell `write_changes` latency at 1M cells (run by hand:
+/// `cargo test --release --test persist_sqlite one_cell_latency -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn one_cell_latency_at_1m_cells() {
+    let dir = temp_dir("latency");
+    let path = dir.join("big.db");
+    let store = MergeableStore::new(Some("big"));
+    let started = Instant::now();
+    store.transaction(|s| {
+        for r in 0..100_000 {
+            for c in 0..10 {
+                s.set_cell("t", &format!("r{r}"), &format!("c{c}"), (r * 10 + c) as f64).unwrap();
+            }
+        }
+    });
+    let built = started.elapsed();
+    let started = Instant::now();
+    let mut storage = SqliteStorage::open(&path, incremental()).unwrap();
+    storage.write(&Content::Mergeable(store.get_encoded_mergeable_content_json())).unwrap();
+    let written = started.elapsed();
+    println!("1M cells: built {built:?}, whole write {written:?}");
+    let log = record_changes(&store);
+    for power_loss_safe in [false, true] {
+        storage.set_power_loss_safe(power_loss_safe).unwrap();
+        let mut times = Vec::new();
+        for i in 0..2000 {
+            store.set_cell("t", &format!("r{}", (i * 7919) % 100_000), "c3", (i + if power_loss_safe { 10_000 } else { 0 }) as f64 + 0.5).unwrap();
+            let changes = log.lock().pop().unwrap();
+            let t = Instant::now();
+            storage.write_changes(&changes).unwrap();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        let p = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        println!(
+            "one-cell write_changes at 1M cells, synchronous = {}: p50 {:?} p99 {:?} max {:?}",
+            if power_loss_safe { "FULL" } else { "NORMAL" },
+            p(0.5),
+            p(0.99),
+            times[times.len() - 1]
+        );
+    }
+    let started = Instant::now();
+    let reader = loaded(SqliteStorage::open(&path, incremental()).unwrap().read(true).unwrap());
+    println!("load + verify + merge 1M cells: {:?}", started.elapsed());
+    assert_eq!(reader.get_mergeable_content_hashes(), store.get_mergeable_content_hashes());
+    let _ = std::fs::remove_dir_all(&dir);
+}
