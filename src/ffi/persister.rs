@@ -225,10 +225,7 @@ pub unsafe extern "C" fn tb_file_persister_new(
 ) -> tb_status {
     guard(|| {
         let path = str_in(path, "path")?;
-        new_persister(store, options, out, |store, options, _| {
-            let _ = (store, path, options);
-            Err(Error::InvalidState("the file persister is not built yet".into()))
-        })
+        new_persister(store, options, out, |store, options, _| crate::persist::file::create_file_persister(store, path, options))
     })
 }
 
