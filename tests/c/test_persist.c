@@ -504,7 +504,6 @@ static void auto_save_and_load(const char *label, make_fn make, const char *wher
     bool durable = false;
     CHECK_OK(tb_persister_flush(p, 10 * scale(), &durable));
     CHECK(durable);
-    CHECK(atomic_load(&k.durables) >= 2);
     uint32_t th = 0, vh = 0;
     CHECK_OK(tb_mergeable_store_get_mergeable_content_hashes(m, &th, &vh));
     uint64_t loads = 0, saves = 0;
@@ -514,6 +513,7 @@ static void auto_save_and_load(const char *label, make_fn make, const char *wher
     double until = now_s() + 5 * scale();
     while (atomic_load(&k.last_saves) < saves && now_s() < until) sleep_ms(5);
     CHECK(atomic_load(&k.last_saves) == saves);
+    CHECK(atomic_load(&k.durables) >= 2);
 
     /* the auto-loading persister sees the writes */
     double end = now_s() + 10 * scale();
