@@ -5,11 +5,13 @@
  * (TB_ERROR_CORRUPT, the file untouched, saves refused, then moved aside), a callback freeing
  * its own persister, SQLite in JSON and incremental modes, PostgreSQL when
  * TB_TEST_POSTGRES_DSN is set, persisting while a local-bus synchronizer syncs the same store,
+ * four threads writing while auto-save runs, a store listener on the persister thread freeing it,
  * release exactly once, and live handles back to their start value. */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
 #include <stdatomic.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -774,6 +776,65 @@ static void persist_while_syncing(void) {
     tb_mergeable_store_free(b);
 }
 
+/* Four threads write while auto-save runs: after a flush, a reload holds every write. */
+typedef struct writer_arg {
+    tb_store *st;
+    int n;
+} writer_arg;
+
+static void *writer(void *arg) {
+    writer_arg *w = arg;
+    for (int i = 0; i < 50; i++) {
+        char row[32], val[16];
+        snprintf(row, sizeof row, "w%d-%d", w->n, i);
+        snprintf(val, sizeof val, "%d", i);
+        EXPECT(tb_store_set_cell_json(w->st, "t", row, "i", val) == TB_OK);
+    }
+    return NULL;
+}
+
+static void writers_while_auto_saving(const char *label, make_fn make, const char *where) {
+    fprintf(stderr, "  4 writer threads while auto-saving: %s\n", label);
+    tb_mergeable_store *m = NULL;
+    CHECK_OK(tb_mergeable_store_new("threads", &m));
+    tb_store *st = tb_mergeable_store_as_store(m);
+    sink k;
+    memset(&k, 0, sizeof k);
+    tb_persister_options o = options_for(&k);
+    tb_persister *p = NULL;
+    CHECK_OK(make(st, where, &o, &p));
+    if (!p) {
+        tb_mergeable_store_free(m);
+        return;
+    }
+    CHECK_OK(tb_persister_start_auto_save(p));
+    pthread_t threads[4];
+    writer_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (writer_arg){st, i};
+        CHECK(pthread_create(&threads[i], NULL, writer, &args[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
+    bool durable = false;
+    CHECK_OK(tb_persister_flush(p, 20 * scale(), &durable));
+    CHECK(durable);
+    tb_persister_free(p);
+    CHECK(atomic_load(&k.errors) == 0);
+    CHECK(atomic_load(&k.released) == 1);
+
+    tb_mergeable_store *m2 = NULL;
+    CHECK_OK(tb_mergeable_store_new("threads-reload", &m2));
+    CHECK_OK(make(tb_mergeable_store_as_store(m2), where, NULL, &p));
+    CHECK_OK(tb_persister_load(p, &durable));
+    CHECK(same_hashes(m, m2));
+    size_t rows = 0;
+    CHECK_OK(tb_store_get_row_count(tb_mergeable_store_as_store(m2), "t", &rows));
+    CHECK(rows == 200);
+    tb_persister_free(p);
+    tb_mergeable_store_free(m2);
+    tb_mergeable_store_free(m);
+}
+
 /* SQLite JSON mode with TinyBase's layout and names of our choosing. */
 static void sqlite_names(void) {
     char db[512];
@@ -852,6 +913,10 @@ int main(void) {
     path_of(where, sizeof where, "auto-inc.db");
     auto_save_and_load("sqlite incremental", make_sqlite_incremental, where);
     sqlite_names();
+    path_of(where, sizeof where, "threads.json");
+    writers_while_auto_saving("file", make_file, where);
+    path_of(where, sizeof where, "threads-inc.db");
+    writers_while_auto_saving("sqlite incremental", make_sqlite_incremental, where);
     CHECK(tb_debug_live_handles() == base);
 
     pg_dsn = getenv("TB_TEST_POSTGRES_DSN");
