@@ -204,17 +204,18 @@ thread_local! {
 
 static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
 
-/// A new token identifying one synchronizer handle's callbacks.
+/// A new token identifying one synchronizer's or persister's callbacks.
 pub(crate) fn next_token() -> usize {
     NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
 }
 
-fn current_callback() -> usize {
+/// The token of the synchronizer or persister whose callback runs on this thread (0: none).
+pub(crate) fn current_callback() -> usize {
     IN_CALLBACK.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Runs a call into the host, marking this thread as inside `token`'s callbacks.
-fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
+pub(crate) fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
     let previous = IN_CALLBACK.try_with(|c| c.replace(token)).unwrap_or(0);
     let r = f();
     let _ = IN_CALLBACK.try_with(|c| c.set(previous));
@@ -229,7 +230,13 @@ fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
 pub(crate) struct Ptr(Arc<HostData>);
 
 impl Ptr {
-    fn get(&self) -> *mut c_void {
+    /// Takes the host's user_data over: released by the last clone dropped.
+    pub(crate) fn new(data: HostData) -> Ptr {
+        Ptr(Arc::new(data))
+    }
+
+    /// The host's user_data, for a callback.
+    pub(crate) fn get(&self) -> *mut c_void {
         self.0.ptr()
     }
 
@@ -244,7 +251,7 @@ impl Ptr {
 }
 
 /// NUL-terminated copy of a string for the host (borrowed by the callback).
-fn c_text(s: &str) -> Vec<u8> {
+pub(crate) fn c_text(s: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(s.len() + 1);
     v.extend_from_slice(s.as_bytes());
     v.push(0);
@@ -768,17 +775,22 @@ pub unsafe extern "C" fn tb_synchronizer_free(sync: *mut tb_synchronizer) {
         let h = Box::from_raw(sync as *mut SyncHandle);
         live_dec();
         if current_callback() == h.token {
-            let cell = Arc::new(Mutex::new(Some(h)));
-            let deferred = cell.clone();
-            let spawned = std::thread::Builder::new().name("tinybase-sync-free".into()).spawn(move || drop(deferred.lock().take()));
-            if spawned.is_err() {
-                // Cannot wait for the worker here: leak rather than release too early.
-                std::mem::forget(cell.lock().take());
-            }
+            drop_elsewhere(h, "tinybase-sync-free");
             return;
         }
         drop(h);
     })
+}
+
+/// Drops `value` on a new thread: a free from inside an object's own callback cannot wait for
+/// the thread (or call) running that callback. If no thread can be started, `value` is leaked
+/// rather than released too early.
+pub(crate) fn drop_elsewhere<T: Send + 'static>(value: T, thread_name: &str) {
+    let cell = Arc::new(Mutex::new(Some(value)));
+    let deferred = cell.clone();
+    if std::thread::Builder::new().name(thread_name.into()).spawn(move || drop(deferred.lock().take())).is_err() {
+        std::mem::forget(cell.lock().take());
+    }
 }
 
 // -------------------------------------------------------------------- local bus, channels
