@@ -703,3 +703,23 @@ def test_postgres_needs_a_mergeable_store_and_a_reachable_server(clean):
         with pytest.raises(StorageError):
             with PostgresPersister(m, "postgresql://tinybase@127.0.0.1:1/none?connect_timeout=2", "room") as p:
                 p.load()
+
+
+def test_commands_from_inside_an_own_callback_raise_instead_of_deadlocking(tmp_path, clean):
+    seen = []
+    holder = {}
+
+    def on_durable(info):
+        try:
+            holder["p"].save()
+        except InvalidStateError as e:
+            seen.append(e)
+
+    with MergeableStore("a") as a, FilePersister(a, tmp_path / "x.json", on_durable=on_durable) as p:
+        holder["p"] = p
+        a.set_value("v", 1)
+        p.save()
+        p.start_auto_save()
+        a.set_value("v", 2)
+        assert p.flush(10)
+    assert len(seen) >= 2

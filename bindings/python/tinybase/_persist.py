@@ -9,8 +9,11 @@ that could not be loaded is never written over (:class:`CorruptDataError`, then
 :meth:`Persister.move_aside_unreadable`).
 
 ``on_durable`` and ``on_ignored_error`` run on the persister's thread (a library thread), or on
-the thread calling :meth:`Persister.save`; exceptions they raise are reported like listener
-exceptions (:class:`tinybase.CallbackErrorWarning` or the handler set with
+the thread calling :meth:`Persister.save`, never under a lock: they may use the store and read
+the persister's state, while its commands (load, save, flush ...) raise :class:`InvalidStateError`
+there (they would wait for the thread running the callback); :meth:`Persister.close` is allowed.
+Exceptions they raise are reported like listener exceptions
+(:class:`tinybase.CallbackErrorWarning` or the handler set with
 :func:`tinybase.set_callback_error_handler`), never propagated into native code.
 """
 
