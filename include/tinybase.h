@@ -6,7 +6,7 @@
  *   tb_<type>_<verb>, verbs are TinyBase's method names in snake_case (setCell ->
  *   tb_store_set_cell). Functions taking or returning JSON text end in _json. Opaque handles:
  *   tb_store, tb_mergeable_store, tb_event_queue,
- *   tb_synchronizer, tb_local_bus, tb_ws_client. Bulk shapes (tables, content, changes,
+ *   tb_synchronizer, tb_local_bus, tb_ws_client, tb_persister. Bulk shapes (tables, content, changes,
  *   mergeable content, hashes, diffs) cross the boundary as JSON text in TinyBase's encoding
  *   (undefined / deleted is the string "\uFFFC"; "wire form" writes object and array cells
  *   as strings prefixed with U+FFFD).
@@ -78,6 +78,11 @@
  *     tb_local_bus_wait_for_idle() block up to their timeout; _destroy() and _free() block
  *     until the worker thread has stopped. Nothing else blocks: in particular
  *     tb_synchronizer_receive() and _receive_framed() never do.
+ *     Persisters: _load(), _save(), _start_auto_load(), _start_auto_save(),
+ *     _move_aside_unreadable() and the constructors block while they do I/O (a save up to
+ *     lock_timeout_seconds for another process's lock); _stop_auto_save() until what was
+ *     queued is durable; _flush() up to its timeout; _destroy() and _free() until the
+ *     persister's thread has stopped. Their getters (status, stats, is_auto_*) never block.
  *   - Change listeners (tables ... value kinds) and did-finish-transaction listeners run after
  *     the transaction commits, on the thread that made the change, with the store's lock
  *     released (also when it ends in tb_store_finish_transaction()). A listener may read the
@@ -151,6 +156,25 @@
  *     socket; their hooks still run on the worker. tb_synchronizer_get_connection_state() and
  *     on_status tell the connection's state (connecting, open, closed with code and reason);
  *     destroy closes the socket cleanly (1000) or unsubscribes the channel.
+ *
+ * ============================================================================================
+ * PERSISTERS
+ *   - A tb_persister keeps one store's content in a file (tb_file_persister_new, TinyBase's
+ *     format), a SQLite database (tb_sqlite_persister_new, TinyBase's JSON layout or the
+ *     incremental one) or a PostgreSQL room (tb_postgres_persister_new). Beyond TinyBase, a
+ *     load merges into the store, loaded hashes are verified, and data that could not be
+ *     loaded (TB_ERROR_CORRUPT) is never written over: saves are refused until a load succeeds
+ *     or tb_persister_move_aside_unreadable() moved it aside.
+ *   - Each persister has one thread for auto-load and auto-save. on_durable and
+ *     on_ignored_error run there (or on the calling thread, for the save a command makes),
+ *     never concurrently for one persister, never under a lock of the library, with arguments
+ *     borrowed for the call only. They may read and write stores and call the persister's
+ *     getters; its other functions give TB_ERROR_INVALID_STATE there, and freeing their own
+ *     persister is deferred until the callback returned (see tb_persister_free).
+ *   - Persisting and synchronizing one mergeable store at once is supported: what a
+ *     synchronizer merges in is saved like any local change.
+ *   - tb_persister_free() destroys the persister if needed (what auto-save queued is written
+ *     first), then releases the options' user_data exactly once, after its thread stopped.
  * ============================================================================================
  */
 
@@ -224,6 +248,16 @@ typedef enum tb_status {
      * An internal error (a Rust panic) was caught at the boundary. The store is unchanged.
      */
     TB_ERROR_PANIC = 9,
+    /**
+     * Persistence: reading or writing the storage failed (I/O, a database error, a lock held
+     * by another process past the timeout). The store is unchanged.
+     */
+    TB_ERROR_IO = 10,
+    /**
+     * Persistence: the stored data cannot be loaded (not TinyBase content, a wrong shape, bad
+     * hashes, an HLC far in the future). Nothing was loaded; the stored data is kept.
+     */
+    TB_ERROR_CORRUPT = 11,
 } tb_status;
 
 /**
@@ -243,6 +277,14 @@ typedef struct tb_local_bus tb_local_bus;
  * A TinyBase MergeableStore. Opaque; tb_mergeable_store_as_store() gives its tb_store view.
  */
 typedef struct tb_mergeable_store tb_mergeable_store;
+
+/**
+ * A persister: TinyBase's Persister, keeping one store's content in a file, a SQLite database
+ * or a PostgreSQL room, with its own thread for auto-load and auto-save. Opaque; create with
+ * tb_file_persister_new(), tb_sqlite_persister_new() or tb_postgres_persister_new(); free
+ * with tb_persister_free().
+ */
+typedef struct tb_persister tb_persister;
 
 /**
  * A TinyBase Store (plain or mergeable). Opaque; use through tb_store_* functions.
@@ -394,6 +436,103 @@ typedef void (*tb_listener_fn)(void *user_data, struct tb_store *store, const st
  * wake the host's event loop). Must not block for long; may call tb_event_queue_* functions.
  */
 typedef void (*tb_notify_fn)(void *user_data);
+
+/**
+ * What the durable callback is told: the content now durable. Borrowed for the call only.
+ */
+typedef struct tb_durable_info {
+    /**
+     * The mergeable store's tables hash of the content made durable (for an incremental
+     * write, the hash of that transaction's table changes); 0 for a plain store.
+     */
+    uint32_t tables_hash;
+    /**
+     * Likewise for the values.
+     */
+    uint32_t values_hash;
+    /**
+     * Saves completed so far (as tb_persister_get_stats()).
+     */
+    uint64_t saves;
+} tb_durable_info;
+
+/**
+ * Called each time content becomes durable (synced to disk or committed): on the persister's
+ * thread for auto-save and destroy, on the calling thread for tb_persister_save() and the
+ * save tb_persister_start_auto_save() starts with. Never concurrently for one persister,
+ * never with a lock of the library held; `info` is borrowed for the call only. It may call
+ * the non-blocking tb_persister_* functions (get_status, get_stats, is_auto_*, describe) and
+ * any store function; the other tb_persister_* functions of its own persister give
+ * TB_ERROR_INVALID_STATE there, and freeing its own persister is deferred until it returned
+ * (see tb_persister_free()).
+ */
+typedef void (*tb_persister_durable_fn)(void *user_data, const struct tb_durable_info *info);
+
+/**
+ * Called with an error that auto-load or auto-save met and could not return (TinyBase's
+ * onIgnoredError): `status` is its code (TB_ERROR_IO, TB_ERROR_CORRUPT, ...), `message` its
+ * text, borrowed for the call only. Same thread and re-entrancy rules as
+ * tb_persister_durable_fn.
+ */
+typedef void (*tb_persister_error_fn)(void *user_data, enum tb_status status, const char *message);
+
+/**
+ * Options of a persister. Zero-initialize (`tb_persister_options o = {0};`) and set what you
+ * need; passing NULL instead means all defaults. Read during the creating call only (the
+ * struct and its strings are not kept).
+ */
+typedef struct tb_persister_options {
+    /**
+     * Called when content becomes durable (see tb_persister_durable_fn). May be NULL.
+     */
+    tb_persister_durable_fn on_durable;
+    /**
+     * Called for errors auto-load and auto-save met (see tb_persister_error_fn). May be NULL.
+     */
+    tb_persister_error_fn on_ignored_error;
+    /**
+     * Passed to the two callbacks above.
+     */
+    void *user_data;
+    /**
+     * If not NULL, called once with user_data when the persister is freed, after its thread
+     * stopped (not called when the creating call fails).
+     */
+    tb_release_fn release;
+    /**
+     * How often auto-load checks the storage for other processes' writes, in seconds; 0 means
+     * the default, 0.25. Finite, not negative.
+     */
+    double auto_load_interval_seconds;
+    /**
+     * How long a save waits for another process's write lock before failing with
+     * TB_ERROR_IO, in seconds; 0 means the default, 10.
+     */
+    double lock_timeout_seconds;
+    /**
+     * SQLite JSON mode: the table's name; NULL means "tinybase". Ignored by other storages.
+     */
+    const char *sqlite_table_name;
+    /**
+     * SQLite JSON mode: the id column's name; NULL means "_id".
+     */
+    const char *sqlite_id_column_name;
+    /**
+     * SQLite JSON mode: the content column's name; NULL means "store".
+     */
+    const char *sqlite_store_column_name;
+} tb_persister_options;
+
+/**
+ * How a SQLite persister lays the store out (a uint32_t; one of the TB_SQLITE_* constants).
+ */
+typedef uint32_t tb_sqlite_mode;
+
+/**
+ * A persister's status (a uint32_t; one of the TB_PERSISTER_* constants; TinyBase's
+ * getStatus()).
+ */
+typedef uint32_t tb_persister_status;
 
 /**
  * A transaction body: called once, synchronously, on the calling thread, with the store's
@@ -756,6 +895,34 @@ typedef struct tb_ws_synchronizer_options {
 #define TB_LISTENER_DID_FINISH_TRANSACTION 21
 
 /**
+ * Neither loading nor saving.
+ */
+#define TB_PERSISTER_IDLE 0
+
+/**
+ * Loading.
+ */
+#define TB_PERSISTER_LOADING 1
+
+/**
+ * Saving.
+ */
+#define TB_PERSISTER_SAVING 2
+
+/**
+ * TinyBase's layout: the whole content as JSON in one row (table "tinybase", columns "_id"
+ * and "store", row "_"; the names are options), readable and writable by TinyBase's own
+ * SQLite persisters.
+ */
+#define TB_SQLITE_JSON 0
+
+/**
+ * Beyond TinyBase: one row per cell and per value with its HLC and hash, each committed
+ * transaction written as one SQLite transaction (WAL). Needs a mergeable store.
+ */
+#define TB_SQLITE_INCREMENTAL 1
+
+/**
  * The answer to a request (same request id).
  */
 #define TB_SYNC_MESSAGE_RESPONSE 0
@@ -884,9 +1051,9 @@ extern "C" {
 /**
  * The number of objects currently owned by the host that need a free: store and mergeable
  * store references, queues, events, strings and values returned by the library,
- * synchronizers, local buses and WebSocket clients, plus registered listeners whose user_data has not been
- * released yet. A debugging aid: a program that frees everything and removes every listener
- * gets back the value it started with.
+ * synchronizers, local buses, WebSocket clients and persisters, plus registered listeners
+ * whose user_data has not been released yet. A debugging aid: a program that frees
+ * everything and removes every listener gets back the value it started with.
  */
 int64_t tb_debug_live_handles(void);
 
@@ -1468,6 +1635,160 @@ enum tb_status tb_mergeable_store_get_mergeable_value_diff_json(struct tb_mergea
 enum tb_status tb_mergeable_store_compute_content_hashes(struct tb_mergeable_store *store,
                                                          uint32_t *out_tables_hash,
                                                          uint32_t *out_values_hash);
+
+/**
+ * createFilePersister: a persister of `store` (plain or mergeable: pass
+ * tb_mergeable_store_as_store()) to the file at `path`, in TinyBase's format (a mergeable
+ * store's wire-form content with hashes, or a plain store's `[tables, values]`), written
+ * atomically and durably (temporary file, fsync, rename, fsync of the folder) under a lock
+ * file that keeps two processes from writing at once. Nothing is read or written until a
+ * command is called. `options` may be NULL. The persister keeps the store alive until it is
+ * freed. On success the library owns the options' user_data until tb_persister_free(); on
+ * failure release is not called.
+ */
+enum tb_status tb_file_persister_new(struct tb_store *store,
+                                     const char *path,
+                                     const struct tb_persister_options *options,
+                                     struct tb_persister **out);
+
+/**
+ * createSqlitePersister: a persister of `store` to the SQLite database at `path` (created if
+ * missing), in `mode` (TB_SQLITE_JSON: TinyBase's layout, with the table and column names of
+ * the options; TB_SQLITE_INCREMENTAL: a row per cell and value, mergeable stores only, else
+ * TB_ERROR_INVALID_STATE). TB_ERROR_INVALID_ARGUMENT for another mode, TB_ERROR_IO when the
+ * database cannot be opened. BLOCKS while it opens the database. Ownership as
+ * tb_file_persister_new().
+ */
+enum tb_status tb_sqlite_persister_new(struct tb_store *store,
+                                       const char *path,
+                                       tb_sqlite_mode mode,
+                                       const struct tb_persister_options *options,
+                                       struct tb_persister **out);
+
+/**
+ * A persister of `store` to the room `room` of the PostgreSQL database at `dsn` (a libpq
+ * connection string or postgres:// URL), in the incremental layout with rooms as keys, so
+ * several processes can share one database. Mergeable stores only (else
+ * TB_ERROR_INVALID_STATE). TB_ERROR_IO when the database cannot be reached;
+ * TB_ERROR_INVALID_STATE "built without PostgreSQL" when the library was built without it.
+ * BLOCKS while it connects. Ownership as tb_file_persister_new().
+ */
+enum tb_status tb_postgres_persister_new(struct tb_store *store,
+                                         const char *dsn,
+                                         const char *room,
+                                         const struct tb_persister_options *options,
+                                         struct tb_persister **out);
+
+/**
+ * load: merges what is stored into the store (a mergeable store merges stamps; a plain store
+ * takes the stored cells and values over its own, keeping those only it has). `*out_loaded`
+ * (out_loaded may be NULL) is false when nothing is stored yet: the store is left as it is.
+ * TB_ERROR_CORRUPT when the stored data cannot be loaded: nothing is loaded, the data is
+ * kept, and saves are refused (TB_ERROR_INVALID_STATE) until a load succeeds or
+ * tb_persister_move_aside_unreadable() is called. TB_ERROR_IO when reading failed. BLOCKS
+ * while it reads.
+ */
+enum tb_status tb_persister_load(struct tb_persister *p, bool *out_loaded);
+
+/**
+ * save: writes the whole content (under the storage's cross-process lock, merging in first
+ * what another process wrote since) and returns once it is durable; on_durable is called on
+ * this thread before it returns. TB_ERROR_IO when writing failed, TB_ERROR_INVALID_STATE
+ * while stored data could not be loaded (see tb_persister_load()) or after destroy. BLOCKS
+ * until durable (up to lock_timeout_seconds for another process's lock).
+ */
+enum tb_status tb_persister_save(struct tb_persister *p);
+
+/**
+ * startAutoLoad: loads now (its errors are returned, and auto-load stays off), then merges
+ * what other processes write to the storage, checked every auto_load_interval_seconds on the
+ * persister's thread (errors then go to on_ignored_error). BLOCKS during the first load.
+ */
+enum tb_status tb_persister_start_auto_load(struct tb_persister *p);
+
+/**
+ * stopAutoLoad. BLOCKS briefly while a check in progress finishes.
+ */
+enum tb_status tb_persister_stop_auto_load(struct tb_persister *p);
+
+/**
+ * startAutoSave: saves now (its errors are returned, and auto-save stays off), then writes
+ * after every committed transaction on the persister's thread (the whole content, coalescing
+ * transactions that queued meanwhile; or each transaction on its own in incremental
+ * storages); errors then go to on_ignored_error and to the next tb_persister_flush(). Refused
+ * (TB_ERROR_INVALID_STATE) while stored data could not be loaded. BLOCKS during the first
+ * save.
+ */
+enum tb_status tb_persister_start_auto_save(struct tb_persister *p);
+
+/**
+ * stopAutoSave: writes what is queued first. BLOCKS until that is durable.
+ */
+enum tb_status tb_persister_stop_auto_save(struct tb_persister *p);
+
+/**
+ * isAutoLoading.
+ */
+enum tb_status tb_persister_is_auto_loading(struct tb_persister *p, bool *out);
+
+/**
+ * isAutoSaving.
+ */
+enum tb_status tb_persister_is_auto_saving(struct tb_persister *p, bool *out);
+
+/**
+ * getStatus: `*out` is a TB_PERSISTER_* value.
+ */
+enum tb_status tb_persister_get_status(struct tb_persister *p, tb_persister_status *out);
+
+/**
+ * getStats: loads and saves completed so far.
+ */
+enum tb_status tb_persister_get_stats(struct tb_persister *p,
+                                      uint64_t *out_loads,
+                                      uint64_t *out_saves);
+
+/**
+ * Waits until every transaction committed before the call is durable (auto-save), or
+ * `timeout_seconds` (finite, not negative) passed: `*out_durable` is true then, false on
+ * timeout. The first auto-save error since the last call is returned instead (its status).
+ * BLOCKS up to timeout_seconds.
+ */
+enum tb_status tb_persister_flush(struct tb_persister *p,
+                                  double timeout_seconds,
+                                  bool *out_durable);
+
+/**
+ * After a load failed with TB_ERROR_CORRUPT: moves the unreadable data aside (a file renamed
+ * `<name>.corrupt...`, a database's data kept under another name) so that saves may start
+ * afresh. `*out_path` is where it went (free it with tb_string_free()), or NULL when no load
+ * has failed. TB_ERROR_IO when it cannot be moved. BLOCKS while it moves.
+ */
+enum tb_status tb_persister_move_aside_unreadable(struct tb_persister *p, char **out_path);
+
+/**
+ * Names the storage (`file /data/room.json`, `sqlite /x.db (json)`, ...). `*out` is a new
+ * string: free it with tb_string_free().
+ */
+enum tb_status tb_persister_describe(struct tb_persister *p, char **out);
+
+/**
+ * destroy: stops auto-load and auto-save (writing what is queued, on_durable included) and
+ * releases the storage (its lock, its connection). The handle stays valid for status and
+ * stats; commands then give TB_ERROR_INVALID_STATE. Idempotent. BLOCKS until the persister's
+ * thread stopped. TB_ERROR_INVALID_STATE from inside the persister's own callbacks.
+ */
+enum tb_status tb_persister_destroy(struct tb_persister *p);
+
+/**
+ * Frees a persister (NULL is fine): destroys it if needed (BLOCKS as tb_persister_destroy()
+ * does), then calls the options' release(user_data) once, after the persister's thread
+ * stopped. The store is not freed (the host frees its own store handle; the persister kept
+ * its own reference until now). Called from inside one of the persister's own callbacks, it
+ * returns at once: the destroy and the release happen on a library thread once that callback
+ * (and the call it ran in) returned.
+ */
+void tb_persister_free(struct tb_persister *p);
 
 /**
  * getTablesJson: all tables as JSON `{tableId: {rowId: {cellId: cell}}}`, object and array

@@ -51,19 +51,23 @@ pub(crate) fn fail(status: tb_status, message: impl Into<String>) -> Fail {
     Fail { status, message: message.into() }
 }
 
+/// The status code of a library error.
+pub(crate) fn status_of(e: &crate::Error) -> tb_status {
+    use crate::Error::*;
+    match e {
+        InvalidJson(_) => tb_status::TB_ERROR_INVALID_JSON,
+        InvalidValue(_) => tb_status::TB_ERROR_INVALID_VALUE,
+        InvalidShape(_) => tb_status::TB_ERROR_INVALID_SHAPE,
+        InvalidHlc(_) => tb_status::TB_ERROR_INVALID_HLC,
+        InvalidState(_) => tb_status::TB_ERROR_INVALID_STATE,
+        Io(_) => tb_status::TB_ERROR_IO,
+        Corrupt(_) => tb_status::TB_ERROR_CORRUPT,
+    }
+}
+
 impl From<crate::Error> for Fail {
     fn from(e: crate::Error) -> Fail {
-        use crate::Error::*;
-        let status = match &e {
-            InvalidJson(_) => tb_status::TB_ERROR_INVALID_JSON,
-            InvalidValue(_) => tb_status::TB_ERROR_INVALID_VALUE,
-            InvalidShape(_) => tb_status::TB_ERROR_INVALID_SHAPE,
-            InvalidHlc(_) => tb_status::TB_ERROR_INVALID_HLC,
-            InvalidState(_) => tb_status::TB_ERROR_INVALID_STATE,
-            Io(_) => tb_status::TB_ERROR_IO,
-            Corrupt(_) => tb_status::TB_ERROR_CORRUPT,
-        };
-        Fail { status, message: e.to_string() }
+        Fail { status: status_of(&e), message: e.to_string() }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod handle;
 pub mod listener;
 pub mod mergeable;
+pub mod persister;
 pub mod store;
 pub mod strings;
 pub mod synchronizer;
@@ -20,6 +21,7 @@ pub use error::*;
 pub use handle::*;
 pub use listener::*;
 pub use mergeable::*;
+pub use persister::*;
 pub use store::*;
 pub use strings::*;
 pub use synchronizer::*;
@@ -42,9 +44,9 @@ pub(crate) fn live_dec() {
 
 /// The number of objects currently owned by the host that need a free: store and mergeable
 /// store references, queues, events, strings and values returned by the library,
-/// synchronizers, local buses and WebSocket clients, plus registered listeners whose user_data has not been
-/// released yet. A debugging aid: a program that frees everything and removes every listener
-/// gets back the value it started with.
+/// synchronizers, local buses, WebSocket clients and persisters, plus registered listeners
+/// whose user_data has not been released yet. A debugging aid: a program that frees
+/// everything and removes every listener gets back the value it started with.
 #[no_mangle]
 pub extern "C" fn tb_debug_live_handles() -> i64 {
     LIVE.load(Ordering::Relaxed)

@@ -204,17 +204,18 @@ thread_local! {
 
 static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
 
-/// A new token identifying one synchronizer handle's callbacks.
+/// A new token identifying one synchronizer's or persister's callbacks.
 pub(crate) fn next_token() -> usize {
     NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
 }
 
-fn current_callback() -> usize {
+/// The token of the synchronizer or persister whose callback runs on this thread (0: none).
+pub(crate) fn current_callback() -> usize {
     IN_CALLBACK.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Runs a call into the host, marking this thread as inside `token`'s callbacks.
-fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
+pub(crate) fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
     let previous = IN_CALLBACK.try_with(|c| c.replace(token)).unwrap_or(0);
     let r = f();
     let _ = IN_CALLBACK.try_with(|c| c.set(previous));
@@ -229,7 +230,13 @@ fn in_callback<R>(token: usize, f: impl FnOnce() -> R) -> R {
 pub(crate) struct Ptr(Arc<HostData>);
 
 impl Ptr {
-    fn get(&self) -> *mut c_void {
+    /// Takes the host's user_data over: released by the last clone dropped.
+    pub(crate) fn new(data: HostData) -> Ptr {
+        Ptr(Arc::new(data))
+    }
+
+    /// The host's user_data, for a callback.
+    pub(crate) fn get(&self) -> *mut c_void {
         self.0.ptr()
     }
 
@@ -244,7 +251,7 @@ impl Ptr {
 }
 
 /// NUL-terminated copy of a string for the host (borrowed by the callback).
-fn c_text(s: &str) -> Vec<u8> {
+pub(crate) fn c_text(s: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(s.len() + 1);
     v.extend_from_slice(s.as_bytes());
     v.push(0);

@@ -29,7 +29,7 @@ export TB_EXPECTED_VERSION="$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml |
 echo "== C tests (library version $TB_EXPECTED_VERSION from Cargo.toml)"
 make -C tests/c -s all || { echo "building the C tests failed" >&2; exit 1; }
 
-TESTS="${ONLY:-test_store test_mergeable test_misuse test_threads test_sync test_soundness test_release test_ws}"
+TESTS="${ONLY:-test_store test_mergeable test_misuse test_threads test_sync test_soundness test_release test_ws test_persist}"
 
 # Runs one binary; it must exit 0 and end with "N passed, 0 failed".
 check_run() {
