@@ -278,14 +278,15 @@ def test_callbacks_may_call_their_persister(tmp_path, clean):
     holder = {}
     with MergeableStore("a") as a:
         fill(a, 50)
-        on_durable = lambda info: seen.append((holder["p"].get_status(), holder["p"].get_stats()))  # noqa: E731
+        on_durable = lambda info: seen.append((holder["p"].get_status(), holder["p"].get_stats(), info))  # noqa: E731
         with FilePersister(a, tmp_path / "s.json", on_durable=on_durable) as p:
             holder["p"] = p
             p.save()
             p.start_auto_save()
             a.set_value("v", 1)
             assert p.flush(10)
-        assert len(seen) >= 2 and all(st is not PersisterStatus.LOADING for st, _ in seen)
+            assert wait_until(lambda: seen and seen[-1][2].saves == p.get_stats().saves)
+        assert len(seen) >= 2 and all(st is not PersisterStatus.LOADING for st, _, _ in seen)
         assert seen[0][1].saves == 1
 
 
@@ -300,8 +301,9 @@ def test_auto_save_then_flush_then_reload_in_a_fresh_store(tmp_path, clean, kind
             a.set_cell("t", f"r{i}", "c", i)
         a.del_cell("t", "r0", "c")
         assert p.flush(10.0) is True
-        assert durable and durable[-1].saves == p.get_stats().saves
         hashes = a.get_mergeable_content_hashes()
+        # on_durable follows the write that flush waited for (on the persister's thread).
+        assert wait_until(lambda: durable and durable[-1] == DurableInfo(*hashes, p.get_stats().saves))
         p.stop_auto_save()
         assert not p.is_auto_saving()
     with MergeableStore("b") as b, make(b, tmp_path) as p:
@@ -722,4 +724,4 @@ def test_commands_from_inside_an_own_callback_raise_instead_of_deadlocking(tmp_p
         p.start_auto_save()
         a.set_value("v", 2)
         assert p.flush(10)
-    assert len(seen) >= 2
+        assert wait_until(lambda: len(seen) >= 2)
