@@ -35,27 +35,12 @@ from tinybase import (
 )
 from tinybase import _store
 
+from conftest import wait_for
+
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(tinybase.__file__)))
 PG_DSN = os.environ.get("TB_TEST_POSTGRES_DSN")
 
 
-@pytest.fixture
-def clean():
-    """The test leaves the callback registry and the library's live handles as it found them."""
-    gc.collect()
-    before = (len(_store._callbacks), tinybase.debug_live_handles())
-    yield
-    gc.collect()
-    assert (len(_store._callbacks), tinybase.debug_live_handles()) == before
-
-
-def wait_until(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def fill(store, n=3, table="pets"):
@@ -285,7 +270,7 @@ def test_callbacks_may_call_their_persister(tmp_path, clean):
             p.start_auto_save()
             a.set_value("v", 1)
             assert p.flush(10)
-            assert wait_until(lambda: seen and seen[-1][2].saves == p.get_stats().saves)
+            assert wait_for(lambda: seen and seen[-1][2].saves == p.get_stats().saves)
         assert len(seen) >= 2 and all(st is not PersisterStatus.LOADING for st, _, _ in seen)
         assert seen[0][1].saves == 1
 
@@ -303,7 +288,7 @@ def test_auto_save_then_flush_then_reload_in_a_fresh_store(tmp_path, clean, kind
         assert p.flush(10.0) is True
         hashes = a.get_mergeable_content_hashes()
         # on_durable follows the write that flush waited for (on the persister's thread).
-        assert wait_until(lambda: durable and durable[-1] == DurableInfo(*hashes, p.get_stats().saves))
+        assert wait_for(lambda: durable and durable[-1] == DurableInfo(*hashes, p.get_stats().saves))
         p.stop_auto_save()
         assert not p.is_auto_saving()
     with MergeableStore("b") as b, make(b, tmp_path) as p:
@@ -347,11 +332,11 @@ def test_auto_load_sees_another_persisters_write(tmp_path, clean, kind):
             assert pa.is_auto_loading()
             b.set_cell("pets", "fido", "species", "dog")
             pb.save()
-            assert wait_until(lambda: a.get_cell("pets", "fido", "species") == "dog")
+            assert wait_for(lambda: a.get_cell("pets", "fido", "species") == "dog")
             assert a.get_value("mine") == "a"
             b.set_cell("pets", "fido", "legs", 4)
             pb.save()
-            assert wait_until(lambda: a.get_cell("pets", "fido", "legs") == 4)
+            assert wait_for(lambda: a.get_cell("pets", "fido", "legs") == 4)
             pa.stop_auto_load()
             assert not pa.is_auto_loading()
 
@@ -500,7 +485,7 @@ def test_persisting_while_synchronizers_write_from_several_threads(tmp_path, cle
                     t.start()
                 for t in threads:
                     t.join()
-                assert wait_until(lambda: bus.wait_for_idle(1.0) and same(a, b) and same(b, c), 30)
+                assert wait_for(lambda: bus.wait_for_idle(1.0) and same(a, b) and same(b, c), 30)
                 assert pa.flush(10) and pb.flush(10)
                 hashes = a.get_mergeable_content_hashes()
                 assert a.get_row_count("t") == 200
@@ -524,7 +509,7 @@ def test_a_callback_that_raises_is_reported_not_crashed(tmp_path, errors, clean)
         p.start_auto_save()
         a.set_value("v", 2)
         assert p.flush(10)  # on the persister's thread
-        assert wait_until(lambda: len(errors) >= 2)
+        assert wait_for(lambda: len(errors) >= 2)
     assert all(isinstance(e, RuntimeError) and "boom" in str(e) for e in errors)
 
 
@@ -687,7 +672,7 @@ def test_postgres_round_trip_auto_save_and_auto_load(tmp_path, clean):
             pa.start_auto_save()
             a.set_cell("pets", "r9", "name", "late")
             assert pa.flush(10)
-            assert wait_until(lambda: b.get_cell("pets", "r9", "name") == "late")
+            assert wait_for(lambda: b.get_cell("pets", "r9", "name") == "late")
             hashes = a.get_mergeable_content_hashes()
     with MergeableStore("c") as c, PostgresPersister(c, PG_DSN, room) as p:
         assert p.load() and c.get_mergeable_content_hashes() == hashes
@@ -724,4 +709,4 @@ def test_commands_from_inside_an_own_callback_raise_instead_of_deadlocking(tmp_p
         p.start_auto_save()
         a.set_value("v", 2)
         assert p.flush(10)
-        assert wait_until(lambda: len(seen) >= 2)
+        assert wait_for(lambda: len(seen) >= 2)

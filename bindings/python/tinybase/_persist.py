@@ -27,9 +27,10 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 from . import _native
 from ._errors import TinyBaseError, error_for
-from ._handle import NativeHandle, hold_calls, unheld
+from ._handle import Closable, NativeHandle, hold_calls, unheld
 from ._native import lib, tb_persister_options
 from ._store import Store, _callbacks, _id, _raise, _register, _release_trampoline, _report, _take_string
+from ._sync import _check_callable
 
 __all__ = [
     "PersisterStatus",
@@ -139,11 +140,6 @@ def _seconds(v: Any, what: str) -> float:
     return v
 
 
-def _check_callable(fn: Any, what: str) -> None:
-    if fn is not None and not callable(fn):
-        raise TypeError(f"{what} must be callable")
-
-
 def _path(path: Any, what: str = "path") -> bytes:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{what} must be a str or os.PathLike, not {type(path).__name__}")
@@ -154,7 +150,7 @@ def _path(path: Any, what: str = "path") -> bytes:
 
 
 @hold_calls
-class Persister:
+class Persister(Closable):
     """TinyBase's Persister for one :class:`Store` or :class:`MergeableStore`; created by
     :class:`FilePersister`, :class:`SqlitePersister` or :class:`PostgresPersister`.
 
@@ -350,18 +346,6 @@ class Persister:
             # destroy first (writes what is queued, stops the threads) so that calls in flight
             # on other threads (flush ...) return; the free follows when they have.
             h.close(lib.tb_persister_destroy)
-
-    def __enter__(self) -> "Persister":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return f"<tinybase.{type(self).__name__}{' closed' if self.closed else ''}>"
