@@ -28,6 +28,14 @@
 //   tinybase::WsSynchronizer   a Synchronizer through a WebSocket server (WsSynchronizerOptions;
 //                              hooks and on_status as std::function, run on the worker thread).
 //   tinybase::WsClient         one multiplexed socket shared by several stores' WsSynchronizers.
+//   tinybase::Persister        owns a tb_persister (move-only; destroyed and freed with it):
+//                              load, save, start_auto_load/save ... (TinyBase's Persister).
+//   tinybase::FilePersister /  its factories: a file in TinyBase's format, a SQLite database
+//   SqlitePersister /          (SqliteMode::Json, TinyBase's layout, or SqliteMode::Incremental)
+//   PostgresPersister          or a PostgreSQL room (PersisterOptions: on_durable and
+//                              on_ignored_error as std::function, run on the persister's thread).
+//   tinybase::StorageError /   Errors for TB_ERROR_IO (storage could not be read or written) and
+//   CorruptDataError           TB_ERROR_CORRUPT (stored data could not be loaded; kept as it is).
 //
 // STRINGS
 //   Ids and JSON text are taken as std::string_view (copied to a NUL-terminated buffer for the
@@ -100,6 +108,20 @@ private:
     tb_status status_;
 };
 
+/// TB_ERROR_IO: reading or writing a persister's storage failed (I/O, database, a lock held
+/// by another process past the timeout).
+class StorageError : public Error {
+public:
+    using Error::Error;
+};
+
+/// TB_ERROR_CORRUPT: a persister's stored data cannot be loaded; nothing was loaded and the
+/// data is kept (saves are refused until Persister::move_aside_unreadable()).
+class CorruptDataError : public Error {
+public:
+    using Error::Error;
+};
+
 /// Throw from a transaction body to roll back without an error (see TRANSACTIONS above).
 struct Rollback {};
 
@@ -120,7 +142,12 @@ inline void report_callback_exception(std::exception_ptr e) noexcept {
 
 [[noreturn]] inline void throw_last(tb_status status) {
     const char* msg = tb_last_error_message();
-    throw Error(status, msg && *msg ? std::string(msg) : std::string("tinybase error ") + std::to_string(static_cast<int>(status)));
+    std::string text = msg && *msg ? std::string(msg) : std::string("tinybase error ") + std::to_string(static_cast<int>(status));
+    switch (status) {
+        case TB_ERROR_IO: throw StorageError(status, text);
+        case TB_ERROR_CORRUPT: throw CorruptDataError(status, text);
+        default: throw Error(status, text);
+    }
 }
 
 inline void check(tb_status status) {
@@ -1500,6 +1527,229 @@ public:
 
 private:
     tb_ws_client* c_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Persisters
+// ---------------------------------------------------------------------------------------------
+
+/// A persister's status (TinyBase's getStatus()).
+enum class PersisterStatus : uint32_t { Idle = TB_PERSISTER_IDLE, Loading = TB_PERSISTER_LOADING, Saving = TB_PERSISTER_SAVING };
+
+/// How a SqlitePersister lays the store out.
+enum class SqliteMode : uint32_t {
+    /// TinyBase's layout: the whole content as JSON in one row (readable by TinyBase).
+    Json = TB_SQLITE_JSON,
+    /// A row per cell and value, each transaction one SQLite transaction (mergeable stores).
+    Incremental = TB_SQLITE_INCREMENTAL,
+};
+
+/// TinyBase's getStats().
+struct PersisterStats {
+    uint64_t loads = 0;
+    uint64_t saves = 0;
+};
+
+/// What on_durable is told: the content hashes made durable (0, 0 for a plain store) and the
+/// saves completed so far.
+struct DurableInfo {
+    uint32_t tables_hash = 0;
+    uint32_t values_hash = 0;
+    uint64_t saves = 0;
+};
+
+/// Options of a persister (tb_persister_options). Zero durations mean the library's defaults
+/// (auto-load every 0.25 s, a 10 s lock timeout). The callbacks run on the persister's thread
+/// (or on the thread calling save()), one at a time, as the C API's PERSISTERS section says:
+/// they may use stores and the persister's getters, not its other methods (those throw
+/// Error(TB_ERROR_INVALID_STATE) there); destroying the Persister object from one of them is
+/// allowed (its free is deferred). An exception escaping one goes to the handler set with
+/// set_callback_exception_handler().
+struct PersisterOptions {
+    std::function<void(const DurableInfo&)> on_durable;
+    /// (status, message): an error auto-load or auto-save met (TinyBase's onIgnoredError).
+    std::function<void(tb_status, std::string_view)> on_ignored_error;
+    double auto_load_interval_seconds = 0;
+    double lock_timeout_seconds = 0;
+    /// SqlitePersister in SqliteMode::Json: table and column names (TinyBase's
+    /// "tinybase", "_id", "store" when unset).
+    std::optional<std::string> sqlite_table_name;
+    std::optional<std::string> sqlite_id_column_name;
+    std::optional<std::string> sqlite_store_column_name;
+};
+
+namespace detail {
+
+/// The callbacks of one persister, owned by the library from a successful creating call until
+/// its release (tb_persister_free, after the persister's thread stopped).
+struct PersisterHooks {
+    std::function<void(const DurableInfo&)> on_durable;
+    std::function<void(tb_status, std::string_view)> on_ignored_error;
+
+    static void durable(void* ud, const tb_durable_info* info) {
+        try {
+            static_cast<PersisterHooks*>(ud)->on_durable(DurableInfo{info->tables_hash, info->values_hash, info->saves});
+        } catch (...) {
+            report_callback_exception(std::current_exception());
+        }
+    }
+    static void ignored(void* ud, tb_status status, const char* message) {
+        try {
+            static_cast<PersisterHooks*>(ud)->on_ignored_error(status, message ? message : "");
+        } catch (...) {
+            report_callback_exception(std::current_exception());
+        }
+    }
+    static void release(void* ud) { delete static_cast<PersisterHooks*>(ud); }
+};
+
+/// The C view of PersisterOptions for one creating call; create(options, out) runs it, and
+/// the hooks are handed over only when it succeeds.
+template <class F>
+tb_persister* new_persister(const PersisterOptions& options, F&& create) {
+    tb_persister_options o{};
+    o.auto_load_interval_seconds = options.auto_load_interval_seconds;
+    o.lock_timeout_seconds = options.lock_timeout_seconds;
+    auto opt = [](const std::optional<std::string>& s) { return s ? std::optional<std::string_view>(*s) : std::nullopt; };
+    OptCStr table(opt(options.sqlite_table_name)), id(opt(options.sqlite_id_column_name)), store(opt(options.sqlite_store_column_name));
+    o.sqlite_table_name = table.get();
+    o.sqlite_id_column_name = id.get();
+    o.sqlite_store_column_name = store.get();
+    std::unique_ptr<PersisterHooks> hooks;
+    if (options.on_durable || options.on_ignored_error) {
+        hooks = std::make_unique<PersisterHooks>(PersisterHooks{options.on_durable, options.on_ignored_error});
+        if (options.on_durable) o.on_durable = &PersisterHooks::durable;
+        if (options.on_ignored_error) o.on_ignored_error = &PersisterHooks::ignored;
+        o.user_data = hooks.get();
+        o.release = &PersisterHooks::release;
+    }
+    tb_persister* out = nullptr;
+    check(create(&o, &out));
+    (void)hooks.release();  // the library owns them now (released by tb_persister_free)
+    return out;
+}
+
+}  // namespace detail
+
+/// Owns a tb_persister (move-only): destroyed and freed when this object is (what auto-save
+/// queued is written first). Every tb_persister_* function has a method here; they block as
+/// the C API says. Failures throw Error (StorageError for TB_ERROR_IO, CorruptDataError for
+/// TB_ERROR_CORRUPT). A moved-from Persister is empty: its methods throw
+/// Error(TB_ERROR_NULL_PARAMETER).
+class Persister {
+public:
+    Persister() noexcept = default;
+    /// Adopts an owned tb_persister (freed with tb_persister_free).
+    explicit Persister(tb_persister* owned) noexcept : p_(owned) {}
+    Persister(const Persister&) = delete;
+    Persister& operator=(const Persister&) = delete;
+    Persister(Persister&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+    Persister& operator=(Persister&& o) noexcept {
+        if (this != &o) {
+            tb_persister_free(p_);
+            p_ = std::exchange(o.p_, nullptr);
+        }
+        return *this;
+    }
+    virtual ~Persister() { tb_persister_free(p_); }
+
+    /// The C handle (borrowed).
+    tb_persister* get() const noexcept { return p_; }
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+    /// load: merges what is stored into the store; false when nothing is stored yet.
+    bool load() {
+        bool loaded = false;
+        detail::check(tb_persister_load(p_, &loaded));
+        return loaded;
+    }
+    /// save: returns once the whole content is durable.
+    void save() { detail::check(tb_persister_save(p_)); }
+    void start_auto_load() { detail::check(tb_persister_start_auto_load(p_)); }
+    void stop_auto_load() { detail::check(tb_persister_stop_auto_load(p_)); }
+    void start_auto_save() { detail::check(tb_persister_start_auto_save(p_)); }
+    void stop_auto_save() { detail::check(tb_persister_stop_auto_save(p_)); }
+    bool is_auto_loading() const {
+        bool out = false;
+        detail::check(tb_persister_is_auto_loading(p_, &out));
+        return out;
+    }
+    bool is_auto_saving() const {
+        bool out = false;
+        detail::check(tb_persister_is_auto_saving(p_, &out));
+        return out;
+    }
+    PersisterStatus get_status() const {
+        tb_persister_status out = TB_PERSISTER_IDLE;
+        detail::check(tb_persister_get_status(p_, &out));
+        return static_cast<PersisterStatus>(out);
+    }
+    PersisterStats get_stats() const {
+        PersisterStats st;
+        detail::check(tb_persister_get_stats(p_, &st.loads, &st.saves));
+        return st;
+    }
+    /// Waits up to `timeout` until every transaction committed before the call is durable;
+    /// false on timeout. Throws the first auto-save error since the last call.
+    bool flush(std::chrono::duration<double> timeout = std::chrono::seconds(10)) {
+        bool out = false;
+        detail::check(tb_persister_flush(p_, timeout.count(), &out));
+        return out;
+    }
+    /// After a load threw CorruptDataError: moves the unreadable data aside so saves may start
+    /// afresh; where it went, or nullopt when no load failed.
+    std::optional<std::string> move_aside_unreadable() {
+        char* out = nullptr;
+        detail::check(tb_persister_move_aside_unreadable(p_, &out));
+        if (!out) return std::nullopt;
+        return detail::take_string(out);
+    }
+    /// Names the storage ("file /data/room.json", ...).
+    std::string describe() const {
+        return detail::get_string([&](char** o) { return tb_persister_describe(p_, o); });
+    }
+    /// destroy: stops it (idempotent); the object stays usable for status and stats.
+    void destroy() { detail::check(tb_persister_destroy(p_)); }
+
+protected:
+    tb_persister* p_ = nullptr;
+};
+
+/// createFilePersister: a Persister of `store` (plain or mergeable) to the file at `path`, in
+/// TinyBase's format, written atomically and durably.
+class FilePersister : public Persister {
+public:
+    FilePersister(const StoreRef& store, std::string_view path, const PersisterOptions& options = {}) {
+        detail::CStr pa(path);
+        p_ = detail::new_persister(options, [&](const tb_persister_options* o, tb_persister** out) {
+            return tb_file_persister_new(store.get(), pa.get(), o, out);
+        });
+    }
+};
+
+/// createSqlitePersister: a Persister of `store` to the SQLite database at `path` in `mode`
+/// (SqliteMode::Incremental needs a mergeable store).
+class SqlitePersister : public Persister {
+public:
+    SqlitePersister(const StoreRef& store, std::string_view path, SqliteMode mode = SqliteMode::Json, const PersisterOptions& options = {}) {
+        detail::CStr pa(path);
+        p_ = detail::new_persister(options, [&](const tb_persister_options* o, tb_persister** out) {
+            return tb_sqlite_persister_new(store.get(), pa.get(), static_cast<tb_sqlite_mode>(mode), o, out);
+        });
+    }
+};
+
+/// A Persister of a mergeable `store` to the room `room` of the PostgreSQL database at `dsn`
+/// (a connection string or postgres:// URL). Throws Error(TB_ERROR_INVALID_STATE) when the
+/// library was built without PostgreSQL, StorageError when the database cannot be reached.
+class PostgresPersister : public Persister {
+public:
+    PostgresPersister(const StoreRef& store, std::string_view dsn, std::string_view room, const PersisterOptions& options = {}) {
+        detail::CStr d(dsn), r(room);
+        p_ = detail::new_persister(options, [&](const tb_persister_options* o, tb_persister** out) {
+            return tb_postgres_persister_new(store.get(), d.get(), r.get(), o, out);
+        });
+    }
 };
 
 }  // namespace tinybase

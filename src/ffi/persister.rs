@@ -278,8 +278,7 @@ pub unsafe extern "C" fn tb_postgres_persister_new(
 
 #[cfg(feature = "postgres")]
 fn postgres(store: &Store, dsn: &str, room: &str, options: PersisterOptions) -> crate::Result<Persister> {
-    let _ = (store, dsn, room, options);
-    Err(Error::InvalidState("the PostgreSQL persister is not built yet".into()))
+    crate::persist::postgres::create_postgres_persister(store, dsn, room, options)
 }
 
 #[cfg(not(feature = "postgres"))]
