@@ -8,6 +8,7 @@ use crate::ffi::handle::{handle, tb_release_fn, tb_store, HostData};
 use crate::ffi::strings::{non_null, opt_str_in, str_in, write_string};
 use crate::ffi::synchronizer::{c_text, current_callback, in_callback, next_token, seconds, Ptr};
 use crate::ffi::{live_dec, live_inc};
+use crate::persist::sqlite::{SqliteConfig, SqliteMode};
 use crate::persist::{Durable, Persister, PersisterOptions, PersisterStatus};
 use crate::{Error, Store};
 use std::ffi::{c_char, c_void};
@@ -248,9 +249,19 @@ pub unsafe extern "C" fn tb_sqlite_persister_new(
         if mode != TB_SQLITE_JSON && mode != TB_SQLITE_INCREMENTAL {
             return Err(fail(tb_status::TB_ERROR_INVALID_ARGUMENT, format!("unknown SQLite mode {mode}")));
         }
-        new_persister(store, options, out, |store, options, names| {
-            let _ = (store, path, options, names);
-            Err(Error::InvalidState("the SQLite persister is not built yet".into()))
+        let mode = if mode == TB_SQLITE_JSON { SqliteMode::Json } else { SqliteMode::Incremental };
+        new_persister(store, options, out, |store, options, [table, id, content]| {
+            let mut config = SqliteConfig::with_mode(mode);
+            if let Some(table) = table {
+                config.store_table_name = table;
+            }
+            if let Some(id) = id {
+                config.store_id_column_name = id;
+            }
+            if let Some(content) = content {
+                config.store_column_name = content;
+            }
+            crate::persist::sqlite::create_sqlite_persister(store, path, config, options)
         })
     })
 }

@@ -364,7 +364,9 @@ static void round_trip_mergeable(const char *label, make_fn make, const char *wh
     CHECK(atomic_load(&k.last_saves) == 1);
     uint64_t loads = 9, saves = 9;
     CHECK_OK(tb_persister_get_stats(p, &loads, &saves));
-    CHECK(loads == 0 && saves == 1);
+    /* (a save that first merges what the storage holds counts that merge as a load: SQLite
+     * does for a database it has not read yet) */
+    CHECK(loads <= 1 && saves == 1);
 
     /* a new replica with content of its own loads: both kept (a merge, not a replacement) */
     tb_mergeable_store *m2 = NULL;
@@ -815,6 +817,22 @@ int main(void) {
         round_trip_mergeable("postgres", make_postgres, room);
         snprintf(room, sizeof room, "c-test-%ld-auto", (long)getpid());
         auto_save_and_load("postgres", make_postgres, room);
+        /* the incremental layout needs a mergeable store; an unreachable server is an I/O
+         * error; the user_data is not taken over either time */
+        tb_store *plain = NULL;
+        CHECK_OK(tb_store_new(&plain));
+        sink k;
+        memset(&k, 0, sizeof k);
+        tb_persister_options o = options_for(&k);
+        tb_persister *p = NULL;
+        CHECK_STATUS(tb_postgres_persister_new(plain, pg_dsn, room, &o, &p), TB_ERROR_INVALID_STATE);
+        tb_store_free(plain);
+        tb_mergeable_store *m = NULL;
+        CHECK_OK(tb_mergeable_store_new("pg-unreachable", &m));
+        CHECK_STATUS(tb_postgres_persister_new(tb_mergeable_store_as_store(m), "host=127.0.0.1 port=1 connect_timeout=5", room, &o, &p),
+                     TB_ERROR_IO);
+        tb_mergeable_store_free(m);
+        CHECK(p == NULL && atomic_load(&k.released) == 0);
         CHECK(tb_debug_live_handles() == base);
     } else {
         fprintf(stderr, "  postgres: skipped (TB_TEST_POSTGRES_DSN is not set)\n");
