@@ -62,8 +62,12 @@ def same(a, b):
 
 
 # Every kind of persister a MergeableStore can use, as (id, factory(store, tmp_path, **kw)).
+# One room per test (tmp_path is unique per test), fresh in every run (the server may be reused).
+RUN = uuid.uuid4().hex[:8]
+
+
 def _pg(store, tmp_path, **kw):
-    return PostgresPersister(store, PG_DSN, f"py-{tmp_path.name}-{uuid.uuid4().hex[:8]}", **kw)
+    return PostgresPersister(store, PG_DSN, f"py-{RUN}-{tmp_path.name}", **kw)
 
 
 KINDS = [
@@ -72,6 +76,8 @@ KINDS = [
     ("sqlite-incremental", lambda s, d, **kw: SqlitePersister(s, d / "store.db", "incremental", **kw)),
 ]
 PLAIN_KINDS = KINDS[:2]  # incremental layouts need a MergeableStore
+if PG_DSN:  # every MergeableStore test below runs on PostgreSQL too
+    KINDS.append(("postgres", _pg))
 
 
 def needs_pg():
@@ -291,7 +297,7 @@ def test_auto_save_then_flush_then_reload_in_a_fresh_store(tmp_path, clean, kind
         # the content hashes made durable: the whole store's, or for an incremental storage the
         # hashes of the last transaction's changes.
         assert wait_for(lambda: durable and durable[-1].saves == p.get_stats().saves)
-        if kind != "sqlite-incremental":
+        if kind not in ("sqlite-incremental", "postgres"):
             assert durable[-1] == DurableInfo(*hashes, p.get_stats().saves)
         p.stop_auto_save()
         assert not p.is_auto_saving()
@@ -464,12 +470,13 @@ def test_auto_save_errors_reach_on_ignored_error_and_flush(tmp_path, clean):
 # ---- persisting while synchronizing ---------------------------------------------------------
 
 
-def test_persisting_while_synchronizers_write_from_several_threads(tmp_path, clean):
+@pytest.mark.parametrize("kind", [k for k, _ in KINDS])
+def test_persisting_while_synchronizers_write_from_several_threads(tmp_path, clean, kind):
     """The normal case: a store syncs with peers and persists at once. Every change, local or
     merged by the synchronizer, ends up in the storage."""
     with tinybase.LocalBus() as bus, MergeableStore("a") as a, MergeableStore("b") as b, MergeableStore("c") as c:
         with bus.create_synchronizer(a, 0.5) as sa, bus.create_synchronizer(b, 0.5) as sb, bus.create_synchronizer(c, 0.5) as sc:
-            with FilePersister(a, tmp_path / "a.json") as pa, SqlitePersister(b, tmp_path / "b.db", "incremental") as pb:
+            with FilePersister(a, tmp_path / "a.json") as pa, dict(KINDS)[kind](b, tmp_path) as pb:
                 pa.start_auto_save()
                 pb.start_auto_save()
                 for s in (sa, sb, sc):
@@ -493,7 +500,7 @@ def test_persisting_while_synchronizers_write_from_several_threads(tmp_path, cle
                 assert pa.flush(10) and pb.flush(10)
                 hashes = a.get_mergeable_content_hashes()
                 assert a.get_row_count("t") == 200
-    for make in (lambda s: FilePersister(s, tmp_path / "a.json"), lambda s: SqlitePersister(s, tmp_path / "b.db", "incremental")):
+    for make in (lambda s: FilePersister(s, tmp_path / "a.json"), lambda s: dict(KINDS)[kind](s, tmp_path)):
         with MergeableStore("fresh") as fresh, make(fresh) as p:
             assert p.load()
             assert fresh.get_mergeable_content_hashes() == hashes
