@@ -576,16 +576,20 @@ def test_context_managers_close_everything_and_release_callbacks(tmp_path, clean
 
 
 def test_the_persister_keeps_its_store_alive(tmp_path, clean):
+    """Closing the store's handle does not pull the store from under its persister."""
     a = MergeableStore("a")
     p = FilePersister(a, tmp_path / "x.json")
+    p.start_auto_save()
     a.set_value("v", 1)
-    del a
-    gc.collect()
+    a.close()
+    with pytest.raises(ClosedError):
+        p.store.get_value("v")
+    assert p.flush(10)
     p.save()
-    assert p.store.get_value("v") == 1
-    s = p.store
     p.close()
-    s.close()
+    with MergeableStore("b") as b, FilePersister(b, tmp_path / "x.json") as p:
+        p.load()
+        assert b.get_value("v") == 1
 
 
 def test_garbage_collection_frees_an_auto_saving_persister(tmp_path, clean):
