@@ -29,7 +29,7 @@ from . import _native
 from ._errors import TinyBaseError, error_for
 from ._handle import Closable, NativeHandle, hold_calls, unheld
 from ._native import lib, tb_persister_options
-from ._store import Store, _callbacks, _id, _raise, _register, _release_trampoline, _report, _take_string
+from ._store import MergeableStore, Store, _callbacks, _id, _raise, _register, _release_trampoline, _report, _take_string
 from ._sync import _check_callable
 
 __all__ = [
@@ -200,10 +200,10 @@ class Persister(Closable):
         out = c_void_p()
         st = -1
         try:
-            # A MergeableStore's handle is also its tb_store (tb_mergeable_store_as_store is the
-            # same pointer), so either kind is passed as it is held.
             s = store._h.enter()
             try:
+                if isinstance(store, MergeableStore):  # its handle is a tb_mergeable_store
+                    s = lib.tb_mergeable_store_as_store(s)
                 st = create(s, byref(o), byref(out))
             finally:
                 store._h.leave()
