@@ -6,7 +6,7 @@
 use crate::ffi::error::{fail, guard, guard_or, status_of, tb_status, FfiResult};
 use crate::ffi::handle::{handle, tb_release_fn, tb_store, HostData};
 use crate::ffi::strings::{non_null, opt_str_in, str_in, write_string};
-use crate::ffi::synchronizer::{c_text, current_callback, in_callback, next_token, seconds, Ptr};
+use crate::ffi::synchronizer::{c_text, current_callback, drop_elsewhere, in_callback, next_token, seconds, Ptr};
 use crate::ffi::{live_dec, live_inc};
 use crate::persist::sqlite::{SqliteConfig, SqliteMode};
 use crate::persist::{Durable, Persister, PersisterOptions, PersisterStatus};
@@ -495,14 +495,7 @@ pub unsafe extern "C" fn tb_persister_free(p: *mut tb_persister) {
         let h = Arc::from_raw(p as *const PersisterHandle);
         live_dec();
         if current_callback() == h.token {
-            // Destroying here would wait for the thread (or call) running this callback.
-            let cell = Arc::new(parking_lot::Mutex::new(Some(h)));
-            let deferred = cell.clone();
-            let spawned = std::thread::Builder::new().name("tinybase-persister-free".into()).spawn(move || drop(deferred.lock().take()));
-            if spawned.is_err() {
-                // Cannot wait for the persister's thread here: leak rather than release early.
-                std::mem::forget(cell.lock().take());
-            }
+            drop_elsewhere(h, "tinybase-persister-free");
             return;
         }
         drop(h);

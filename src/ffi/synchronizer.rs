@@ -775,17 +775,22 @@ pub unsafe extern "C" fn tb_synchronizer_free(sync: *mut tb_synchronizer) {
         let h = Box::from_raw(sync as *mut SyncHandle);
         live_dec();
         if current_callback() == h.token {
-            let cell = Arc::new(Mutex::new(Some(h)));
-            let deferred = cell.clone();
-            let spawned = std::thread::Builder::new().name("tinybase-sync-free".into()).spawn(move || drop(deferred.lock().take()));
-            if spawned.is_err() {
-                // Cannot wait for the worker here: leak rather than release too early.
-                std::mem::forget(cell.lock().take());
-            }
+            drop_elsewhere(h, "tinybase-sync-free");
             return;
         }
         drop(h);
     })
+}
+
+/// Drops `value` on a new thread: a free from inside an object's own callback cannot wait for
+/// the thread (or call) running that callback. If no thread can be started, `value` is leaked
+/// rather than released too early.
+pub(crate) fn drop_elsewhere<T: Send + 'static>(value: T, thread_name: &str) {
+    let cell = Arc::new(Mutex::new(Some(value)));
+    let deferred = cell.clone();
+    if std::thread::Builder::new().name(thread_name.into()).spawn(move || drop(deferred.lock().take())).is_err() {
+        std::mem::forget(cell.lock().take());
+    }
 }
 
 // -------------------------------------------------------------------- local bus, channels

@@ -662,6 +662,48 @@ static void free_from_callback(void) {
     tb_mergeable_store_free(m);
 }
 
+/* A store listener running on the persister's thread (auto-load merging another process's
+ * write) frees the persister: no deadlock, release once. */
+static tb_persister *_Atomic listener_frees;
+static atomic_int listener_freed;
+static void free_persister_listener(void *ud, tb_store *st, const tb_event *e) {
+    (void)ud;
+    (void)st;
+    (void)e;
+    tb_persister *p = atomic_exchange(&listener_frees, NULL);
+    if (p) {
+        tb_persister_free(p);
+        atomic_store(&listener_freed, 1);
+    }
+}
+
+static void free_from_store_listener(void) {
+    char path[512];
+    path_of(path, sizeof path, "free-listener.json");
+    tb_mergeable_store *a = NULL, *b = NULL;
+    CHECK_OK(tb_mergeable_store_new("listener-a", &a));
+    CHECK_OK(tb_mergeable_store_new("listener-b", &b));
+    sink k;
+    memset(&k, 0, sizeof k);
+    tb_persister_options o = options_for(&k);
+    tb_persister *pa = NULL, *pb = NULL;
+    CHECK_OK(tb_file_persister_new(tb_mergeable_store_as_store(a), path, NULL, &pa));
+    CHECK_OK(tb_file_persister_new(tb_mergeable_store_as_store(b), path, &o, &pb));
+    CHECK_OK(tb_persister_start_auto_load(pb));
+    uint64_t id = 0;
+    CHECK_OK(tb_store_add_value_listener(tb_mergeable_store_as_store(b), "go", free_persister_listener, NULL, NULL, &id));
+    atomic_store(&listener_frees, pb);
+    CHECK_OK(tb_store_set_value_json(tb_mergeable_store_as_store(a), "go", "true"));
+    CHECK_OK(tb_persister_save(pa));
+    CHECK(wait_for(&listener_freed, 1, 10));
+    CHECK(wait_for(&k.released, 1, 10));
+    CHECK(atomic_load(&k.released) == 1);
+    CHECK_OK(tb_store_del_listener(tb_mergeable_store_as_store(b), id));
+    tb_persister_free(pa);
+    tb_mergeable_store_free(a);
+    tb_mergeable_store_free(b);
+}
+
 /* Persisting while a local-bus synchronizer syncs the same store: what arrives through sync
  * is saved too, and what is loaded reaches the peer. */
 static void persist_while_syncing(void) {
@@ -793,6 +835,8 @@ int main(void) {
     corrupt_file();
     CHECK(tb_debug_live_handles() == base);
     free_from_callback();
+    CHECK(tb_debug_live_handles() == base);
+    free_from_store_listener();
     CHECK(tb_debug_live_handles() == base);
     persist_while_syncing();
     CHECK(tb_debug_live_handles() == base);
