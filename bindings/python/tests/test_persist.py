@@ -351,6 +351,42 @@ def test_auto_load_sees_another_persisters_write(tmp_path, clean, kind):
             assert not pa.is_auto_loading()
 
 
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import tinybase
+
+    kind, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    store = tinybase.MergeableStore("other-process")
+    if kind == "file":
+        p = tinybase.FilePersister(store, path)
+    else:
+        p = tinybase.SqlitePersister(store, path, kind.split("-")[1])
+    with store, p:
+        p.load()
+        store.set_cell("pets", f"from-process-{n}", "n", n)
+        p.save()
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite-json", "sqlite-incremental"])
+def test_auto_load_sees_another_process_write(tmp_path, clean, kind):
+    path = tmp_path / ("store.json" if kind == "file" else "store.db")
+    make = dict(KINDS)[kind]
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with MergeableStore("a") as a, make(a, tmp_path, auto_load_interval=0.05) as p:
+        a.set_value("mine", 1)
+        p.start_auto_save()
+        p.start_auto_load()
+        for n in range(3):
+            r = subprocess.run([sys.executable, "-c", WRITER, kind, str(path), str(n)], capture_output=True, text=True, timeout=60, env=env)
+            assert r.returncode == 0, r.stderr
+            assert wait_for(lambda: a.get_cell("pets", f"from-process-{n}", "n") == n)
+        assert a.get_value("mine") == 1
+        assert sorted(a.get_row_ids("pets")) == [f"from-process-{n}" for n in range(3)]
+
+
 def test_two_auto_saving_persisters_of_one_file_lose_nothing(tmp_path, clean):
     """Saves lock the file and merge what the other wrote first: both stores' changes end up
     in the file."""
