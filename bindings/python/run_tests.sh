@@ -45,6 +45,29 @@ rm -rf "$VENV"
 "$VENV/bin/python" -m pip install -q "$HERE"
 rm -rf "$HERE/build" "$HERE"/*.egg-info
 
+# The PostgreSQL persister's tests need a server: unless TB_TEST_POSTGRES_DSN names one, start a
+# throwaway one (scripts/pg.sh: initdb in a temporary folder, its own port on 127.0.0.1), stopped
+# whatever the outcome. When it cannot start, those tests say they skipped (and fail under CI).
+PG_DIR=""
+stop_pg() {
+    if [ -n "$PG_DIR" ]; then
+        "$REPO/scripts/pg.sh" stop "$PG_DIR" >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
+}
+trap stop_pg EXIT
+if [ -z "${TB_TEST_POSTGRES_DSN:-}" ] && [ -x "$REPO/scripts/pg.sh" ]; then
+    PG_DIR="$(mktemp -d /tmp/tb-py-pg.XXXXXX)"
+    rmdir "$PG_DIR"  # pg.sh wants a folder that does not exist or is empty, and creates it
+    echo "== PostgreSQL for the persister tests (scripts/pg.sh start $PG_DIR)"
+    if pg_env="$("$REPO/scripts/pg.sh" start "$PG_DIR")"; then
+        eval "$pg_env"
+        export TB_TEST_POSTGRES_DSN
+    else
+        echo "PostgreSQL did not start: the PostgreSQL persister tests will skip (and fail under CI=true)" >&2
+    fi
+fi
+
 echo "== pytest (installed package: $("$VENV/bin/python" -c 'import tinybase; print(tinybase.library_path)'))"
 cd "$HERE/tests"   # not the package's parent: the tests import the installed package
 set +e

@@ -1,6 +1,7 @@
 import gc
 import os
 import sys
+import time
 
 import pytest
 
@@ -34,3 +35,26 @@ def errors():
     tinybase.set_callback_error_handler(lambda exc, cb: caught.append(exc))
     yield caught
     tinybase.set_callback_error_handler(None)
+
+
+@pytest.fixture
+def clean():
+    """The test leaves the callback registry and the library's live handles as it found them."""
+    import tinybase
+    from tinybase import _store
+
+    gc.collect()
+    before = (len(_store._callbacks), tinybase.debug_live_handles())
+    yield
+    gc.collect()
+    assert (len(_store._callbacks), tinybase.debug_live_handles()) == before
+
+
+def wait_for(cond, timeout=10.0):
+    """Polls ``cond`` until it is true (True) or ``timeout`` seconds passed (its last value)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()

@@ -4,7 +4,6 @@ room, fragments, multiplexed channels over one shared socket (and isolation betw
 the status callback and connection state, the context manager, a reconnect after the server
 restarts, a Rust peer (examples/ws_peer.rs) in the same room, and misuse."""
 
-import gc
 import json
 import os
 import queue
@@ -20,7 +19,8 @@ import pytest
 
 import tinybase
 from tinybase import ConnectionState, SyncState, WsClient, WsSynchronizer
-from tinybase import _store
+
+from conftest import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -106,25 +106,6 @@ def own_server():
         yield s
     finally:
         s.close()
-
-
-@pytest.fixture
-def clean():
-    """The test leaves the callback registry and the library's live handles as it found them."""
-    gc.collect()
-    before = (len(_store._callbacks), tinybase.debug_live_handles())
-    yield
-    gc.collect()
-    assert (len(_store._callbacks), tinybase.debug_live_handles()) == before
-
-
-def wait_for(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def free_port():

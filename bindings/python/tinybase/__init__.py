@@ -21,6 +21,7 @@ from __future__ import annotations
 from ._errors import (
     CallbackErrorWarning,
     ClosedError,
+    CorruptDataError,
     InvalidArgumentError,
     InvalidHlcError,
     InvalidJsonError,
@@ -31,6 +32,7 @@ from ._errors import (
     LibraryNotFoundError,
     NullParameterError,
     PanicError,
+    StorageError,
     TinyBaseError,
 )
 from ._native import candidate_paths as _candidate_paths
@@ -47,6 +49,15 @@ from ._store import (
     Store,
     Transaction,
     set_callback_error_handler,
+)
+from ._persist import (
+    DurableInfo,
+    FilePersister,
+    Persister,
+    PersisterStats,
+    PersisterStatus,
+    PostgresPersister,
+    SqlitePersister,
 )
 from ._sync import (
     BroadcastChannel,
@@ -99,6 +110,15 @@ __all__ = [
     "Synchronizer",
     "WsClient",
     "WsSynchronizer",
+    "DurableInfo",
+    "FilePersister",
+    "Persister",
+    "PersisterStats",
+    "PersisterStatus",
+    "PostgresPersister",
+    "SqlitePersister",
+    "StorageError",
+    "CorruptDataError",
     "CallbackErrorWarning",
     "ClosedError",
     "Event",

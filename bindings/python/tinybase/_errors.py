@@ -17,6 +17,8 @@ __all__ = [
     "InvalidStateError",
     "InvalidArgumentError",
     "PanicError",
+    "StorageError",
+    "CorruptDataError",
     "ClosedError",
     "LibraryNotFoundError",
     "CallbackErrorWarning",
@@ -95,6 +97,21 @@ class PanicError(TinyBaseError):
     status = 9
 
 
+class StorageError(TinyBaseError, OSError):
+    """TB_ERROR_IO: the storage could not be read or written (a file system or database error,
+    or another process holding the storage's write lock past the persister's lock timeout)."""
+
+    status = 10
+
+
+class CorruptDataError(TinyBaseError, ValueError):
+    """TB_ERROR_CORRUPT: stored data could not be loaded (not JSON, the wrong shape, hashes that
+    do not match, HLCs from the far future). The data is left untouched and the persister refuses
+    to save over it until a load succeeds or ``move_aside_unreadable()`` is called."""
+
+    status = 11
+
+
 class ClosedError(InvalidStateError):
     """The handle was closed with ``close()``."""
 
@@ -117,13 +134,19 @@ _BY_STATUS: Dict[int, Type[TinyBaseError]] = {
         InvalidStateError,
         InvalidArgumentError,
         PanicError,
+        StorageError,
+        CorruptDataError,
     )
 }
+
+
+def error_for(status: int, message: str) -> TinyBaseError:
+    """The exception for ``status`` with ``message`` (e.g. an error a library callback reports)."""
+    cls = _BY_STATUS.get(status, TinyBaseError)
+    return cls(message or f"tinybase call failed with status {status}", status)
 
 
 def error_from_status(status: int) -> TinyBaseError:
     """The exception for a failed call: must be called right after it, on the same thread."""
     raw = lib.tb_last_error_message()
-    message = raw.decode("utf-8", "replace") if raw else ""
-    cls = _BY_STATUS.get(status, TinyBaseError)
-    return cls(message or f"tinybase call failed with status {status}", status)
+    return error_for(status, raw.decode("utf-8", "replace") if raw else "")

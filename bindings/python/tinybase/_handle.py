@@ -10,10 +10,11 @@ from typing import Any, Callable, List, Optional, TypeVar
 
 from ._errors import ClosedError
 
-__all__ = ["NativeHandle", "hold_calls", "unheld"]
+__all__ = ["Closable", "NativeHandle", "hold_calls", "unheld"]
 
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S", bound="Closable")
 
 
 class NativeHandle:
@@ -124,3 +125,25 @@ def hold_calls(cls: C) -> C:
         if name != "close" and not name.startswith("_") and inspect.isfunction(f) and not getattr(f, "_tb_unheld", False):
             setattr(cls, name, _held(f))
     return cls
+
+
+class Closable:
+    """What every wrapper of a native handle shares: ``with`` closes it on exit, and garbage
+    collection closes it too (``close`` is the subclass's, idempotent)."""
+
+    __slots__ = ()
+
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -362,3 +362,49 @@ _proto("tb_ws_client_new", c_int, S, WS_OPTS, POINTER(c_void_p))
 _proto("tb_ws_client_free", None, P)
 _proto("tb_ws_client_create_synchronizer", c_int, P, P, S, OPTS, POINTER(c_void_p))
 _proto("tb_ws_client_get_connection_state", c_int, P, POINTER(c_uint32), POINTER(c_uint16), OUT_S)
+
+# -- persisters -------------------------------------------------------------------------------
+
+
+class tb_durable_info(Structure):
+    _fields_ = [
+        ("tables_hash", c_uint32),
+        ("values_hash", c_uint32),
+        ("saves", c_uint64),
+    ]
+
+
+tb_persister_durable_fn = CFUNCTYPE(None, c_void_p, POINTER(tb_durable_info))
+# The message is borrowed for the call: c_char_p copies it to bytes before the Python callable runs.
+tb_persister_error_fn = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+
+
+class tb_persister_options(Structure):
+    _fields_ = [
+        ("on_durable", tb_persister_durable_fn),
+        ("on_ignored_error", tb_persister_error_fn),
+        ("user_data", c_void_p),
+        ("release", tb_release_fn),
+        ("auto_load_interval_seconds", c_double),
+        ("lock_timeout_seconds", c_double),
+        ("sqlite_table_name", c_char_p),
+        ("sqlite_id_column_name", c_char_p),
+        ("sqlite_store_column_name", c_char_p),
+    ]
+
+
+P_OPTS = POINTER(tb_persister_options)
+_proto("tb_file_persister_new", c_int, P, S, P_OPTS, POINTER(c_void_p))
+_proto("tb_sqlite_persister_new", c_int, P, S, c_uint32, P_OPTS, POINTER(c_void_p))
+_proto("tb_postgres_persister_new", c_int, P, S, S, P_OPTS, POINTER(c_void_p))
+_proto("tb_persister_load", c_int, P, POINTER(c_bool))
+for _n in ("save", "start_auto_load", "stop_auto_load", "start_auto_save", "stop_auto_save", "destroy"):
+    _proto("tb_persister_" + _n, c_int, P)
+_proto("tb_persister_is_auto_loading", c_int, P, POINTER(c_bool))
+_proto("tb_persister_is_auto_saving", c_int, P, POINTER(c_bool))
+_proto("tb_persister_get_status", c_int, P, POINTER(c_uint32))
+_proto("tb_persister_get_stats", c_int, P, POINTER(c_uint64), POINTER(c_uint64))
+_proto("tb_persister_flush", c_int, P, c_double, POINTER(c_bool))
+_proto("tb_persister_move_aside_unreadable", c_int, P, OUT_S)
+_proto("tb_persister_describe", c_int, P, OUT_S)
+_proto("tb_persister_free", None, P)

@@ -32,7 +32,7 @@ from ._errors import (
     InvalidValueError,
     error_from_status,
 )
-from ._handle import NativeHandle, hold_calls, unheld
+from ._handle import Closable, NativeHandle, hold_calls, unheld
 from ._jsjson import js_dumps, js_key_order
 from ._native import lib, tb_event, tb_value, tb_value_in
 
@@ -497,7 +497,7 @@ class Event:
 
 
 @hold_calls
-class EventQueue:
+class EventQueue(Closable):
     """A queue of listener events for buffered delivery: listeners added with
     :meth:`Store.add_buffered_listener` queue events here instead of calling back, and the host
     drains them on a thread of its choosing with :meth:`poll` / :meth:`wait`.
@@ -581,18 +581,6 @@ class EventQueue:
     def closed(self) -> bool:
         return self._ptr is None
 
-    def __enter__(self) -> "EventQueue":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
 
 # -- transactions -----------------------------------------------------------------------------
 
@@ -625,7 +613,7 @@ class Transaction:
 # -- the stores -------------------------------------------------------------------------------
 
 @hold_calls
-class Store:
+class Store(Closable):
     """A TinyBase Store (``createStore()``): tables of rows of cells, plus keyed values.
 
     Methods are TinyBase's in snake_case. Cells and values are Python ``str``, ``int``/``float``
@@ -668,18 +656,6 @@ class Store:
     @property
     def closed(self) -> bool:
         return self._ptr is None
-
-    def __enter__(self: T) -> T:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _p(self) -> int:
         p = self._ptr

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, NamedTuple, Optional,
 
 from . import _native
 from ._errors import ClosedError
-from ._handle import NativeHandle, hold_calls
+from ._handle import Closable, NativeHandle, hold_calls
 from ._jsjson import js_dumps
 from ._native import lib, tb_synchronizer_options, tb_ws_synchronizer_options
 from ._store import (
@@ -299,7 +299,7 @@ def _initial(content: InitialContent) -> Optional[bytes]:
     return _dumps(list(content))
 
 
-class Synchronizer:
+class Synchronizer(Closable):
     """A synchronizer (TinyBase's Synchronizer) for one :class:`MergeableStore`; created by
     :class:`CustomSynchronizer` or :meth:`LocalBus.create_synchronizer`.
 
@@ -503,18 +503,6 @@ class Synchronizer:
             # the library defers the free until the callback has returned.
             h.close(lib.tb_synchronizer_destroy)
 
-    def __enter__(self) -> "Synchronizer":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
     def __repr__(self) -> str:
         return f"<tinybase.{type(self).__name__}{' closed' if self.closed else ''}>"
 
@@ -591,7 +579,7 @@ class CustomSynchronizer(Synchronizer):
 
 
 @hold_calls
-class LocalBus:
+class LocalBus(Closable):
     """An in-process bus (TinyBase's LocalSynchronizer medium): every synchronizer created on
     the same bus reaches the others. ``BroadcastChannel.open(name)`` gives the bus of a named
     channel. Close the handle with :meth:`close` (synchronizers on it keep working until they
@@ -670,18 +658,6 @@ class LocalBus:
     @property
     def closed(self) -> bool:
         return self._ptr is None
-
-    def __enter__(self) -> "LocalBus":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 class BroadcastChannel:
@@ -838,7 +814,7 @@ class WsSynchronizer(Synchronizer):
 
 
 @hold_calls
-class WsClient:
+class WsClient(Closable):
     """A multiplexed WebSocket connection (subprotocol ``tinybase``) shared by several stores:
     each :meth:`create_synchronizer` joins a channel over the same socket. The socket opens when
     the first synchronizer joins and closes (1000) when the last one is destroyed. Connection
@@ -916,14 +892,3 @@ class WsClient:
         h = getattr(self, "_h", None)
         return h is None or h.closed
 
-    def __enter__(self) -> "WsClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
