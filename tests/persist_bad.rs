@@ -544,41 +544,43 @@ fn read_only(kind: &'static str) {
             return;
         }
         let what = format!("{kind}, a read-only folder");
-        let store = user_store();
-        let (seen, options) = errors_hook();
-        match open_persister(kind, &store, &path, options) {
-            Err(e) => assert_clear(&e, Expect::Io, &format!("{what}: open"), name),
-            Ok(p) => {
-                match p.load() {
-                    Ok(loaded) => assert!(loaded && state(&store).contains("fido"), "{what}: the load"),
-                    Err(e) => assert_clear(&e, Expect::Io, &format!("{what}: load"), name),
-                }
-                store.set_cell("mine", "r", "c", "changed").unwrap();
-                match p.save() {
-                    // The database file itself is writable: SQLite in WAL mode may write it
-                    // without creating a file in the folder. Then the save must be real.
-                    Ok(()) if kind == "sqlite-incremental" => {
-                        p.destroy();
-                        let again = MergeableStore::new(Some("again"));
-                        let p = open_persister(kind, &again, &path, PersisterOptions::default()).unwrap();
-                        assert!(p.load().unwrap(), "{what}: the save is not there");
-                        assert_eq!(again.get_tables(), store.get_tables(), "{what}: the save is not there");
-                        println!("{what}: SQLite (WAL) saved into the writable database file");
-                        return;
+        'existing: {
+            let store = user_store();
+            let (seen, options) = errors_hook();
+            match open_persister(kind, &store, &path, options) {
+                Err(e) => assert_clear(&e, Expect::Io, &format!("{what}: open"), name),
+                Ok(p) => {
+                    match p.load() {
+                        Ok(loaded) => assert!(loaded && state(&store).contains("fido"), "{what}: the load"),
+                        Err(e) => assert_clear(&e, Expect::Io, &format!("{what}: load"), name),
                     }
-                    Ok(()) => panic!("{what}: save succeeded in a read-only folder"),
-                    Err(e) => assert!(matches!(e, Error::Io(_) | Error::InvalidState(_)), "{what}: save: {e:?}"),
+                    store.set_cell("mine", "r", "c", "changed").unwrap();
+                    match p.save() {
+                        // The database file itself is writable: SQLite in WAL mode may write it
+                        // without creating a file in the folder. Then the save must be real.
+                        Ok(()) if kind == "sqlite-incremental" => {
+                            p.destroy();
+                            let again = MergeableStore::new(Some("again"));
+                            let p = open_persister(kind, &again, &path, PersisterOptions::default()).unwrap();
+                            assert!(p.load().unwrap(), "{what}: the save is not there");
+                            assert_eq!(again.get_tables(), store.get_tables(), "{what}: the save is not there");
+                            println!("{what}: SQLite (WAL) saved into the writable database file");
+                            break 'existing;
+                        }
+                        Ok(()) => panic!("{what}: save succeeded in a read-only folder"),
+                        Err(e) => assert!(matches!(e, Error::Io(_) | Error::InvalidState(_)), "{what}: save: {e:?}"),
+                    }
+                    if p.start_auto_save().is_ok() {
+                        store.set_cell("mine", "r", "c", "again").unwrap();
+                        let flushed = p.flush(Duration::from_secs(2));
+                        assert!(!matches!(flushed, Ok(true)), "{what}: auto-save reported durable in a read-only folder");
+                        assert!(flushed.is_err() || !seen.lock().unwrap().is_empty(), "{what}: the auto-save error was not reported");
+                    }
+                    p.destroy();
                 }
-                if p.start_auto_save().is_ok() {
-                    store.set_cell("mine", "r", "c", "again").unwrap();
-                    let flushed = p.flush(Duration::from_secs(2));
-                    assert!(!matches!(flushed, Ok(true)), "{what}: auto-save reported durable in a read-only folder");
-                    assert!(flushed.is_err() || !seen.lock().unwrap().is_empty(), "{what}: the auto-save error was not reported");
-                }
-                p.destroy();
             }
+            assert!(fingerprint(&path) == before, "{what}: the stored data changed");
         }
-        assert!(fingerprint(&path) == before, "{what}: the stored data changed");
         // Nothing stored yet, in a read-only folder: saving fails with Error::Io.
         let store = user_store();
         let path = empty.join(name);
