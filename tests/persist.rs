@@ -943,3 +943,20 @@ fn a_listener_saving_during_the_persisters_own_load_gets_an_error_not_a_deadlock
     assert_eq!(*results.lock().unwrap(), vec![true, false], "outside a load the listener saves");
     assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
 }
+
+#[test]
+fn auto_save_keeps_a_merged_deletion_of_a_cell_the_store_never_had() {
+    let dir = TempDir::new("tombstone");
+    let path = dir.file("room.json");
+    let a = MergeableStore::new(Some("a"));
+    a.set_cell("t", "r", "gone", 1).unwrap();
+    a.set_cell("t", "r", "kept", 1).unwrap();
+    a.del_cell("t", "r", "gone");
+    let b = MergeableStore::new(Some("b"));
+    b.set_cell("t", "r", "kept", 1).unwrap();
+    let p = create_file_persister(&b, &path, fast_options()).unwrap();
+    p.start_auto_save().unwrap();
+    // Only the deletion's stamp is new to b: no visible change, so no transaction changes.
+    b.apply_mergeable_changes_json(&a.get_encoded_mergeable_content_json()).unwrap();
+    wait_until("the file to hold the deletion's stamp", || p.flush(LONG).unwrap() && file_hashes(&path) == b.get_mergeable_content_hashes());
+}

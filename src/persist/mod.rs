@@ -219,6 +219,13 @@ struct State {
     pending_skip: Option<u64>,
     /// A merge-load left the store holding more than the storage: one whole save is due.
     resave: bool,
+    /// MergeableStore, whole-content storage: the content hashes last written (or loaded and
+    /// equal to the store's). A merge can add stamps without any transaction changes (the
+    /// deletion of a cell the store never had), so no commit hook tells of it; the store's
+    /// hashes do.
+    written: Option<(u32, u32)>,
+    /// When the persister thread next compares the store's hashes with `written`.
+    next_check: Option<Instant>,
     /// The persister thread is writing or loading.
     busy: bool,
     /// Stopping or destroying: queued work gets one last try and is dropped if it fails.
@@ -271,6 +278,7 @@ enum Job {
     Whole,
     Changes(u64, String),
     Poll,
+    Check,
 }
 
 fn destroyed_error() -> Error {
@@ -383,7 +391,11 @@ impl Inner {
         match (&self.mergeable, content) {
             (Some(store), Content::Mergeable(text)) => {
                 let loaded = file::merge_content(store, &text).map_err(|e| self.corrupt(e))?;
-                Ok(Some(store.get_mergeable_content_hashes() == loaded))
+                let same = store.get_mergeable_content_hashes() == loaded;
+                if same {
+                    self.state.lock().written = Some(loaded);
+                }
+                Ok(Some(same))
             }
             (None, Content::Plain(text)) => {
                 file::merge_plain_text(&self.store, &text).map_err(|e| self.corrupt(e))?;
@@ -435,7 +447,12 @@ impl Inner {
         let (content_hashes, seq) = result?;
         unlocked?;
         let saves = self.saves.fetch_add(1, Ordering::AcqRel) + 1;
-        self.state.lock().resave = false;
+        let mut st = self.state.lock();
+        st.resave = false;
+        if self.mergeable.is_some() {
+            st.written = Some(content_hashes);
+        }
+        drop(st);
         Ok((Durable { content_hashes, saves }, seq))
     }
 
@@ -532,9 +549,19 @@ impl Inner {
                     if st.auto_load && st.next_load.is_some_and(|t| now >= t) {
                         break Job::Poll;
                     }
+                    if st.auto_save && st.next_check.is_some_and(|t| now >= t) {
+                        st.next_check = Some(now + self.options.auto_load_interval);
+                        break Job::Check;
+                    }
                     let mut wake = None;
                     if st.auto_load {
                         wake = st.next_load;
+                    }
+                    if st.auto_save && st.next_check.is_some() {
+                        wake = match (wake, st.next_check) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
                     }
                     if st.has_write_work(self.incremental) {
                         wake = match (wake, st.retry_at) {
@@ -556,7 +583,24 @@ impl Inner {
                 Job::Whole => self.auto_save_whole(),
                 Job::Changes(seq, changes) => self.auto_save_changes(seq, changes),
                 Job::Poll => self.poll(),
+                Job::Check => self.check_unsaved(),
             }
+        }
+    }
+
+    /// Whole-content auto-save of a MergeableStore: when the store's hashes are not those last
+    /// written, one whole save is due (stamps a merge added without transaction changes).
+    fn check_unsaved(&self) {
+        let Some(store) = &self.mergeable else { return };
+        if self.incremental {
+            return;
+        }
+        let hashes = store.get_mergeable_content_hashes();
+        let mut st = self.state.lock();
+        if st.auto_save && !st.unreadable && st.written.is_some_and(|w| w != hashes) && !st.has_write_work(false) {
+            st.resave = true;
+            drop(st);
+            self.changed.notify_all();
         }
     }
 
@@ -837,6 +881,7 @@ impl Persister {
             st.listener = listener;
             st.auto_save = true;
             st.last_chance = false;
+            st.next_check = Some(Instant::now() + self.inner.options.auto_load_interval);
         }
         if let Err(err) = self.save() {
             let mut st = self.inner.state.lock();
@@ -859,6 +904,7 @@ impl Persister {
 
     /// Detaches auto-save from the store; what was queued is still written.
     fn detach_auto_save(&self) -> bool {
+        self.inner.check_unsaved();
         let (hook, listener) = {
             let mut st = self.inner.state.lock();
             if !st.auto_save {
@@ -916,6 +962,7 @@ impl Persister {
     /// On the persister's own thread (inside a callback) it does not wait.
     pub fn flush(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
+        self.inner.check_unsaved();
         let target = match &self.inner.mergeable {
             Some(_) => self.inner.last_commit(),
             None => self.inner.state.lock().received,
