@@ -191,6 +191,9 @@ impl SqliteStorage {
         let result = (|| {
             let conn = self.conn()?;
             conn.execute_batch(sync)?;
+            // Whole-content writes and loads of large stores touch every page: a 64 MiB page
+            // cache instead of SQLite's 2 MiB keeps the primary-key B-trees in memory.
+            conn.execute_batch("PRAGMA cache_size = -65536")?;
             // Forces SQLite to read the header, so that a file that is not a database is known now.
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
             Ok(())
@@ -312,6 +315,16 @@ impl SqliteStorage {
         Ok(true)
     }
 
+    /// Whether the id column is the primary key.
+    fn json_id_is_key(&self) -> Result<bool> {
+        let conn = self.conn().map_err(|e| self.db_error(e))?;
+        conn.query_row("SELECT pk FROM pragma_table_info(?1) WHERE name = ?2", [&self.config.store_table_name, &self.config.store_id_column_name], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|pk| pk > 0)
+        .map_err(|e| self.db_error(e))
+    }
+
     /// SQLite reads some damage as a missing row rather than an error: with the end of the
     /// file cut off, the primary key index's page comes back partly zeroed and the `_` row's
     /// lookup finds nothing, which would read as nothing stored and then be saved over.
@@ -328,16 +341,6 @@ impl SqliteStorage {
         }
         self.pages_checked = true;
         Ok(())
-    }
-
-    /// Whether the id column is the primary key.
-    fn json_id_is_key(&self) -> Result<bool> {
-        let conn = self.conn().map_err(|e| self.db_error(e))?;
-        conn.query_row("SELECT pk FROM pragma_table_info(?1) WHERE name = ?2", [&self.config.store_table_name, &self.config.store_id_column_name], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map(|pk| pk > 0)
-        .map_err(|e| self.db_error(e))
     }
 
     fn json_read(&mut self) -> Result<Option<Content>> {
