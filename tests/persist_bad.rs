@@ -10,36 +10,14 @@
 #[path = "support/persist_writer.rs"]
 mod persist_writer;
 
-use persist_writer::open_persister;
+use persist_writer::{open_persister, Folder};
 use rusqlite::{params, Connection, OpenFlags};
 use serde_json::Value as Json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tinybase::persist::PersisterOptions;
 use tinybase::{Error, MergeableStore};
-
-/// A fresh folder under the system's temporary folder, removed at the end unless the test failed.
-struct Folder(PathBuf);
-
-impl Folder {
-    fn new(name: &str) -> Folder {
-        let dir = std::env::temp_dir().join(format!("tinybase-bad-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Folder(dir)
-    }
-}
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept for inspection: {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 fn file_name(kind: &str) -> &'static str {
     if kind == "file" {
@@ -455,7 +433,7 @@ fn matrix(kind: &'static str, cases: Vec<Case>) {
     let name = file_name(kind);
     let mut failures = Vec::new();
     for (n, case) in cases.into_iter().enumerate() {
-        let folder = Folder::new(&format!("{kind}-{n}"));
+        let folder = Folder::new(&format!("bad-{kind}-{n}"));
         let path = folder.0.join(name);
         (case.arrange)(&path);
         let what = format!("{kind}, {}", case.name);
@@ -521,7 +499,7 @@ fn moved_aside_then_saved(kind: &str, path: &Path, what: &str, bad: &str) {
 /// files beside the database); saving fails with `Error::Io`; nothing is written.
 fn read_only(kind: &'static str) {
     let name = file_name(kind);
-    let folder = Folder::new(&format!("{kind}-readonly"));
+    let folder = Folder::new(&format!("bad-{kind}-readonly"));
     let path = folder.0.join(name);
     save_through(kind, &good_store("g"), &path);
     if kind != "file" {
@@ -544,41 +522,43 @@ fn read_only(kind: &'static str) {
             return;
         }
         let what = format!("{kind}, a read-only folder");
-        let store = user_store();
-        let (seen, options) = errors_hook();
-        match open_persister(kind, &store, &path, options) {
-            Err(e) => assert_clear(&e, Expect::Io, &format!("{what}: open"), name),
-            Ok(p) => {
-                match p.load() {
-                    Ok(loaded) => assert!(loaded && state(&store).contains("fido"), "{what}: the load"),
-                    Err(e) => assert_clear(&e, Expect::Io, &format!("{what}: load"), name),
-                }
-                store.set_cell("mine", "r", "c", "changed").unwrap();
-                match p.save() {
-                    // The database file itself is writable: SQLite in WAL mode may write it
-                    // without creating a file in the folder. Then the save must be real.
-                    Ok(()) if kind == "sqlite-incremental" => {
-                        p.destroy();
-                        let again = MergeableStore::new(Some("again"));
-                        let p = open_persister(kind, &again, &path, PersisterOptions::default()).unwrap();
-                        assert!(p.load().unwrap(), "{what}: the save is not there");
-                        assert_eq!(again.get_tables(), store.get_tables(), "{what}: the save is not there");
-                        println!("{what}: SQLite (WAL) saved into the writable database file");
-                        return;
+        'existing: {
+            let store = user_store();
+            let (seen, options) = errors_hook();
+            match open_persister(kind, &store, &path, options) {
+                Err(e) => assert_clear(&e, Expect::Io, &format!("{what}: open"), name),
+                Ok(p) => {
+                    match p.load() {
+                        Ok(loaded) => assert!(loaded && state(&store).contains("fido"), "{what}: the load"),
+                        Err(e) => assert_clear(&e, Expect::Io, &format!("{what}: load"), name),
                     }
-                    Ok(()) => panic!("{what}: save succeeded in a read-only folder"),
-                    Err(e) => assert!(matches!(e, Error::Io(_) | Error::InvalidState(_)), "{what}: save: {e:?}"),
+                    store.set_cell("mine", "r", "c", "changed").unwrap();
+                    match p.save() {
+                        // The database file itself is writable: SQLite in WAL mode may write it
+                        // without creating a file in the folder. Then the save must be real.
+                        Ok(()) if kind == "sqlite-incremental" => {
+                            p.destroy();
+                            let again = MergeableStore::new(Some("again"));
+                            let p = open_persister(kind, &again, &path, PersisterOptions::default()).unwrap();
+                            assert!(p.load().unwrap(), "{what}: the save is not there");
+                            assert_eq!(again.get_tables(), store.get_tables(), "{what}: the save is not there");
+                            println!("{what}: SQLite (WAL) saved into the writable database file");
+                            break 'existing;
+                        }
+                        Ok(()) => panic!("{what}: save succeeded in a read-only folder"),
+                        Err(e) => assert!(matches!(e, Error::Io(_) | Error::InvalidState(_)), "{what}: save: {e:?}"),
+                    }
+                    if p.start_auto_save().is_ok() {
+                        store.set_cell("mine", "r", "c", "again").unwrap();
+                        let flushed = p.flush(Duration::from_secs(2));
+                        assert!(!matches!(flushed, Ok(true)), "{what}: auto-save reported durable in a read-only folder");
+                        assert!(flushed.is_err() || !seen.lock().unwrap().is_empty(), "{what}: the auto-save error was not reported");
+                    }
+                    p.destroy();
                 }
-                if p.start_auto_save().is_ok() {
-                    store.set_cell("mine", "r", "c", "again").unwrap();
-                    let flushed = p.flush(Duration::from_secs(2));
-                    assert!(!matches!(flushed, Ok(true)), "{what}: auto-save reported durable in a read-only folder");
-                    assert!(flushed.is_err() || !seen.lock().unwrap().is_empty(), "{what}: the auto-save error was not reported");
-                }
-                p.destroy();
             }
+            assert!(fingerprint(&path) == before, "{what}: the stored data changed");
         }
-        assert!(fingerprint(&path) == before, "{what}: the stored data changed");
         // Nothing stored yet, in a read-only folder: saving fails with Error::Io.
         let store = user_store();
         let path = empty.join(name);
@@ -637,7 +617,7 @@ fn sqlite_incremental_read_only_folder() {
 #[test]
 fn sqlite_empty_file_is_an_empty_database() {
     for kind in ["sqlite-json", "sqlite-incremental"] {
-        let folder = Folder::new(&format!("{kind}-empty"));
+        let folder = Folder::new(&format!("bad-{kind}-empty"));
         let path = folder.0.join("store.db");
         std::fs::write(&path, b"").unwrap();
         let store = user_store();
@@ -659,7 +639,7 @@ fn sqlite_empty_file_is_an_empty_database() {
 #[test]
 fn sqlite_json_null_is_nothing_stored() {
     for (n, value) in ["NULL", "'null'"].into_iter().enumerate() {
-        let folder = Folder::new(&format!("sqlite-json-null-{n}"));
+        let folder = Folder::new(&format!("bad-sqlite-json-null-{n}"));
         let path = folder.0.join("store.db");
         save_through("sqlite-json", &good_store("g"), &path);
         sql(&path, &format!("UPDATE tinybase SET store = {value} WHERE _id = '_'"), params![]);

@@ -16,11 +16,11 @@ mod persist_writer;
 #[path = "support/rng.rs"]
 mod rng;
 
-use persist_writer::{expected, open_persister, run_writer, split_by_run, RunData};
+use persist_writer::{expected, open_persister, run_writer, split_by_run, Folder, RunData};
 use rng::Rng;
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tinybase::persist::PersisterOptions;
@@ -119,22 +119,9 @@ fn check_reopen(kind: &str, path: &Path, history: &mut BTreeMap<u64, Run>, repro
     assert!(runs.is_empty(), "data of runs that never ran: {:?}\n  reproduce: {repro}", runs.keys().collect::<Vec<_>>());
 }
 
-/// Removes the folder unless the test failed (then it is kept, and named, for inspection).
-struct Folder(PathBuf);
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("the storage is kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 fn crash(kind: &str) {
     let (kills, chain, base) = (env_u64("TB_CRASH_KILLS", 150), env_u64("TB_CRASH_CHAIN", 250).max(1), env_u64("TB_CRASH_SEED", 9));
-    let folder = Folder(std::env::temp_dir().join(format!("tinybase-crash-{kind}-{}", std::process::id())));
+    let folder = Folder::new(&format!("crash-{kind}"));
     let path = folder.0.join(if kind == "file" { "store.json" } else { "store.db" });
     let mut rng = Rng(base.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ kind.len() as u64);
     let mut history = BTreeMap::new();

@@ -12,12 +12,36 @@
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tinybase::persist::file::create_file_persister;
 use tinybase::persist::sqlite::{create_sqlite_persister, SqliteConfig, SqliteMode};
 use tinybase::persist::{Durable, Persister, PersisterOptions};
 use tinybase::{Cell, MergeableStore, Row, Store};
+
+/// A test's folder under the system's temporary folder (`tinybase-NAME-PID`, made empty), removed
+/// at the end unless the test failed: then it is kept, and named, for inspection.
+pub struct Folder(pub PathBuf);
+
+impl Folder {
+    /// Makes the folder, empty.
+    pub fn new(name: &str) -> Folder {
+        let dir = std::env::temp_dir().join(format!("tinybase-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        Folder(dir)
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
 
 /// Rows per run.
 pub const ROWS: u64 = 16;
