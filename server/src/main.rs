@@ -26,9 +26,10 @@ Options:
   --listen ADDR                   address to listen on [default: 127.0.0.1:8043]; port 0 picks a free one
   --data DIR                      folder of the room files (created if missing); without it rooms live in memory only
   --store KIND                    how rooms are kept: file (one file per room in --data, the default),
-                                  sqlite (one incremental SQLite database per room in --data), or a
-                                  postgres:// or postgresql:// URL (one PostgreSQL database, rooms as keys,
-                                  which several servers may share; no --data)
+                                  sqlite (one incremental SQLite database per room in --data), or
+                                  postgres://USER@HOST:PORT/DB (postgresql:// or a 'host=... dbname=...'
+                                  string too: one PostgreSQL database, rooms as keys, which several
+                                  servers may share; no --data)
   --room-idle-seconds S           keep a room loaded S seconds after its last client left
   --jwt-secret-file FILE          require HS256 JWTs signed with the secret in FILE (whitespace trimmed)
   --jwt-allow-no-exp              accept tokens without an exp claim (default: refused)

@@ -57,12 +57,15 @@ impl std::fmt::Debug for StoreKind {
 }
 
 impl StoreKind {
-    /// Parses `--store`: `file`, `sqlite`, or a `postgres://` / `postgresql://` URL.
+    /// Parses `--store`: `file`, `sqlite`, a `postgres://` / `postgresql://` URL, or a libpq
+    /// `key=value` connection string (`host=... dbname=...`).
     pub fn parse(text: &str) -> Result<StoreKind, String> {
         match text {
             "file" => Ok(StoreKind::File),
             "sqlite" => Ok(StoreKind::Sqlite),
-            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(StoreKind::Postgres { dsn: url.to_string() }),
+            dsn if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") || (dsn.contains('=') && !dsn.contains("://")) => {
+                Ok(StoreKind::Postgres { dsn: dsn.to_string() })
+            }
             other => Err(format!("--store is file, sqlite or a postgres:// URL, not {:?}", redact_dsn(other))),
         }
     }
@@ -365,5 +368,8 @@ mod tests {
         let e = StoreKind::parse("mysql://u:pw@h/d").unwrap_err();
         assert!(!e.contains("pw@"), "{e}");
         assert!(StoreKind::parse("SQLite").is_err());
+        let kv = "host=127.0.0.1 port=5432 user=tb password=pw dbname=rooms";
+        assert_eq!(StoreKind::parse(kv), Ok(StoreKind::Postgres { dsn: kv.into() }));
+        assert_eq!(redact_dsn(kv), "host=127.0.0.1 port=5432 user=tb password=*** dbname=rooms");
     }
 }
