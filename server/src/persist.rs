@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tinybase::persist::{Durable, Persister, PersisterOptions};
 use tinybase::MergeableStore;
 
@@ -141,9 +141,6 @@ mod backend {
     pub fn create_postgres_persister(_: &Store, _: &str, _: &str, _: PersisterOptions) -> Result<Persister> {
         no()
     }
-    pub fn create_file_persister(_: &Store, _: impl AsRef<std::path::Path>, _: PersisterOptions) -> Result<Persister> {
-        no()
-    }
     pub fn create_sqlite_persister(_: &Store, _: impl AsRef<std::path::Path>, _: SqliteConfig, _: PersisterOptions) -> Result<Persister> {
         no()
     }
@@ -167,10 +164,6 @@ pub(crate) struct RoomPersister {
     auto: bool,
     /// The content hashes last made durable by a whole-content save (file).
     saved: Mutex<(u32, u32)>,
-    /// Set by an auto-save or auto-load error: the next save writes the whole room, so what a
-    /// failed write left out is not lost (at most once per retry delay).
-    failed: Arc<AtomicBool>,
-    retry_at: Mutex<Instant>,
     /// One save at a time per room.
     saving: AtomicBool,
 }
@@ -190,13 +183,12 @@ pub(crate) enum Opened {
 /// for PostgreSQL, auto-load).
 pub(crate) fn open(shared: &Arc<Shared>, room: &str, store: &MergeableStore) -> Opened {
     let options = &shared.options;
-    let failed = Arc::new(AtomicBool::new(false));
-    let persister_options = persister_options(shared, room, &failed);
+    let persister_options = persister_options(shared, room);
     let created = match (&options.store, &options.data_dir) {
         (StoreKind::Postgres { dsn }, _) => backend::create_postgres_persister(store, dsn, room, persister_options),
         (_, None) => return Opened::Memory,
         (StoreKind::File, Some(dir)) => {
-            backend::create_file_persister(store, dir.join(crate::files::room_file_name(room)), persister_options)
+            tinybase::persist::file::create_file_persister(store, dir.join(crate::files::room_file_name(room)), persister_options)
         }
         (StoreKind::Sqlite, Some(dir)) => {
             let config = backend::SqliteConfig {
@@ -226,26 +218,31 @@ pub(crate) fn open(shared: &Arc<Shared>, room: &str, store: &MergeableStore) -> 
         persister,
         auto,
         saved: Mutex::new(store.get_mergeable_content_hashes()),
-        failed,
-        retry_at: Mutex::new(Instant::now()),
         saving: AtomicBool::new(false),
     })
 }
 
-fn persister_options(shared: &Arc<Shared>, room: &str, failed: &Arc<AtomicBool>) -> PersisterOptions {
+fn persister_options(shared: &Arc<Shared>, room: &str) -> PersisterOptions {
     let metrics = shared.metrics.clone();
     // Weak: the persister lives inside the server's rooms; a strong reference would be a cycle.
     let weak: Weak<Shared> = Arc::downgrade(shared);
-    let (room, failed) = (room.to_string(), failed.clone());
+    let room = room.to_string();
+    // Set from an error until the next durable write: a database that is down fails every
+    // retry and every poll, and is logged once for all of them.
+    let failing = Arc::new(AtomicBool::new(false));
+    let recovered = failing.clone();
     PersisterOptions {
-        on_durable: Some(Arc::new(move |_: &Durable| metrics.saved(true))),
+        on_durable: Some(Arc::new(move |_: &Durable| {
+            recovered.store(false, Ordering::Release);
+            metrics.saved(true);
+        })),
         on_ignored_error: Some(Arc::new(move |e: &tinybase::Error| {
-            let first = !failed.swap(true, Ordering::AcqRel);
+            let first = !failing.swap(true, Ordering::AcqRel);
             if let Some(shared) = weak.upgrade() {
                 shared.metrics.saved(false);
-                // Once per failure streak: a database that is down fails every poll.
                 if first {
-                    shared.log_error(&format!("room {room:?}: {e}; the whole room is written again once it can be"));
+                    // The persister keeps what failed queued and tries again.
+                    shared.log_error(&format!("room {room:?}: {e}; retrying"));
                 }
             }
         })),
@@ -255,8 +252,8 @@ fn persister_options(shared: &Arc<Shared>, room: &str, failed: &Arc<AtomicBool>)
 
 impl RoomPersister {
     /// Makes what the room holds durable (blocking). Whole-content storages save when the
-    /// content changed since the last save; auto-saving ones write the whole room again after
-    /// an auto-save error, and with `wait` wait until every transaction is durable. When
+    /// content changed since the last save; with `wait`, auto-saving ones wait until every
+    /// transaction is durable (they retry failed writes themselves). When
     /// another save is running: returns at once, or with `wait`, waits for it and saves after it
     /// (so that nothing committed before the call is left out).
     pub(crate) fn save(&self, shared: &Shared, room: &str, store: &MergeableStore, wait: bool) {
@@ -267,7 +264,9 @@ impl RoomPersister {
             std::thread::sleep(Duration::from_millis(2));
         }
         if self.auto {
-            self.catch_up(shared, room, wait);
+            if wait {
+                self.flush(shared, room);
+            }
         } else {
             let hashes = store.get_mergeable_content_hashes();
             if hashes != *self.saved.lock() {
@@ -283,31 +282,13 @@ impl RoomPersister {
         self.saving.store(false, Ordering::Release);
     }
 
-    /// Auto-saving storages: a whole save after a failure, then (with `wait`) a flush.
-    fn catch_up(&self, shared: &Shared, room: &str, wait: bool) {
-        if self.failed.load(Ordering::Acquire) {
-            let now = Instant::now();
-            if wait || now >= *self.retry_at.lock() {
-                *self.retry_at.lock() = now + shared.options.save_delay * 4;
-                self.failed.store(false, Ordering::Release);
-                if let Err(e) = self.persister.save() {
-                    self.failed.store(true, Ordering::Release);
-                    shared.metrics.saved(false);
-                    shared.log_error(&format!("room {room:?}: cannot save {}: {e}", self.persister.describe()));
-                    return;
-                }
-            }
-        }
-        if wait {
-            match self.persister.flush(FLUSH_TIMEOUT) {
-                Ok(true) => {}
-                Ok(false) => shared.log_error(&format!("room {room:?}: {} not durable after {FLUSH_TIMEOUT:?}", self.persister.describe())),
-                Err(e) => {
-                    self.failed.store(true, Ordering::Release);
-                    shared.metrics.saved(false);
-                    shared.log_error(&format!("room {room:?}: cannot save {}: {e}", self.persister.describe()));
-                }
-            }
+    /// Auto-saving storages: waits until every transaction is durable.
+    fn flush(&self, shared: &Shared, room: &str) {
+        match self.persister.flush(FLUSH_TIMEOUT) {
+            Ok(true) => {}
+            Ok(false) => shared.log_error(&format!("room {room:?}: {} not durable after {FLUSH_TIMEOUT:?}", self.persister.describe())),
+            // Counted and logged by the error hook when it happened.
+            Err(_) => {}
         }
     }
 
@@ -316,28 +297,14 @@ impl RoomPersister {
         if !self.auto {
             return store.get_mergeable_content_hashes() != *self.saved.lock();
         }
-        if self.failed.load(Ordering::Acquire) {
-            return true;
-        }
-        match self.persister.flush(Duration::ZERO) {
-            Ok(durable) => !durable,
-            Err(_) => {
-                // Logged and counted by the error hook already.
-                self.failed.store(true, Ordering::Release);
-                true
-            }
-        }
+        // An error (reported by the hook already) means something is still to be written.
+        !matches!(self.persister.flush(Duration::ZERO), Ok(true))
     }
 
     /// Whether the server's ticker saves this room after the save delay (whole-content
-    /// storages), or only retries after a failure (auto-saving ones).
+    /// storages; auto-saving ones write each transaction themselves).
     pub(crate) fn debounced(&self) -> bool {
         !self.auto
-    }
-
-    /// Whether an auto-save failed and the room waits for a whole save.
-    pub(crate) fn needs_retry(&self) -> bool {
-        self.auto && self.failed.load(Ordering::Acquire) && Instant::now() >= *self.retry_at.lock()
     }
 
     /// Whether a save is running.

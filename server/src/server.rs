@@ -284,15 +284,6 @@ impl Shared {
             }
             let Some(persister) = &rs.persister else { continue };
             if !persister.debounced() {
-                // Written transaction by transaction: only a failed write needs the ticker.
-                if persister.needs_retry() && !persister.is_saving() {
-                    let (shared, room) = (self.clone(), room.clone());
-                    tokio::task::spawn_blocking(move || {
-                        if let Some(rs) = room.store.get() {
-                            rs.save(&shared, &room.path, false);
-                        }
-                    });
-                }
                 continue;
             }
             let hashes = rs.store.get_mergeable_content_hashes();
