@@ -406,7 +406,7 @@ impl Inner {
 
     /// A whole save: lock, merge what another process wrote, write, unlock. Returns what it
     /// made durable.
-    fn save_to(&self, storage: &mut dyn Storage) -> Result<Durable> {
+    fn save_to(&self, storage: &mut dyn Storage) -> Result<(Durable, u64)> {
         if self.state.lock().unreadable {
             return Err(self.unreadable_error());
         }
@@ -425,13 +425,19 @@ impl Inner {
         let (content_hashes, seq) = result?;
         unlocked?;
         let saves = self.saves.fetch_add(1, Ordering::AcqRel) + 1;
+        self.state.lock().resave = false;
+        Ok((Durable { content_hashes, saves }, seq))
+    }
+
+    /// After a durable write and its callback: every transaction numbered up to `seq` is
+    /// durable (`flush` returns once the callback ran).
+    fn advance(&self, seq: u64) {
         let mut st = self.state.lock();
+        st.retry_at = None;
         st.durable = st.durable.max(seq);
-        st.resave = false;
         st.settle();
         drop(st);
         self.changed.notify_all();
-        Ok(Durable { content_hashes, saves })
     }
 
     fn with_storage<R>(&self, f: impl FnOnce(&mut dyn Storage) -> Result<R>) -> Result<R> {
@@ -547,9 +553,9 @@ impl Inner {
 
     fn auto_save_whole(&self) {
         match self.with_storage(|s| self.save_to(s)) {
-            Ok(durable) => {
-                self.state.lock().retry_at = None;
+            Ok((durable, seq)) => {
                 self.durable(&durable);
+                self.advance(seq);
             }
             Err(err) => {
                 self.auto_save_failed(&mut self.state.lock(), &err);
@@ -571,13 +577,8 @@ impl Inner {
         match result {
             Ok(()) => {
                 let saves = self.saves.fetch_add(1, Ordering::AcqRel) + 1;
-                let mut st = self.state.lock();
-                st.retry_at = None;
-                st.durable = st.durable.max(seq);
-                st.settle();
-                drop(st);
-                self.changed.notify_all();
                 self.durable(&Durable { content_hashes: changes_hashes(&changes), saves });
+                self.advance(seq);
             }
             Err(err) => {
                 let mut st = self.state.lock();
@@ -616,7 +617,7 @@ impl Inner {
 /// The top-level hashes of wire-form changes with hashes `[[tables, hlc, hash], [values, hlc, hash], 1]`.
 fn changes_hashes(changes: &str) -> (u32, u32) {
     let json = parse_json(changes).unwrap_or_default();
-    let hash = |i: usize| json.get(i).and_then(|p| p.get(2)).and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+    let hash = |i: usize| json.get(i).and_then(|p| p.get(2)).and_then(serde_json::Value::as_f64).unwrap_or(0.0) as u32;
     (hash(0), hash(1))
 }
 
@@ -701,8 +702,9 @@ impl Persister {
     /// once it is durable.
     pub fn save(&self) -> Result<()> {
         self.check_alive()?;
-        let durable = self.inner.with_storage(|s| self.inner.save_to(s))?;
+        let (durable, seq) = self.inner.with_storage(|s| self.inner.save_to(s))?;
         self.inner.durable(&durable);
+        self.inner.advance(seq);
         Ok(())
     }
 
@@ -953,14 +955,23 @@ impl Persister {
             (st.thread.take(), on_thread)
         };
         self.inner.changed.notify_all();
+        if on_thread {
+            // The persister thread is calling back into this: it ends by itself when the
+            // callback returns, writing what is queued and releasing the storage then.
+            return;
+        }
         match handle {
-            Some(handle) if !on_thread => {
+            Some(handle) => {
                 let _ = handle.join();
             }
-            // The persister thread is calling back into this: it ends by itself when the
-            // callback returns, and releases the storage then.
-            Some(_) => return,
-            None => {}
+            None => {
+                // Another caller is joining the thread: wait for it to end all the same, so the
+                // storage is released when this returns.
+                let mut st = self.inner.state.lock();
+                while st.thread_id.is_some() {
+                    self.inner.changed.wait(&mut st);
+                }
+            }
         }
         self.inner.storage.lock().take();
     }
