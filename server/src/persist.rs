@@ -118,7 +118,7 @@ pub fn redact_dsn(dsn: &str) -> String {
 pub(crate) fn check(kind: &StoreKind) -> std::io::Result<()> {
     if let StoreKind::Postgres { dsn } = kind {
         // The schema is created here once, rather than raced for by the first rooms.
-        backend::PostgresStorage::connect(dsn, "")
+        tinybase::persist::postgres::PostgresStorage::connect(dsn, "")
             .map_err(|e| std::io::Error::other(format!("cannot use PostgreSQL {}: {e}", redact_dsn(dsn))))?;
     }
     Ok(())
@@ -131,15 +131,6 @@ mod backend {
     use tinybase::{Error, Result, Store};
     fn no<T>() -> Result<T> {
         Err(Error::InvalidState("not merged yet".into()))
-    }
-    pub struct PostgresStorage;
-    impl PostgresStorage {
-        pub fn connect(_: &str, _: &str) -> Result<PostgresStorage> {
-            no()
-        }
-    }
-    pub fn create_postgres_persister(_: &Store, _: &str, _: &str, _: PersisterOptions) -> Result<Persister> {
-        no()
     }
     pub fn create_sqlite_persister(_: &Store, _: impl AsRef<std::path::Path>, _: SqliteConfig, _: PersisterOptions) -> Result<Persister> {
         no()
@@ -162,6 +153,8 @@ pub(crate) struct RoomPersister {
     pub(crate) persister: Persister,
     /// Auto-saving (incremental storages): each transaction is written as it commits.
     auto: bool,
+    /// Auto-loading (PostgreSQL): other servers write to this room too.
+    shared: bool,
     /// The content hashes last made durable by a whole-content save (file).
     saved: Mutex<(u32, u32)>,
     /// One save at a time per room.
@@ -185,7 +178,7 @@ pub(crate) fn open(shared: &Arc<Shared>, room: &str, store: &MergeableStore) -> 
     let options = &shared.options;
     let persister_options = persister_options(shared, room);
     let created = match (&options.store, &options.data_dir) {
-        (StoreKind::Postgres { dsn }, _) => backend::create_postgres_persister(store, dsn, room, persister_options),
+        (StoreKind::Postgres { dsn }, _) => tinybase::persist::postgres::create_postgres_persister(store, dsn, room, persister_options),
         (_, None) => return Opened::Memory,
         (StoreKind::File, Some(dir)) => {
             tinybase::persist::file::create_file_persister(store, dir.join(crate::files::room_file_name(room)), persister_options)
@@ -217,6 +210,7 @@ pub(crate) fn open(shared: &Arc<Shared>, room: &str, store: &MergeableStore) -> 
     Opened::Kept(RoomPersister {
         persister,
         auto,
+        shared: matches!(options.store, StoreKind::Postgres { .. }),
         saved: Mutex::new(store.get_mergeable_content_hashes()),
         saving: AtomicBool::new(false),
     })
@@ -292,6 +286,24 @@ impl RoomPersister {
         }
     }
 
+    /// The last save before the persister is destroyed (blocking). Auto-saving storages also
+    /// write the whole room once: a merge can bring stamps that change no visible value (the
+    /// deletion of a cell this store never had), which a transaction's changes leave out, as
+    /// TinyBase's `getTransactionMergeableChanges` does, so no incremental write carries them.
+    pub(crate) fn finish(&self, shared: &Shared, room: &str, store: &MergeableStore) {
+        self.save(shared, room, store, true);
+        if self.auto {
+            while self.saving.swap(true, Ordering::AcqRel) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if let Err(e) = self.persister.save() {
+                shared.metrics.saved(false);
+                shared.log_error(&format!("room {room:?}: cannot save {}: {e}", self.persister.describe()));
+            }
+            self.saving.store(false, Ordering::Release);
+        }
+    }
+
     /// Whether the room holds something not yet durable.
     pub(crate) fn dirty(&self, store: &MergeableStore) -> bool {
         if !self.auto {
@@ -305,6 +317,12 @@ impl RoomPersister {
     /// storages; auto-saving ones write each transaction themselves).
     pub(crate) fn debounced(&self) -> bool {
         !self.auto
+    }
+
+    /// Whether other servers write to this room (PostgreSQL): what they wrote is merged in
+    /// by the persister, and the room's clients must hear of it.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Whether a save is running.

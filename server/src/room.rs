@@ -66,6 +66,8 @@ pub(crate) struct Seen {
     pub(crate) hashes: (u32, u32),
     pub(crate) changed: Instant,
     pub(crate) unsaved_since: Option<Instant>,
+    /// The hashes the room's clients were last told of (rooms shared between servers).
+    pub(crate) announced: (u32, u32),
 }
 
 /// A room: the clients on one path.
@@ -270,7 +272,7 @@ pub(crate) fn start_store(shared: &Arc<Shared>, room: &Arc<Room>) {
         inlet: sync.inlet(),
         sync,
         persister,
-        seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
+        seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None, announced: hashes }),
         missed: AtomicBool::new(false),
     };
     if room.store.set(rs).is_err() {
@@ -307,8 +309,8 @@ impl RoomStore {
     /// changes after the last save, then the persister once that save is durable.
     pub(crate) fn close(&self, shared: &Shared, room: &str) {
         self.sync.destroy();
-        self.save(shared, room, true);
         if let Some(p) = &self.persister {
+            p.finish(shared, room, &self.store);
             p.persister.destroy();
         }
     }
@@ -353,7 +355,7 @@ mod tests {
             store,
             sync,
             persister: None,
-            seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
+            seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None, announced: hashes }),
             missed: AtomicBool::new(false),
         };
         assert!(room.store.set(rs).is_ok());

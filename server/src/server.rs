@@ -283,6 +283,33 @@ impl Shared {
                 drop(rs.sync.load_async(None));
             }
             let Some(persister) = &rs.persister else { continue };
+            if persister.is_shared() {
+                // A merge of what another server wrote reaches this room's clients as a
+                // ContentDiff, except stamps that change no visible value (a deletion of a cell
+                // this server never had: TinyBase's transaction changes leave those out). Once
+                // changes pause, the room announces its hashes, and clients that differ pull.
+                let hashes = rs.store.get_mergeable_content_hashes();
+                let announce = {
+                    let mut seen = rs.seen.lock();
+                    if seen.hashes != hashes {
+                        seen.hashes = hashes;
+                        seen.changed = now;
+                    }
+                    let due = seen.announced != hashes && now.duration_since(seen.changed) >= delay;
+                    if due {
+                        seen.announced = hashes;
+                    }
+                    due
+                };
+                if announce {
+                    let room = room.clone();
+                    tokio::task::spawn_blocking(move || {
+                        if let Some(rs) = room.store.get() {
+                            rs.sync.save();
+                        }
+                    });
+                }
+            }
             if !persister.debounced() {
                 continue;
             }

@@ -29,18 +29,22 @@ const PATIENCE: Duration = Duration::from_secs(15);
 /// One of our clients in a room: a store and its WebSocket synchronizer.
 struct Peer {
     store: MergeableStore,
-    _sync: WsSynchronizer,
+    _sync: Option<WsSynchronizer>,
 }
 
 impl Peer {
     /// A fresh, empty store synchronizing with room `room` of the server at `addr` (waits for
     /// its first sync).
     fn join(addr: SocketAddr, room: &str) -> Peer {
-        let store = MergeableStore::new(None);
+        Peer::join_with(addr, room, MergeableStore::new(None))
+    }
+
+    /// [`Peer::join`] with a store that may already hold content (edited offline).
+    fn join_with(addr: SocketAddr, room: &str, store: MergeableStore) -> Peer {
         let options = WsOptions { url: format!("ws://{addr}/{room}"), ..Default::default() };
         let sync = WsSynchronizer::new(&store, options).expect("connects");
         sync.start_sync_async(None).recv_timeout(PATIENCE).expect("the first sync ends");
-        Peer { store, _sync: sync }
+        Peer { store, _sync: Some(sync) }
     }
 
     fn hashes(&self) -> (u32, u32) {
@@ -88,7 +92,9 @@ fn room_hashes(server: &TestServer, room: &str) -> Option<(u32, u32)> {
 /// The store kinds' server options over `dir` (or the shared PostgreSQL database).
 fn store_options(kind: &StoreKind, dir: &Path) -> ServerOptions {
     let data_dir = kind.uses_data_dir().then(|| dir.to_path_buf());
-    ServerOptions { data_dir, store: kind.clone(), room_idle: Duration::from_millis(300), ..options() }
+    // TB_TEST_SERVER_LOG=1 shows the servers' logs.
+    let log = std::env::var_os("TB_TEST_SERVER_LOG").is_some();
+    ServerOptions { data_dir, store: kind.clone(), room_idle: Duration::from_millis(300), log, ..options() }
 }
 
 /// Edits rooms, restarts the server, and checks every room came back; then a room unloaded
@@ -97,7 +103,15 @@ fn rooms_come_back(kind: &StoreKind, dir: &Path, rooms: &[String]) -> Vec<(u32, 
     let mut kept = Vec::new();
     {
         let mut server = TestServer::start(store_options(kind, dir));
-        let peers: Vec<Peer> = rooms.iter().map(|r| Peer::join(server.addr, r)).collect();
+        // The second room's client edited offline: the room gets its content in one merge,
+        // deleted cells the room never saw included.
+        let offline = MergeableStore::new(None);
+        Peer { store: offline.clone(), _sync: None }.edit("offline");
+        let peers: Vec<Peer> = rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| if i == 1 { Peer::join_with(server.addr, r, offline.clone()) } else { Peer::join(server.addr, r) })
+            .collect();
         for (i, (room, peer)) in rooms.iter().zip(&peers).enumerate() {
             peer.edit(&format!("p{i}"));
             wait_for(&format!("{kind:?} room {room:?} took its edits"), Some(peer.hashes()), || room_hashes(&server, room));
@@ -174,6 +188,8 @@ fn two_servers_share_one_postgres_database_and_a_room_moves_between_them() {
     let on_b = Peer::join(b.addr, &room);
     wait_for("B's client has A's edits", on_a.hashes(), || on_b.hashes());
     on_b.edit("b");
+    wait_for("B's room has B's edits", Some(on_b.hashes()), || room_hashes(&b, &room));
+    wait_for("A's room has B's edits", Some(on_b.hashes()), || room_hashes(&a, &room));
     wait_for("A's client has B's edits", on_b.hashes(), || on_a.hashes());
     // The room leaves A (unloaded when idle), goes on in B, and comes back to A whole.
     drop(on_a);
