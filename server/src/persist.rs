@@ -124,30 +124,6 @@ pub(crate) fn check(kind: &StoreKind) -> std::io::Result<()> {
     Ok(())
 }
 
-// TEMPORARY until engine/sqlite/postgres land: the contract's constructors.
-#[allow(dead_code, clippy::all)]
-mod backend {
-    use tinybase::persist::{Persister, PersisterOptions};
-    use tinybase::{Error, Result, Store};
-    fn no<T>() -> Result<T> {
-        Err(Error::InvalidState("not merged yet".into()))
-    }
-    pub fn create_sqlite_persister(_: &Store, _: impl AsRef<std::path::Path>, _: SqliteConfig, _: PersisterOptions) -> Result<Persister> {
-        no()
-    }
-    #[derive(Default)]
-    pub enum SqliteMode {
-        #[default]
-        Json,
-        Incremental,
-    }
-    #[derive(Default)]
-    pub struct SqliteConfig {
-        pub mode: SqliteMode,
-        pub store_table_name: String,
-    }
-}
-
 /// A loaded room's persister and the server's bookkeeping around it.
 pub(crate) struct RoomPersister {
     pub(crate) persister: Persister,
@@ -184,11 +160,11 @@ pub(crate) fn open(shared: &Arc<Shared>, room: &str, store: &MergeableStore) -> 
             tinybase::persist::file::create_file_persister(store, dir.join(crate::files::room_file_name(room)), persister_options)
         }
         (StoreKind::Sqlite, Some(dir)) => {
-            let config = backend::SqliteConfig {
-                mode: backend::SqliteMode::Incremental,
+            let config = tinybase::persist::sqlite::SqliteConfig {
+                mode: tinybase::persist::sqlite::SqliteMode::Incremental,
                 ..Default::default()
             };
-            backend::create_sqlite_persister(store, dir.join(crate::files::room_database_name(room)), config, persister_options)
+            tinybase::persist::sqlite::create_sqlite_persister(store, dir.join(crate::files::room_database_name(room)), config, persister_options)
         }
     };
     let persister = match created {
