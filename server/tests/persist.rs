@@ -9,14 +9,14 @@
 //! `cargo test --release -p tinybase-server --test persist`
 
 mod support;
+#[path = "support/binary.rs"]
+mod binary;
 #[path = "../../tests/support/postgres.rs"]
 mod postgres;
 
-use std::io::{BufRead, BufReader, Read};
+use binary::Server as Binary;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{options, temp_dir, TestServer};
 use tinybase::sync::ws::{WsOptions, WsSynchronizer};
@@ -232,85 +232,6 @@ fn a_room_that_cannot_be_loaded_is_reported_and_never_written_over() {
     }
 }
 
-/// A running `tinybase-server` binary, killed on drop.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Binary {
-    fn start(args: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tinybase-server"))
-            .args(["--listen", "127.0.0.1:0", "--room-idle-seconds", "0.3"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starts tinybase-server");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (mut pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut buffer) {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        });
-        let (lines, line) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for text in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines.send(text);
-            }
-        });
-        let mut binary = Binary { child, addr: "127.0.0.1:1".parse().unwrap(), stderr };
-        let text = line.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("no listening line; stderr: {}", binary.stderr()));
-        binary.addr = text.split_once("ws://").and_then(|(_, a)| a.trim().parse().ok()).unwrap_or_else(|| panic!("{text:?}"));
-        binary
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// SIGTERM, then the exit status (0: every room saved).
-    fn stop(mut self) -> String {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let end = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < end, "no exit after SIGTERM; stderr: {}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The stderr reader sees the end of the pipe right after the exit.
-        std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(status.code(), Some(0), "stderr: {}", self.stderr());
-        self.stderr()
-    }
-
-    /// `/metrics`, one series' value.
-    fn metric(&self, series: &str) -> f64 {
-        use std::io::Write;
-        let mut tcp = std::net::TcpStream::connect(self.addr).unwrap();
-        write!(tcp, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        tcp.read_to_string(&mut text).unwrap();
-        let line = text.lines().find(|l| l.starts_with(&format!("{series} "))).unwrap_or_else(|| panic!("{series} in {text}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A `postgres://` URL for a libpq `key=value` connection string (the form scripts/pg.sh prints).
 fn postgres_url(dsn: &str) -> String {
     if dsn.contains("://") {
@@ -324,8 +245,20 @@ fn postgres_url(dsn: &str) -> String {
     format!("postgres://{user}{host}:{port}/{db}")
 }
 
+/// SIGTERM, then the exit status must be 0 (every room saved); the binary's stderr.
+fn stop(mut server: Binary) -> String {
+    server.signal("-TERM");
+    let status = server.wait_exit(PATIENCE);
+    // The stderr reader sees the end of the pipe right after the exit.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(status.code(), Some(0), "stderr: {}", server.stderr());
+    server.stderr()
+}
+
 /// The binary keeps rooms with `args` across a SIGTERM and a restart.
 fn binary_keeps_a_room(args: &[&str], room: &str, expect_line: &str) {
+    let args = [&["--room-idle-seconds", "0.3"], args].concat();
+    let args = &args[..];
     let server = Binary::start(args);
     assert!(server.stderr().contains(expect_line) || {
         std::thread::sleep(Duration::from_millis(200));
@@ -335,10 +268,10 @@ fn binary_keeps_a_room(args: &[&str], room: &str, expect_line: &str) {
     peer.edit("bin");
     let hashes = peer.hashes();
     // Written as it commits (no save delay with these stores).
-    wait_for("the saves counter", true, || server.metric("tinybase_saves_total") >= 1.0);
+    server.wait_metric("tinybase_saves_total", |saves| saves >= 1.0);
     std::thread::sleep(Duration::from_millis(300));
     drop(peer);
-    let stderr = server.stop();
+    let stderr = stop(server);
     assert!(!stderr.contains("error"), "{stderr}");
     let server = Binary::start(args);
     let peer = Peer::join(server.addr, room);
@@ -366,9 +299,9 @@ fn the_binary_reports_a_corrupt_room_and_keeps_it() {
     let server = Binary::start(&["--data", data.to_str().unwrap()]);
     let peer = Peer::join(server.addr, "bad");
     peer.edit("y");
-    wait_for("the load error counted", true, || server.metric("tinybase_save_errors_total") >= 1.0);
+    server.wait_metric("tinybase_save_errors_total", |errors| errors >= 1.0);
     drop(peer);
-    let stderr = server.stop();
+    let stderr = stop(server);
     assert!(stderr.contains("room \"bad\"") && stderr.contains("cannot load") && stderr.contains("kept as it is"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "{ not json");
     let _ = std::fs::remove_dir_all(&dir);
