@@ -56,6 +56,13 @@ fn file_hashes(path: &Path) -> (u32, u32) {
     store.get_mergeable_content_hashes()
 }
 
+/// Options whose durable callback records what it is told.
+fn recording_durable() -> (Arc<Mutex<Vec<Durable>>>, PersisterOptions) {
+    let seen: Arc<Mutex<Vec<Durable>>> = Arc::default();
+    let record = seen.clone();
+    (seen, PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| record.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() })
+}
+
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + LONG;
     while !ok() {
@@ -175,9 +182,7 @@ fn status_stats_and_durable_callback() {
     let dir = TempDir::new("status");
     let path = dir.file("room.json");
     let s = MergeableStore::new(Some("s"));
-    let seen: Arc<Mutex<Vec<Durable>>> = Arc::default();
-    let seen2 = seen.clone();
-    let options = PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| seen2.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() };
+    let (seen, options) = recording_durable();
     let p = create_file_persister(&s, &path, options).unwrap();
     assert_eq!(p.get_status(), PersisterStatus::Idle);
     assert_eq!(p.get_stats(), PersisterStats::default());
@@ -239,9 +244,7 @@ fn auto_save_writes_every_change_and_flush_waits_for_it() {
     let dir = TempDir::new("autosave");
     let path = dir.file("room.json");
     let s = MergeableStore::new(Some("s"));
-    let durable: Arc<Mutex<Vec<Durable>>> = Arc::default();
-    let d2 = durable.clone();
-    let options = PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| d2.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() };
+    let (durable, options) = recording_durable();
     let p = create_file_persister(&s, &path, options).unwrap();
     p.start_auto_save().unwrap();
     assert!(p.is_auto_saving());
@@ -528,6 +531,13 @@ fn bad_files_are_refused_and_never_overwritten() {
         assert!(q.start_auto_save().is_err(), "{what}");
         assert_eq!(fs::read(&path).unwrap(), bytes, "{what}: never overwritten");
 
+        // A fresh store (loaded in one pass, rolled back on bad hashes) stays empty too.
+        let fresh = MergeableStore::new(Some("f"));
+        let empty = fresh.get_mergeable_content_json();
+        assert!(is_corrupt(&persister(&fresh, &path).load().unwrap_err(), &path), "{what}");
+        assert_eq!(fresh.get_mergeable_content_json(), empty, "{what}: a fresh store stays empty");
+        assert_eq!(fresh.get_mergeable_content_hashes(), MergeableStore::new(None).get_mergeable_content_hashes());
+
         let moved = p.move_aside_unreadable().unwrap().expect("moved");
         assert!(moved.ends_with(".corrupt"), "{moved}");
         assert_eq!(fs::read(&moved).unwrap(), bytes, "{what}: kept aside");
@@ -702,9 +712,7 @@ fn incremental_storage_gets_each_transaction_in_commit_order() {
     let memory: Arc<Mutex<Memory>> = Arc::default();
     let s = MergeableStore::new(Some("s"));
     s.set_value("before", 1).unwrap();
-    let durable: Arc<Mutex<Vec<Durable>>> = Arc::default();
-    let d2 = durable.clone();
-    let options = PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| d2.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() };
+    let (durable, options) = recording_durable();
     let p = Persister::new(&s, Box::new(MemoryStorage { shared: memory.clone(), seen: 0 }), options).unwrap();
     assert!(matches!(
         Persister::new(&Store::new(), Box::new(MemoryStorage { shared: memory.clone(), seen: 0 }), PersisterOptions::default()),
@@ -722,7 +730,7 @@ fn incremental_storage_gets_each_transaction_in_commit_order() {
             });
         }
     });
-    assert!(p.flush(LONG).unwrap());
+    p.stop_auto_save(); // writes what is queued before returning
     let m = memory.lock().unwrap();
     assert_eq!(m.written.len(), 900, "one write per transaction");
     assert_eq!(m.db.as_ref().unwrap().get_mergeable_content_hashes(), s.get_mergeable_content_hashes());
@@ -808,4 +816,126 @@ fn file_save_and_load_speed() {
         assert_eq!(t.get_mergeable_content_hashes(), s.get_mergeable_content_hashes());
         println!("{cells} cells: {} bytes, save {save:?}, load {load:?}", fs::metadata(&path).unwrap().len());
     }
+}
+
+#[test]
+fn destroy_from_inside_the_durable_callback_of_an_explicit_save() {
+    let dir = TempDir::new("reentrant2");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let slot: Arc<Mutex<Option<Arc<Persister>>>> = Arc::default();
+    let slot2 = slot.clone();
+    let options = PersisterOptions {
+        on_durable: Some(Arc::new(move |_: &Durable| {
+            if let Some(p) = slot2.lock().unwrap().take() {
+                p.destroy();
+            }
+        })),
+        ..fast_options()
+    };
+    let p = Arc::new(create_file_persister(&s, &path, options).unwrap());
+    p.start_auto_load().unwrap(); // a persister thread exists and is joined by the callback
+    *slot.lock().unwrap() = Some(p.clone());
+    s.set_value("v", 1).unwrap();
+    p.save().unwrap();
+    assert!(!p.is_auto_loading());
+    assert!(matches!(p.save(), Err(Error::InvalidState(_))));
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
+}
+
+#[test]
+fn plain_store_auto_load() {
+    let dir = TempDir::new("plainload");
+    let path = dir.file("store.json");
+    let reader = Store::new();
+    reader.set_value("own", 1).unwrap();
+    let p = create_file_persister(&reader, &path, fast_options()).unwrap();
+    p.start_auto_load().unwrap();
+    let writer = Store::new();
+    let w = persister(&writer, &path);
+    w.start_auto_save().unwrap();
+    writer.set_cell("t", "r", "c", "x").unwrap();
+    wait_until("the plain store to load", || reader.get_cell("t", "r", "c") == Some("x".into()));
+    assert_eq!(reader.get_value("own"), Some(1.into()));
+}
+
+#[test]
+fn persisters_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Persister>();
+    check::<FileStorage>();
+}
+
+#[test]
+fn destroy_from_inside_the_ignored_error_callback() {
+    let dir = TempDir::new("reentrant3");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let slot: Arc<Mutex<Option<Arc<Persister>>>> = Arc::default();
+    let slot2 = slot.clone();
+    let options = PersisterOptions {
+        on_ignored_error: Some(Arc::new(move |_: &Error| {
+            if let Some(p) = slot2.lock().unwrap().take() {
+                p.destroy();
+            }
+        })),
+        ..fast_options()
+    };
+    let p = Arc::new(create_file_persister(&s, &path, options).unwrap());
+    *slot.lock().unwrap() = Some(p.clone());
+    p.start_auto_load().unwrap();
+    fs::write(&path, "not json").unwrap();
+    wait_until("destroyed from its error callback", || !p.is_auto_loading());
+    assert!(matches!(p.load(), Err(Error::InvalidState(_))));
+}
+
+#[test]
+fn flush_reports_an_auto_save_error_then_auto_save_recovers() {
+    let dir = TempDir::new("flusherr");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let errors = Arc::new(AtomicU64::new(0));
+    let e2 = errors.clone();
+    let options = PersisterOptions {
+        lock_timeout: Duration::from_millis(50),
+        on_ignored_error: Some(Arc::new(move |_: &Error| {
+            e2.fetch_add(1, Ordering::SeqCst);
+        })),
+        ..fast_options()
+    };
+    let p = create_file_persister(&s, &path, options).unwrap();
+    p.start_auto_save().unwrap();
+    let mut holder = FileStorage::new(&path);
+    holder.lock(Duration::from_secs(1)).unwrap();
+    s.set_value("v", 1).unwrap();
+    let err = p.flush(LONG).unwrap_err();
+    assert!(matches!(&err, Error::Io(m) if m.contains("lock")), "{err}");
+    assert!(errors.load(Ordering::SeqCst) >= 1, "reported to on_ignored_error too");
+    holder.unlock().unwrap();
+    // A retry may have failed since the first flush, just before the lock was released.
+    assert!((0..3).any(|_| p.flush(LONG).unwrap_or(false)), "retried once the lock is free");
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
+}
+
+#[test]
+fn a_listener_saving_during_the_persisters_own_load_gets_an_error_not_a_deadlock() {
+    let dir = TempDir::new("listener");
+    let path = dir.file("room.json");
+    let a = MergeableStore::new(Some("a"));
+    a.set_value("v", 1).unwrap();
+    persister(&a, &path).save().unwrap();
+    let s = MergeableStore::new(Some("s"));
+    let p = Arc::new(persister(&s, &path));
+    let results: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let (weak, r2) = (Arc::downgrade(&p), results.clone());
+    s.add_did_finish_transaction_listener(move |_| {
+        if let Some(p) = weak.upgrade() {
+            r2.lock().unwrap().push(matches!(p.save(), Err(Error::InvalidState(_))));
+        }
+    });
+    assert!(p.load().unwrap());
+    assert_eq!(*results.lock().unwrap(), vec![true]);
+    s.set_value("w", 2).unwrap();
+    assert_eq!(*results.lock().unwrap(), vec![true, false], "outside a load the listener saves");
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
 }

@@ -186,9 +186,10 @@ fn recorded_hashes(text: &str) -> Option<(f64, f64)> {
 
 /// Merges a plain Store's content `[tables, values]` (decoded JSON, as
 /// [`Store::get_content_json`] writes it) into `store`: the stored cells and values are set
-/// over the store's, those only the store has are kept. All or nothing.
+/// over the store's, those only the store has are kept. All or nothing. Object and array cells
+/// may be JSON objects and arrays or U+FFFD-prefixed strings (the wire form).
 pub fn merge_plain_text(store: &Store, text: &str) -> crate::Result<()> {
-    let (tables, values) = crate::store::content_in_json(&parse_json(text)?, false)?;
+    let (tables, values) = crate::store::content_in_json(&parse_json(text)?, true)?;
     store.write(|core| {
         for (table_id, table) in &tables {
             for (row_id, row) in table {
@@ -442,5 +443,79 @@ mod tests {
         merge_text(&s, text).unwrap();
         assert_eq!(s.get_mergeable_content_hashes(), (762336777, 984249598));
         assert_eq!(s.get_encoded_mergeable_content_json(), text, "written back byte for byte as TinyBase writes it");
+    }
+
+    #[test]
+    fn plain_content_takes_objects_in_either_form() {
+        let store = Store::new();
+        store.set_cell("t", "r", "kept", 1).unwrap();
+        merge_plain_text(&store, "[{\"t\":{\"r\":{\"a\":{\"x\":1},\"b\":\"\u{FFFD}[1,2]\"}}},{\"v\":[true]}]").unwrap();
+        assert_eq!(store.get_content_json(), "[{\"t\":{\"r\":{\"kept\":1,\"a\":{\"x\":1},\"b\":[1,2]}}},{\"v\":[true]}]");
+        assert!(merge_plain_text(&store, "[{\"t\":{\"r\":{\"a\":\"\u{FFFC}\"}}},{}]").is_err(), "no deletions in content");
+        assert!(merge_plain_text(&store, "[{\"t\":[]},{}]").is_err());
+        assert_eq!(store.get_cell("t", "r", "kept"), Some(1.into()), "refused whole");
+    }
+
+    #[test]
+    fn recorded_hashes_are_found_by_scanning() {
+        let text = "[[{\"t\":[{\"r\":[{\"c\":[\"a]\\\"[\",\"H\",5]},\"\",6]},\"\",7]},\"\",1234],[{},\"\", 0 ]]";
+        assert_eq!(recorded_hashes(text), Some((1234.0, 0.0)));
+        assert_eq!(recorded_hashes("[[{},\"\",1]]"), None, "two parts");
+        assert_eq!(recorded_hashes("[[{},\"\",1],[{},\"\",2]"), None, "truncated");
+        assert_eq!(recorded_hashes("[[{},\"\",x],[{},\"\",2]]"), None);
+        assert_eq!(recorded_hashes("[{},{}]"), None);
+        assert_eq!(recorded_hashes("]]"), None);
+    }
+
+    #[test]
+    fn file_storage_notices_every_kind_of_change() {
+        let dir = temp_dir("changed");
+        let path = dir.join("room.json");
+        let mut storage = FileStorage::new(&path);
+        assert!(!storage.changed().unwrap(), "no file, none seen");
+        fs::write(&path, "[1]").unwrap();
+        assert!(storage.changed().unwrap(), "created");
+        assert!(matches!(storage.read(true).unwrap(), Some(Content::Mergeable(t)) if t == "[1]"));
+        assert!(!storage.changed().unwrap());
+        // Same size, rewritten in place: the modification time (nanoseconds) tells.
+        std::thread::sleep(Duration::from_millis(5));
+        fs::write(&path, "[2]").unwrap();
+        assert!(storage.changed().unwrap(), "rewritten in place");
+        storage.write(&Content::Mergeable("[3]".into())).unwrap();
+        assert!(!storage.changed().unwrap(), "its own write");
+        save_text("[4]", &path).unwrap();
+        assert!(storage.changed().unwrap(), "replaced by a rename");
+        fs::remove_file(&path).unwrap();
+        assert!(storage.changed().unwrap(), "deleted");
+        assert_eq!(storage.read(true).unwrap(), None);
+        assert!(!storage.changed().unwrap());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_lock_excludes_another_holder_until_released() {
+        let dir = temp_dir("lock");
+        let path = dir.join("room.json");
+        let (mut a, mut b) = (FileStorage::new(&path), FileStorage::new(&path));
+        a.lock(Duration::from_secs(1)).unwrap();
+        let err = b.lock(Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(&err, Error::Io(m) if m.contains("lock")), "{err}");
+        a.unlock().unwrap();
+        b.lock(Duration::from_millis(30)).unwrap();
+        b.unlock().unwrap();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_files_name_the_file() {
+        let dir = temp_dir("badread");
+        let path = dir.join("room.json");
+        let mut storage = FileStorage::new(&path);
+        for bytes in [&b""[..], b" \n", b"\xff["] {
+            fs::write(&path, bytes).unwrap();
+            let err = storage.read(true).unwrap_err();
+            assert!(matches!(&err, Error::Corrupt(m) if m.starts_with(&format!("file {}", path.display()))), "{err}");
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -183,6 +183,8 @@ struct Inner {
     /// The storage, taken by whoever reads or writes it (explicit calls on their own thread, the
     /// persister thread for auto-load and auto-save): one at a time. None once destroyed.
     storage: Mutex<Option<Box<dyn Storage>>>,
+    /// The thread using the storage, if any.
+    storage_owner: Mutex<Option<ThreadId>>,
     state: Mutex<State>,
     changed: Condvar,
     status: AtomicU8,
@@ -243,6 +245,13 @@ impl State {
         }
     }
 
+    /// After a merge-load left the store holding more than the storage: whether auto-save
+    /// writes the whole content once. Not for an incremental storage while transactions are
+    /// queued: they are the difference, and a whole write of a large store is costly.
+    fn store_ahead_needs_save(&self, incremental: bool) -> bool {
+        self.auto_save && (!incremental || (self.queue.is_empty() && self.received <= self.durable))
+    }
+
     /// Whether the persister thread has something to write now.
     fn has_write_work(&self, incremental: bool) -> bool {
         if self.unreadable {
@@ -275,7 +284,7 @@ impl Inner {
     fn corrupt(&self, err: Error) -> Error {
         match err {
             Error::Corrupt(_) | Error::Io(_) | Error::InvalidState(_) => err,
-            other => Error::Corrupt(format!("{}: {}", self.description, strip_kind(&other))),
+            other => Error::Corrupt(format!("{}: {other}", self.description)),
         }
     }
 
@@ -290,6 +299,18 @@ impl Inner {
     /// loads. A refused commit may or may not take a number (only if another hook wants it and
     /// it changed cells or values); the next call, before any other number is given, tells.
     fn wants(&self) -> bool {
+        let (commits, mut st) = self.settle_pending_skip();
+        if is_loading(self.id) {
+            st.pending_skip = Some(commits + 1);
+            return false;
+        }
+        true
+    }
+
+    /// Settles a refused commit's number, with the store's lock held (no commit is
+    /// half-numbered then): it took the number the commit count reached, or none. Returns the
+    /// commit count and the state, still locked.
+    fn settle_pending_skip(&self) -> (u64, parking_lot::MutexGuard<'_, State>) {
         let commits = self.store.shared.commits.load(Ordering::Acquire);
         let mut st = self.state.lock();
         if let Some(s) = st.pending_skip.take() {
@@ -298,28 +319,12 @@ impl Inner {
                 st.settle();
             }
         }
-        if is_loading(self.id) {
-            st.pending_skip = Some(commits + 1);
-            return false;
-        }
-        true
+        (commits, st)
     }
 
-    /// Settles a refused commit's number; called with the store's lock held (no commit is
-    /// half-numbered then).
-    fn resolve_pending_skip(&self) -> u64 {
-        self.store.read(|_| {
-            let commits = self.store.shared.commits.load(Ordering::Acquire);
-            let mut st = self.state.lock();
-            if let Some(s) = st.pending_skip {
-                if commits >= s {
-                    st.pending_skip = None;
-                    st.skipped.insert(s);
-                    st.settle();
-                }
-            }
-            commits
-        })
+    /// The number of the last commit, once the commit a load refused is settled.
+    fn last_commit(&self) -> u64 {
+        self.store.read(|_| self.settle_pending_skip().0)
     }
 
     fn on_commit(&self, seq: u64, changes: &str) {
@@ -336,7 +341,8 @@ impl Inner {
     }
 
     fn on_plain_transaction(&self, store: &Store) {
-        if is_loading(self.id) || store.get_transaction_changes_json() == "[{},{},1]" {
+        // The finished transaction's changes are already written out for did-finish listeners.
+        if is_loading(self.id) || store.finished().is_none_or(|t| t.changes == "[{},{},1]") {
             return;
         }
         let mut st = self.state.lock();
@@ -441,12 +447,24 @@ impl Inner {
         self.changed.notify_all();
     }
 
+    /// Runs `f` on the storage, one caller at a time. A listener that calls `load` or `save`
+    /// while this persister's own load merges on the same thread gets an error, not a deadlock.
     fn with_storage<R>(&self, f: impl FnOnce(&mut dyn Storage) -> Result<R>) -> Result<R> {
+        let me = thread::current().id();
+        if *self.storage_owner.lock() == Some(me) {
+            return Err(Error::InvalidState(format!(
+                "{}: called from inside this persister's own load or save (a listener of the store it is merging into)",
+                self.description
+            )));
+        }
         let mut guard = self.storage.lock();
-        match guard.as_mut() {
+        *self.storage_owner.lock() = Some(me);
+        let result = match guard.as_mut() {
             Some(storage) => f(storage.as_mut()),
             None => Err(destroyed_error()),
-        }
+        };
+        *self.storage_owner.lock() = None;
+        result
     }
 
     fn durable(&self, durable: &Durable) {
@@ -465,14 +483,19 @@ impl Inner {
         self.state.lock().thread_id == Some(thread::current().id())
     }
 
-    /// Waits (not on the persister thread) until the persister thread has nothing to write.
+    /// Waits (not on the persister thread) until the persister thread has nothing to write,
+    /// including transactions queued behind one whose hook call is still on its way (a few
+    /// seconds at most: it is on the committing thread).
     fn wait_drained(&self) {
         if self.on_persister_thread() {
             return;
         }
+        let deadline = Instant::now() + Duration::from_secs(5);
         let mut st = self.state.lock();
-        while st.thread.is_some() && (st.busy || st.has_write_work(self.incremental)) {
-            self.changed.wait(&mut st);
+        while st.thread.is_some() && (st.busy || st.has_write_work(self.incremental) || (!st.unreadable && !st.queue.is_empty())) {
+            if self.changed.wait_until(&mut st, deadline).timed_out() {
+                break;
+            }
         }
     }
 
@@ -603,8 +626,10 @@ impl Inner {
         let mut st = self.state.lock();
         st.next_load = Some(Instant::now() + self.options.auto_load_interval);
         match result {
-            Ok(Some(false)) if st.auto_save => {
-                st.resave = true;
+            Ok(Some(false)) => {
+                if st.store_ahead_needs_save(self.incremental) {
+                    st.resave = true;
+                }
             }
             Ok(_) => {}
             Err(err) => {
@@ -620,12 +645,6 @@ fn changes_hashes(changes: &str) -> (u32, u32) {
     let json = parse_json(changes).unwrap_or_default();
     let hash = |i: usize| json.get(i).and_then(|p| p.get(2)).and_then(serde_json::Value::as_f64).unwrap_or(0.0) as u32;
     (hash(0), hash(1))
-}
-
-/// An error's message without its kind's prefix (`invalid JSON: ...` stays readable inside a
-/// Corrupt error).
-fn strip_kind(err: &Error) -> String {
-    err.to_string()
 }
 
 impl Persister {
@@ -648,6 +667,7 @@ impl Persister {
                 description,
                 options,
                 storage: Mutex::new(Some(storage)),
+                storage_owner: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
                 status: AtomicU8::new(PersisterStatus::Idle as u8),
@@ -691,7 +711,7 @@ impl Persister {
     /// After a merge-load left the store holding more than the storage: auto-save writes once.
     fn note_store_ahead(&self) {
         let mut st = self.inner.state.lock();
-        if st.auto_save {
+        if st.store_ahead_needs_save(self.inner.incremental) {
             st.resave = true;
             drop(st);
             self.inner.changed.notify_all();
@@ -857,12 +877,14 @@ impl Persister {
 
     /// `stopAutoSave`: writes what is queued first.
     pub fn stop_auto_save(&self) {
-        if self.detach_auto_save() {
+        if self.detach_auto_save() && !self.inner.on_persister_thread() {
             self.inner.wait_drained();
             let mut st = self.inner.state.lock();
-            // Blocked by unreadable data: nothing queued can be written.
-            st.queue.clear();
-            st.resave = false;
+            if st.unreadable {
+                // Blocked by unreadable data: nothing queued can be written.
+                st.queue.clear();
+                st.resave = false;
+            }
         }
     }
 
@@ -892,7 +914,7 @@ impl Persister {
     pub fn flush(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let target = match &self.inner.mergeable {
-            Some(_) => self.inner.resolve_pending_skip(),
+            Some(_) => self.inner.last_commit(),
             None => self.inner.state.lock().received,
         };
         let on_thread = self.inner.on_persister_thread();
