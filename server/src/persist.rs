@@ -131,7 +131,8 @@ pub(crate) struct RoomPersister {
     auto: bool,
     /// Auto-loading (PostgreSQL): other servers write to this room too.
     shared: bool,
-    /// The content hashes last made durable by a whole-content save (file).
+    /// The content hashes last made durable by a whole-content save (file; for auto-saving
+    /// storages, the content written whole when auto-save started).
     saved: Mutex<(u32, u32)>,
     /// One save at a time per room.
     saving: AtomicBool,
@@ -263,12 +264,13 @@ impl RoomPersister {
     }
 
     /// The last save before the persister is destroyed (blocking). Auto-saving storages also
-    /// write the whole room once: a merge can bring stamps that change no visible value (the
-    /// deletion of a cell this store never had), which a transaction's changes leave out, as
-    /// TinyBase's `getTransactionMergeableChanges` does, so no incremental write carries them.
+    /// write the whole room once if it changed since it loaded: a merge can bring stamps that
+    /// change no visible value (the deletion of a cell this store never had), which a
+    /// transaction's changes leave out, as TinyBase's `getTransactionMergeableChanges` does, so
+    /// no incremental write carries them.
     pub(crate) fn finish(&self, shared: &Shared, room: &str, store: &MergeableStore) {
         self.save(shared, room, store, true);
-        if self.auto {
+        if self.auto && store.get_mergeable_content_hashes() != *self.saved.lock() {
             while self.saving.swap(true, Ordering::AcqRel) {
                 std::thread::sleep(Duration::from_millis(2));
             }

@@ -316,3 +316,66 @@ fn a_postgres_server_that_cannot_be_reached_stops_the_start() {
     let error = started.err().expect("refused").to_string();
     assert!(error.contains("PostgreSQL") && !error.contains("secret"), "{error}");
 }
+
+/// Figures, not a check (`--ignored --nocapture`; `TB_ROOM_CELLS`, default 100000): how long a
+/// room of that many cells takes to load for its first client (read, verify, and for SQLite and
+/// PostgreSQL the whole write that starts auto-save), and to unload once idle. With
+/// `TB_TIMES_DETAIL` set, the persister's load and the start of its auto-save are timed apart.
+#[test]
+#[ignore]
+fn room_load_and_unload_times() {
+    let cells: usize = std::env::var("TB_ROOM_CELLS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let content = MergeableStore::new(None);
+    content.transaction(|s| {
+        for i in 0..cells {
+            s.set_cell("t", &format!("r{}", i / 10), &format!("c{}", i % 10), i as i64).unwrap();
+        }
+    });
+    let dir = temp_dir("persist-times");
+    for kind in [StoreKind::File, StoreKind::Sqlite, StoreKind::Postgres { dsn: postgres::dsn() }] {
+        let room = postgres::unique_room("times");
+        let options = store_options(&kind, &dir);
+        // The room's stored data, written by the library's persister as the server would.
+        let store = MergeableStore::new(None);
+        store.apply_mergeable_changes_json(&content.get_encoded_mergeable_content_json()).unwrap();
+        let persister_options = tinybase::persist::PersisterOptions::default();
+        let persister = match &kind {
+            StoreKind::File => tinybase::persist::file::create_file_persister(&store, dir.join(tinybase_server::files::room_file_name(&room)), persister_options),
+            StoreKind::Sqlite => {
+                let config = tinybase::persist::sqlite::SqliteConfig { mode: tinybase::persist::sqlite::SqliteMode::Incremental, ..Default::default() };
+                tinybase::persist::sqlite::create_sqlite_persister(&store, dir.join(tinybase_server::files::room_database_name(&room)), config, persister_options)
+            }
+            StoreKind::Postgres { dsn } => tinybase::persist::postgres::create_postgres_persister(&store, dsn, &room, persister_options),
+        }
+        .unwrap();
+        persister.save().unwrap();
+        persister.destroy();
+        if std::env::var_os("TB_TIMES_DETAIL").is_some() {
+            let fresh = MergeableStore::new(None);
+            let p = match &kind {
+                StoreKind::File => tinybase::persist::file::create_file_persister(&fresh, dir.join(tinybase_server::files::room_file_name(&room)), Default::default()),
+                StoreKind::Sqlite => tinybase::persist::sqlite::create_sqlite_persister(&fresh, dir.join(tinybase_server::files::room_database_name(&room)), tinybase::persist::sqlite::SqliteConfig { mode: tinybase::persist::sqlite::SqliteMode::Incremental, ..Default::default() }, Default::default()),
+                StoreKind::Postgres { dsn } => tinybase::persist::postgres::create_postgres_persister(&fresh, dsn, &room, Default::default()),
+            }.unwrap();
+            let t = Instant::now();
+            p.load().unwrap();
+            let l = t.elapsed();
+            let t = Instant::now();
+            p.start_auto_save().unwrap();
+            eprintln!("{kind:?}: load {l:?}, start_auto_save {:?}", t.elapsed());
+            p.destroy();
+        }
+        let server = TestServer::start(options);
+        let start = Instant::now();
+        let peer = Peer::join(server.addr, &room);
+        wait_for("loaded", Some(store.get_mergeable_content_hashes()), || server.handle().is_room_loaded(&room).then(|| peer.hashes()));
+        let loaded = start.elapsed();
+        drop(peer);
+        wait_for("empty", true, || server.handle().get_path_ids().is_empty());
+        let start = Instant::now();
+        wait_for("unloaded", false, || server.handle().is_room_loaded(&room));
+        let unloaded = start.elapsed();
+        eprintln!("{kind:?}: {cells} cells: first client synced in {loaded:?}; unloaded {unloaded:?} after the idle 300 ms");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
