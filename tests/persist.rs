@@ -106,9 +106,12 @@ fn plain_store_round_trip_and_merge() {
     let a = Store::new();
     a.set_cell("pets", "fido", "species", "dog").unwrap();
     a.set_cell("pets", "fido", "legs", 4).unwrap();
+    a.set_cell_json("pets", "fido", "tags", r#"["good","old"]"#).unwrap();
     a.set_value("open", true).unwrap();
     persister(&a, &path).save().unwrap();
-    assert_eq!(fs::read_to_string(&path).unwrap(), a.get_content_json(), "a Store file is [tables, values]");
+    let text = fs::read_to_string(&path).unwrap();
+    assert_eq!(text, a.get_json(), "a Store file is [tables, values], as TinyBase writes it");
+    assert!(text.contains("\"tags\":\"\u{FFFD}["), "object and array cells as U+FFFD strings: {text}");
 
     let b = Store::new();
     b.set_cell("pets", "fido", "species", "cat").unwrap();
@@ -120,6 +123,7 @@ fn plain_store_round_trip_and_merge() {
     assert_eq!(b.get_cell("pets", "rex", "species"), Some("dog".into()), "what only the store has is kept");
     assert_eq!(b.get_value("closed"), Some(1.into()));
     assert_eq!(b.get_value("open"), Some(true.into()));
+    assert_eq!(b.get_cell("pets", "fido", "tags"), a.get_cell("pets", "fido", "tags"));
 }
 
 #[test]
@@ -278,7 +282,7 @@ fn auto_save_of_a_plain_store() {
     s.set_cell("t", "r", "c", 1).unwrap();
     s.set_value("v", "x").unwrap();
     assert!(p.flush(LONG).unwrap());
-    assert_eq!(fs::read_to_string(&path).unwrap(), s.get_content_json());
+    assert_eq!(fs::read_to_string(&path).unwrap(), s.get_json());
     let after = p.get_stats().saves;
     assert!(after > saves);
     s.transaction(|_| ()); // changes nothing: nothing to save
