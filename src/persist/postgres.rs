@@ -28,10 +28,10 @@
 //! Every write of a room takes a transaction-scoped advisory lock on the room
 //! (`pg_advisory_xact_lock(class, hashtext(room))`), so writes of one room never interleave.
 //! Under that lock a transaction's changes are *merged* into the stored rows rather than pasted
-//! over them ([`merge_rows`](super::incremental::merge_rows), over the stored stamps fetched in
-//! one query per table): a cell or value is replaced only by a newer stamp, container HLCs only
-//! grow, and each touched container hash is updated with XOR from the stored one, so the stored
-//! rows always verify, whichever process wrote last and whatever its store held. Every write bumps the room's `version` in `tinybase_meta`:
+//! over them ([`merge_rows`], over the stored stamps fetched in one query): a cell or value is
+//! replaced only by a newer stamp, container HLCs only grow, and each touched container hash is
+//! updated with XOR from the stored one, so the stored rows always verify, whichever process
+//! wrote last and whatever its store held. Every write bumps the room's `version` in `tinybase_meta`:
 //! [`Storage::changed`] is one primary-key read compared with the last version this storage
 //! wrote or read.
 //!
