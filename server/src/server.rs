@@ -400,6 +400,9 @@ impl Shared {
     }
 }
 
+/// How long the start waits for the room store (PostgreSQL) to answer.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Starts servers.
 pub struct Server;
 
@@ -421,7 +424,12 @@ impl Server {
         }
         {
             let store = options.store.clone();
-            tokio::task::spawn_blocking(move || crate::persist::check(&store)).await.map_err(io::Error::other)??;
+            // A database host that drops packets would hold the start for minutes: it is an
+            // error after a while (a DSN's own connect_timeout may say sooner).
+            let checked = tokio::time::timeout(STORE_CHECK_TIMEOUT, tokio::task::spawn_blocking(move || crate::persist::check(&store)))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("the room store did not answer within {STORE_CHECK_TIMEOUT:?}")))?;
+            checked.map_err(io::Error::other)??;
         }
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let local_addr = listener.local_addr()?;
