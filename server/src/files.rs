@@ -7,6 +7,9 @@
 //! `..` are ordinary files) and `.json` ends it. An encoding longer than [`MAX_ENCODED`] is cut
 //! and followed by `~` and a SHA-256 digest of the path, so names stay within file-system limits
 //! (those are the only names that cannot be decoded).
+//!
+//! With `--store sqlite` each room is one SQLite database with the same name ending in `.sqlite`
+//! instead ([`room_database_name`]), so a folder can hold both kinds side by side.
 
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
@@ -15,6 +18,7 @@ use std::fmt::Write;
 pub const MAX_ENCODED: usize = 160;
 const PREFIX: &str = "room-";
 const SUFFIX: &str = ".json";
+const DATABASE_SUFFIX: &str = ".sqlite";
 
 fn plain(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
@@ -22,6 +26,16 @@ fn plain(b: u8) -> bool {
 
 /// The file name of a room.
 pub fn room_file_name(path: &str) -> String {
+    format!("{PREFIX}{}{SUFFIX}", encode(path))
+}
+
+/// The SQLite database name of a room (`--store sqlite`): [`room_file_name`] ending in
+/// `.sqlite`.
+pub fn room_database_name(path: &str) -> String {
+    format!("{PREFIX}{}{DATABASE_SUFFIX}", encode(path))
+}
+
+fn encode(path: &str) -> String {
     let mut encoded = String::with_capacity(path.len() + 16);
     for b in path.bytes() {
         if plain(b) {
@@ -37,13 +51,14 @@ pub fn room_file_name(path: &str) -> String {
             let _ = write!(encoded, "{b:02x}");
         }
     }
-    format!("{PREFIX}{encoded}{SUFFIX}")
+    encoded
 }
 
-/// The room path of a file name made by [`room_file_name`]; None for other names and for the
-/// digest form of long paths.
+/// The room path of a name made by [`room_file_name`] or [`room_database_name`]; None for other
+/// names and for the digest form of long paths.
 pub fn room_of_file_name(name: &str) -> Option<String> {
-    let encoded = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    let name = name.strip_prefix(PREFIX)?;
+    let encoded = name.strip_suffix(SUFFIX).or_else(|| name.strip_suffix(DATABASE_SUFFIX))?;
     let mut out = Vec::with_capacity(encoded.len());
     let mut bytes = encoded.bytes();
     while let Some(b) = bytes.next() {
@@ -69,6 +84,8 @@ mod tests {
             let name = room_file_name(path);
             assert!(!name.contains('/') && !name.contains('\\') && name != ".." && name.is_ascii(), "{name}");
             assert_eq!(room_of_file_name(&name).as_deref(), Some(path));
+            assert_eq!(room_of_file_name(&room_database_name(path)).as_deref(), Some(path));
+            assert_eq!(room_database_name(path).strip_suffix(".sqlite"), name.strip_suffix(".json"));
         }
         assert_ne!(room_file_name("A"), room_file_name("a"));
         let long = "x/".repeat(500);

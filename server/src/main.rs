@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tinybase::sync::ws::codec::MAX_PAYLOAD_BYTES;
 use tinybase_server::jwt::{self, JwtOptions};
+use tinybase_server::StoreKind;
 
 const USAGE: &str = "\
 Usage: tinybase-server [OPTIONS]
@@ -24,6 +25,11 @@ HTTP GET /healthz and /metrics (Prometheus) are served on the same port.
 Options:
   --listen ADDR                   address to listen on [default: 127.0.0.1:8043]; port 0 picks a free one
   --data DIR                      folder of the room files (created if missing); without it rooms live in memory only
+  --store KIND                    how rooms are kept: file (one file per room in --data, the default),
+                                  sqlite (one incremental SQLite database per room in --data), or
+                                  postgres://USER@HOST:PORT/DB (postgresql:// or a 'host=... dbname=...'
+                                  string too: one PostgreSQL database, rooms as keys, which several
+                                  servers may share; no --data)
   --room-idle-seconds S           keep a room loaded S seconds after its last client left
   --jwt-secret-file FILE          require HS256 JWTs signed with the secret in FILE (whitespace trimmed)
   --jwt-allow-no-exp              accept tokens without an exp claim (default: refused)
@@ -63,6 +69,7 @@ enum Command {
 struct Serve {
     listen: Option<String>,
     data: Option<PathBuf>,
+    store: Option<StoreKind>,
     room_idle: Option<Duration>,
     jwt_secret_file: Option<PathBuf>,
     jwt_allow_no_exp: bool,
@@ -188,6 +195,11 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
                 dir if dir.is_empty() => return Err("--data needs a folder".into()),
                 dir => once(&mut serve.data, f, Ok(PathBuf::from(dir)))?,
             },
+            "--store" => once(
+                &mut serve.store,
+                f,
+                args.value(f).and_then(|v| StoreKind::parse(&v)),
+            )?,
             "--room-idle-seconds" => once(&mut serve.room_idle, f, args.seconds(f, true))?,
             "--jwt-secret-file" => once(
                 &mut serve.jwt_secret_file,
@@ -224,6 +236,19 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
     }
     if serve.relay_only && serve.data.is_some() {
         return Err("--relay-only keeps no room content: it cannot be used with --data".into());
+    }
+    match (&serve.store, &serve.data) {
+        (Some(StoreKind::Postgres { .. }), Some(_)) => {
+            return Err("--store postgres://... keeps rooms in PostgreSQL: it cannot be used with --data".into())
+        }
+        (Some(StoreKind::File), None) => return Err("--store file needs --data DIR".into()),
+        (Some(StoreKind::Sqlite), None) => {
+            return Err("--store sqlite keeps one database per room in a folder: it needs --data DIR".into())
+        }
+        _ => {}
+    }
+    if serve.relay_only && serve.store.is_some() {
+        return Err("--relay-only keeps no room content: it cannot be used with --store".into());
     }
     if serve.relay_only && serve.anti_entropy.is_some() {
         return Err(
@@ -321,6 +346,7 @@ fn server_options(serve: &Serve) -> Result<tinybase_server::ServerOptions, Strin
     let mut options = tinybase_server::ServerOptions {
         listen: resolve_listen(serve.listen.as_deref())?,
         data_dir: serve.data.clone(),
+        store: serve.store.clone().unwrap_or_default(),
         ..Default::default()
     };
     if let Some(path) = &serve.jwt_secret_file {
@@ -371,13 +397,18 @@ fn server_options(serve: &Serve) -> Result<tinybase_server::ServerOptions, Strin
 async fn serve(options: tinybase_server::ServerOptions) -> Result<(), String> {
     let listen = options.listen;
     let authenticated = options.auth.is_some();
-    let data = options.data_dir.clone();
+    let kept = options.store.describe(options.data_dir.as_deref());
     let mut signals = StopSignals::new()?;
     let handle = tinybase_server::Server::start(options)
         .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    match &data {
-        Some(dir) => eprintln!("tinybase-server: rooms are saved in {}", dir.display()),
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable => {
+                format!("cannot listen on {listen}: {e}")
+            }
+            _ => format!("cannot start: {e}"),
+        })?;
+    match kept {
+        Some(kept) => eprintln!("tinybase-server: rooms are kept in {kept}"),
         None => eprintln!("tinybase-server: no --data folder: rooms live in memory only"),
     }
     if !authenticated {
@@ -500,6 +531,8 @@ mod tests {
             "--listen",
             "127.0.0.1:0",
             "--data=./d",
+            "--store",
+            "sqlite",
             "--room-idle-seconds",
             "2.5",
             "--jwt-secret-file",
@@ -522,6 +555,7 @@ mod tests {
         let expected = Serve {
             listen: Some("127.0.0.1:0".into()),
             data: Some("./d".into()),
+            store: Some(StoreKind::Sqlite),
             room_idle: Some(Duration::from_millis(2500)),
             jwt_secret_file: Some("s".into()),
             jwt_allow_no_exp: true,
@@ -561,6 +595,24 @@ mod tests {
     }
 
     #[test]
+    fn the_store_reaches_the_server_options() {
+        let options = |args: &[&str]| {
+            let Ok(Command::Serve(serve)) = parse_str(args) else {
+                panic!("parses")
+            };
+            server_options(&serve).unwrap()
+        };
+        let url = "postgresql://u:pw@127.0.0.1:5432/tb";
+        assert_eq!(
+            options(&["--store", url]).store,
+            StoreKind::Postgres { dsn: url.into() }
+        );
+        let sqlite = options(&["--data", "d", "--store=sqlite"]);
+        assert_eq!((sqlite.store, sqlite.data_dir), (StoreKind::Sqlite, Some("d".into())));
+        assert_eq!(options(&["--data", "d"]).store, StoreKind::File, "files by default");
+    }
+
+    #[test]
     fn bad_serve_flags_say_why() {
         for (args, message) in [
             (&["--bogus"][..], "unknown flag --bogus"),
@@ -592,6 +644,17 @@ mod tests {
             (
                 &["--relay-only", "--data", "d"],
                 "cannot be used with --data",
+            ),
+            (&["--store", "mysql://x"], "--store is file, sqlite or a postgres:// URL"),
+            (&["--store", "sqlite"], "it needs --data DIR"),
+            (&["--store=file"], "--store file needs --data DIR"),
+            (
+                &["--store", "postgres://h/db", "--data", "d"],
+                "cannot be used with --data",
+            ),
+            (
+                &["--relay-only", "--store", "postgresql://h/db"],
+                "cannot be used with --store",
             ),
             (
                 &["--anti-entropy-seconds", "0"],

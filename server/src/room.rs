@@ -1,12 +1,12 @@
 //! Rooms: the clients sharing a path, the relay rules (PROTOCOL.md 8.1), and the room's server
-//! store (client id `S`, 8.2) with its file.
+//! store (client id `S`, 8.2) with its persister.
 
 use crate::outbox::Outbox;
+use crate::persist::{self, Opened, RoomPersister};
 use crate::server::Shared;
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -43,21 +43,19 @@ pub(crate) struct RoomInner {
     pub(crate) empty_since: Option<Instant>,
 }
 
-/// A room's server store: a MergeableStore synchronized as client `S`, and its file.
+/// A room's server store: a MergeableStore synchronized as client `S`, and its persister.
 pub(crate) struct RoomStore {
     pub(crate) store: MergeableStore,
     pub(crate) sync: Synchronizer,
     /// Where client payloads go in, already parsed.
     inlet: Inlet,
-    /// The room's file, when rooms are kept on disk and the file was loaded (or absent): a file
-    /// that could not be loaded is never written over (PROTOCOL.md 12.8).
-    pub(crate) file: Option<PathBuf>,
-    /// The content hashes last saved.
-    pub(crate) saved: Mutex<(u32, u32)>,
+    /// The room's persister, when rooms are kept and the room's stored data was loaded (or
+    /// there was none): stored data that could not be loaded is never written over
+    /// (PROTOCOL.md 12.8).
+    pub(crate) persister: Option<RoomPersister>,
     /// For debouncing saves: the hashes seen at the last check, when they last changed, and
     /// since when the content has differed from the file.
     pub(crate) seen: Mutex<Seen>,
-    pub(crate) saving: AtomicBool,
     /// Set when the synchronizer's inbox was full and refused a client payload: the saver then
     /// has it pull again from a client once it has caught up.
     pub(crate) missed: AtomicBool,
@@ -68,6 +66,8 @@ pub(crate) struct Seen {
     pub(crate) hashes: (u32, u32),
     pub(crate) changed: Instant,
     pub(crate) unsaved_since: Option<Instant>,
+    /// The hashes the room's clients were last told of (rooms shared between servers).
+    pub(crate) announced: (u32, u32),
 }
 
 /// A room: the clients on one path.
@@ -243,18 +243,21 @@ impl Transport for RoomTransport {
     }
 }
 
-/// Starts a room's server store (blocking: reads the room's file): loads the file, then starts
-/// syncing as client `S` (8.2), then marks the room ready.
-pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
+/// Starts a room's server store (blocking: reads the room's stored data): loads it, then
+/// starts syncing as client `S` (8.2), then marks the room ready.
+pub(crate) fn start_store(shared: &Arc<Shared>, room: &Arc<Room>) {
     let store = MergeableStore::new(None);
-    let mut file = shared.room_file(&room.path);
-    if let Some(path) = &file {
-        if let Err(e) = tinybase::persist::file::load_file(&store, path) {
+    // Loaded (and auto-saving) before the synchronizer exists: every change a client makes
+    // is then persisted.
+    let persister = match persist::open(shared, &room.path, &store) {
+        Opened::Memory => None,
+        Opened::Kept(p) => Some(p),
+        Opened::Failed(why) => {
             shared.metrics.saved(false);
-            shared.log_error(&format!("room {:?}: cannot load {}: {e}; the room runs without its file, which is kept as it is", room.path, path.display()));
-            file = None;
+            shared.log_error(&format!("room {:?}: {why}; the room runs in memory, its stored data is kept as it is", room.path));
+            None
         }
-    }
+    };
     let options = SynchronizerOptions {
         request_timeout: shared.options.request_timeout,
         anti_entropy: shared.options.anti_entropy,
@@ -268,10 +271,8 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
         store,
         inlet: sync.inlet(),
         sync,
-        file,
-        saved: Mutex::new(hashes),
-        seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
-        saving: AtomicBool::new(false),
+        persister,
+        seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None, announced: hashes }),
         missed: AtomicBool::new(false),
     };
     if room.store.set(rs).is_err() {
@@ -279,43 +280,39 @@ pub(crate) fn start_store(shared: &Shared, room: &Arc<Room>) {
     }
     room.set_ready();
     if room.gone.load(Ordering::Acquire) {
+        // Unloaded (shutdown) while loading: what clients sent meanwhile is kept too.
         if let Some(rs) = room.store.get() {
-            rs.sync.destroy();
+            rs.close(shared, &room.path);
         }
     }
 }
 
 impl RoomStore {
-    /// Saves the store to its file if it changed since the last save (blocking). When another
-    /// save is running: returns at once, or with `wait`, waits for it and saves after it (so
-    /// that nothing committed before the call is left out).
+    /// Makes what the room holds durable (blocking); see [`RoomPersister::save`].
     pub(crate) fn save(&self, shared: &Shared, room: &str, wait: bool) {
-        let Some(path) = &self.file else { return };
-        while self.saving.swap(true, Ordering::AcqRel) {
-            if !wait {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+        if let Some(p) = &self.persister {
+            p.save(shared, room, &self.store, wait);
         }
-        let hashes = self.store.get_mergeable_content_hashes();
-        if hashes != *self.saved.lock() {
-            match tinybase::persist::file::save_file(&self.store, path) {
-                Ok(()) => {
-                    *self.saved.lock() = hashes;
-                    shared.metrics.saved(true);
-                }
-                Err(e) => {
-                    shared.metrics.saved(false);
-                    shared.log_error(&format!("room {room:?}: cannot save {}: {e}", path.display()));
-                }
-            }
-        }
-        self.saving.store(false, Ordering::Release);
     }
 
-    /// Whether the content changed since the last save.
+    /// Whether the room holds something not yet durable.
     pub(crate) fn dirty(&self) -> bool {
-        self.file.is_some() && self.store.get_mergeable_content_hashes() != *self.saved.lock()
+        self.persister.as_ref().is_some_and(|p| p.dirty(&self.store))
+    }
+
+    /// Whether a save is running.
+    pub(crate) fn is_saving(&self) -> bool {
+        self.persister.as_ref().is_some_and(RoomPersister::is_saving)
+    }
+
+    /// Stops the room store for good (blocking): the synchronizer first, so that nothing
+    /// changes after the last save, then the persister once that save is durable.
+    pub(crate) fn close(&self, shared: &Shared, room: &str) {
+        self.sync.destroy();
+        if let Some(p) = &self.persister {
+            p.finish(shared, room, &self.store);
+            p.persister.destroy();
+        }
     }
 }
 
@@ -357,10 +354,8 @@ mod tests {
             inlet: sync.inlet(),
             store,
             sync,
-            file: None,
-            saved: Mutex::new(hashes),
-            seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None }),
-            saving: AtomicBool::new(false),
+            persister: None,
+            seen: Mutex::new(Seen { hashes, changed: Instant::now(), unsaved_since: None, announced: hashes }),
             missed: AtomicBool::new(false),
         };
         assert!(room.store.set(rs).is_ok());

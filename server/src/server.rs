@@ -4,6 +4,7 @@
 use crate::auth::{Access, AuthHook, AuthKind, AuthRequest};
 use crate::metrics::{Metrics, Refusal};
 use crate::outbox::Outbox;
+use crate::persist::StoreKind;
 use crate::room::{self, Member, Room};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -32,8 +33,13 @@ pub type ClientIdsListener = Arc<dyn Fn(&str, &str, i8) + Send + Sync>;
 pub struct ServerOptions {
     /// The address to listen on (port 0 picks a free port; see [`ServerHandle::local_addr`]).
     pub listen: SocketAddr,
-    /// Where rooms are kept, one file per room in TinyBase's file format; None: in memory only.
+    /// The folder of the rooms' files (or SQLite databases, see `store`); None: in memory only
+    /// (unless `store` is PostgreSQL, which needs no folder).
     pub data_dir: Option<PathBuf>,
+    /// How rooms are kept: one file per room in `data_dir` in TinyBase's file format (the
+    /// default), one incremental SQLite database per room in `data_dir`, or a PostgreSQL
+    /// database shared by every room (and by other servers). See [`StoreKind`].
+    pub store: StoreKind,
     /// Whether each room has a server store (client `S`, PROTOCOL.md 8.2); false makes a pure
     /// relay (like TinyBase's WsServerSimple).
     pub server_store: bool,
@@ -75,6 +81,7 @@ impl Default for ServerOptions {
         ServerOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8043)),
             data_dir: None,
+            store: StoreKind::File,
             server_store: true,
             room_idle: Duration::from_secs(30),
             save_delay: Duration::from_millis(250),
@@ -137,11 +144,6 @@ impl Shared {
     pub(crate) fn log_error(&self, line: &str) {
         self.metrics.error();
         self.log(&format!("error: {line}"));
-    }
-
-    /// The file of a room, when rooms are kept on disk.
-    pub(crate) fn room_file(&self, path: &str) -> Option<PathBuf> {
-        self.options.data_dir.as_ref().map(|d| d.join(crate::files::room_file_name(path)))
     }
 
     /// Whether a new room may be made for `path` now.
@@ -280,7 +282,35 @@ impl Shared {
                 self.log(&format!("room {:?}: its store fell behind and dropped client messages; pulling again", room.path));
                 drop(rs.sync.load_async(None));
             }
-            if rs.file.is_none() {
+            let Some(persister) = &rs.persister else { continue };
+            if persister.is_shared() {
+                // A merge of what another server wrote reaches this room's clients as a
+                // ContentDiff, except stamps that change no visible value (a deletion of a cell
+                // this server never had: TinyBase's transaction changes leave those out). Once
+                // changes pause, the room announces its hashes, and clients that differ pull.
+                let hashes = rs.store.get_mergeable_content_hashes();
+                let announce = {
+                    let mut seen = rs.seen.lock();
+                    if seen.hashes != hashes {
+                        seen.hashes = hashes;
+                        seen.changed = now;
+                    }
+                    let due = seen.announced != hashes && now.duration_since(seen.changed) >= delay;
+                    if due {
+                        seen.announced = hashes;
+                    }
+                    due
+                };
+                if announce {
+                    let room = room.clone();
+                    tokio::task::spawn_blocking(move || {
+                        if let Some(rs) = room.store.get() {
+                            rs.sync.save();
+                        }
+                    });
+                }
+            }
+            if !persister.debounced() {
                 continue;
             }
             let hashes = rs.store.get_mergeable_content_hashes();
@@ -290,7 +320,7 @@ impl Shared {
                     seen.hashes = hashes;
                     seen.changed = now;
                 }
-                if hashes == *rs.saved.lock() {
+                if hashes == persister.saved_hashes() {
                     seen.unsaved_since = None;
                     false
                 } else {
@@ -304,7 +334,7 @@ impl Shared {
                     due
                 }
             };
-            if due && !rs.saving.load(Ordering::Acquire) {
+            if due && !persister.is_saving() {
                 let (shared, room) = (self.clone(), room.clone());
                 tokio::task::spawn_blocking(move || {
                     if let Some(rs) = room.store.get() {
@@ -319,7 +349,7 @@ impl Shared {
     /// store is still busy.
     fn unload(&self, room: &Arc<Room>) {
         let Some(rs) = room.store.get() else { return };
-        if rs.saving.load(Ordering::Acquire) {
+        if rs.is_saving() {
             return;
         }
         rs.save(self, &room.path, true);
@@ -335,7 +365,7 @@ impl Shared {
             }
             room.gone.store(true, Ordering::Release);
         }
-        rs.sync.destroy();
+        rs.close(self, &room.path);
     }
 
     /// Stops accepting, closes every connection (1001), waits a little for them to end, then
@@ -362,8 +392,7 @@ impl Shared {
                     if !rs.sync.is_settled() {
                         tinybase::sync::wait_until(Duration::from_millis(200), || rs.sync.is_settled());
                     }
-                    rs.save(&shared, &room.path, true);
-                    rs.sync.destroy();
+                    rs.close(&shared, &room.path);
                 }
             }
         })
@@ -371,14 +400,36 @@ impl Shared {
     }
 }
 
+/// How long the start waits for the room store (PostgreSQL) to answer.
+const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Starts servers.
 pub struct Server;
 
 impl Server {
     /// Binds `options.listen` and starts serving on the current tokio runtime.
     pub async fn start(options: ServerOptions) -> io::Result<ServerHandle> {
+        let keeps = options.data_dir.is_some() || !options.store.uses_data_dir();
+        if keeps && !options.server_store {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a relay without server stores keeps no rooms: no data_dir or PostgreSQL store"));
+        }
+        if options.data_dir.is_some() && !options.store.uses_data_dir() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "rooms kept in PostgreSQL need no data_dir"));
+        }
+        if options.store == StoreKind::Sqlite && options.data_dir.is_none() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the SQLite store keeps its databases in data_dir"));
+        }
         if let Some(dir) = &options.data_dir {
             std::fs::create_dir_all(dir)?;
+        }
+        {
+            let store = options.store.clone();
+            // A database host that drops packets would hold the start for minutes: it is an
+            // error after a while (a DSN's own connect_timeout may say sooner).
+            let checked = tokio::time::timeout(STORE_CHECK_TIMEOUT, tokio::task::spawn_blocking(move || crate::persist::check(&store)))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("the room store did not answer within {STORE_CHECK_TIMEOUT:?}")))?;
+            checked.map_err(io::Error::other)??;
         }
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let local_addr = listener.local_addr()?;

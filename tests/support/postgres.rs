@@ -18,7 +18,10 @@ pub struct TestPostgres {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh")
+    // The workspace root's scripts/: this file is also compiled into member crates' tests
+    // (server/tests/persist.rs), whose manifest folder is below the root.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().map(|d| d.join("scripts/pg.sh")).find(|p| p.is_file()).unwrap_or_else(|| manifest.join("scripts/pg.sh"))
 }
 
 impl TestPostgres {
