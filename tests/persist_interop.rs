@@ -174,10 +174,22 @@ fn apply_steps(store: &Store, steps: &[Json]) {
             "setRow" => store.set_row_json(s(1), s(2), &j(3)),
             "setTable" => store.set_table_json(s(1), &j(2)),
             "setValue" => store.set_value_json(s(1), &j(2)),
-            "delCell" => Ok(store.del_cell(s(1), s(2), s(3))),
-            "delRow" => Ok(store.del_row(s(1), s(2))),
-            "delTable" => Ok(store.del_table(s(1))),
-            "delValue" => Ok(store.del_value(s(1))),
+            "delCell" => {
+                store.del_cell(s(1), s(2), s(3));
+                Ok(())
+            }
+            "delRow" => {
+                store.del_row(s(1), s(2));
+                Ok(())
+            }
+            "delTable" => {
+                store.del_table(s(1));
+                Ok(())
+            }
+            "delValue" => {
+                store.del_value(s(1));
+                Ok(())
+            }
             op => panic!("fixture step {op} unknown"),
         };
         result.unwrap_or_else(|e| panic!("fixture step {step:?}: {e}"));
