@@ -3,12 +3,16 @@
 //! as U+FFFD-prefixed strings, deletions as U+FFFC), exactly what TinyBase's
 //! `createFilePersister` writes, so either side can read the other's files.
 
+use super::{Content, Persister, PersisterOptions, Storage};
+use crate::error::{Error, Result};
 use crate::mergeable::MergeableStore;
+use crate::store::Store;
 use crate::value::parse_json;
 use std::fs;
-use std::io::{self, Write};
-use std::path::Path;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -25,10 +29,20 @@ pub fn save_file(store: &MergeableStore, path: &Path) -> io::Result<()> {
 
 /// [`save_file`] with the content already serialized.
 pub fn save_text(content_json: &str, path: &Path) -> io::Result<()> {
-    let dir = match path.parent() {
+    write_atomic(content_json, path).map(|_| ())
+}
+
+/// The folder a file lives in (`.` for a bare name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
+    }
+}
+
+/// [`save_text`], returning the identity of the file written (what `changed` compares with).
+fn write_atomic(content_json: &str, path: &Path) -> io::Result<FileStamp> {
+    let dir = folder_of(path);
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path has a file name"))?;
     let temp = dir.join(format!(
         ".{}.{}.{}.tmp",
@@ -40,12 +54,14 @@ pub fn save_text(content_json: &str, path: &Path) -> io::Result<()> {
         let mut file = fs::File::create(&temp)?;
         file.write_all(content_json.as_bytes())?;
         file.sync_all()?;
+        // Taken from the open file: the rename keeps the inode, size and mtime.
+        let stamp = FileStamp::of(&file.metadata()?);
         drop(file);
         fs::rename(&temp, path)?;
         // The rename itself is durable only once the folder is synced (not possible on Windows).
         #[cfg(unix)]
         fs::File::open(dir)?.sync_all()?;
-        Ok(())
+        Ok(stamp)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
@@ -69,6 +85,11 @@ pub fn load_file(store: &MergeableStore, path: &Path) -> io::Result<bool> {
 
 /// Merges file content (the JSON text of [`save_file`]) into `store`, verifying its hashes.
 pub fn merge_text(store: &MergeableStore, text: &str) -> crate::Result<()> {
+    merge_content(store, text).map(|_| ())
+}
+
+/// [`merge_text`], returning the content's verified hashes `(tablesHash, valuesHash)`.
+pub fn merge_content(store: &MergeableStore, text: &str) -> crate::Result<(u32, u32)> {
     let recorded = {
         let json = parse_json(text)?;
         let hash = |i: usize| json.get(i).and_then(|part| part.get(2)).and_then(serde_json::Value::as_f64);
@@ -88,7 +109,218 @@ pub fn merge_text(store: &MergeableStore, text: &str) -> crate::Result<()> {
             recorded.0, recorded.1
         )));
     }
-    store.apply_mergeable_changes_json(text)
+    store.apply_mergeable_changes_json(text)?;
+    Ok((t, v))
+}
+
+/// Merges a plain Store's content `[tables, values]` (decoded JSON, as
+/// [`Store::get_content_json`] writes it) into `store`: the stored cells and values are set
+/// over the store's, those only the store has are kept. All or nothing.
+pub fn merge_plain_text(store: &Store, text: &str) -> crate::Result<()> {
+    let (tables, values) = crate::store::content_in_json(&parse_json(text)?, false)?;
+    store.write(|core| {
+        for (table_id, table) in &tables {
+            for (row_id, row) in table {
+                core.set_partial_row(table_id, row_id, row);
+            }
+        }
+        core.set_partial_values(&values);
+    })
+}
+
+// ---------------------------------------------------------------------- FileStorage
+
+/// What identifies one version of a file: a rename (a new inode), an in-place write (size,
+/// modification time to the nanosecond) or a move changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl FileStamp {
+    #[cfg(unix)]
+    fn of(meta: &fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp { dev: meta.dev(), ino: meta.ino(), size: meta.size(), mtime: (meta.mtime(), meta.mtime_nsec()) }
+    }
+
+    #[cfg(not(unix))]
+    fn of(meta: &fs::Metadata) -> FileStamp {
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_nanos() as i64));
+        FileStamp { dev: 0, ino: 0, size: meta.len(), mtime }
+    }
+}
+
+/// A file holding one store in TinyBase's format: a MergeableStore's wire-form content with
+/// hashes, or a plain Store's `[tables, values]`. Writes are atomic and durable (see
+/// [`save_text`]); the cross-process write lock is an `flock` on `<file>.lock` beside it.
+pub struct FileStorage {
+    path: PathBuf,
+    /// The file as this storage last read or wrote it (None: absent).
+    seen: Option<FileStamp>,
+    /// The open lock file while the lock is held.
+    lock: Option<fs::File>,
+}
+
+impl FileStorage {
+    /// A storage for the file at `path` (created by the first save; the folder must exist).
+    pub fn new(path: impl AsRef<Path>) -> FileStorage {
+        FileStorage { path: path.as_ref().to_path_buf(), seen: None, lock: None }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_os_string();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    fn io(&self, what: &str, err: io::Error) -> Error {
+        Error::Io(format!("file {}: {what}: {err}", self.path.display()))
+    }
+
+    fn corrupt(&self, why: impl std::fmt::Display) -> Error {
+        Error::Corrupt(format!("file {}: {why}", self.path.display()))
+    }
+
+    fn current(&self) -> Result<Option<FileStamp>> {
+        match fs::metadata(&self.path) {
+            Ok(meta) => Ok(Some(FileStamp::of(&meta))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("cannot inspect it", e)),
+        }
+    }
+
+    #[cfg(unix)]
+    fn try_lock(file: &fs::File) -> io::Result<bool> {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this File owns; no memory is passed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => Ok(false),
+            _ => Err(err),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn try_lock(_file: &fs::File) -> io::Result<bool> {
+        Ok(true)
+    }
+}
+
+impl Storage for FileStorage {
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn read(&mut self, mergeable: bool) -> Result<Option<Content>> {
+        let mut file = match fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.seen = None;
+                return Ok(None);
+            }
+            Err(e) => return Err(self.io("cannot open it", e)),
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| self.io("cannot read it", e))?;
+        // What was read is now known, good or bad: a bad file is reported again only when it
+        // changes.
+        self.seen = Some(FileStamp::of(&file.metadata().map_err(|e| self.io("cannot inspect it", e))?));
+        let text = String::from_utf8(bytes).map_err(|_| self.corrupt("not UTF-8 text"))?;
+        if text.trim().is_empty() {
+            return Err(self.corrupt("empty (a TinyBase file holds JSON content)"));
+        }
+        Ok(Some(if mergeable { Content::Mergeable(text) } else { Content::Plain(text) }))
+    }
+
+    fn write(&mut self, content: &Content) -> Result<()> {
+        let text = match content {
+            Content::Mergeable(text) | Content::Plain(text) => text,
+        };
+        self.seen = Some(write_atomic(text, &self.path).map_err(|e| self.io("cannot write it", e))?);
+        Ok(())
+    }
+
+    fn lock(&mut self, timeout: Duration) -> Result<()> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let lock_path = self.lock_path();
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| self.io(&format!("cannot open the lock file {}", lock_path.display()), e))?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if Self::try_lock(&file).map_err(|e| self.io("cannot lock it", e))? {
+                self.lock = Some(file);
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Io(format!(
+                    "file {}: another writer held its lock ({}) for more than {:?}",
+                    self.path.display(),
+                    lock_path.display(),
+                    timeout
+                )));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    fn unlock(&mut self) -> Result<()> {
+        // Closing the descriptor releases the flock.
+        self.lock = None;
+        Ok(())
+    }
+
+    fn changed(&mut self) -> Result<bool> {
+        Ok(self.current()? != self.seen)
+    }
+
+    fn move_aside(&mut self) -> Result<String> {
+        let base = self.path.as_os_str().to_os_string();
+        let target = (0..)
+            .map(|i| {
+                let mut name = base.clone();
+                name.push(if i == 0 { ".corrupt".to_string() } else { format!(".corrupt.{i}") });
+                PathBuf::from(name)
+            })
+            .find(|p| !p.exists())
+            .expect("a free name");
+        fs::rename(&self.path, &target).map_err(|e| self.io(&format!("cannot rename it to {}", target.display()), e))?;
+        #[cfg(unix)]
+        fs::File::open(folder_of(&self.path)).and_then(|d| d.sync_all()).map_err(|e| self.io("cannot sync its folder", e))?;
+        self.seen = None;
+        Ok(target.display().to_string())
+    }
+}
+
+/// A persister of `store` (a MergeableStore through `Deref`, or a plain Store) to the file at
+/// `path` in TinyBase's format (TinyBase's `createFilePersister`).
+pub fn create_file_persister(store: &Store, path: impl AsRef<Path>, options: PersisterOptions) -> Result<Persister> {
+    Persister::new(store, Box::new(FileStorage::new(path)), options)
 }
 
 #[cfg(test)]
