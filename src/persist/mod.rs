@@ -11,6 +11,7 @@
 pub mod file;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod incremental;
 pub mod sqlite;
 
 use crate::error::{Error, Result};
