@@ -113,11 +113,12 @@ pub fn merge_content(store: &MergeableStore, text: &str) -> crate::Result<(u32, 
     Ok((t, v))
 }
 
-/// Merges a plain Store's content `[tables, values]` (decoded JSON, as
-/// [`Store::get_content_json`] writes it) into `store`: the stored cells and values are set
-/// over the store's, those only the store has are kept. All or nothing.
+/// Merges a plain Store's content `[tables, values]` (as [`Store::get_json`] and TinyBase's
+/// persisters write it: object and array cells as U+FFFD-prefixed strings; decoded objects are
+/// accepted too) into `store`: the stored cells and values are set over the store's, those only
+/// the store has are kept. All or nothing.
 pub fn merge_plain_text(store: &Store, text: &str) -> crate::Result<()> {
-    let (tables, values) = crate::store::content_in_json(&parse_json(text)?, false)?;
+    let (tables, values) = crate::store::content_in_json(&parse_json(text)?, true)?;
     store.write(|core| {
         for (table_id, table) in &tables {
             for (row_id, row) in table {

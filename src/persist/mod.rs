@@ -93,7 +93,8 @@ pub enum Content {
     /// A MergeableStore's content in wire form with hashes (TinyBase's file format):
     /// `[[tables, hlc, hash], [values, hlc, hash]]`.
     Mergeable(String),
-    /// A plain Store's content `[tables, values]` (decoded JSON, as `Store::get_content_json`).
+    /// A plain Store's content `[tables, values]` with object and array cells as U+FFFD-prefixed
+    /// strings (`Store::get_json`), byte for byte what TinyBase's persisters write for a Store.
     Plain(String),
 }
 
@@ -378,7 +379,7 @@ impl Inner {
             }
             (None, Content::Plain(text)) => {
                 file::merge_plain_text(&self.store, &text).map_err(|e| self.corrupt(e))?;
-                let same = parse_json(&text).ok() == parse_json(&self.store.get_content_json()).ok();
+                let same = parse_json(&text).ok() == parse_json(&self.store.get_json()).ok();
                 Ok(Some(same))
             }
             (Some(_), Content::Plain(_)) => {
@@ -400,7 +401,7 @@ impl Inner {
             None => {
                 // Counted after commit: a counted transaction is in the content read next.
                 let seq = self.state.lock().received;
-                (Content::Plain(self.store.get_content_json()), (0, 0), seq)
+                (Content::Plain(self.store.get_json()), (0, 0), seq)
             }
         }
     }
