@@ -6,6 +6,7 @@
 //   node tb_persist.mjs load file   mergeable|plain PATH
 //   node tb_persist.mjs save sqlite mergeable|plain DB_FILE [TABLE ID_COLUMN STORE_COLUMN]
 //   node tb_persist.mjs load sqlite mergeable|plain DB_FILE [TABLE ID_COLUMN STORE_COLUMN]
+//   node tb_persist.mjs autoload file mergeable|plain PATH    (startAutoLoad, then destroy)
 //   node tb_persist.mjs auto file   mergeable|plain PATH      (commands on stdin, see below)
 //
 // save: builds the fixture content (fixture() below: every kind of cell and value, deletions,
@@ -142,6 +143,13 @@ const run = async () => {
     if (command === 'save') writeFileSync(path, sqlite3.capi.sqlite3_js_db_export(db));
     db.close();
     return report(store);
+  }
+  if (backend === 'file' && command === 'autoload') {
+    // startAutoLoad alone, as an app that only reads: on a missing file TinyBase creates it empty.
+    const persister = createFilePersister(store, path, onIgnoredError);
+    await persister.startAutoLoad();
+    await persister.destroy();
+    return out({content: persistedText(store), hashes: hashesOf(store), errors});
   }
   if (backend === 'file' && command === 'auto') return auto(store, path, errors, onIgnoredError);
   return fail(`unknown command ${command} ${backend}`);
