@@ -35,6 +35,8 @@ need cmake cmake
 need /usr/include/gtest/gtest.h libgtest-dev
 need python3 python3
 python3 -c 'import venv, ensurepip' 2>/dev/null || need /nonexistent-venv python3-venv
+# The PostgreSQL server (not only its client, which also lives under /usr/lib/postgresql).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need /nonexistent-postgresql-server postgresql
 
 step "node packages (tinybase@10.0.1, ws@8.21.3, pinned by tests/interop/package-lock.json)"
 if [ ! -d tests/interop/node_modules/tinybase ] || [ ! -d tests/interop/node_modules/ws ] || [ "${CI:-}" = "true" ]; then
@@ -47,6 +49,13 @@ rm -rf "$SEEDS_DIR"
 node tests/interop/gen.mjs "$SEEDS_DIR" 1000 300 60 >/dev/null
 node tests/interop/gen.mjs "$SEEDS_DIR" 5000 20 400 >/dev/null
 echo "$(ls "$SEEDS_DIR" | wc -l) scripts in $SEEDS_DIR"
+
+step "PostgreSQL for the persister tests: a throwaway server (scripts/pg.sh), shared by the Rust, C and Python steps, stopped at exit"
+PG_DIR=/tmp/tb-pg-test-$$
+trap 'scripts/pg.sh stop "$PG_DIR"' EXIT
+PG_ENV=$(scripts/pg.sh start "$PG_DIR") # fails the command when no server can start
+eval "$PG_ENV"                           # exports TB_TEST_POSTGRES_DSN for every later step
+cargo test --release --test persist_postgres -- --nocapture
 
 step "Rust tests"
 TB_CONFORMANCE_DIR="$SEEDS_DIR" cargo test --release --all-targets 2>&1 | tee target/rust-tests.log

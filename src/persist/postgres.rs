@@ -1,1 +1,723 @@
-//! PostgreSQL persistence (issue 9: the incremental layout, rooms as keys).
+//! PostgreSQL persistence for servers that outgrow one machine: the incremental layout of
+//! [`incremental`](super::incremental) with `room TEXT NOT NULL` as the first key column of every
+//! table, so several server processes share one database and a room can move between them.
+//!
+//! # Schema (version 1)
+//!
+//! ```sql
+//! CREATE TABLE tinybase_cells (room TEXT NOT NULL, table_id TEXT NOT NULL, row_id TEXT NOT NULL,
+//!   cell_id TEXT NOT NULL, value TEXT NOT NULL, hlc TEXT NOT NULL, hash BIGINT NOT NULL,
+//!   seq BIGSERIAL, PRIMARY KEY (room, table_id, row_id, cell_id));
+//! CREATE TABLE tinybase_values (room TEXT NOT NULL, value_id TEXT NOT NULL, value TEXT NOT NULL,
+//!   hlc TEXT NOT NULL, hash BIGINT NOT NULL, seq BIGSERIAL, PRIMARY KEY (room, value_id));
+//! CREATE TABLE tinybase_containers (room TEXT NOT NULL, kind INTEGER NOT NULL, table_id TEXT NOT NULL,
+//!   row_id TEXT NOT NULL, hlc TEXT NOT NULL, hash BIGINT NOT NULL, seq BIGSERIAL,
+//!   PRIMARY KEY (room, kind, table_id, row_id));
+//! CREATE TABLE tinybase_meta (room TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+//!   PRIMARY KEY (room, key));                          -- key 'version': the room's write counter
+//! CREATE TABLE tinybase_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+//! ```
+//!
+//! Columns mean what they mean in SQLite's incremental mode; `seq` keeps the order rows were
+//! first written, which is the store's insertion order, so a reload keeps TinyBase's iteration
+//! order. The schema version is one row for the whole database (`tinybase_schema`), since every
+//! room shares the tables.
+//!
+//! # Several processes, one room
+//!
+//! Every write of a room takes a transaction-scoped advisory lock on the room
+//! (`pg_advisory_xact_lock(class, hashtext(room))`), so writes of one room never interleave.
+//! Under that lock a transaction's changes are *merged* into the stored rows rather than pasted
+//! over them: a cell or value is replaced only by a newer stamp, container HLCs only grow, and
+//! each touched container hash is updated with XOR from the stored children it replaces
+//! (PROTOCOL.md 3.3), so the stored rows always verify, whichever process wrote last and
+//! whatever its store held. Every write bumps the room's `version` in `tinybase_meta`:
+//! [`Storage::changed`] is one primary-key read compared with the last version this storage
+//! wrote or read.
+//!
+//! Ids and strings are `TEXT`: PostgreSQL refuses U+0000 in them (such a write fails with
+//! `Error::Io`; values are JSON text, where U+0000 is escaped, so only ids are affected).
+
+use super::incremental::{content_from_rows, rows_from_json, CellRow, ContainerKind, ContainerRow, Rows, ValueRow};
+use super::{Content, Persister, PersisterOptions, Storage};
+use crate::error::{Error, Result};
+use crate::hash::id_hash;
+use crate::hlc::Hlc;
+use crate::store::Store;
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls, Statement};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The schema version this code writes and reads (`tinybase_schema.version`).
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The first key of every advisory lock taken here ("tb" in ASCII, then 0x7072 "pr"): a room's
+/// lock is `(LOCK_CLASS, hashtext(room))`, the schema's `(LOCK_CLASS + 1, 0)`.
+const LOCK_CLASS: i32 = 0x7462_7072;
+
+const DDL: &str = "\
+CREATE TABLE IF NOT EXISTS tinybase_cells (room TEXT NOT NULL, table_id TEXT NOT NULL, row_id TEXT NOT NULL, \
+cell_id TEXT NOT NULL, value TEXT NOT NULL, hlc TEXT NOT NULL, hash BIGINT NOT NULL, seq BIGSERIAL, \
+PRIMARY KEY (room, table_id, row_id, cell_id));
+CREATE TABLE IF NOT EXISTS tinybase_values (room TEXT NOT NULL, value_id TEXT NOT NULL, value TEXT NOT NULL, \
+hlc TEXT NOT NULL, hash BIGINT NOT NULL, seq BIGSERIAL, PRIMARY KEY (room, value_id));
+CREATE TABLE IF NOT EXISTS tinybase_containers (room TEXT NOT NULL, kind INTEGER NOT NULL, table_id TEXT NOT NULL, \
+row_id TEXT NOT NULL, hlc TEXT NOT NULL, hash BIGINT NOT NULL, seq BIGSERIAL, \
+PRIMARY KEY (room, kind, table_id, row_id));
+CREATE TABLE IF NOT EXISTS tinybase_meta (room TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, \
+PRIMARY KEY (room, key));
+CREATE TABLE IF NOT EXISTS tinybase_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+";
+
+/// The statements of every write and read, prepared once per connection (a one-cell write is
+/// then a handful of round trips with no parsing).
+struct Statements {
+    version: Statement,
+    bump: Statement,
+    stored_cells: Statement,
+    stored_values: Statement,
+    stored_containers: Statement,
+    upsert_cells: Statement,
+    upsert_values: Statement,
+    upsert_containers: Statement,
+    read_cells: Statement,
+    read_values: Statement,
+    read_containers: Statement,
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> std::result::Result<Statements, postgres::Error> {
+        Ok(Statements {
+            version: client.prepare("SELECT value FROM tinybase_meta WHERE room = $1 AND key = 'version'")?,
+            bump: client.prepare(
+                "INSERT INTO tinybase_meta (room, key, value) VALUES ($1, 'version', '1') \
+                 ON CONFLICT (room, key) DO UPDATE SET value = (tinybase_meta.value::bigint + 1)::text \
+                 RETURNING value",
+            )?,
+            stored_cells: client.prepare(
+                "SELECT c.table_id, c.row_id, c.cell_id, c.hlc, c.hash FROM tinybase_cells c \
+                 JOIN unnest($2::text[], $3::text[], $4::text[]) AS k (t, r, i) \
+                 ON c.table_id = k.t AND c.row_id = k.r AND c.cell_id = k.i WHERE c.room = $1",
+            )?,
+            stored_values: client.prepare(
+                "SELECT v.value_id, v.hlc, v.hash FROM tinybase_values v \
+                 JOIN unnest($2::text[]) AS k (i) ON v.value_id = k.i WHERE v.room = $1",
+            )?,
+            stored_containers: client.prepare(
+                "SELECT c.kind, c.table_id, c.row_id, c.hlc, c.hash FROM tinybase_containers c \
+                 JOIN unnest($2::int4[], $3::text[], $4::text[]) AS k (kind, t, r) \
+                 ON c.kind = k.kind AND c.table_id = k.t AND c.row_id = k.r WHERE c.room = $1",
+            )?,
+            upsert_cells: client.prepare(
+                "INSERT INTO tinybase_cells (room, table_id, row_id, cell_id, value, hlc, hash) \
+                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
+                 ON CONFLICT (room, table_id, row_id, cell_id) DO UPDATE \
+                 SET value = EXCLUDED.value, hlc = EXCLUDED.hlc, hash = EXCLUDED.hash",
+            )?,
+            upsert_values: client.prepare(
+                "INSERT INTO tinybase_values (room, value_id, value, hlc, hash) \
+                 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[]) \
+                 ON CONFLICT (room, value_id) DO UPDATE \
+                 SET value = EXCLUDED.value, hlc = EXCLUDED.hlc, hash = EXCLUDED.hash",
+            )?,
+            upsert_containers: client.prepare(
+                "INSERT INTO tinybase_containers (room, kind, table_id, row_id, hlc, hash) \
+                 SELECT $1, * FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::int8[]) \
+                 ON CONFLICT (room, kind, table_id, row_id) DO UPDATE \
+                 SET hlc = EXCLUDED.hlc, hash = EXCLUDED.hash",
+            )?,
+            read_cells: client.prepare(
+                "SELECT table_id, row_id, cell_id, value, hlc, hash FROM tinybase_cells WHERE room = $1 ORDER BY seq",
+            )?,
+            read_values: client
+                .prepare("SELECT value_id, value, hlc, hash FROM tinybase_values WHERE room = $1 ORDER BY seq")?,
+            read_containers: client.prepare(
+                "SELECT kind, table_id, row_id, hlc, hash FROM tinybase_containers WHERE room = $1 ORDER BY seq",
+            )?,
+        })
+    }
+}
+
+/// A room of a PostgreSQL database as a persister's [`Storage`] (incremental: each committed
+/// transaction is one PostgreSQL transaction touching only the rows it changed).
+pub struct PostgresStorage {
+    config: Config,
+    room: String,
+    described: String,
+    client: Client,
+    statements: Statements,
+    /// `hashtext(room)`, the second key of the room's advisory lock.
+    lock_key: i32,
+    /// The room's version this storage last read or wrote (None: not yet, or moved aside).
+    seen: Option<i64>,
+    /// Inside [`Storage::lock`] ... [`Storage::unlock`]: the open transaction, and whether a
+    /// statement in it failed (it then rolls back at unlock).
+    locked: Option<bool>,
+}
+
+fn connect_client(config: &Config) -> std::result::Result<(Client, Statements), postgres::Error> {
+    let mut client = config.connect(NoTls)?;
+    // Two processes connecting to a fresh database at once would race on CREATE TABLE IF NOT
+    // EXISTS (it is not atomic against another one): the schema lock orders them.
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&(LOCK_CLASS + 1)])?;
+    tx.batch_execute(DDL)?;
+    tx.execute(
+        "INSERT INTO tinybase_schema (id, version) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        &[&SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    let statements = Statements::prepare(&mut client)?;
+    Ok((client, statements))
+}
+
+fn describe_config(config: &Config, room: &str) -> String {
+    // Never the password: describe() ends up in logs and error messages.
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
+    format!("postgres {host}:{port}/{db} room {room:?}")
+}
+
+impl PostgresStorage {
+    /// Connects to the database `dsn` (`host=... port=... user=... dbname=...` or a
+    /// `postgresql://` URL; no TLS), creates the tables if they do not exist and checks the
+    /// schema version. `room` names the store's content in the shared tables (any string).
+    /// `Error::Io` when the server cannot be reached or refuses; `Error::InvalidValue` for a DSN
+    /// that does not parse; `Error::Corrupt` for a database written by a newer schema.
+    pub fn connect(dsn: &str, room: &str) -> Result<PostgresStorage> {
+        let config: Config = dsn.parse().map_err(|e| Error::InvalidValue(format!("not a PostgreSQL connection string: {e}")))?;
+        let described = describe_config(&config, room);
+        let io = |e: postgres::Error| io_error(&described, e);
+        let (mut client, statements) = connect_client(&config).map_err(io)?;
+        let version: i32 = client.query_one("SELECT version FROM tinybase_schema WHERE id = 1", &[]).map_err(io)?.get(0);
+        if version != SCHEMA_VERSION {
+            return Err(Error::Corrupt(format!(
+                "{described}: the database has schema version {version}; this build reads version {SCHEMA_VERSION}"
+            )));
+        }
+        let lock_key: i32 = client.query_one("SELECT hashtext($1)", &[&room]).map_err(io)?.get(0);
+        Ok(PostgresStorage { config, room: room.to_string(), described, client, statements, lock_key, seen: None, locked: None })
+    }
+
+    /// The room this storage reads and writes.
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    fn io(&self, e: postgres::Error) -> Error {
+        io_error(&self.described, e)
+    }
+
+    /// A new connection when the old one broke (a server restart, a network cut), so that one
+    /// failure does not end persistence for good. Never inside a transaction.
+    fn reconnect_if_closed(&mut self) -> Result<()> {
+        if self.locked.is_none() && self.client.is_closed() {
+            let (client, statements) = connect_client(&self.config).map_err(|e| io_error(&self.described, e))?;
+            self.client = client;
+            self.statements = statements;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in a transaction holding the room's write lock: the one [`Storage::lock`]
+    /// opened, or a new one committed when `f` returns Ok.
+    fn in_write_transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if let Some(failed) = self.locked {
+            if failed {
+                return Err(Error::Io(format!("{}: an earlier statement of this save failed", self.described)));
+            }
+            let result = f(self);
+            if result.is_err() {
+                self.locked = Some(true);
+            }
+            return result;
+        }
+        self.reconnect_if_closed()?;
+        self.begin_locked(None)?;
+        let result = f(self);
+        match result {
+            Ok(v) => {
+                self.client.batch_execute("COMMIT").map_err(|e| self.io(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// `BEGIN` and the room's advisory lock, waiting at most `timeout` (None: the server's
+    /// `lock_timeout`, by default forever; a writer holds it for one short transaction).
+    fn begin_locked(&mut self, timeout: Option<Duration>) -> Result<()> {
+        let mut sql = String::from("BEGIN;");
+        if let Some(t) = timeout {
+            sql.push_str(&format!("SET LOCAL lock_timeout = '{}ms';", t.as_millis().max(1)));
+        }
+        sql.push_str(&format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {});", self.lock_key));
+        if let Err(e) = self.client.batch_execute(&sql) {
+            let _ = self.client.batch_execute("ROLLBACK");
+            if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                return Err(Error::Io(format!(
+                    "{}: another process held the room's write lock for more than {:?}",
+                    self.described,
+                    timeout.unwrap_or_default()
+                )));
+            }
+            return Err(self.io(e));
+        }
+        Ok(())
+    }
+
+    fn stored_version(&mut self) -> Result<Option<i64>> {
+        let row = self.client.query_opt(&self.statements.version, &[&self.room]).map_err(|e| self.io(e))?;
+        row.map(|r| {
+            let text: String = r.get(0);
+            text.parse::<i64>().map_err(|_| Error::Corrupt(format!("{}: the room's version {text:?} is not a number", self.described)))
+        })
+        .transpose()
+    }
+
+    /// Bumps the room's version inside the write transaction. The version this storage has seen
+    /// follows only if it was current: a write by another process since stays visible to
+    /// [`Storage::changed`].
+    fn bump_version(&mut self) -> Result<()> {
+        let row = self.client.query_one(&self.statements.bump, &[&self.room]).map_err(|e| self.io(e))?;
+        let text: String = row.get(0);
+        let new = text.parse::<i64>().map_err(|_| Error::Corrupt(format!("{}: the room's version {text:?} is not a number", self.described)))?;
+        let before = if new == 1 { None } else { Some(new - 1) };
+        if before == self.seen {
+            self.seen = Some(new);
+        }
+        Ok(())
+    }
+
+    fn delete_room_rows(&mut self) -> Result<()> {
+        self.client
+            .batch_execute(&format!(
+                "DELETE FROM tinybase_cells WHERE room = {r}; DELETE FROM tinybase_values WHERE room = {r}; \
+                 DELETE FROM tinybase_containers WHERE room = {r};",
+                r = quote_literal(&self.room)
+            ))
+            .map_err(|e| self.io(e))
+    }
+
+    fn upsert(&mut self, rows: &Rows) -> Result<()> {
+        if !rows.cells.is_empty() {
+            let cols = cell_columns(&rows.cells);
+            self.client
+                .execute(&self.statements.upsert_cells, &[&self.room, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5])
+                .map_err(|e| self.io(e))?;
+        }
+        if !rows.values.is_empty() {
+            let ids: Vec<&str> = rows.values.iter().map(|v| v.value_id.as_str()).collect();
+            let values: Vec<&str> = rows.values.iter().map(|v| v.value.as_str()).collect();
+            let hlcs: Vec<&str> = rows.values.iter().map(|v| v.hlc.as_str()).collect();
+            let hashes: Vec<i64> = rows.values.iter().map(|v| v.hash as i64).collect();
+            self.client
+                .execute(&self.statements.upsert_values, &[&self.room, &ids, &values, &hlcs, &hashes])
+                .map_err(|e| self.io(e))?;
+        }
+        if !rows.containers.is_empty() {
+            let kinds: Vec<i32> = rows.containers.iter().map(|c| c.kind as i32).collect();
+            let tables: Vec<&str> = rows.containers.iter().map(|c| c.table_id.as_str()).collect();
+            let row_ids: Vec<&str> = rows.containers.iter().map(|c| c.row_id.as_str()).collect();
+            let hlcs: Vec<&str> = rows.containers.iter().map(|c| c.hlc.as_str()).collect();
+            let hashes: Vec<i64> = rows.containers.iter().map(|c| c.hash as i64).collect();
+            self.client
+                .execute(&self.statements.upsert_containers, &[&self.room, &kinds, &tables, &row_ids, &hlcs, &hashes])
+                .map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
+    /// What is stored for the leaves and containers `changes` touches: (hlc, hash) by key.
+    fn stored_for(&mut self, changes: &Rows) -> Result<Stored> {
+        let mut stored = Stored::default();
+        if !changes.cells.is_empty() {
+            let t: Vec<&str> = changes.cells.iter().map(|c| c.table_id.as_str()).collect();
+            let r: Vec<&str> = changes.cells.iter().map(|c| c.row_id.as_str()).collect();
+            let i: Vec<&str> = changes.cells.iter().map(|c| c.cell_id.as_str()).collect();
+            for row in self.client.query(&self.statements.stored_cells, &[&self.room, &t, &r, &i]).map_err(|e| self.io(e))? {
+                let key = (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, String>(2));
+                let stamp = self.stamp(row.get(3), row.get(4))?;
+                stored.cells.insert(key, stamp);
+            }
+        }
+        if !changes.values.is_empty() {
+            let i: Vec<&str> = changes.values.iter().map(|v| v.value_id.as_str()).collect();
+            for row in self.client.query(&self.statements.stored_values, &[&self.room, &i]).map_err(|e| self.io(e))? {
+                let stamp = self.stamp(row.get(1), row.get(2))?;
+                stored.values.insert(row.get(0), stamp);
+            }
+        }
+        let kinds: Vec<i32> = changes.containers.iter().map(|c| c.kind as i32).collect();
+        let t: Vec<&str> = changes.containers.iter().map(|c| c.table_id.as_str()).collect();
+        let r: Vec<&str> = changes.containers.iter().map(|c| c.row_id.as_str()).collect();
+        for row in self.client.query(&self.statements.stored_containers, &[&self.room, &kinds, &t, &r]).map_err(|e| self.io(e))? {
+            let stamp = self.stamp(row.get(3), row.get(4))?;
+            stored.containers.insert((row.get(0), row.get(1), row.get(2)), stamp);
+        }
+        Ok(stored)
+    }
+
+    fn stamp(&self, hlc: String, hash: i64) -> Result<(String, u32)> {
+        let hash = u32::try_from(hash).map_err(|_| Error::Corrupt(format!("{}: a stored hash {hash} is not a 32-bit hash", self.described)))?;
+        Ok((hlc, hash))
+    }
+
+    fn read_rows(&mut self) -> Result<Rows> {
+        let corrupt = |what: String| Error::Corrupt(format!("{}: {what}", self.described));
+        let hash = |h: i64| u32::try_from(h).map_err(|_| format!("a stored hash {h} is not a 32-bit hash"));
+        let mut rows = Rows::default();
+        let st = &self.statements;
+        for row in self.client.query(&st.read_containers, &[&self.room]).map_err(|e| io_error(&self.described, e))? {
+            let kind: i32 = row.get(0);
+            rows.containers.push(ContainerRow {
+                kind: ContainerKind::from_i64(kind as i64).ok_or_else(|| corrupt(format!("unknown container kind {kind}")))?,
+                table_id: row.get(1),
+                row_id: row.get(2),
+                hlc: row.get(3),
+                hash: hash(row.get(4)).map_err(corrupt)?,
+            });
+        }
+        for row in self.client.query(&st.read_cells, &[&self.room]).map_err(|e| io_error(&self.described, e))? {
+            rows.cells.push(CellRow {
+                table_id: row.get(0),
+                row_id: row.get(1),
+                cell_id: row.get(2),
+                value: row.get(3),
+                hlc: row.get(4),
+                hash: hash(row.get(5)).map_err(corrupt)?,
+            });
+        }
+        for row in self.client.query(&st.read_values, &[&self.room]).map_err(|e| io_error(&self.described, e))? {
+            rows.values.push(ValueRow { value_id: row.get(0), value: row.get(1), hlc: row.get(2), hash: hash(row.get(3)).map_err(corrupt)? });
+        }
+        Ok(rows)
+    }
+
+    fn mergeable_only(&self) -> Error {
+        Error::InvalidState(format!("{} keeps a MergeableStore's content (incremental); a plain Store cannot use it", self.described))
+    }
+}
+
+fn io_error(described: &str, e: postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => Error::Io(format!("{described}: PostgreSQL: {} ({})", db.message(), db.code().code())),
+        None => Error::Io(format!("{described}: PostgreSQL: {e}")),
+    }
+}
+
+/// A string as an SQL literal (for the few statements sent as simple queries).
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+type CellColumns<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<i64>);
+
+fn cell_columns(cells: &[CellRow]) -> CellColumns<'_> {
+    (
+        cells.iter().map(|c| c.table_id.as_str()).collect(),
+        cells.iter().map(|c| c.row_id.as_str()).collect(),
+        cells.iter().map(|c| c.cell_id.as_str()).collect(),
+        cells.iter().map(|c| c.value.as_str()).collect(),
+        cells.iter().map(|c| c.hlc.as_str()).collect(),
+        cells.iter().map(|c| c.hash as i64).collect(),
+    )
+}
+
+/// Stored stamps `(hlc, hash)` of what a transaction touches.
+#[derive(Default)]
+struct Stored {
+    cells: HashMap<(String, String, String), (String, u32)>,
+    values: HashMap<String, (String, u32)>,
+    containers: HashMap<(i32, String, String), (String, u32)>,
+}
+
+fn hlc_term(hlc: &str) -> u32 {
+    match Hlc::parse(hlc) {
+        Ok(h) if !h.is_empty() => h.hash(),
+        _ => 0,
+    }
+}
+
+/// Merges one transaction's rows into what is stored (PROTOCOL.md 3.3 and 4.4): a leaf is taken
+/// only with a newer HLC than the stored one, a container's HLC is the greater of both, and every
+/// touched container's hash is the stored one with the replaced children's contributions swapped
+/// for the new ones. Returns the rows to upsert; what they leave stored verifies whatever another
+/// process wrote before.
+fn merge_into_stored(changes: Rows, stored: &Stored) -> Rows {
+    let key = |c: &ContainerRow| (c.kind as i32, c.table_id.clone(), c.row_id.clone());
+    // XOR deltas of each container's children, from the leaves up.
+    let mut delta: HashMap<(i32, String, String), u32> = HashMap::new();
+    let mut out = Rows::default();
+    for cell in changes.cells {
+        let old = stored.cells.get(&(cell.table_id.clone(), cell.row_id.clone(), cell.cell_id.clone()));
+        let old_hash = match old {
+            Some((hlc, _)) if *hlc >= cell.hlc => continue,
+            Some((_, h)) => *h,
+            None => 0,
+        };
+        *delta.entry((ContainerKind::Row as i32, cell.table_id.clone(), cell.row_id.clone())).or_default() ^=
+            id_hash(&cell.cell_id, old_hash) ^ id_hash(&cell.cell_id, cell.hash);
+        out.cells.push(cell);
+    }
+    for value in changes.values {
+        let old_hash = match stored.values.get(&value.value_id) {
+            Some((hlc, _)) if *hlc >= value.hlc => continue,
+            Some((_, h)) => *h,
+            None => 0,
+        };
+        *delta.entry((ContainerKind::Values as i32, String::new(), String::new())).or_default() ^=
+            id_hash(&value.value_id, old_hash) ^ id_hash(&value.value_id, value.hash);
+        out.values.push(value);
+    }
+    // Rows before tables before the tables stamp: each level's new hash feeds its parent's
+    // delta. Written back in the changes' order (a container's first write sets its `seq`).
+    let mut containers: Vec<(usize, ContainerRow)> = changes.containers.into_iter().enumerate().collect();
+    containers.sort_by_key(|(_, c)| match c.kind {
+        ContainerKind::Row => 0,
+        ContainerKind::Table => 1,
+        ContainerKind::Tables | ContainerKind::Values => 2,
+    });
+    let mut merged = Vec::with_capacity(containers.len());
+    for (index, mut c) in containers {
+        let k = key(&c);
+        let (old_hlc, old_hash, existed) = match stored.containers.get(&k) {
+            Some((hlc, hash)) => (hlc.clone(), *hash, true),
+            None => (String::new(), 0, false),
+        };
+        let hlc = if c.hlc > old_hlc { c.hlc.clone() } else { old_hlc.clone() };
+        let hash = old_hash ^ delta.get(&k).copied().unwrap_or(0) ^ hlc_term(&old_hlc) ^ hlc_term(&hlc);
+        let parent = match c.kind {
+            ContainerKind::Row => Some(((ContainerKind::Table as i32, c.table_id.clone(), String::new()), &c.row_id)),
+            ContainerKind::Table => Some(((ContainerKind::Tables as i32, String::new(), String::new()), &c.table_id)),
+            _ => None,
+        };
+        if let Some((parent, id)) = parent {
+            let removed = if existed { id_hash(id, old_hash) } else { 0 };
+            *delta.entry(parent).or_default() ^= removed ^ id_hash(id, hash);
+        }
+        if existed && hlc == old_hlc && hash == old_hash {
+            continue;
+        }
+        c.hlc = hlc;
+        c.hash = hash;
+        merged.push((index, c));
+    }
+    merged.sort_by_key(|(index, _)| *index);
+    out.containers = merged.into_iter().map(|(_, c)| c).collect();
+    out
+}
+
+impl Storage for PostgresStorage {
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    fn read(&mut self, mergeable: bool) -> Result<Option<Content>> {
+        if !mergeable {
+            return Err(self.mergeable_only());
+        }
+        let (rows, version) = if self.locked.is_some() {
+            // Under the room's lock no other writer can commit between the statements.
+            let result = self.read_rows().and_then(|rows| Ok((rows, self.stored_version()?)));
+            if result.is_err() {
+                self.locked = Some(true);
+            }
+            result?
+        } else {
+            self.reconnect_if_closed()?;
+            // One snapshot for all three tables and the version, without blocking writers.
+            self.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(|e| self.io(e))?;
+            let result = self.read_rows().and_then(|rows| Ok((rows, self.stored_version()?)));
+            let _ = self.client.batch_execute("COMMIT");
+            result?
+        };
+        let content = content_from_rows(&rows).map_err(|e| match e {
+            Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", self.described)),
+            other => other,
+        })?;
+        self.seen = version;
+        Ok(content.map(Content::Mergeable))
+    }
+
+    fn write(&mut self, content: &Content) -> Result<()> {
+        let text = match content {
+            Content::Mergeable(text) => text,
+            Content::Plain(_) => return Err(self.mergeable_only()),
+        };
+        let rows = rows_from_json(text)?;
+        self.in_write_transaction(|s| {
+            s.delete_room_rows()?;
+            s.upsert(&rows)?;
+            s.bump_version()
+        })
+    }
+
+    fn lock(&mut self, timeout: Duration) -> Result<()> {
+        if self.locked.is_some() {
+            return Err(Error::InvalidState(format!("{}: already locked", self.described)));
+        }
+        self.reconnect_if_closed()?;
+        self.begin_locked(Some(timeout))?;
+        self.locked = Some(false);
+        Ok(())
+    }
+
+    fn unlock(&mut self) -> Result<()> {
+        match self.locked.take() {
+            None => Ok(()),
+            Some(false) => self.client.batch_execute("COMMIT").map_err(|e| self.io(e)),
+            Some(true) => {
+                let _ = self.client.batch_execute("ROLLBACK");
+                Err(Error::Io(format!("{}: the save failed and was rolled back", self.described)))
+            }
+        }
+    }
+
+    fn changed(&mut self) -> Result<bool> {
+        if self.locked.is_none() {
+            self.reconnect_if_closed()?;
+        }
+        let version = self.stored_version();
+        if version.is_err() && self.locked.is_some() {
+            self.locked = Some(true);
+        }
+        Ok(version? != self.seen)
+    }
+
+    fn is_incremental(&self) -> bool {
+        true
+    }
+
+    fn write_changes(&mut self, changes: &str) -> Result<()> {
+        let rows = rows_from_json(changes)?;
+        self.in_write_transaction(|s| {
+            let stored = s.stored_for(&rows)?;
+            let merged = merge_into_stored(rows, &stored);
+            s.upsert(&merged)?;
+            s.bump_version()
+        })
+    }
+
+    fn move_aside(&mut self) -> Result<String> {
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let moved = self.in_write_transaction(|s| {
+            // Another move-aside of this room in the same second gets a suffix.
+            let mut name = format!("{}.corrupt-{unix}", s.room);
+            let mut n = 1;
+            while s
+                .client
+                .query_opt("SELECT 1 FROM tinybase_containers WHERE room = $1 LIMIT 1", &[&name])
+                .map_err(|e| s.io(e))?
+                .is_some()
+            {
+                n += 1;
+                name = format!("{}.corrupt-{unix}-{n}", s.room);
+            }
+            for table in ["tinybase_cells", "tinybase_values", "tinybase_containers"] {
+                s.client
+                    .execute(&format!("UPDATE {table} SET room = $2 WHERE room = $1"), &[&s.room, &name])
+                    .map_err(|e| s.io(e))?;
+            }
+            // The version stays with the room (bumped), so other processes see the change.
+            s.bump_version()?;
+            Ok(name)
+        })?;
+        self.seen = None;
+        Ok(format!("{} moved to room {moved:?}", self.described))
+    }
+}
+
+/// A persister of `store` (a MergeableStore) in room `room` of the PostgreSQL database `dsn`
+/// (see [`PostgresStorage::connect`]). Several processes may persist the same room in one
+/// database: their writes merge, and auto-load brings each the others'.
+pub fn create_postgres_persister(store: &Store, dsn: &str, room: &str, options: PersisterOptions) -> Result<Persister> {
+    Persister::new(store, Box::new(PostgresStorage::connect(dsn, room)?), options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mergeable::MergeableStore;
+
+    fn rows_of(s: &MergeableStore) -> Rows {
+        rows_from_json(&s.get_encoded_mergeable_content_json()).unwrap()
+    }
+
+    fn stored_of(rows: &Rows) -> Stored {
+        let mut stored = Stored::default();
+        for c in &rows.cells {
+            stored.cells.insert((c.table_id.clone(), c.row_id.clone(), c.cell_id.clone()), (c.hlc.clone(), c.hash));
+        }
+        for v in &rows.values {
+            stored.values.insert(v.value_id.clone(), (v.hlc.clone(), v.hash));
+        }
+        for c in &rows.containers {
+            stored.containers.insert((c.kind as i32, c.table_id.clone(), c.row_id.clone()), (c.hlc.clone(), c.hash));
+        }
+        stored
+    }
+
+    /// Upserts `merged` into `rows` as the database would.
+    fn apply(rows: &mut Rows, merged: Rows) {
+        for c in merged.cells {
+            match rows.cells.iter_mut().find(|x| (&x.table_id, &x.row_id, &x.cell_id) == (&c.table_id, &c.row_id, &c.cell_id)) {
+                Some(x) => *x = c,
+                None => rows.cells.push(c),
+            }
+        }
+        for v in merged.values {
+            match rows.values.iter_mut().find(|x| x.value_id == v.value_id) {
+                Some(x) => *x = v,
+                None => rows.values.push(v),
+            }
+        }
+        for c in merged.containers {
+            match rows.containers.iter_mut().find(|x| (x.kind, &x.table_id, &x.row_id) == (c.kind, &c.table_id, &c.row_id)) {
+                Some(x) => *x = c,
+                None => rows.containers.push(c),
+            }
+        }
+    }
+
+    #[test]
+    fn merging_another_writers_changes_keeps_the_rows_valid() {
+        // Two stores write the same room; each transaction's container hashes are its own
+        // store's, yet the merged rows verify and hold the newest stamp of every cell.
+        let a = MergeableStore::new(Some("a"));
+        let b = MergeableStore::new(Some("b"));
+        a.set_cell("pets", "fido", "species", "dog").unwrap();
+        a.set_value("open", true).unwrap();
+        let mut rows = rows_of(&a);
+        b.set_cell("pets", "fido", "legs", 4.0).unwrap();
+        b.set_cell("pets", "felix", "species", "cat").unwrap();
+        b.set_cell("toys", "ball", "color", "red").unwrap();
+        b.set_value("closed", 1.0).unwrap();
+        let merged = merge_into_stored(rows_of(&b), &stored_of(&rows));
+        apply(&mut rows, merged);
+        let content = content_from_rows(&rows).expect("valid rows").unwrap();
+        let both = MergeableStore::new(None);
+        a.merge(&b).unwrap();
+        crate::persist::file::merge_text(&both, &content).unwrap();
+        assert_eq!(both.get_mergeable_content_hashes(), a.get_mergeable_content_hashes());
+
+        // An older stamp of a cell the rows hold newer is not taken.
+        let before = content_from_rows(&rows).unwrap();
+        let stale = MergeableStore::with_clock(Some("old"), || 1.0e12);
+        stale.set_cell("pets", "fido", "species", "wolf").unwrap();
+        let merged = merge_into_stored(rows_of(&stale), &stored_of(&rows));
+        assert!(merged.cells.is_empty(), "the older cell is dropped");
+        apply(&mut rows, merged);
+        assert_eq!(content_from_rows(&rows).unwrap(), before);
+    }
+}
