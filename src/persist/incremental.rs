@@ -33,10 +33,13 @@
 //!   PostgreSQL: a `BIGSERIAL` or equivalent column), which is the store's insertion order when
 //!   written from it, so a reload keeps TinyBase's iteration order.
 //!
-//! Writing one transaction ([`rows_from_json`] of its changes with hashes) upserts every touched
-//! cell and value, its row and table stamps, and the tables and values stamps (the changes carry
-//! the current container hashes, so after the upserts every stored container hash is the store's).
-//! Writing the whole content deletes every row and inserts [`rows_from_json`] of the content.
+//! Writing one transaction: [`rows_from_json`] of its changes with hashes, then [`merge_rows`]
+//! against the stored stamps (inside the write transaction) gives the rows to upsert: the cells
+//! and values the merge accepts (later HLC wins, as in the store) and the containers on their
+//! path with hashes updated by XOR. So several writers (threads, processes, server instances) may
+//! write one database incrementally: it holds their merge, and its container hashes always match
+//! its cells. Writing the whole content deletes every row and inserts [`rows_from_json`] of the
+//! content as it is.
 //!
 //! Reading ([`content_from_rows`]) rebuilds the wire content with hashes and verifies it: every
 //! leaf hash against its value and HLC, every container hash against its children (PROTOCOL.md
@@ -233,6 +236,155 @@ pub fn rows_from_json(json: &str) -> Result<Rows> {
     Ok(rows)
 }
 
+/// The stamps already stored, as [`merge_rows`] needs them: `(hlc, hash)` of one cell, value or
+/// container, None when there is none. Implemented over the database transaction that will
+/// write the merged rows (SQLite: inside `BEGIN IMMEDIATE`; PostgreSQL: inside a transaction
+/// holding the room's write lock), so nothing changes between the lookups and the upserts.
+pub trait StoredStamps {
+    /// A cell's stored stamp.
+    fn cell(&mut self, table_id: &str, row_id: &str, cell_id: &str) -> Result<Option<(String, u32)>>;
+    /// A value's stored stamp.
+    fn value(&mut self, value_id: &str) -> Result<Option<(String, u32)>>;
+    /// A container's stored stamp (`table_id`/`row_id` `""` where [`ContainerKind`] says so).
+    fn container(&mut self, kind: ContainerKind, table_id: &str, row_id: &str) -> Result<Option<(String, u32)>>;
+}
+
+/// `replaceHlc` (PROTOCOL.md 4.4): the container hash term when its HLC rises from `old` to `new`.
+fn replace_hlc_term(old: &str, new: &str) -> u32 {
+    let (old, new) = (Hlc::parse(old).unwrap_or(Hlc::EMPTY), Hlc::parse(new).unwrap_or(Hlc::EMPTY));
+    if new > old {
+        hlc_term(old) ^ new.hash()
+    } else {
+        0
+    }
+}
+
+fn max_hlc(a: &str, b: &str) -> String {
+    if b > a {
+        b.to_string()
+    } else {
+        a.to_string()
+    }
+}
+
+/// Merges one transaction's rows (from [`rows_from_json`] of its changes) into what is stored,
+/// as a MergeableStore merges (PROTOCOL.md 4.4: a cell or value is taken when nothing is stored,
+/// the stored HLC is `""`, or the incoming HLC is later), and returns the rows to upsert: the
+/// accepted cells and values with their hashes recomputed from value and HLC, and every
+/// container on their path with its HLC raised and its hash updated by XOR from the stored one.
+/// So several writers (threads, processes, server instances) can write incrementally into one
+/// database and it holds their merge, with container hashes that always match the stored cells.
+/// Lookups go through `stored`; costs are per touched cell, not per stored cell.
+pub fn merge_rows(changes: &Rows, stored: &mut dyn StoredStamps) -> Result<Rows> {
+    let mut out = Rows::default();
+    // Incoming container HLCs (changes always carry every container on a touched path).
+    let incoming = |kind: ContainerKind, t: &str, r: &str| {
+        changes.containers.iter().find(|c| c.kind == kind && c.table_id == t && c.row_id == r).map(|c| c.hlc.as_str()).unwrap_or("")
+    };
+    // Touched rows in order: (table, row) -> cells.
+    let mut tables: IndexMap<&str, IndexMap<&str, Vec<&CellRow>>> = IndexMap::new();
+    for c in &changes.containers {
+        match c.kind {
+            ContainerKind::Table => {
+                tables.entry(c.table_id.as_str()).or_default();
+            }
+            ContainerKind::Row => {
+                tables.entry(c.table_id.as_str()).or_default().entry(c.row_id.as_str()).or_default();
+            }
+            _ => {}
+        }
+    }
+    for cell in &changes.cells {
+        tables.entry(cell.table_id.as_str()).or_default().entry(cell.row_id.as_str()).or_default().push(cell);
+    }
+
+    /// Merges leaves into a leaf container; returns the container's (old, new) stamps.
+    fn merge_leaves<'a>(
+        leaves: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+        container: Option<(String, u32)>,
+        in_hlc: &str,
+        stored_leaf: &mut dyn FnMut(&str) -> Result<Option<(String, u32)>>,
+        accepted: &mut dyn FnMut(&str, String, String, u32),
+    ) -> Result<(Option<(String, u32)>, (String, u32))> {
+        let (old_hlc, mut hash) = container.clone().unwrap_or_default();
+        for (id, value, hlc) in leaves {
+            let old = stored_leaf(id)?;
+            let take = match &old {
+                None => true,
+                Some((old_hlc, _)) => old_hlc.is_empty() || hlc > old_hlc.as_str(),
+            };
+            if !take {
+                continue;
+            }
+            let json = parse_json(value)?;
+            let new_hash = Core::leaf_hash(&Stored::from_json_wire(&json)?, Hlc::parse(hlc)?);
+            hash ^= id_hash(id, old.map(|o| o.1).unwrap_or(0)) ^ id_hash(id, new_hash);
+            accepted(id, value.to_string(), hlc.to_string(), new_hash);
+        }
+        hash ^= replace_hlc_term(&old_hlc, in_hlc);
+        Ok((container, (max_hlc(&old_hlc, in_hlc), hash)))
+    }
+
+    let tables_old = stored.container(ContainerKind::Tables, "", "")?;
+    let (tables_old_hlc, mut tables_hash) = tables_old.clone().unwrap_or_default();
+    let mut tables_changed = tables_old.is_none();
+    for (t, rows) in &tables {
+        let table_old = stored.container(ContainerKind::Table, t, "")?;
+        let (table_old_hlc, mut table_hash) = table_old.clone().unwrap_or_default();
+        let mut table_changed = table_old.is_none();
+        for (r, cells) in rows {
+            let row_old = stored.container(ContainerKind::Row, t, r)?;
+            let mut accepted_cells = Vec::new();
+            let (old, (hlc, hash)) = merge_leaves(
+                cells.iter().map(|c| (c.cell_id.as_str(), c.value.as_str(), c.hlc.as_str())),
+                row_old,
+                incoming(ContainerKind::Row, t, r),
+                &mut |c| stored.cell(t, r, c),
+                &mut |c, value, hlc, hash| {
+                    accepted_cells.push(CellRow { table_id: t.to_string(), row_id: r.to_string(), cell_id: c.to_string(), value, hlc, hash })
+                },
+            )?;
+            if old.as_ref() != Some(&(hlc.clone(), hash)) {
+                table_hash ^= old.as_ref().map(|o| id_hash(r, o.1)).unwrap_or(0) ^ id_hash(r, hash);
+                table_changed = true;
+                out.containers.push(ContainerRow { kind: ContainerKind::Row, table_id: t.to_string(), row_id: r.to_string(), hlc, hash });
+            }
+            out.cells.extend(accepted_cells);
+        }
+        let in_hlc = incoming(ContainerKind::Table, t, "");
+        table_hash ^= replace_hlc_term(&table_old_hlc, in_hlc);
+        let table_hlc = max_hlc(&table_old_hlc, in_hlc);
+        if table_changed || table_hlc != table_old_hlc {
+            tables_hash ^= table_old.as_ref().map(|o| id_hash(t, o.1)).unwrap_or(0) ^ id_hash(t, table_hash);
+            tables_changed = true;
+            // Containers go before what they contain (the order rows are first inserted in).
+            let at = out.containers.iter().position(|c| c.kind == ContainerKind::Row && c.table_id == *t).unwrap_or(out.containers.len());
+            out.containers.insert(at, ContainerRow { kind: ContainerKind::Table, table_id: t.to_string(), row_id: String::new(), hlc: table_hlc, hash: table_hash });
+        }
+    }
+    let in_hlc = incoming(ContainerKind::Tables, "", "");
+    tables_hash ^= replace_hlc_term(&tables_old_hlc, in_hlc);
+    let tables_hlc = max_hlc(&tables_old_hlc, in_hlc);
+    if tables_changed || tables_hlc != tables_old_hlc {
+        out.containers.insert(0, ContainerRow { kind: ContainerKind::Tables, table_id: String::new(), row_id: String::new(), hlc: tables_hlc, hash: tables_hash });
+    }
+
+    let values_old = stored.container(ContainerKind::Values, "", "")?;
+    let mut accepted_values = Vec::new();
+    let (old, (hlc, hash)) = merge_leaves(
+        changes.values.iter().map(|v| (v.value_id.as_str(), v.value.as_str(), v.hlc.as_str())),
+        values_old,
+        incoming(ContainerKind::Values, "", ""),
+        &mut |v| stored.value(v),
+        &mut |v, value, hlc, hash| accepted_values.push(ValueRow { value_id: v.to_string(), value, hlc, hash }),
+    )?;
+    if old.as_ref() != Some(&(hlc.clone(), hash)) {
+        out.containers.push(ContainerRow { kind: ContainerKind::Values, table_id: String::new(), row_id: String::new(), hlc, hash });
+    }
+    out.values = accepted_values;
+    Ok(out)
+}
+
 fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("incremental rows: {what}"))
 }
@@ -420,15 +572,15 @@ pub fn content_from_rows(rows: &Rows) -> Result<Option<String>> {
     out.push_str("[[");
     let items: Vec<(&str, &Node<Node<Leaf>>)> = tables.children.iter().map(|(k, t)| (k.as_str(), t)).collect();
     write_object(&mut out, items, |out, table| {
-        out.push_str("[");
+        out.push('[');
         let items: Vec<(&str, &Node<Leaf>)> = table.children.iter().map(|(k, r)| (k.as_str(), r)).collect();
         write_object(out, items, write_leaves);
         write_hlc_hash(out, &table.hlc, table.hash);
     });
     write_hlc_hash(&mut out, &tables.hlc, tables.hash);
-    out.push_str(",");
+    out.push(',');
     write_leaves(&mut out, &values);
-    out.push_str("]");
+    out.push(']');
     Ok(Some(out))
 }
 
@@ -493,6 +645,85 @@ mod tests {
         upsert(&mut rows.cells, &changes.cells, |a, b| (&a.table_id, &a.row_id, &a.cell_id) == (&b.table_id, &b.row_id, &b.cell_id));
         upsert(&mut rows.values, &changes.values, |a, b| a.value_id == b.value_id);
         assert_eq!(content_from_rows(&rows).unwrap().unwrap(), s.get_encoded_mergeable_content_json());
+    }
+
+    /// Rows held in memory, upserted as the database does.
+    #[derive(Default)]
+    struct MemDb(Rows);
+
+    impl MemDb {
+        fn upsert(&mut self, rows: &Rows) {
+            fn upsert<T: Clone>(into: &mut Vec<T>, from: &[T], same: impl Fn(&T, &T) -> bool) {
+                for x in from {
+                    match into.iter_mut().find(|y| same(y, x)) {
+                        Some(y) => *y = x.clone(),
+                        None => into.push(x.clone()),
+                    }
+                }
+            }
+            upsert(&mut self.0.containers, &rows.containers, |a, b| (a.kind, &a.table_id, &a.row_id) == (b.kind, &b.table_id, &b.row_id));
+            upsert(&mut self.0.cells, &rows.cells, |a, b| (&a.table_id, &a.row_id, &a.cell_id) == (&b.table_id, &b.row_id, &b.cell_id));
+            upsert(&mut self.0.values, &rows.values, |a, b| a.value_id == b.value_id);
+        }
+        fn write_changes(&mut self, changes: &str) {
+            let merged = merge_rows(&rows_from_json(changes).unwrap(), self).unwrap();
+            self.upsert(&merged);
+        }
+    }
+
+    impl StoredStamps for MemDb {
+        fn cell(&mut self, t: &str, r: &str, c: &str) -> Result<Option<(String, u32)>> {
+            Ok(self.0.cells.iter().find(|x| x.table_id == t && x.row_id == r && x.cell_id == c).map(|x| (x.hlc.clone(), x.hash)))
+        }
+        fn value(&mut self, v: &str) -> Result<Option<(String, u32)>> {
+            Ok(self.0.values.iter().find(|x| x.value_id == v).map(|x| (x.hlc.clone(), x.hash)))
+        }
+        fn container(&mut self, kind: ContainerKind, t: &str, r: &str) -> Result<Option<(String, u32)>> {
+            Ok(self.0.containers.iter().find(|x| x.kind == kind && x.table_id == t && x.row_id == r).map(|x| (x.hlc.clone(), x.hash)))
+        }
+    }
+
+    fn capture(s: &MergeableStore) -> std::sync::Arc<parking_lot::Mutex<Vec<String>>> {
+        let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let into = seen.clone();
+        s.add_commit_hook(std::sync::Arc::new(crate::store::CommitHookFns {
+            wants: Box::new(|| true),
+            with_hashes: true,
+            call: Box::new(move |_, changes| into.lock().push(changes.to_string())),
+        }));
+        seen
+    }
+
+    #[test]
+    fn two_writers_merge_into_one_database() {
+        let a = MergeableStore::new(Some("a"));
+        let b = MergeableStore::new(Some("b"));
+        let (seen_a, seen_b) = (capture(&a), capture(&b));
+        let mut db = MemDb::default();
+        a.set_cell("pets", "fido", "species", "dog").unwrap();
+        b.set_cell("pets", "felix", "species", "cat").unwrap();
+        b.set_cell("pets", "fido", "species", "wolf").unwrap(); // later than a's
+        a.set_value("open", true).unwrap();
+        b.del_row("pets", "felix");
+        // Written out of order: b's later fido arrives before a's earlier one.
+        let (ca, cb) = (seen_a.lock().clone(), seen_b.lock().clone());
+        for changes in cb.iter().chain(ca.iter()) {
+            db.write_changes(changes);
+        }
+        a.merge(&b).unwrap();
+        assert_eq!(a.get_cell("pets", "fido", "species"), Some(crate::Cell::from("wolf")));
+        let content = content_from_rows(&db.0).unwrap().unwrap();
+        let check = MergeableStore::new(None);
+        check.set_mergeable_content_json(&content).unwrap();
+        assert_eq!(check.get_mergeable_content_hashes(), a.get_mergeable_content_hashes(), "the database holds the merge");
+        assert_eq!(check.get_cell("pets", "fido", "species"), Some(crate::Cell::from("wolf")));
+        assert!(content.contains("\"felix\":[{\"species\":[\"\u{FFFC}\""), "the deletion is stored: {content}");
+        // Writing the same changes again changes nothing.
+        let before = db.0.clone();
+        for changes in ca.iter().chain(cb.iter()) {
+            db.write_changes(changes);
+        }
+        assert_eq!(content_from_rows(&db.0).unwrap(), content_from_rows(&before).unwrap());
     }
 
     #[test]
