@@ -56,6 +56,13 @@ fn file_hashes(path: &Path) -> (u32, u32) {
     store.get_mergeable_content_hashes()
 }
 
+/// Options whose durable callback records what it is told.
+fn recording_durable() -> (Arc<Mutex<Vec<Durable>>>, PersisterOptions) {
+    let seen: Arc<Mutex<Vec<Durable>>> = Arc::default();
+    let record = seen.clone();
+    (seen, PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| record.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() })
+}
+
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + LONG;
     while !ok() {
@@ -175,9 +182,7 @@ fn status_stats_and_durable_callback() {
     let dir = TempDir::new("status");
     let path = dir.file("room.json");
     let s = MergeableStore::new(Some("s"));
-    let seen: Arc<Mutex<Vec<Durable>>> = Arc::default();
-    let seen2 = seen.clone();
-    let options = PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| seen2.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() };
+    let (seen, options) = recording_durable();
     let p = create_file_persister(&s, &path, options).unwrap();
     assert_eq!(p.get_status(), PersisterStatus::Idle);
     assert_eq!(p.get_stats(), PersisterStats::default());
@@ -239,9 +244,7 @@ fn auto_save_writes_every_change_and_flush_waits_for_it() {
     let dir = TempDir::new("autosave");
     let path = dir.file("room.json");
     let s = MergeableStore::new(Some("s"));
-    let durable: Arc<Mutex<Vec<Durable>>> = Arc::default();
-    let d2 = durable.clone();
-    let options = PersisterOptions { on_durable: Some(Arc::new(move |d: &Durable| d2.lock().unwrap().push(d.clone()))), ..PersisterOptions::default() };
+    let (durable, options) = recording_durable();
     let p = create_file_persister(&s, &path, options).unwrap();
     p.start_auto_save().unwrap();
     assert!(p.is_auto_saving());
@@ -528,6 +531,13 @@ fn bad_files_are_refused_and_never_overwritten() {
         assert!(q.start_auto_save().is_err(), "{what}");
         assert_eq!(fs::read(&path).unwrap(), bytes, "{what}: never overwritten");
 
+        // A fresh store (loaded in one pass, rolled back on bad hashes) stays empty too.
+        let fresh = MergeableStore::new(Some("f"));
+        let empty = fresh.get_mergeable_content_json();
+        assert!(is_corrupt(&persister(&fresh, &path).load().unwrap_err(), &path), "{what}");
+        assert_eq!(fresh.get_mergeable_content_json(), empty, "{what}: a fresh store stays empty");
+        assert_eq!(fresh.get_mergeable_content_hashes(), MergeableStore::new(None).get_mergeable_content_hashes());
+
         let moved = p.move_aside_unreadable().unwrap().expect("moved");
         assert!(moved.ends_with(".corrupt"), "{moved}");
         assert_eq!(fs::read(&moved).unwrap(), bytes, "{what}: kept aside");
@@ -616,4 +626,242 @@ fn persisting_and_synchronizing_one_store_at_once() {
     assert_eq!(file_hashes(&path_b), b.get_mergeable_content_hashes(), "b's file holds what b holds");
     sa.stop_sync();
     sb.stop_sync();
+}
+
+// ---------------------------------------------------------------------- incremental storages
+
+/// An incremental storage in memory: a MergeableStore standing for the database, and the
+/// transactions written, in the order they were written.
+#[derive(Default)]
+struct Memory {
+    db: Option<MergeableStore>,
+    version: u64,
+    written: Vec<String>,
+    whole_writes: usize,
+}
+
+struct MemoryStorage {
+    shared: Arc<Mutex<Memory>>,
+    seen: u64,
+}
+
+impl Storage for MemoryStorage {
+    fn describe(&self) -> String {
+        "memory (incremental)".into()
+    }
+    fn read(&mut self, _mergeable: bool) -> tinybase::Result<Option<tinybase::persist::Content>> {
+        let m = self.shared.lock().unwrap();
+        self.seen = m.version;
+        Ok(m.db.as_ref().map(|db| tinybase::persist::Content::Mergeable(db.get_encoded_mergeable_content_json())))
+    }
+    fn write(&mut self, content: &tinybase::persist::Content) -> tinybase::Result<()> {
+        let tinybase::persist::Content::Mergeable(text) = content else { panic!("a MergeableStore's content") };
+        let mut m = self.shared.lock().unwrap();
+        let db = MergeableStore::new(None);
+        db.set_mergeable_content_json(text)?;
+        m.db = Some(db);
+        m.version += 1;
+        m.whole_writes += 1;
+        self.seen = m.version;
+        Ok(())
+    }
+    fn lock(&mut self, _timeout: Duration) -> tinybase::Result<()> {
+        Ok(())
+    }
+    fn unlock(&mut self) -> tinybase::Result<()> {
+        Ok(())
+    }
+    fn changed(&mut self) -> tinybase::Result<bool> {
+        Ok(self.shared.lock().unwrap().version != self.seen)
+    }
+    fn is_incremental(&self) -> bool {
+        true
+    }
+    fn write_changes(&mut self, changes: &str) -> tinybase::Result<()> {
+        let mut m = self.shared.lock().unwrap();
+        m.db.get_or_insert_with(|| MergeableStore::new(None)).apply_mergeable_changes_json(changes)?;
+        m.written.push(changes.to_string());
+        m.version += 1;
+        self.seen = m.version;
+        Ok(())
+    }
+    fn move_aside(&mut self) -> tinybase::Result<String> {
+        self.shared.lock().unwrap().db = None;
+        Ok("nowhere".into())
+    }
+}
+
+/// Every HLC in wire-form changes (the middle of each `[thing, hlc, hash]`).
+fn hlcs(json: &serde_json::Value, out: &mut Vec<String>) {
+    match json {
+        serde_json::Value::Array(items) => {
+            if let [_, serde_json::Value::String(hlc), serde_json::Value::Number(_)] = items.as_slice() {
+                if !hlc.is_empty() {
+                    out.push(hlc.clone());
+                }
+            }
+            items.iter().for_each(|i| hlcs(i, out));
+        }
+        serde_json::Value::Object(map) => map.values().for_each(|v| hlcs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn incremental_storage_gets_each_transaction_in_commit_order() {
+    let memory: Arc<Mutex<Memory>> = Arc::default();
+    let s = MergeableStore::new(Some("s"));
+    s.set_value("before", 1).unwrap();
+    let (durable, options) = recording_durable();
+    let p = Persister::new(&s, Box::new(MemoryStorage { shared: memory.clone(), seen: 0 }), options).unwrap();
+    assert!(matches!(
+        Persister::new(&Store::new(), Box::new(MemoryStorage { shared: memory.clone(), seen: 0 }), PersisterOptions::default()),
+        Err(Error::InvalidState(_))
+    ));
+    p.start_auto_save().unwrap();
+    assert_eq!(memory.lock().unwrap().whole_writes, 1, "auto-save starts with one whole write");
+    std::thread::scope(|scope| {
+        for k in 0..6 {
+            let s = &s;
+            scope.spawn(move || {
+                for i in 0..150 {
+                    s.set_cell(&format!("t{k}"), &format!("r{}", i % 20), "c", i).unwrap();
+                }
+            });
+        }
+    });
+    p.stop_auto_save(); // writes what is queued before returning
+    let m = memory.lock().unwrap();
+    assert_eq!(m.written.len(), 900, "one write per transaction");
+    assert_eq!(m.db.as_ref().unwrap().get_mergeable_content_hashes(), s.get_mergeable_content_hashes());
+    // One clock stamps every transaction under the store's lock: commit order is HLC order.
+    let mut last = String::new();
+    for changes in &m.written {
+        let mut found = Vec::new();
+        hlcs(&serde_json::from_str(changes).unwrap(), &mut found);
+        let max = found.into_iter().max().unwrap();
+        assert!(max > last, "written in commit order ({max} after {last})");
+        last = max;
+    }
+    let d = durable.lock().unwrap();
+    assert_eq!(d.len(), 901);
+    let top: serde_json::Value = serde_json::from_str(m.written.last().unwrap()).unwrap();
+    assert_eq!(d.last().unwrap().content_hashes, (top[0][2].as_f64().unwrap() as u32, top[1][2].as_f64().unwrap() as u32));
+    assert_eq!(p.get_stats().saves, 901);
+}
+
+#[test]
+fn incremental_auto_save_skips_its_own_loads_and_keeps_order() {
+    let memory: Arc<Mutex<Memory>> = Arc::default();
+    let s = MergeableStore::new(Some("s"));
+    let p = Persister::new(&s, Box::new(MemoryStorage { shared: memory.clone(), seen: 0 }), fast_options()).unwrap();
+    p.start_auto_save().unwrap();
+    p.start_auto_load().unwrap();
+    // Another writer (standing for another process) adds to the database; loads merge it in
+    // while this store's own threads keep committing.
+    let other = MergeableStore::new(Some("other"));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..30 {
+                other.set_value(&format!("o{i}"), i).unwrap();
+                let changes = other.get_encoded_mergeable_content_json();
+                let mut m = memory.lock().unwrap();
+                m.db.get_or_insert_with(|| MergeableStore::new(None)).apply_mergeable_changes_json(&changes).unwrap();
+                m.version += 1;
+                drop(m);
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        });
+        for k in 0..3 {
+            let s = &s;
+            scope.spawn(move || {
+                for i in 0..100 {
+                    s.set_cell("t", &format!("r{k}"), &format!("c{}", i % 7), i).unwrap();
+                    if i % 10 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            });
+        }
+    });
+    wait_until("every other write loaded", || s.get_value("o29").is_some());
+    assert!(p.flush(LONG).unwrap(), "no transaction number is left waiting (loads' merges are skipped, not awaited)");
+    let m = memory.lock().unwrap();
+    assert_eq!(m.db.as_ref().unwrap().get_mergeable_content_hashes(), s.get_mergeable_content_hashes());
+    assert_eq!(m.written.len(), 300, "loaded merges were not written back");
+}
+
+/// Figures for the README (run with `--ignored --nocapture`): whole-file save and load.
+#[test]
+#[ignore]
+fn file_save_and_load_speed() {
+    let dir = TempDir::new("speed");
+    for cells in [10_000usize, 100_000, 1_000_000] {
+        let path = dir.file(&format!("{cells}.json"));
+        let s = MergeableStore::new(Some("s"));
+        s.transaction(|s| {
+            for i in 0..cells {
+                s.set_cell(&format!("t{}", i % 10), &format!("r{}", i / 100), &format!("c{}", i % 10), i as f64).unwrap();
+            }
+        });
+        let p = persister(&s, &path);
+        let start = Instant::now();
+        p.save().unwrap();
+        let save = start.elapsed();
+        let t = MergeableStore::new(Some("t"));
+        let q = persister(&t, &path);
+        let start = Instant::now();
+        q.load().unwrap();
+        let load = start.elapsed();
+        assert_eq!(t.get_mergeable_content_hashes(), s.get_mergeable_content_hashes());
+        println!("{cells} cells: {} bytes, save {save:?}, load {load:?}", fs::metadata(&path).unwrap().len());
+    }
+}
+
+#[test]
+fn destroy_from_inside_the_durable_callback_of_an_explicit_save() {
+    let dir = TempDir::new("reentrant2");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let slot: Arc<Mutex<Option<Arc<Persister>>>> = Arc::default();
+    let slot2 = slot.clone();
+    let options = PersisterOptions {
+        on_durable: Some(Arc::new(move |_: &Durable| {
+            if let Some(p) = slot2.lock().unwrap().take() {
+                p.destroy();
+            }
+        })),
+        ..fast_options()
+    };
+    let p = Arc::new(create_file_persister(&s, &path, options).unwrap());
+    p.start_auto_load().unwrap(); // a persister thread exists and is joined by the callback
+    *slot.lock().unwrap() = Some(p.clone());
+    s.set_value("v", 1).unwrap();
+    p.save().unwrap();
+    assert!(!p.is_auto_loading());
+    assert!(matches!(p.save(), Err(Error::InvalidState(_))));
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
+}
+
+#[test]
+fn plain_store_auto_load() {
+    let dir = TempDir::new("plainload");
+    let path = dir.file("store.json");
+    let reader = Store::new();
+    reader.set_value("own", 1).unwrap();
+    let p = create_file_persister(&reader, &path, fast_options()).unwrap();
+    p.start_auto_load().unwrap();
+    let writer = Store::new();
+    let w = persister(&writer, &path);
+    w.start_auto_save().unwrap();
+    writer.set_cell("t", "r", "c", "x").unwrap();
+    wait_until("the plain store to load", || reader.get_cell("t", "r", "c") == Some("x".into()));
+    assert_eq!(reader.get_value("own"), Some(1.into()));
+}
+
+#[test]
+fn persisters_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Persister>();
+    check::<FileStorage>();
 }

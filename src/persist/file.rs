@@ -90,27 +90,98 @@ pub fn merge_text(store: &MergeableStore, text: &str) -> crate::Result<()> {
 
 /// [`merge_text`], returning the content's verified hashes `(tablesHash, valuesHash)`.
 pub fn merge_content(store: &MergeableStore, text: &str) -> crate::Result<(u32, u32)> {
-    let recorded = {
-        let json = parse_json(text)?;
-        let hash = |i: usize| json.get(i).and_then(|part| part.get(2)).and_then(serde_json::Value::as_f64);
-        match (hash(0), hash(1)) {
-            (Some(t), Some(v)) => (t, v),
-            _ => return Err(crate::Error::InvalidShape("content is [[tables, hlc, hash], [values, hlc, hash]]".into())),
+    let recorded = match recorded_hashes(text) {
+        Some(hashes) => hashes,
+        None => {
+            // Not the usual shape: the full parser says what is wrong with it.
+            let json = parse_json(text)?;
+            let hash = |i: usize| json.get(i).and_then(|part| part.get(2)).and_then(serde_json::Value::as_f64);
+            match (hash(0), hash(1)) {
+                (Some(t), Some(v)) => (t, v),
+                _ => return Err(crate::Error::InvalidShape("content is [[tables, hlc, hash], [values, hlc, hash]]".into())),
+            }
         }
     };
+    let mismatch = |(t, v): (u32, u32)| {
+        crate::Error::InvalidShape(format!("the recorded content hashes [{}, {}] are not the content's [{t}, {v}]", recorded.0, recorded.1))
+    };
+    if is_empty(store) {
+        // Nothing to merge with: the content goes straight in, in a transaction rolled back if
+        // its hashes are not the recorded ones (half the work of checking it aside first).
+        let result = std::cell::RefCell::new(Ok((0, 0)));
+        store.transaction_with(
+            |_| *result.borrow_mut() = store.set_mergeable_content_json(text).map(|()| store.get_mergeable_content_hashes()),
+            |_| {
+                let mut result = result.borrow_mut();
+                match *result {
+                    Ok(hashes) if (hashes.0 as f64, hashes.1 as f64) != recorded => {
+                        *result = Err(mismatch(hashes));
+                        true
+                    }
+                    Ok(_) => false,
+                    Err(_) => true,
+                }
+            },
+        );
+        return result.into_inner();
+    }
     // The content is checked in a store of its own, so that nothing reaches `store` unless all of
     // it is valid and its hashes are the ones recorded.
     let check = MergeableStore::new(None);
     check.set_mergeable_content_json(text)?;
     let (t, v) = check.get_mergeable_content_hashes();
     if (t as f64, v as f64) != recorded {
-        return Err(crate::Error::InvalidShape(format!(
-            "the recorded content hashes [{}, {}] are not the content's [{t}, {v}]",
-            recorded.0, recorded.1
-        )));
+        return Err(mismatch((t, v)));
     }
     store.apply_mergeable_changes_json(text)?;
     Ok((t, v))
+}
+
+/// Whether a store holds no stamp at all (a fresh store, before its first load).
+fn is_empty(store: &MergeableStore) -> bool {
+    static EMPTY: std::sync::OnceLock<(String, (u32, u32))> = std::sync::OnceLock::new();
+    let (json, hashes) = EMPTY.get_or_init(|| {
+        let fresh = MergeableStore::new(None);
+        (fresh.get_mergeable_content_json(), fresh.get_mergeable_content_hashes())
+    });
+    store.get_mergeable_content_hashes() == *hashes && store.get_mergeable_content_json() == *json
+}
+
+/// The top-level hashes of content `[[tables, hlc, hash], [values, hlc, hash]]`, found by
+/// scanning the text (the content's own parse checks everything else): the last item of each
+/// of the two arrays. None when the text does not look like that.
+fn recorded_hashes(text: &str) -> Option<(f64, f64)> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut item_start = 0;
+    let mut hashes = Vec::with_capacity(2);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                if depth == 2 && b == b']' {
+                    hashes.push(text[item_start..i].trim().parse::<f64>().ok()?);
+                }
+                depth = depth.checked_sub(1)?;
+            }
+            b',' if depth == 2 => item_start = i + 1,
+            _ => {}
+        }
+    }
+    match hashes.as_slice() {
+        [t, v] if depth == 0 && !in_string => Some((*t, *v)),
+        _ => None,
+    }
 }
 
 /// Merges a plain Store's content `[tables, values]` (as [`Store::get_json`] and TinyBase's
@@ -372,5 +443,68 @@ mod tests {
         merge_text(&s, text).unwrap();
         assert_eq!(s.get_mergeable_content_hashes(), (762336777, 984249598));
         assert_eq!(s.get_encoded_mergeable_content_json(), text, "written back byte for byte as TinyBase writes it");
+    }
+
+    #[test]
+    fn recorded_hashes_are_found_by_scanning() {
+        let text = "[[{\"t\":[{\"r\":[{\"c\":[\"a]\\\"[\",\"H\",5]},\"\",6]},\"\",7]},\"\",1234],[{},\"\", 0 ]]";
+        assert_eq!(recorded_hashes(text), Some((1234.0, 0.0)));
+        assert_eq!(recorded_hashes("[[{},\"\",1]]"), None, "two parts");
+        assert_eq!(recorded_hashes("[[{},\"\",1],[{},\"\",2]"), None, "truncated");
+        assert_eq!(recorded_hashes("[[{},\"\",x],[{},\"\",2]]"), None);
+        assert_eq!(recorded_hashes("[{},{}]"), None);
+        assert_eq!(recorded_hashes("]]"), None);
+    }
+
+    #[test]
+    fn file_storage_notices_every_kind_of_change() {
+        let dir = temp_dir("changed");
+        let path = dir.join("room.json");
+        let mut storage = FileStorage::new(&path);
+        assert!(!storage.changed().unwrap(), "no file, none seen");
+        fs::write(&path, "[1]").unwrap();
+        assert!(storage.changed().unwrap(), "created");
+        assert!(matches!(storage.read(true).unwrap(), Some(Content::Mergeable(t)) if t == "[1]"));
+        assert!(!storage.changed().unwrap());
+        // Same size, rewritten in place: the modification time (nanoseconds) tells.
+        std::thread::sleep(Duration::from_millis(5));
+        fs::write(&path, "[2]").unwrap();
+        assert!(storage.changed().unwrap(), "rewritten in place");
+        storage.write(&Content::Mergeable("[3]".into())).unwrap();
+        assert!(!storage.changed().unwrap(), "its own write");
+        save_text("[4]", &path).unwrap();
+        assert!(storage.changed().unwrap(), "replaced by a rename");
+        fs::remove_file(&path).unwrap();
+        assert!(storage.changed().unwrap(), "deleted");
+        assert_eq!(storage.read(true).unwrap(), None);
+        assert!(!storage.changed().unwrap());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_lock_excludes_another_holder_until_released() {
+        let dir = temp_dir("lock");
+        let path = dir.join("room.json");
+        let (mut a, mut b) = (FileStorage::new(&path), FileStorage::new(&path));
+        a.lock(Duration::from_secs(1)).unwrap();
+        let err = b.lock(Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(&err, Error::Io(m) if m.contains("lock")), "{err}");
+        a.unlock().unwrap();
+        b.lock(Duration::from_millis(30)).unwrap();
+        b.unlock().unwrap();
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_files_name_the_file() {
+        let dir = temp_dir("badread");
+        let path = dir.join("room.json");
+        let mut storage = FileStorage::new(&path);
+        for bytes in [&b""[..], b" \n", b"\xff["] {
+            fs::write(&path, bytes).unwrap();
+            let err = storage.read(true).unwrap_err();
+            assert!(matches!(&err, Error::Corrupt(m) if m.starts_with(&format!("file {}", path.display()))), "{err}");
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 }

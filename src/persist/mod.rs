@@ -244,6 +244,13 @@ impl State {
         }
     }
 
+    /// After a merge-load left the store holding more than the storage: whether auto-save
+    /// writes the whole content once. Not for an incremental storage while transactions are
+    /// queued: they are the difference, and a whole write of a large store is costly.
+    fn store_ahead_needs_save(&self, incremental: bool) -> bool {
+        self.auto_save && (!incremental || (self.queue.is_empty() && self.received <= self.durable))
+    }
+
     /// Whether the persister thread has something to write now.
     fn has_write_work(&self, incremental: bool) -> bool {
         if self.unreadable {
@@ -276,7 +283,7 @@ impl Inner {
     fn corrupt(&self, err: Error) -> Error {
         match err {
             Error::Corrupt(_) | Error::Io(_) | Error::InvalidState(_) => err,
-            other => Error::Corrupt(format!("{}: {}", self.description, strip_kind(&other))),
+            other => Error::Corrupt(format!("{}: {other}", self.description)),
         }
     }
 
@@ -291,6 +298,18 @@ impl Inner {
     /// loads. A refused commit may or may not take a number (only if another hook wants it and
     /// it changed cells or values); the next call, before any other number is given, tells.
     fn wants(&self) -> bool {
+        let (commits, mut st) = self.settle_pending_skip();
+        if is_loading(self.id) {
+            st.pending_skip = Some(commits + 1);
+            return false;
+        }
+        true
+    }
+
+    /// Settles a refused commit's number, with the store's lock held (no commit is
+    /// half-numbered then): it took the number the commit count reached, or none. Returns the
+    /// commit count and the state, still locked.
+    fn settle_pending_skip(&self) -> (u64, parking_lot::MutexGuard<'_, State>) {
         let commits = self.store.shared.commits.load(Ordering::Acquire);
         let mut st = self.state.lock();
         if let Some(s) = st.pending_skip.take() {
@@ -299,28 +318,12 @@ impl Inner {
                 st.settle();
             }
         }
-        if is_loading(self.id) {
-            st.pending_skip = Some(commits + 1);
-            return false;
-        }
-        true
+        (commits, st)
     }
 
-    /// Settles a refused commit's number; called with the store's lock held (no commit is
-    /// half-numbered then).
-    fn resolve_pending_skip(&self) -> u64 {
-        self.store.read(|_| {
-            let commits = self.store.shared.commits.load(Ordering::Acquire);
-            let mut st = self.state.lock();
-            if let Some(s) = st.pending_skip {
-                if commits >= s {
-                    st.pending_skip = None;
-                    st.skipped.insert(s);
-                    st.settle();
-                }
-            }
-            commits
-        })
+    /// The number of the last commit, once the commit a load refused is settled.
+    fn last_commit(&self) -> u64 {
+        self.store.read(|_| self.settle_pending_skip().0)
     }
 
     fn on_commit(&self, seq: u64, changes: &str) {
@@ -408,7 +411,7 @@ impl Inner {
 
     /// A whole save: lock, merge what another process wrote, write, unlock. Returns what it
     /// made durable.
-    fn save_to(&self, storage: &mut dyn Storage) -> Result<Durable> {
+    fn save_to(&self, storage: &mut dyn Storage) -> Result<(Durable, u64)> {
         if self.state.lock().unreadable {
             return Err(self.unreadable_error());
         }
@@ -427,13 +430,19 @@ impl Inner {
         let (content_hashes, seq) = result?;
         unlocked?;
         let saves = self.saves.fetch_add(1, Ordering::AcqRel) + 1;
+        self.state.lock().resave = false;
+        Ok((Durable { content_hashes, saves }, seq))
+    }
+
+    /// After a durable write and its callback: every transaction numbered up to `seq` is
+    /// durable (`flush` returns once the callback ran).
+    fn advance(&self, seq: u64) {
         let mut st = self.state.lock();
+        st.retry_at = None;
         st.durable = st.durable.max(seq);
-        st.resave = false;
         st.settle();
         drop(st);
         self.changed.notify_all();
-        Ok(Durable { content_hashes, saves })
     }
 
     fn with_storage<R>(&self, f: impl FnOnce(&mut dyn Storage) -> Result<R>) -> Result<R> {
@@ -460,14 +469,19 @@ impl Inner {
         self.state.lock().thread_id == Some(thread::current().id())
     }
 
-    /// Waits (not on the persister thread) until the persister thread has nothing to write.
+    /// Waits (not on the persister thread) until the persister thread has nothing to write,
+    /// including transactions queued behind one whose hook call is still on its way (a few
+    /// seconds at most: it is on the committing thread).
     fn wait_drained(&self) {
         if self.on_persister_thread() {
             return;
         }
+        let deadline = Instant::now() + Duration::from_secs(5);
         let mut st = self.state.lock();
-        while st.thread.is_some() && (st.busy || st.has_write_work(self.incremental)) {
-            self.changed.wait(&mut st);
+        while st.thread.is_some() && (st.busy || st.has_write_work(self.incremental) || (!st.unreadable && !st.queue.is_empty())) {
+            if self.changed.wait_until(&mut st, deadline).timed_out() {
+                break;
+            }
         }
     }
 
@@ -549,9 +563,9 @@ impl Inner {
 
     fn auto_save_whole(&self) {
         match self.with_storage(|s| self.save_to(s)) {
-            Ok(durable) => {
-                self.state.lock().retry_at = None;
+            Ok((durable, seq)) => {
                 self.durable(&durable);
+                self.advance(seq);
             }
             Err(err) => {
                 self.auto_save_failed(&mut self.state.lock(), &err);
@@ -573,13 +587,8 @@ impl Inner {
         match result {
             Ok(()) => {
                 let saves = self.saves.fetch_add(1, Ordering::AcqRel) + 1;
-                let mut st = self.state.lock();
-                st.retry_at = None;
-                st.durable = st.durable.max(seq);
-                st.settle();
-                drop(st);
-                self.changed.notify_all();
                 self.durable(&Durable { content_hashes: changes_hashes(&changes), saves });
+                self.advance(seq);
             }
             Err(err) => {
                 let mut st = self.state.lock();
@@ -603,8 +612,10 @@ impl Inner {
         let mut st = self.state.lock();
         st.next_load = Some(Instant::now() + self.options.auto_load_interval);
         match result {
-            Ok(Some(false)) if st.auto_save => {
-                st.resave = true;
+            Ok(Some(false)) => {
+                if st.store_ahead_needs_save(self.incremental) {
+                    st.resave = true;
+                }
             }
             Ok(_) => {}
             Err(err) => {
@@ -618,14 +629,8 @@ impl Inner {
 /// The top-level hashes of wire-form changes with hashes `[[tables, hlc, hash], [values, hlc, hash], 1]`.
 fn changes_hashes(changes: &str) -> (u32, u32) {
     let json = parse_json(changes).unwrap_or_default();
-    let hash = |i: usize| json.get(i).and_then(|p| p.get(2)).and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+    let hash = |i: usize| json.get(i).and_then(|p| p.get(2)).and_then(serde_json::Value::as_f64).unwrap_or(0.0) as u32;
     (hash(0), hash(1))
-}
-
-/// An error's message without its kind's prefix (`invalid JSON: ...` stays readable inside a
-/// Corrupt error).
-fn strip_kind(err: &Error) -> String {
-    err.to_string()
 }
 
 impl Persister {
@@ -691,7 +696,7 @@ impl Persister {
     /// After a merge-load left the store holding more than the storage: auto-save writes once.
     fn note_store_ahead(&self) {
         let mut st = self.inner.state.lock();
-        if st.auto_save {
+        if st.store_ahead_needs_save(self.inner.incremental) {
             st.resave = true;
             drop(st);
             self.inner.changed.notify_all();
@@ -703,8 +708,9 @@ impl Persister {
     /// once it is durable.
     pub fn save(&self) -> Result<()> {
         self.check_alive()?;
-        let durable = self.inner.with_storage(|s| self.inner.save_to(s))?;
+        let (durable, seq) = self.inner.with_storage(|s| self.inner.save_to(s))?;
         self.inner.durable(&durable);
+        self.inner.advance(seq);
         Ok(())
     }
 
@@ -856,12 +862,14 @@ impl Persister {
 
     /// `stopAutoSave`: writes what is queued first.
     pub fn stop_auto_save(&self) {
-        if self.detach_auto_save() {
+        if self.detach_auto_save() && !self.inner.on_persister_thread() {
             self.inner.wait_drained();
             let mut st = self.inner.state.lock();
-            // Blocked by unreadable data: nothing queued can be written.
-            st.queue.clear();
-            st.resave = false;
+            if st.unreadable {
+                // Blocked by unreadable data: nothing queued can be written.
+                st.queue.clear();
+                st.resave = false;
+            }
         }
     }
 
@@ -891,7 +899,7 @@ impl Persister {
     pub fn flush(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let target = match &self.inner.mergeable {
-            Some(_) => self.inner.resolve_pending_skip(),
+            Some(_) => self.inner.last_commit(),
             None => self.inner.state.lock().received,
         };
         let on_thread = self.inner.on_persister_thread();
@@ -955,14 +963,23 @@ impl Persister {
             (st.thread.take(), on_thread)
         };
         self.inner.changed.notify_all();
+        if on_thread {
+            // The persister thread is calling back into this: it ends by itself when the
+            // callback returns, writing what is queued and releasing the storage then.
+            return;
+        }
         match handle {
-            Some(handle) if !on_thread => {
+            Some(handle) => {
                 let _ = handle.join();
             }
-            // The persister thread is calling back into this: it ends by itself when the
-            // callback returns, and releases the storage then.
-            Some(_) => return,
-            None => {}
+            None => {
+                // Another caller is joining the thread: wait for it to end all the same, so the
+                // storage is released when this returns.
+                let mut st = self.inner.state.lock();
+                while st.thread_id.is_some() {
+                    self.inner.changed.wait(&mut st);
+                }
+            }
         }
         self.inner.storage.lock().take();
     }
