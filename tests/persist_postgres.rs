@@ -66,6 +66,8 @@ fn pets(store: &MergeableStore) {
     store.set_cell_json("pets", "felix", "toys", "[\"ball\",{\"a\":1}]").unwrap();
     store.del_cell("pets", "felix", "species");
     store.set_value("open", true).unwrap();
+    // What COPY's text format and SQL quoting must carry through untouched.
+    store.set_cell("odd\ttable", "row\nid '", "c\\ell\r", "tab\there\nnew \\ line \u{1F600} 'quote' \\N").unwrap();
 }
 
 #[test]
@@ -116,7 +118,7 @@ fn each_transaction_is_written_incrementally() {
         s.del_cell("pets", "fido", "legs");
     });
     let all = take(&changes);
-    assert_eq!(all.len(), 7);
+    assert_eq!(all.len(), 8);
     for c in &all {
         storage.write_changes(c).unwrap();
     }

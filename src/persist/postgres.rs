@@ -338,6 +338,42 @@ impl PostgresStorage {
         Ok(())
     }
 
+    /// Inserts a whole content's rows into the (emptied) room with `COPY`, PostgreSQL's bulk
+    /// path: several times faster than row inserts for a large store.
+    fn copy_in(&mut self, rows: &Rows) -> Result<()> {
+        let room = self.room.clone();
+        let mut cells = String::with_capacity(rows.cells.len() * 96);
+        for c in &rows.cells {
+            copy_line(&mut cells, &[&room, &c.table_id, &c.row_id, &c.cell_id, &c.value, &c.hlc], c.hash);
+        }
+        let mut values = String::new();
+        for v in &rows.values {
+            copy_line(&mut values, &[&room, &v.value_id, &v.value, &v.hlc], v.hash);
+        }
+        let mut containers = String::with_capacity(rows.containers.len() * 64);
+        for c in &rows.containers {
+            copy_line(&mut containers, &[&room, &(c.kind as i32).to_string(), &c.table_id, &c.row_id, &c.hlc], c.hash);
+        }
+        for (sql, data) in [
+            ("COPY tinybase_containers (room, kind, table_id, row_id, hlc, hash) FROM STDIN", containers),
+            ("COPY tinybase_cells (room, table_id, row_id, cell_id, value, hlc, hash) FROM STDIN", cells),
+            ("COPY tinybase_values (room, value_id, value, hlc, hash) FROM STDIN", values),
+        ] {
+            if data.is_empty() {
+                continue;
+            }
+            let result = (|| {
+                use std::io::Write;
+                let mut writer = self.client.copy_in(sql)?;
+                // A write error here is the connection's; finish() reports the server's.
+                let _ = writer.write_all(data.as_bytes());
+                writer.finish()
+            })();
+            result.map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
     /// What is stored for the leaves and containers `changes` touches: (hlc, hash) by key.
     fn stored_for(&mut self, changes: &Rows) -> Result<Stored> {
         let mut stored = Stored::default();
@@ -419,6 +455,24 @@ fn io_error(described: &str, e: postgres::Error) -> Error {
 /// A string as an SQL literal (for the few statements sent as simple queries).
 fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// One line of `COPY ... FROM STDIN` in text format: tab-separated fields, backslash escapes.
+fn copy_line(out: &mut String, fields: &[&str], hash: u32) {
+    for field in fields {
+        for ch in field.chars() {
+            match ch {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                _ => out.push(ch),
+            }
+        }
+        out.push('\t');
+    }
+    out.push_str(&hash.to_string());
+    out.push('\n');
 }
 
 type CellColumns<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<i64>);
@@ -558,7 +612,7 @@ impl Storage for PostgresStorage {
         let rows = rows_from_json(text)?;
         self.in_write_transaction(|s| {
             s.delete_room_rows()?;
-            s.upsert(&rows)?;
+            s.copy_in(&rows)?;
             s.bump_version()
         })
     }
