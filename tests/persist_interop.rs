@@ -24,6 +24,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tinybase::persist::file::create_file_persister;
+use tinybase::persist::sqlite::{create_sqlite_persister, SqliteConfig, SqliteMode};
 use tinybase::persist::{Persister, PersisterOptions};
 use tinybase::{MergeableStore, Store};
 
@@ -294,105 +295,99 @@ fn file_left_empty_by_tinybase_auto_load_holds_nothing() {
     }
 }
 
-#[cfg(any())] // TEMP until the sqlite branch lands
-mod sqlite_json {
-    use super::*;
-    use tinybase::persist::sqlite::{create_sqlite_persister, SqliteConfig, SqliteMode};
+/// TinyBase's default JSON-mode names, and custom ones that need quoting.
+const NAMES: [Option<[&str; 3]>; 2] = [None, Some(["my \"store\" table", "key id", "json-content"])];
 
-    /// TinyBase's default JSON-mode names, and custom ones that need quoting.
-    const NAMES: [Option<[&str; 3]>; 2] = [None, Some(["my \"store\" table", "key id", "json-content"])];
-
-    fn sqlite_config(names: Option<[&str; 3]>) -> SqliteConfig {
-        let mut config = SqliteConfig { mode: SqliteMode::Json, ..Default::default() };
-        if let Some([table, id, store]) = names {
-            config.store_table_name = table.into();
-            config.store_id_column_name = id.into();
-            config.store_column_name = store.into();
-        }
-        config
+fn sqlite_config(names: Option<[&str; 3]>) -> SqliteConfig {
+    let mut config = SqliteConfig { mode: SqliteMode::Json, ..Default::default() };
+    if let Some([table, id, store]) = names {
+        config.store_table_name = table.into();
+        config.store_id_column_name = id.into();
+        config.store_column_name = store.into();
     }
+    config
+}
 
-    fn sqlite_persister(ours: &Ours, path: &Path, names: Option<[&str; 3]>) -> Persister {
-        create_sqlite_persister(&ours.store, path, sqlite_config(names), options())
-            .unwrap_or_else(|e| panic!("create_sqlite_persister {}: {e}", path.display()))
-    }
+fn sqlite_persister(ours: &Ours, path: &Path, names: Option<[&str; 3]>) -> Persister {
+    create_sqlite_persister(&ours.store, path, sqlite_config(names), options())
+        .unwrap_or_else(|e| panic!("create_sqlite_persister {}: {e}", path.display()))
+}
 
-    fn tb_sqlite(command: &str, kind: Kind, path: &Path, names: Option<[&str; 3]>) -> TbState {
-        let mut args = vec![command, "sqlite", kind.arg(), path.to_str().unwrap()];
-        if let Some(names) = &names {
-            args.extend(names.iter().copied());
-        }
-        tb(&args)
+fn tb_sqlite(command: &str, kind: Kind, path: &Path, names: Option<[&str; 3]>) -> TbState {
+    let mut args = vec![command, "sqlite", kind.arg(), path.to_str().unwrap()];
+    if let Some(names) = &names {
+        args.extend(names.iter().copied());
     }
+    tb(&args)
+}
 
-    /// The JSON text stored in the database's one row `_`, and its SQLite type.
-    fn stored_row(path: &Path, names: Option<[&str; 3]>) -> (String, String) {
-        let [table, id, store] = names.unwrap_or(["tinybase", "_id", "store"]);
-        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        let db = rusqlite::Connection::open(path).unwrap();
-        let rows: i64 = db.query_row(&format!("SELECT count(*) FROM {}", q(table)), [], |r| r.get(0)).unwrap();
-        assert_eq!(rows, 1, "one row in the store table");
-        db.query_row(&format!("SELECT {}, typeof({}) FROM {} WHERE {} = '_'", q(store), q(store), q(table), q(id)), [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap()
-    }
+/// The JSON text stored in the database's one row `_`, and its SQLite type.
+fn stored_row(path: &Path, names: Option<[&str; 3]>) -> (String, String) {
+    let [table, id, store] = names.unwrap_or(["tinybase", "_id", "store"]);
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let db = rusqlite::Connection::open(path).unwrap();
+    let rows: i64 = db.query_row(&format!("SELECT count(*) FROM {}", q(table)), [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 1, "one row in the store table");
+    db.query_row(&format!("SELECT {}, typeof({}) FROM {} WHERE {} = '_'", q(store), q(store), q(table), q(id)), [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .unwrap()
+}
 
-    fn sqlite_tinybase_saves_ours_loads(kind: Kind) {
-        for (i, names) in NAMES.into_iter().enumerate() {
-            let what = format!("{kind:?} store, names {names:?}");
-            let dir = TempDir::new(&format!("sqlite-tb-{}-{i}", kind.arg()));
-            let path = dir.path("store.db");
-            let tb_saved = tb_sqlite("save", kind, &path, names);
-            let ours = Ours::new(kind);
-            let persister = sqlite_persister(&ours, &path, names);
-            assert!(persister.load().unwrap(), "{what}: TinyBase's database has content");
-            assert_same(&format!("{what}: loaded from TinyBase's database"), &ours, &tb_saved);
-            // Our save into TinyBase's database (its table, its row), read back by TinyBase.
-            ours.store.set_value("savedByUs", true).unwrap();
-            persister.save().unwrap();
-            persister.destroy();
-            drop(persister);
-            assert_eq!(stored_row(&path, names), (ours.text(), "text".to_string()), "{what}: the row we wrote");
-            assert_same(&format!("{what}: TinyBase loading our save"), &ours, &tb_sqlite("load", kind, &path, names));
-        }
+fn sqlite_tinybase_saves_ours_loads(kind: Kind) {
+    for (i, names) in NAMES.into_iter().enumerate() {
+        let what = format!("{kind:?} store, names {names:?}");
+        let dir = TempDir::new(&format!("sqlite-tb-{}-{i}", kind.arg()));
+        let path = dir.path("store.db");
+        let tb_saved = tb_sqlite("save", kind, &path, names);
+        let ours = Ours::new(kind);
+        let persister = sqlite_persister(&ours, &path, names);
+        assert!(persister.load().unwrap(), "{what}: TinyBase's database has content");
+        assert_same(&format!("{what}: loaded from TinyBase's database"), &ours, &tb_saved);
+        // Our save into TinyBase's database (its table, its row), read back by TinyBase.
+        ours.store.set_value("savedByUs", true).unwrap();
+        persister.save().unwrap();
+        persister.destroy();
+        drop(persister);
+        assert_eq!(stored_row(&path, names), (ours.text(), "text".to_string()), "{what}: the row we wrote");
+        assert_same(&format!("{what}: TinyBase loading our save"), &ours, &tb_sqlite("load", kind, &path, names));
     }
+}
 
-    fn sqlite_ours_saves_tinybase_loads(kind: Kind) {
-        for (i, names) in NAMES.into_iter().enumerate() {
-            let what = format!("{kind:?} store, names {names:?}");
-            let dir = TempDir::new(&format!("sqlite-ours-{}-{i}", kind.arg()));
-            let path = dir.path("store.db");
-            let ours = Ours::new(kind);
-            apply_fixture(&ours.store);
-            let persister = sqlite_persister(&ours, &path, names);
-            persister.save().unwrap();
-            persister.destroy();
-            drop(persister);
-            assert_eq!(stored_row(&path, names), (ours.text(), "text".to_string()), "{what}: the row we wrote");
-            assert_same(&format!("{what}: TinyBase loading our database"), &ours, &tb_sqlite("load", kind, &path, names));
-        }
+fn sqlite_ours_saves_tinybase_loads(kind: Kind) {
+    for (i, names) in NAMES.into_iter().enumerate() {
+        let what = format!("{kind:?} store, names {names:?}");
+        let dir = TempDir::new(&format!("sqlite-ours-{}-{i}", kind.arg()));
+        let path = dir.path("store.db");
+        let ours = Ours::new(kind);
+        apply_fixture(&ours.store);
+        let persister = sqlite_persister(&ours, &path, names);
+        persister.save().unwrap();
+        persister.destroy();
+        drop(persister);
+        assert_eq!(stored_row(&path, names), (ours.text(), "text".to_string()), "{what}: the row we wrote");
+        assert_same(&format!("{what}: TinyBase loading our database"), &ours, &tb_sqlite("load", kind, &path, names));
     }
+}
 
-    #[test]
-    fn sqlite_json_mergeable_tinybase_saves_ours_loads() {
-        sqlite_tinybase_saves_ours_loads(Kind::Mergeable);
-    }
+#[test]
+fn sqlite_json_mergeable_tinybase_saves_ours_loads() {
+    sqlite_tinybase_saves_ours_loads(Kind::Mergeable);
+}
 
-    #[test]
-    fn sqlite_json_plain_tinybase_saves_ours_loads() {
-        sqlite_tinybase_saves_ours_loads(Kind::Plain);
-    }
+#[test]
+fn sqlite_json_plain_tinybase_saves_ours_loads() {
+    sqlite_tinybase_saves_ours_loads(Kind::Plain);
+}
 
-    #[test]
-    fn sqlite_json_mergeable_ours_saves_tinybase_loads() {
-        sqlite_ours_saves_tinybase_loads(Kind::Mergeable);
-    }
+#[test]
+fn sqlite_json_mergeable_ours_saves_tinybase_loads() {
+    sqlite_ours_saves_tinybase_loads(Kind::Mergeable);
+}
 
-    #[test]
-    fn sqlite_json_plain_ours_saves_tinybase_loads() {
-        sqlite_ours_saves_tinybase_loads(Kind::Plain);
-    }
+#[test]
+fn sqlite_json_plain_ours_saves_tinybase_loads() {
+    sqlite_ours_saves_tinybase_loads(Kind::Plain);
 }
 
 /// A TinyBase app (tb_persist.mjs auto) auto-loading and auto-saving one file.
