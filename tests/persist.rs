@@ -106,9 +106,12 @@ fn plain_store_round_trip_and_merge() {
     let a = Store::new();
     a.set_cell("pets", "fido", "species", "dog").unwrap();
     a.set_cell("pets", "fido", "legs", 4).unwrap();
+    a.set_cell_json("pets", "fido", "tags", r#"["good","old"]"#).unwrap();
     a.set_value("open", true).unwrap();
     persister(&a, &path).save().unwrap();
-    assert_eq!(fs::read_to_string(&path).unwrap(), a.get_content_json(), "a Store file is [tables, values]");
+    let text = fs::read_to_string(&path).unwrap();
+    assert_eq!(text, a.get_json(), "a Store file is [tables, values], as TinyBase writes it");
+    assert!(text.contains("\"tags\":\"\u{FFFD}["), "object and array cells as U+FFFD strings: {text}");
 
     let b = Store::new();
     b.set_cell("pets", "fido", "species", "cat").unwrap();
@@ -120,6 +123,7 @@ fn plain_store_round_trip_and_merge() {
     assert_eq!(b.get_cell("pets", "rex", "species"), Some("dog".into()), "what only the store has is kept");
     assert_eq!(b.get_value("closed"), Some(1.into()));
     assert_eq!(b.get_value("open"), Some(true.into()));
+    assert_eq!(b.get_cell("pets", "fido", "tags"), a.get_cell("pets", "fido", "tags"));
 }
 
 #[test]
@@ -278,7 +282,7 @@ fn auto_save_of_a_plain_store() {
     s.set_cell("t", "r", "c", 1).unwrap();
     s.set_value("v", "x").unwrap();
     assert!(p.flush(LONG).unwrap());
-    assert_eq!(fs::read_to_string(&path).unwrap(), s.get_content_json());
+    assert_eq!(fs::read_to_string(&path).unwrap(), s.get_json());
     let after = p.get_stats().saves;
     assert!(after > saves);
     s.transaction(|_| ()); // changes nothing: nothing to save
@@ -864,4 +868,95 @@ fn persisters_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Persister>();
     check::<FileStorage>();
+}
+
+#[test]
+fn destroy_from_inside_the_ignored_error_callback() {
+    let dir = TempDir::new("reentrant3");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let slot: Arc<Mutex<Option<Arc<Persister>>>> = Arc::default();
+    let slot2 = slot.clone();
+    let options = PersisterOptions {
+        on_ignored_error: Some(Arc::new(move |_: &Error| {
+            if let Some(p) = slot2.lock().unwrap().take() {
+                p.destroy();
+            }
+        })),
+        ..fast_options()
+    };
+    let p = Arc::new(create_file_persister(&s, &path, options).unwrap());
+    *slot.lock().unwrap() = Some(p.clone());
+    p.start_auto_load().unwrap();
+    fs::write(&path, "not json").unwrap();
+    wait_until("destroyed from its error callback", || !p.is_auto_loading());
+    assert!(matches!(p.load(), Err(Error::InvalidState(_))));
+}
+
+#[test]
+fn flush_reports_an_auto_save_error_then_auto_save_recovers() {
+    let dir = TempDir::new("flusherr");
+    let path = dir.file("room.json");
+    let s = MergeableStore::new(Some("s"));
+    let errors = Arc::new(AtomicU64::new(0));
+    let e2 = errors.clone();
+    let options = PersisterOptions {
+        lock_timeout: Duration::from_millis(50),
+        on_ignored_error: Some(Arc::new(move |_: &Error| {
+            e2.fetch_add(1, Ordering::SeqCst);
+        })),
+        ..fast_options()
+    };
+    let p = create_file_persister(&s, &path, options).unwrap();
+    p.start_auto_save().unwrap();
+    let mut holder = FileStorage::new(&path);
+    holder.lock(Duration::from_secs(1)).unwrap();
+    s.set_value("v", 1).unwrap();
+    let err = p.flush(LONG).unwrap_err();
+    assert!(matches!(&err, Error::Io(m) if m.contains("lock")), "{err}");
+    assert!(errors.load(Ordering::SeqCst) >= 1, "reported to on_ignored_error too");
+    holder.unlock().unwrap();
+    // A retry may have failed since the first flush, just before the lock was released.
+    assert!((0..3).any(|_| p.flush(LONG).unwrap_or(false)), "retried once the lock is free");
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
+}
+
+#[test]
+fn a_listener_saving_during_the_persisters_own_load_gets_an_error_not_a_deadlock() {
+    let dir = TempDir::new("listener");
+    let path = dir.file("room.json");
+    let a = MergeableStore::new(Some("a"));
+    a.set_value("v", 1).unwrap();
+    persister(&a, &path).save().unwrap();
+    let s = MergeableStore::new(Some("s"));
+    let p = Arc::new(persister(&s, &path));
+    let results: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let (weak, r2) = (Arc::downgrade(&p), results.clone());
+    s.add_did_finish_transaction_listener(move |_| {
+        if let Some(p) = weak.upgrade() {
+            r2.lock().unwrap().push(matches!(p.save(), Err(Error::InvalidState(_))));
+        }
+    });
+    assert!(p.load().unwrap());
+    assert_eq!(*results.lock().unwrap(), vec![true]);
+    s.set_value("w", 2).unwrap();
+    assert_eq!(*results.lock().unwrap(), vec![true, false], "outside a load the listener saves");
+    assert_eq!(file_hashes(&path), s.get_mergeable_content_hashes());
+}
+
+#[test]
+fn auto_save_keeps_a_merged_deletion_of_a_cell_the_store_never_had() {
+    let dir = TempDir::new("tombstone");
+    let path = dir.file("room.json");
+    let a = MergeableStore::new(Some("a"));
+    a.set_cell("t", "r", "gone", 1).unwrap();
+    a.set_cell("t", "r", "kept", 1).unwrap();
+    a.del_cell("t", "r", "gone");
+    let b = MergeableStore::new(Some("b"));
+    b.set_cell("t", "r", "kept", 1).unwrap();
+    let p = create_file_persister(&b, &path, fast_options()).unwrap();
+    p.start_auto_save().unwrap();
+    // Only the deletion's stamp is new to b: no visible change, so no transaction changes.
+    b.apply_mergeable_changes_json(&a.get_encoded_mergeable_content_json()).unwrap();
+    wait_until("the file to hold the deletion's stamp", || p.flush(LONG).unwrap() && file_hashes(&path) == b.get_mergeable_content_hashes());
 }

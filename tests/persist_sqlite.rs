@@ -367,3 +367,313 @@ fn changed_sees_other_connections_and_locks_exclude() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// One-cell `write_changes` latency at 1M cells (run by hand:
+/// `cargo test --release --test persist_sqlite one_cell_latency -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn one_cell_latency_at_1m_cells() {
+    let dir = temp_dir("latency");
+    let path = dir.join("big.db");
+    let store = MergeableStore::new(Some("big"));
+    let started = Instant::now();
+    store.transaction(|s| {
+        for r in 0..100_000 {
+            for c in 0..10 {
+                s.set_cell("t", &format!("r{r}"), &format!("c{c}"), (r * 10 + c) as f64).unwrap();
+            }
+        }
+    });
+    let built = started.elapsed();
+    let started = Instant::now();
+    let mut storage = SqliteStorage::open(&path, incremental()).unwrap();
+    storage.write(&Content::Mergeable(store.get_encoded_mergeable_content_json())).unwrap();
+    let written = started.elapsed();
+    println!("1M cells: built {built:?}, whole write {written:?}");
+    let log = record_changes(&store);
+    for power_loss_safe in [false, true] {
+        storage.set_power_loss_safe(power_loss_safe).unwrap();
+        let mut times = Vec::new();
+        for i in 0..2000 {
+            store.set_cell("t", &format!("r{}", (i * 7919) % 100_000), "c3", (i + if power_loss_safe { 10_000 } else { 0 }) as f64 + 0.5).unwrap();
+            let changes = log.lock().pop().unwrap();
+            let t = Instant::now();
+            storage.write_changes(&changes).unwrap();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        let p = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        println!(
+            "one-cell write_changes at 1M cells, synchronous = {}: p50 {:?} p99 {:?} max {:?}",
+            if power_loss_safe { "FULL" } else { "NORMAL" },
+            p(0.5),
+            p(0.99),
+            times[times.len() - 1]
+        );
+    }
+    let started = Instant::now();
+    let reader = loaded(SqliteStorage::open(&path, incremental()).unwrap().read(true).unwrap());
+    println!("load + verify + merge 1M cells: {:?}", started.elapsed());
+    assert_eq!(reader.get_mergeable_content_hashes(), store.get_mergeable_content_hashes());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ------------------------------------------------------------------------ through a Persister
+
+use tinybase::persist::sqlite::create_sqlite_persister;
+use tinybase::persist::PersisterOptions;
+use tinybase::sync::local::LocalBus;
+use tinybase::Store;
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn fast() -> PersisterOptions {
+    PersisterOptions { auto_load_interval: Duration::from_millis(20), ..PersisterOptions::default() }
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LONG;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// What the database at `path` holds, as a fresh MergeableStore loads it.
+fn stored_hashes(path: &Path, config: &SqliteConfig) -> (u32, u32) {
+    let s = MergeableStore::new(Some("check"));
+    assert!(create_sqlite_persister(&s, path, config.clone(), PersisterOptions::default()).unwrap().load().unwrap());
+    s.get_mergeable_content_hashes()
+}
+
+fn modes() -> [SqliteConfig; 2] {
+    [json(), incremental()]
+}
+
+#[test]
+fn persister_round_trip_and_merge_on_load() {
+    for config in modes() {
+        let dir = temp_dir(&format!("p-round-{:?}", config.mode));
+        let path = dir.join("s.db");
+        let store = sample("a");
+        let p = create_sqlite_persister(&store, &path, config.clone(), PersisterOptions::default()).unwrap();
+        assert!(p.describe().contains("s.db"), "{}", p.describe());
+        p.save().unwrap();
+        assert_eq!(p.get_stats().saves, 1);
+        let other = MergeableStore::new(Some("b"));
+        other.set_value("mine", "kept").unwrap();
+        let q = create_sqlite_persister(&other, &path, config.clone(), PersisterOptions::default()).unwrap();
+        assert!(q.load().unwrap());
+        assert_eq!(other.get_value("mine"), Some(Cell::from("kept")), "{:?}: load merges", config.mode);
+        assert_eq!(other.get_tables_json(), store.get_tables_json());
+        assert_eq!(other.get_cell("pets", "felix", "species"), None, "the deletion is loaded");
+        // Saved back: the database holds the merge.
+        q.save().unwrap();
+        assert_eq!(stored_hashes(&path, &config), other.get_mergeable_content_hashes());
+        p.destroy();
+        q.destroy();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn plain_store_in_json_mode_only() {
+    let dir = temp_dir("p-plain");
+    let path = dir.join("plain.db");
+    let store = Store::new();
+    store.set_cell("pets", "fido", "species", "dog").unwrap();
+    store.set_value("open", true).unwrap();
+    let p = create_sqlite_persister(&store, &path, json(), PersisterOptions::default()).unwrap();
+    p.save().unwrap();
+    let stored: String = Connection::open(&path).unwrap().query_row("SELECT store FROM tinybase WHERE _id = '_'", [], |r| r.get(0)).unwrap();
+    assert_eq!(stored, store.get_content_json());
+    let other = Store::new();
+    other.set_cell("pets", "felix", "species", "cat").unwrap();
+    assert!(create_sqlite_persister(&other, &path, json(), PersisterOptions::default()).unwrap().load().unwrap());
+    assert_eq!(other.get_cell("pets", "fido", "species"), Some(Cell::from("dog")));
+    assert_eq!(other.get_cell("pets", "felix", "species"), Some(Cell::from("cat")), "what only the store had is kept");
+    match create_sqlite_persister(&other, dir.join("inc.db"), incremental(), PersisterOptions::default()) {
+        Err(Error::InvalidState(_)) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("incremental mode with a plain Store"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn auto_save_then_reopen_with_writer_threads() {
+    for config in modes() {
+        let dir = temp_dir(&format!("p-auto-{:?}", config.mode));
+        let path = dir.join("s.db");
+        let store = MergeableStore::new(Some("a"));
+        let p = create_sqlite_persister(&store, &path, config.clone(), PersisterOptions::default()).unwrap();
+        p.start_auto_save().unwrap();
+        assert!(p.is_auto_saving());
+        std::thread::scope(|scope| {
+            for k in 0..4 {
+                let store = &store;
+                scope.spawn(move || {
+                    for i in 0..150 {
+                        store.set_cell(&format!("t{}", i % 9), &format!("r{}", i % 13), &format!("c{k}"), i).unwrap();
+                        if i % 11 == 0 {
+                            store.del_row(&format!("t{}", (i + 4) % 9), &format!("r{}", i % 13));
+                        }
+                        if i % 17 == 0 {
+                            store.set_value(&format!("v{k}"), Cell::from_json(&serde_json::json!({"i": i, "k": [k]})).unwrap()).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        assert!(p.flush(LONG).unwrap());
+        assert_eq!(stored_hashes(&path, &config), store.get_mergeable_content_hashes(), "{:?}", config.mode);
+        store.set_cell("last", "r", "c", "queued").unwrap();
+        p.destroy();
+        let reopened = MergeableStore::new(Some("b"));
+        assert!(create_sqlite_persister(&reopened, &path, config.clone(), PersisterOptions::default()).unwrap().load().unwrap());
+        assert_eq!(reopened.get_mergeable_content_hashes(), store.get_mergeable_content_hashes(), "destroy wrote what was queued");
+        if config.mode == SqliteMode::Incremental {
+            let cells: i64 = Connection::open(&path).unwrap().query_row("SELECT count(*) FROM tinybase_cells", [], |r| r.get(0)).unwrap();
+            assert!(cells > 100, "one row per cell ({cells})");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn auto_load_sees_another_connections_write() {
+    for config in modes() {
+        let dir = temp_dir(&format!("p-autoload-{:?}", config.mode));
+        let path = dir.join("s.db");
+        let reader = MergeableStore::new(Some("reader"));
+        let pr = create_sqlite_persister(&reader, &path, config.clone(), fast()).unwrap();
+        pr.start_auto_load().unwrap();
+        assert!(pr.is_auto_loading());
+        let writer = MergeableStore::new(Some("writer"));
+        let pw = create_sqlite_persister(&writer, &path, config.clone(), fast()).unwrap();
+        pw.start_auto_save().unwrap();
+        writer.set_cell("pets", "fido", "species", "dog").unwrap();
+        wait_until("the first write", || reader.get_cell("pets", "fido", "species").is_some());
+        writer.set_value("open", true).unwrap();
+        wait_until("the second write", || reader.get_value("open") == Some(Cell::Bool(true)));
+        assert!(pw.flush(LONG).unwrap());
+        wait_until("the same content", || reader.get_mergeable_content_hashes() == writer.get_mergeable_content_hashes());
+        pr.stop_auto_load();
+        pw.destroy();
+        pr.destroy();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn bad_databases_are_refused_through_the_persister_and_not_overwritten() {
+    let dir = temp_dir("p-bad");
+    let good = sample("a").get_encoded_mergeable_content_json();
+    let far_future = {
+        let s = MergeableStore::with_clock(Some("future"), || 4_000_000_000_000.0);
+        s.set_cell("t", "r", "c", 1.0).unwrap();
+        s.get_encoded_mergeable_content_json()
+    };
+    let json_rows = [
+        ("hashes", good.replace("\"dog\"", "\"cat\"")),
+        ("shape", "[1,2]".to_string()),
+        ("json", "[[{".to_string()),
+        ("future", far_future.clone()),
+        ("plain", "[{\"t\":{\"r\":{\"c\":1}}},{}]".to_string()),
+    ];
+    for (name, text) in json_rows {
+        let path = dir.join(format!("{name}.db"));
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!("CREATE TABLE \"tinybase\"(\"_id\" PRIMARY KEY,\"store\"); INSERT INTO tinybase VALUES ('_', '{}');", text.replace('\'', "''")))
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let store = MergeableStore::new(Some("s"));
+        store.set_value("mine", 1.0).unwrap();
+        let p = create_sqlite_persister(&store, &path, json(), PersisterOptions::default()).unwrap();
+        assert_corrupt(p.load(), name);
+        assert_eq!(store.get_value("mine"), Some(Cell::Number(1.0)), "{name}: the store is untouched");
+        assert_eq!(store.get_tables_json(), "{}", "{name}: nothing loaded");
+        assert!(matches!(p.save(), Err(Error::InvalidState(_))), "{name}: no save over it");
+        assert!(p.start_auto_save().is_err(), "{name}: no auto-save over it");
+        p.destroy();
+        assert!(std::fs::read(&path).unwrap() == before, "{name}: not overwritten");
+    }
+
+    // Moved aside, saving starts afresh and the bad row is kept.
+    let path = dir.join("hashes.db");
+    let store = MergeableStore::new(Some("s"));
+    let p = create_sqlite_persister(&store, &path, json(), PersisterOptions::default()).unwrap();
+    assert_corrupt(p.load(), "again");
+    let aside = p.move_aside_unreadable().unwrap().expect("moved");
+    assert!(aside.contains("_.corrupt"), "{aside}");
+    store.set_value("fresh", true).unwrap();
+    p.save().unwrap();
+    assert_eq!(stored_hashes(&path, &json()), store.get_mergeable_content_hashes());
+
+    // Incremental: a far-future HLC written straight into the rows, and a file that is not a database.
+    let path = dir.join("future-inc.db");
+    SqliteStorage::open(&path, incremental()).unwrap().write(&Content::Mergeable(good.clone())).unwrap();
+    Connection::open(&path).unwrap().execute_batch("UPDATE tinybase_values SET hlc = 'zzzzzzzzzzzzzzzz'").unwrap();
+    let garbage = dir.join("garbage-inc.db");
+    std::fs::write(&garbage, b"SQLite format 3\0 but not really".repeat(50)).unwrap();
+    for path in [path, garbage] {
+        let before = std::fs::read(&path).unwrap();
+        let store = MergeableStore::new(Some("s"));
+        let p = create_sqlite_persister(&store, &path, incremental(), PersisterOptions::default()).unwrap();
+        assert_corrupt(p.load(), "incremental");
+        assert!(p.save().is_err());
+        assert!(std::fs::read(&path).unwrap() == before, "{}: not overwritten", path.display());
+        let aside = p.move_aside_unreadable().unwrap().expect("moved");
+        assert!(aside.ends_with(".corrupt"), "{aside}");
+        store.set_value("fresh", true).unwrap();
+        p.save().unwrap();
+        assert_eq!(stored_hashes(&path, &incremental()), store.get_mergeable_content_hashes());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn persisting_while_synchronizing_converges() {
+    for config in modes() {
+        let dir = temp_dir(&format!("p-sync-{:?}", config.mode));
+        let bus = LocalBus::new();
+        let a = MergeableStore::new(Some("a"));
+        let b = MergeableStore::new(Some("b"));
+        let (path_a, path_b) = (dir.join("a.db"), dir.join("b.db"));
+        let pa = create_sqlite_persister(&a, &path_a, config.clone(), fast()).unwrap();
+        let pb = create_sqlite_persister(&b, &path_b, config.clone(), fast()).unwrap();
+        for p in [&pa, &pb] {
+            p.start_auto_load().unwrap();
+            p.start_auto_save().unwrap();
+        }
+        let sa = bus.create_synchronizer(&a, None);
+        let sb = bus.create_synchronizer(&b, None);
+        sa.start_sync(None);
+        sb.start_sync(None);
+        std::thread::scope(|scope| {
+            for (k, store) in [&a, &b, &a, &b].into_iter().enumerate() {
+                scope.spawn(move || {
+                    for i in 0..80 {
+                        store.set_cell("t", &format!("r{}", i % 20), &format!("c{k}"), i).unwrap();
+                        if i % 7 == 0 {
+                            store.del_cell("t", &format!("r{}", (i + 3) % 20), &format!("c{k}"));
+                        }
+                        store.set_value(&format!("v{}", i % 5), k as f64).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(bus.wait_for_idle(LONG));
+        wait_until("the stores to converge", || a.get_mergeable_content_hashes() == b.get_mergeable_content_hashes());
+        assert!(pa.flush(LONG).unwrap());
+        assert!(pb.flush(LONG).unwrap());
+        assert_eq!(stored_hashes(&path_a, &config), a.get_mergeable_content_hashes(), "{:?}: a's database holds what a holds", config.mode);
+        assert_eq!(stored_hashes(&path_b, &config), b.get_mergeable_content_hashes(), "{:?}: b's database holds what b holds", config.mode);
+        sa.stop_sync();
+        sb.stop_sync();
+        pa.destroy();
+        pb.destroy();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -118,7 +118,13 @@ pub fn merge_content(store: &MergeableStore, text: &str) -> crate::Result<(u32, 
                         *result = Err(mismatch(hashes));
                         true
                     }
-                    Ok(_) => false,
+                    Ok(_) => match check_every_hash(store, text) {
+                        Ok(()) => false,
+                        Err(e) => {
+                            *result = Err(e);
+                            true
+                        }
+                    },
                     Err(_) => true,
                 }
             },
@@ -133,6 +139,7 @@ pub fn merge_content(store: &MergeableStore, text: &str) -> crate::Result<(u32, 
     if (t as f64, v as f64) != recorded {
         return Err(mismatch((t, v)));
     }
+    check_every_hash(&check, text)?;
     store.apply_mergeable_changes_json(text)?;
     Ok((t, v))
 }
@@ -182,6 +189,18 @@ fn recorded_hashes(text: &str) -> Option<(f64, f64)> {
         [t, v] if depth == 0 && !in_string => Some((*t, *v)),
         _ => None,
     }
+}
+
+/// Checks every recorded hash, not only the two at the top: a store recomputes the hashes below
+/// them from the values and HLCs, so a wrong leaf, row or table hash would otherwise load
+/// silently. `loaded` holds exactly the text's content: written by this library or TinyBase, the
+/// text is its encoding byte for byte (one serialization); any other text is checked level by
+/// level by the incremental layout's reader.
+fn check_every_hash(loaded: &MergeableStore, text: &str) -> crate::Result<()> {
+    if loaded.get_encoded_mergeable_content_json() == text {
+        return Ok(());
+    }
+    super::incremental::content_from_rows(&super::incremental::rows_from_json(text)?).map(|_| ())
 }
 
 /// Merges a plain Store's content `[tables, values]` (as [`Store::get_json`] and TinyBase's
@@ -235,6 +254,9 @@ impl FileStamp {
 /// [`save_text`]); the cross-process write lock is an `flock` on `<file>.lock` beside it.
 pub struct FileStorage {
     path: PathBuf,
+    /// Whether the temporary files of killed writers were looked for (once: see
+    /// [`FileStorage::remove_stale_temps`]).
+    swept: bool,
     /// The file as this storage last read or wrote it (None: absent).
     seen: Option<FileStamp>,
     /// The open lock file while the lock is held.
@@ -244,7 +266,7 @@ pub struct FileStorage {
 impl FileStorage {
     /// A storage for the file at `path` (created by the first save; the folder must exist).
     pub fn new(path: impl AsRef<Path>) -> FileStorage {
-        FileStorage { path: path.as_ref().to_path_buf(), seen: None, lock: None }
+        FileStorage { path: path.as_ref().to_path_buf(), swept: false, seen: None, lock: None }
     }
 
     /// The file's path.
@@ -273,6 +295,39 @@ impl FileStorage {
             Err(e) => Err(self.io("cannot inspect it", e)),
         }
     }
+
+    /// Removes the temporary files that writers killed mid-save left beside the file
+    /// (`.<name>.<pid>.<n>.tmp` of a process that no longer exists): one per crash, never
+    /// read, but they would pile up. Done once per storage, under the lock, so that a folder of
+    /// many files is not listed on every save.
+    #[cfg(unix)]
+    fn remove_stale_temps(&mut self) {
+        if std::mem::replace(&mut self.swept, true) {
+            return;
+        }
+        let Some(name) = self.path.file_name() else { return };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(folder_of(&self.path)) else { return };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            let Some(rest) = file_name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+            let Some(pid) = rest.split_once('.').and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<i32>().ok())) else {
+                continue;
+            };
+            if pid <= 0 || pid as u32 == std::process::id() {
+                continue;
+            }
+            // SAFETY: signal 0 sends nothing; it only asks whether the process exists.
+            let gone = unsafe { libc::kill(pid, 0) } != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if gone {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn remove_stale_temps(&mut self) {}
 
     #[cfg(unix)]
     fn try_lock(file: &fs::File) -> io::Result<bool> {
@@ -345,6 +400,7 @@ impl Storage for FileStorage {
         loop {
             if Self::try_lock(&file).map_err(|e| self.io("cannot lock it", e))? {
                 self.lock = Some(file);
+                self.remove_stale_temps();
                 return Ok(());
             }
             let now = Instant::now();
@@ -443,6 +499,17 @@ mod tests {
         merge_text(&s, text).unwrap();
         assert_eq!(s.get_mergeable_content_hashes(), (762336777, 984249598));
         assert_eq!(s.get_encoded_mergeable_content_json(), text, "written back byte for byte as TinyBase writes it");
+    }
+
+    #[test]
+    fn plain_content_takes_objects_in_either_form() {
+        let store = Store::new();
+        store.set_cell("t", "r", "kept", 1).unwrap();
+        merge_plain_text(&store, "[{\"t\":{\"r\":{\"a\":{\"x\":1},\"b\":\"\u{FFFD}[1,2]\"}}},{\"v\":[true]}]").unwrap();
+        assert_eq!(store.get_content_json(), "[{\"t\":{\"r\":{\"kept\":1,\"a\":{\"x\":1},\"b\":[1,2]}}},{\"v\":[true]}]");
+        assert!(merge_plain_text(&store, "[{\"t\":{\"r\":{\"a\":\"\u{FFFC}\"}}},{}]").is_err(), "no deletions in content");
+        assert!(merge_plain_text(&store, "[{\"t\":[]},{}]").is_err());
+        assert_eq!(store.get_cell("t", "r", "kept"), Some(1.into()), "refused whole");
     }
 
     #[test]

@@ -184,6 +184,8 @@ struct Inner {
     /// The storage, taken by whoever reads or writes it (explicit calls on their own thread, the
     /// persister thread for auto-load and auto-save): one at a time. None once destroyed.
     storage: Mutex<Option<Box<dyn Storage>>>,
+    /// The thread using the storage, if any.
+    storage_owner: Mutex<Option<ThreadId>>,
     state: Mutex<State>,
     changed: Condvar,
     status: AtomicU8,
@@ -217,6 +219,13 @@ struct State {
     pending_skip: Option<u64>,
     /// A merge-load left the store holding more than the storage: one whole save is due.
     resave: bool,
+    /// MergeableStore, whole-content storage: the content hashes last written (or loaded and
+    /// equal to the store's). A merge can add stamps without any transaction changes (the
+    /// deletion of a cell the store never had), so no commit hook tells of it; the store's
+    /// hashes do.
+    written: Option<(u32, u32)>,
+    /// When the persister thread next compares the store's hashes with `written`.
+    next_check: Option<Instant>,
     /// The persister thread is writing or loading.
     busy: bool,
     /// Stopping or destroying: queued work gets one last try and is dropped if it fails.
@@ -269,6 +278,7 @@ enum Job {
     Whole,
     Changes(u64, String),
     Poll,
+    Check,
 }
 
 fn destroyed_error() -> Error {
@@ -282,6 +292,8 @@ impl Inner {
 
     fn corrupt(&self, err: Error) -> Error {
         match err {
+            // Named once: the storage's own errors already say which storage they are about.
+            Error::Corrupt(m) if !m.contains(&self.description) => Error::Corrupt(format!("{}: {m}", self.description)),
             Error::Corrupt(_) | Error::Io(_) | Error::InvalidState(_) => err,
             other => Error::Corrupt(format!("{}: {other}", self.description)),
         }
@@ -340,7 +352,8 @@ impl Inner {
     }
 
     fn on_plain_transaction(&self, store: &Store) {
-        if is_loading(self.id) || store.get_transaction_changes_json() == "[{},{},1]" {
+        // The finished transaction's changes are already written out for did-finish listeners.
+        if is_loading(self.id) || store.finished().is_none_or(|t| t.changes == "[{},{},1]") {
             return;
         }
         let mut st = self.state.lock();
@@ -378,7 +391,11 @@ impl Inner {
         match (&self.mergeable, content) {
             (Some(store), Content::Mergeable(text)) => {
                 let loaded = file::merge_content(store, &text).map_err(|e| self.corrupt(e))?;
-                Ok(Some(store.get_mergeable_content_hashes() == loaded))
+                let same = store.get_mergeable_content_hashes() == loaded;
+                if same {
+                    self.state.lock().written = Some(loaded);
+                }
+                Ok(Some(same))
             }
             (None, Content::Plain(text)) => {
                 file::merge_plain_text(&self.store, &text).map_err(|e| self.corrupt(e))?;
@@ -430,7 +447,12 @@ impl Inner {
         let (content_hashes, seq) = result?;
         unlocked?;
         let saves = self.saves.fetch_add(1, Ordering::AcqRel) + 1;
-        self.state.lock().resave = false;
+        let mut st = self.state.lock();
+        st.resave = false;
+        if self.mergeable.is_some() {
+            st.written = Some(content_hashes);
+        }
+        drop(st);
         Ok((Durable { content_hashes, saves }, seq))
     }
 
@@ -445,12 +467,24 @@ impl Inner {
         self.changed.notify_all();
     }
 
+    /// Runs `f` on the storage, one caller at a time. A listener that calls `load` or `save`
+    /// while this persister's own load merges on the same thread gets an error, not a deadlock.
     fn with_storage<R>(&self, f: impl FnOnce(&mut dyn Storage) -> Result<R>) -> Result<R> {
+        let me = thread::current().id();
+        if *self.storage_owner.lock() == Some(me) {
+            return Err(Error::InvalidState(format!(
+                "{}: called from inside this persister's own load or save (a listener of the store it is merging into)",
+                self.description
+            )));
+        }
         let mut guard = self.storage.lock();
-        match guard.as_mut() {
+        *self.storage_owner.lock() = Some(me);
+        let result = match guard.as_mut() {
             Some(storage) => f(storage.as_mut()),
             None => Err(destroyed_error()),
-        }
+        };
+        *self.storage_owner.lock() = None;
+        result
     }
 
     fn durable(&self, durable: &Durable) {
@@ -515,9 +549,19 @@ impl Inner {
                     if st.auto_load && st.next_load.is_some_and(|t| now >= t) {
                         break Job::Poll;
                     }
+                    if st.auto_save && st.next_check.is_some_and(|t| now >= t) {
+                        st.next_check = Some(now + self.options.auto_load_interval);
+                        break Job::Check;
+                    }
                     let mut wake = None;
                     if st.auto_load {
                         wake = st.next_load;
+                    }
+                    if st.auto_save && st.next_check.is_some() {
+                        wake = match (wake, st.next_check) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
                     }
                     if st.has_write_work(self.incremental) {
                         wake = match (wake, st.retry_at) {
@@ -539,7 +583,24 @@ impl Inner {
                 Job::Whole => self.auto_save_whole(),
                 Job::Changes(seq, changes) => self.auto_save_changes(seq, changes),
                 Job::Poll => self.poll(),
+                Job::Check => self.check_unsaved(),
             }
+        }
+    }
+
+    /// Whole-content auto-save of a MergeableStore: when the store's hashes are not those last
+    /// written, one whole save is due (stamps a merge added without transaction changes).
+    fn check_unsaved(&self) {
+        let Some(store) = &self.mergeable else { return };
+        if self.incremental {
+            return;
+        }
+        let hashes = store.get_mergeable_content_hashes();
+        let mut st = self.state.lock();
+        if st.auto_save && !st.unreadable && st.written.is_some_and(|w| w != hashes) && !st.has_write_work(false) {
+            st.resave = true;
+            drop(st);
+            self.changed.notify_all();
         }
     }
 
@@ -653,6 +714,7 @@ impl Persister {
                 description,
                 options,
                 storage: Mutex::new(Some(storage)),
+                storage_owner: Mutex::new(None),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
                 status: AtomicU8::new(PersisterStatus::Idle as u8),
@@ -819,6 +881,7 @@ impl Persister {
             st.listener = listener;
             st.auto_save = true;
             st.last_chance = false;
+            st.next_check = Some(Instant::now() + self.inner.options.auto_load_interval);
         }
         if let Err(err) = self.save() {
             let mut st = self.inner.state.lock();
@@ -841,6 +904,7 @@ impl Persister {
 
     /// Detaches auto-save from the store; what was queued is still written.
     fn detach_auto_save(&self) -> bool {
+        self.inner.check_unsaved();
         let (hook, listener) = {
             let mut st = self.inner.state.lock();
             if !st.auto_save {
@@ -898,6 +962,7 @@ impl Persister {
     /// On the persister's own thread (inside a callback) it does not wait.
     pub fn flush(&self, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
+        self.inner.check_unsaved();
         let target = match &self.inner.mergeable {
             Some(_) => self.inner.last_commit(),
             None => self.inner.state.lock().received,
@@ -932,9 +997,17 @@ impl Persister {
             if !self.inner.state.lock().unreadable {
                 return Ok(None);
             }
-            s.lock(self.inner.options.lock_timeout)?;
+            // Under the save lock, so that no other process writes meanwhile; a database too
+            // damaged to be locked (not a database at all) is moved aside without it.
+            let locked = match s.lock(self.inner.options.lock_timeout) {
+                Ok(()) => true,
+                Err(Error::Corrupt(_)) => false,
+                Err(e) => return Err(e),
+            };
             let moved = s.move_aside();
-            s.unlock()?;
+            if locked {
+                s.unlock()?;
+            }
             let moved = moved?;
             self.inner.state.lock().unreadable = false;
             self.inner.changed.notify_all();
