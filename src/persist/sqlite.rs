@@ -3,14 +3,14 @@
 //! **JSON mode** is TinyBase's layout, so a database written by TinyBase's SQLite persisters
 //! (`createSqliteWasmPersister`, `createSqlite3Persister`, ... with the default JSON config) loads
 //! here and the reverse: one table (`tinybase`, configurable) created as TinyBase creates it,
-//! `CREATE TABLE "tinybase"("_id" PRIMARY KEY,"store")`, holding one row `_id = '_'` whose
+//! `CREATE TABLE"tinybase"("_id" PRIMARY KEY,"store");`, holding one row `_id = '_'` whose
 //! `store` column is the JSON text TinyBase writes: a MergeableStore's wire content with hashes
 //! (the same text as its file format), a plain Store's `[tables, values]`. The whole text is
 //! rewritten on every save; the database keeps SQLite's default rollback journal (a database
 //! file in WAL mode cannot be handed to TinyBase's sqlite-wasm as bytes).
 //!
 //! **Incremental mode** (beyond TinyBase; MergeableStore only) keeps one row per cell, value and
-//! container stamp (the schema of [`incremental`](super::incremental)), writes each committed
+//! container stamp (the schema of [`incremental`](super::incremental#schema-version-1)), writes each committed
 //! transaction as one SQLite transaction that merges it into the stored rows (a few primary-key
 //! lookups and upserts through cached statements, so a one-cell save costs the same whatever the
 //! store's size, and several processes may write one database), and verifies every hash when it
@@ -27,7 +27,9 @@
 use super::incremental::{self, CellRow, ContainerKind, ContainerRow, Rows, ValueRow};
 use super::{Content, Persister, PersisterOptions, Storage};
 use crate::error::{Error, Result};
+use crate::hash::get_hash;
 use crate::store::Store;
+use crate::value::to_json_string;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -189,6 +191,9 @@ impl SqliteStorage {
         let result = (|| {
             let conn = self.conn()?;
             conn.execute_batch(sync)?;
+            // Whole-content writes and loads of large stores touch every page: a 64 MiB page
+            // cache instead of SQLite's 2 MiB keeps the primary-key B-trees in memory.
+            conn.execute_batch("PRAGMA cache_size = -65536")?;
             // Forces SQLite to read the header, so that a file that is not a database is known now.
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
             Ok(())
@@ -310,6 +315,16 @@ impl SqliteStorage {
         Ok(true)
     }
 
+    /// Whether the id column is the primary key.
+    fn json_id_is_key(&self) -> Result<bool> {
+        let conn = self.conn().map_err(|e| self.db_error(e))?;
+        conn.query_row("SELECT pk FROM pragma_table_info(?1) WHERE name = ?2", [&self.config.store_table_name, &self.config.store_id_column_name], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|pk| pk > 0)
+        .map_err(|e| self.db_error(e))
+    }
+
     /// SQLite reads some damage as a missing row rather than an error: with the end of the
     /// file cut off, the primary key index's page comes back partly zeroed and the `_` row's
     /// lookup finds nothing, which would read as nothing stored and then be saved over.
@@ -373,8 +388,15 @@ impl SqliteStorage {
             let id = escape_id(&c.store_id_column_name);
             let store = escape_id(&c.store_column_name);
             if !s.json_table()? {
-                // The DDL TinyBase issues, so that TinyBase sees the table it would have made.
-                let sql = format!("CREATE TABLE {table}({id} PRIMARY KEY,{store});");
+                // The DDL TinyBase issues, byte for byte, so that TinyBase sees the table it
+                // would have made.
+                let sql = format!("CREATE TABLE{table}({id} PRIMARY KEY,{store});");
+                s.conn().and_then(|conn| conn.execute_batch(&sql)).map_err(|e| s.db_error(e))?;
+            } else if !s.json_id_is_key()? {
+                // A table made elsewhere: the upsert needs the id unique, and TinyBase adds this
+                // same index in this case.
+                let name = format!("tinybase_pk_{}", get_hash(&to_json_string(&serde_json::json!([c.store_table_name, c.store_id_column_name]))));
+                let sql = format!("CREATE UNIQUE INDEX IF NOT EXISTS{}ON{table}({id})", escape_id(&name));
                 s.conn().and_then(|conn| conn.execute_batch(&sql)).map_err(|e| s.db_error(e))?;
             }
             // TinyBase's upsert: the id column is the primary key (or has a unique index).
