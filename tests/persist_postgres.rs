@@ -465,6 +465,29 @@ fn persisting_while_synchronizing() {
     assert_eq!(restarted.get_cell("notes", "n29", "text"), Some("note 29".into()));
 }
 
+#[test]
+fn a_lost_connection_is_an_error_then_reconnects() {
+    // A server restart or a network cut: the storage reports the failure once and connects
+    // again on its next use instead of failing for good.
+    let room = pg::unique_room("reconnect");
+    let name = room.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+    let dsn = format!("{} application_name={name}", pg::dsn());
+    let mut storage = PostgresStorage::connect(&dsn, &room).unwrap();
+    let a = MergeableStore::new(Some("a"));
+    let changes = record_changes(&a);
+    a.set_value("v", 1.0).unwrap();
+    storage.write_changes(&take(&changes)[0]).unwrap();
+    sql(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'"));
+    a.set_value("v", 2.0).unwrap();
+    let c = take(&changes).pop().unwrap();
+    let first = storage.write_changes(&c);
+    if let Err(e) = &first {
+        assert!(matches!(e, Error::Io(_)), "{e:?}");
+        storage.write_changes(&c).expect("written once connected again");
+    }
+    assert_eq!(load(&mut storage).get_value("v"), Some(2.0.into()));
+}
+
 /// Save/load of 10k and 100k cells and one-cell write latency at 100k (figures printed; run
 /// with --nocapture).
 #[test]
@@ -502,5 +525,11 @@ fn speed() {
             println!("postgres one-cell write at {cells} cells: p50 {:.2} ms, p99 {:.2} ms", p(0.5), p(0.99));
             assert_eq!(load(&mut connect(&room)).get_mergeable_content_hashes(), s.get_mergeable_content_hashes());
         }
+        // The big rooms are not left behind when TB_TEST_POSTGRES_DSN names a lasting database.
+        let quoted = room.replace('\'', "''");
+        sql(&format!(
+            "DELETE FROM tinybase_cells WHERE room = '{quoted}'; DELETE FROM tinybase_values WHERE room = '{quoted}'; \
+             DELETE FROM tinybase_containers WHERE room = '{quoted}'; DELETE FROM tinybase_meta WHERE room = '{quoted}';"
+        ));
     }
 }
