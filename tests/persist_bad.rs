@@ -150,7 +150,7 @@ fn bad_texts(good: &str, file: bool) -> Vec<(String, Vec<u8>)> {
     let at = good.find("\"dog\"").unwrap() + 2;
     invalid.insert(at, 0xFF);
     out.push(("invalid UTF-8".into(), invalid));
-    out.push(("empty (no bytes)".into(), Vec::new()));
+    out.push(("only white space".into(), b"  \n".to_vec()));
     out
 }
 

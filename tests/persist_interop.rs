@@ -277,7 +277,6 @@ fn file_plain_ours_saves_tinybase_loads() {
 /// skips it. A file left so by a TinyBase app that only reads is nothing stored for us: our load
 /// finds nothing, and we save there.
 #[test]
-#[ignore = "the engine refuses an empty file as Corrupt (tests/persist.rs bad_files); see _notes/interop_findings.md"]
 fn file_left_empty_by_tinybase_auto_load_holds_nothing() {
     for kind in [Kind::Mergeable, Kind::Plain] {
         let dir = TempDir::new(&format!("file-empty-{}", kind.arg()));

@@ -368,6 +368,11 @@ impl Storage for FileStorage {
         // What was read is now known, good or bad: a bad file is reported again only when it
         // changes.
         self.seen = Some(FileStamp::of(&file.metadata().map_err(|e| self.io("cannot inspect it", e))?));
+        // TinyBase's auto-load creates a missing file empty (0 bytes) and its load of it is a
+        // no-op: nothing is stored there yet, and writing over no bytes loses nothing.
+        if bytes.is_empty() {
+            return Ok(None);
+        }
         let text = String::from_utf8(bytes).map_err(|_| self.corrupt("not UTF-8 text"))?;
         if text.trim().is_empty() {
             return Err(self.corrupt("empty (a TinyBase file holds JSON content)"));

@@ -821,7 +821,8 @@ impl Persister {
         self.inner.state.lock().auto_load
     }
 
-    /// `startAutoSave`: saves now, then after every committed transaction (on the persister's
+    /// `startAutoSave`: saves now (unless the storage holds exactly the store's content, as
+    /// after a load that changed nothing), then after every committed transaction (on the persister's
     /// thread: whole content, coalescing transactions that queued meanwhile, or each
     /// transaction on its own for incremental storages). Refused while stored data could not be
     /// loaded.
@@ -883,7 +884,10 @@ impl Persister {
             st.last_chance = false;
             st.next_check = Some(Instant::now() + self.inner.options.auto_load_interval);
         }
-        if let Err(err) = self.save() {
+        // TinyBase saves first; skipped when the storage holds exactly the store's content (it
+        // was just loaded or saved), which spares rewriting a whole database at every start.
+        let up_to_date = self.inner.mergeable.as_ref().is_some_and(|s| self.inner.state.lock().written == Some(s.get_mergeable_content_hashes()));
+        if let Err(err) = if up_to_date { Ok(()) } else { self.save() } {
             let mut st = self.inner.state.lock();
             st.auto_save = false;
             st.hook = None;

@@ -84,6 +84,23 @@ const SINGLE_ROW_ID: &str = "_";
 /// connection's write before failing.
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Runs `f` again while SQLite reports the database busy, for at most [`DEFAULT_BUSY_TIMEOUT`]:
+/// some busy cases skip the busy handler (switching to WAL while other connections open the
+/// database, a write beginning during another connection's first WAL recovery).
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + DEFAULT_BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
 /// TinyBase's `escapeId`: each dot-separated part double-quoted, quotes doubled.
 fn escape_id(name: &str) -> String {
     name.split('.').map(|part| format!("\"{}\"", part.replace('"', "\"\""))).collect::<Vec<_>>().join(".")
@@ -237,7 +254,7 @@ impl SqliteStorage {
         } else {
             ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
         };
-        self.conn().and_then(|c| c.execute_batch(begin)).map_err(|e| self.db_error(e))?;
+        self.conn().and_then(|c| retry_busy(|| c.execute_batch(begin))).map_err(|e| self.db_error(e))?;
         let result = f(self).and_then(|v| self.conn().and_then(|c| c.execute_batch(commit)).map(|_| v).map_err(|e| self.db_error(e)));
         if result.is_err() {
             if let Ok(c) = self.conn() {
@@ -255,7 +272,8 @@ impl SqliteStorage {
         if self.config.mode != SqliteMode::Incremental || self.wal_ready || self.locked {
             return Ok(());
         }
-        let mode: String = self.conn().and_then(|c| c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))).map_err(|e| self.db_error(e))?;
+        let mode: String =
+            self.conn().and_then(|c| retry_busy(|| c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))).map_err(|e| self.db_error(e))?;
         // Checkpoints (copying the WAL into the database, with syncs) are what a one-cell write
         // occasionally waits for: ten times SQLite's default makes them rarer (the WAL grows to
         // about 40 MB between them).

@@ -417,8 +417,8 @@ def _bad_hash_file(tmp_path):
 
 @pytest.mark.parametrize(
     "bad",
-    ["not json {", "", '{"an": "object"}', "[[{}, \"\", 0]]", "BAD_HASHES"],
-    ids=["not-json", "empty", "object", "short", "bad-hashes"],
+    ["not json {", " \n", '{"an": "object"}', "[[{}, \"\", 0]]", "BAD_HASHES"],
+    ids=["not-json", "white-space", "object", "short", "bad-hashes"],
 )
 def test_corrupt_file_raises_and_is_left_untouched(tmp_path, clean, bad):
     path = tmp_path / "bad.json"
