@@ -115,7 +115,7 @@ impl Transport for Faulty {
         }
         if let Some(peer) = self.peer.lock().unwrap().clone() {
             peer.receive(&self.me, payload).unwrap();
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 peer.receive(&self.me, payload).unwrap(); // duplicated
             }
         }
