@@ -38,8 +38,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need /nonexistent-venv python
 # The PostgreSQL server (not only its client, which also lives under /usr/lib/postgresql).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need /nonexistent-postgresql-server postgresql
 
-step "node packages (tinybase@10.0.1, ws@8.21.3, pinned by tests/interop/package-lock.json)"
-if [ ! -d tests/interop/node_modules/tinybase ] || [ ! -d tests/interop/node_modules/ws ] || [ "${CI:-}" = "true" ]; then
+step "node packages (tinybase@10.0.1, ws@8.21.3, @sqlite.org/sqlite-wasm@3.53.4-build2, pinned by tests/interop/package-lock.json)"
+if [ ! -d tests/interop/node_modules/tinybase ] || [ ! -d tests/interop/node_modules/ws ] || [ ! -d tests/interop/node_modules/@sqlite.org/sqlite-wasm ] || [ "${CI:-}" = "true" ]; then
   (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -50,19 +50,19 @@ node tests/interop/gen.mjs "$SEEDS_DIR" 1000 300 60 >/dev/null
 node tests/interop/gen.mjs "$SEEDS_DIR" 5000 20 400 >/dev/null
 echo "$(ls "$SEEDS_DIR" | wc -l) scripts in $SEEDS_DIR"
 
-step "PostgreSQL for the persister tests: a throwaway server (scripts/pg.sh), shared by the Rust, C and Python steps, stopped at exit"
+step "PostgreSQL for the persister tests: a throwaway server (scripts/pg.sh), shared by the Rust, C, C++ and Python steps, stopped at exit"
 PG_DIR=/tmp/tb-pg-test-$$
 trap 'scripts/pg.sh stop "$PG_DIR"' EXIT
 PG_ENV=$(scripts/pg.sh start "$PG_DIR") # fails the command when no server can start
 eval "$PG_ENV"                           # exports TB_TEST_POSTGRES_DSN for every later step
-cargo test --release --test persist_postgres -- --nocapture
+echo "$TB_TEST_POSTGRES_DSN"
 
-step "Rust tests"
+step "Rust tests (persisters included: tests/persist*.rs, PostgreSQL, TinyBase's file and sqlite-wasm persisters both ways, a writer SIGKILLed 150 times per storage, the bad-data matrix)"
 TB_CONFORMANCE_DIR="$SEEDS_DIR" cargo test --release --all-targets 2>&1 | tee target/rust-tests.log
 cargo test --release --doc
 
-step "tinybase-server: relay rules, rooms and their files, multiplexing, limits, read-only clients, shutdown, memory per connection; the binary's flags, JWTs, metrics and signals"
-cargo test --release -p tinybase-server --lib --bins --test server --test ops --test memory
+step "tinybase-server: relay rules, rooms kept in files, SQLite and PostgreSQL (restarts, unloads, two servers sharing one database, corrupt rooms kept), multiplexing, limits, read-only clients, shutdown, memory per connection; the binary's flags, JWTs, metrics and signals"
+cargo test --release -p tinybase-server --lib --bins --test server --test ops --test memory --test persist
 cargo test --release -p tinybase-server --doc
 
 step "the demo (README's first command): a server with rooms on disk and native apps syncing through it"
@@ -91,6 +91,9 @@ cargo test --release -p tinybase-server --test tinybase_interop -- --nocapture l
 
 step "WebSocket server benchmark, smoke size: both servers, the same load generator (scripts/bench-ws.sh runs the full W10)"
 scripts/bench-ws.sh --smoke
+
+step "persistence benchmark, smoke size: file, SQLite (both modes), PostgreSQL and TinyBase's file persister (scripts/bench-persist.sh runs the full W11)"
+scripts/bench-persist.sh --smoke
 
 step "loom: the concurrent protocols model-checked (listener removal, handle release, synchronizer inbox)"
 scripts/loom.sh
