@@ -801,6 +801,8 @@ impl Persister {
                 let (id, last) = store.add_commit_hook_at(Arc::new(CommitHookFns {
                     wants: Box::new(move || wants.upgrade().is_some_and(|inner| inner.wants())),
                     with_hashes: self.inner.incremental,
+                    // What is stored must hold every stamp, or its hashes drift from the store's.
+                    stamps: true,
                     call: Box::new(move |seq, changes| {
                         if let Some(inner) = call.upgrade() {
                             inner.on_commit(seq, changes);
