@@ -21,13 +21,14 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 type Make = fn(&Store, &Path) -> Persister;
+type MakeBox = Box<dyn Fn(&Store, &Path) -> Persister>;
 
 fn sqlite(mode: SqliteMode) -> impl Fn(&Store, &Path) -> Persister {
     move |store, path| create_sqlite_persister(store, path, SqliteConfig::with_mode(mode), PersisterOptions::default()).unwrap()
 }
 
 /// The persisters under test, each with the file name it writes.
-fn kinds() -> Vec<(&'static str, Box<dyn Fn(&Store, &Path) -> Persister>)> {
+fn kinds() -> Vec<(&'static str, MakeBox)> {
     let file: Make = |store, path| create_file_persister(store, path, PersisterOptions::default()).unwrap();
     vec![
         ("sqlite-incremental", Box::new(sqlite(SqliteMode::Incremental))),

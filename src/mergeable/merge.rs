@@ -259,7 +259,7 @@ impl Core {
             let journaled = self.journal.len();
             self.apply_leaf_at(at, a.leaf as usize, a.value);
             // A visible change always journals the leaf's old value; nothing else does.
-            if record && !self.journal[journaled..].iter().any(|e| matches!(e, TrackEvent::Cell(..) | TrackEvent::Value(..))) {
+            if record && !self.journal.get(journaled..).unwrap_or_default().iter().any(|e| matches!(e, TrackEvent::Cell(..) | TrackEvent::Value(..))) {
                 let c = &self.content;
                 let ci = a.leaf as usize;
                 match at {
