@@ -339,10 +339,10 @@ impl Store {
             let visible = !core.track.cells.is_empty() | !core.track.values.is_empty();
             // A commit that changed stamps only goes to the hooks that ask for it.
             let mut hooks = hooks;
-            if !visible && core.track.stamped.is_some() {
+            let stamped = !visible && core.track.stamped.is_some();
+            if stamped {
                 hooks.retain(|hook| hook.stamps);
             }
-            let stamped = !visible && !hooks.is_empty();
             let hook_changes = (!rollback && !hooks.is_empty() && core.is_mergeable() && (visible || stamped))
                 .then(|| {
                     let seq = self.shared.commits.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
