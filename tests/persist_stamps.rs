@@ -127,6 +127,14 @@ fn stamp_only_merges_reach_the_storage() {
         assert!(p.flush(LONG).unwrap(), "{kind}: flushed");
         assert_eq!(stored_hashes(make.as_ref(), &path), a.get_mergeable_content_hashes(), "{kind}: mixed");
 
+        // A merge that changes no stamp is no transaction to save.
+        let saves = p.get_stats().saves;
+        a.apply_mergeable_changes_json(&b.get_encoded_mergeable_content_json()).unwrap();
+        a.apply_mergeable_changes_json(&b.get_encoded_mergeable_content_json()).unwrap();
+        a.transaction(|_| ());
+        assert!(p.flush(LONG).unwrap());
+        assert_eq!(p.get_stats().saves, saves, "{kind}: nothing to save");
+
         // And the peers agree once B has A's content too.
         b.apply_mergeable_changes_json(&a.get_encoded_mergeable_content_json()).unwrap();
         a.apply_mergeable_changes_json(&b.get_encoded_mergeable_content_json()).unwrap();
