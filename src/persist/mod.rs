@@ -300,7 +300,8 @@ impl Inner {
 
     /// The commit hook's `wants`, under the store's lock: everything but this persister's own
     /// loads. A refused commit may or may not take a number (only if another hook wants it and
-    /// it changed cells or values, or stamps only and that hook takes those); the next call, before any other number is given, tells.
+    /// it changed cells or values, or stamps only and that hook takes those); the next call,
+    /// before any other number is given, tells.
     fn wants(&self) -> bool {
         let (commits, mut st) = self.settle_pending_skip();
         if is_loading(self.id) {
