@@ -4,7 +4,8 @@
 use super::wire::{LeavesIn, MergeIn};
 use crate::hash::id_hash;
 use crate::hlc::Hlc;
-use crate::store::core::{Core, Level, Undo};
+use crate::store::core::{Core, Level, TrackEvent, Undo};
+use crate::store::track::Stamped;
 use crate::value::Stored;
 
 /// `replaceHlcHash`: a container's HLC term when the incoming HLC is later.
@@ -166,32 +167,55 @@ impl Core {
     /// Merges validated changes or content into the stamps, computing every hash from the
     /// stamps (content's own hashes are not trusted: the stored ones always agree with
     /// `compute_content_hashes`); returns the accepted leaves in the order TinyBase applies them
-    /// to the Store. `seen` is called with the latest HLC.
-    pub(crate) fn merge(&mut self, input: MergeIn) -> Vec<Accepted> {
+    /// to the Store. `seen` is called with the latest HLC. With `record`, container stamps that
+    /// change with nothing under them are noted in `track.stamped` (see [`Core::apply_accepted`]).
+    pub(crate) fn merge(&mut self, input: MergeIn, record: bool) -> Vec<Accepted> {
         let mut accepted = Vec::new();
+        let before = (self.content.tables_hlc, self.content.tables_hash, self.content.values.hlc, self.content.values.hash);
         let mut tables_hash = self.content.tables_hash;
         let mut latest = input.tables.hlc;
         for (t, table_in) in input.tables.thing {
             let ti = self.table_node(&t);
             let mut table_hash = self.content.tables[ti].hash;
             let mut table_latest = table_in.hlc;
+            let table_accepted = accepted.len();
+            let mut rows_noted = false;
             for (r, row_in) in table_in.thing {
                 let ri = self.row_node(ti, &r);
+                let row_accepted = accepted.len();
                 let (row_latest, old, new) = self.merge_leaves(Some((ti, ri)), row_in, &mut accepted);
+                if record && accepted.len() == row_accepted && old != Some(new) {
+                    self.stamped().rows.insert((t.clone(), r.clone()));
+                    rows_noted = true;
+                }
                 table_hash ^= child_delta(&r, old, new);
                 table_latest = table_latest.max(row_latest);
             }
             let (old, new) = self.finish_table(ti, table_hash, table_in.hlc);
+            if record && accepted.len() == table_accepted && !rows_noted && old != Some(new) {
+                self.stamped().tables.insert(t.clone());
+            }
             tables_hash ^= child_delta(&t, old, new);
             latest = latest.max(table_latest);
         }
         self.finish_tables(tables_hash, input.tables.hlc);
         let (values_latest, _, _) = self.merge_leaves(None, input.values, &mut accepted);
+        let after = (self.content.tables_hlc, self.content.tables_hash, self.content.values.hlc, self.content.values.hash);
+        if record && after != before {
+            // The tables and values stamps are in any changes written: the hook must only fire.
+            self.stamped();
+        }
         let latest = latest.max(values_latest);
         if let Some(clock) = self.clock.as_mut() {
             clock.seen(Some(latest));
         }
         accepted
+    }
+
+    /// The merge-only stamps of this transaction, created on first use.
+    fn stamped(&mut self) -> &mut Stamped {
+        self.tracked = true;
+        self.track.stamped.get_or_insert_with(Default::default)
     }
 
     /// Stamps a local change to one leaf (its value already set), as TinyBase merges each local
@@ -224,12 +248,33 @@ impl Core {
         }
     }
 
-    /// Writes accepted leaves into the plain Store (without stamping them again).
-    pub(crate) fn apply_accepted(&mut self, accepted: Vec<Accepted>) {
+    /// Writes accepted leaves into the plain Store (without stamping them again). With
+    /// `record`, the leaves whose stamp changed while the Store's value did not are noted in
+    /// `track.stamped`, for the persisters' commit hooks.
+    pub(crate) fn apply_accepted(&mut self, accepted: Vec<Accepted>, record: bool) {
         let was = self.listening;
         self.listening = false;
         for a in accepted {
-            self.apply_leaf_at(a.at.map(|(t, r)| (t as usize, r as usize)), a.leaf as usize, a.value);
+            let at = a.at.map(|(t, r)| (t as usize, r as usize));
+            let journaled = self.journal.len();
+            self.apply_leaf_at(at, a.leaf as usize, a.value);
+            // A visible change always journals the leaf's old value; nothing else does.
+            if record && !self.journal.get(journaled..).unwrap_or_default().iter().any(|e| matches!(e, TrackEvent::Cell(..) | TrackEvent::Value(..))) {
+                let c = &self.content;
+                let ci = a.leaf as usize;
+                match at {
+                    Some((ti, ri)) => {
+                        let (t, table) = c.tables.get_index(ti).expect("table");
+                        let (r, row) = table.rows.get_index(ri).expect("row");
+                        let key = (t.clone(), r.clone(), row.cells.map.get_index(ci).expect("cell").0.clone());
+                        self.stamped().cells.insert(key);
+                    }
+                    None => {
+                        let key = c.values.map.get_index(ci).expect("value").0.clone();
+                        self.stamped().values.insert(key);
+                    }
+                }
+            }
         }
         self.listening = was;
     }

@@ -133,6 +133,7 @@ impl MergeableStore {
     }
 
     fn merge_input(&self, input: wire::MergeIn, is_content: bool) {
+        let record = self.store.wants_stamps();
         self.store.mutate(|core| {
             if is_content {
                 // Inside a user transaction the old content is kept for a rollback.
@@ -150,8 +151,8 @@ impl MergeableStore {
                     core.undo.push(crate::store::core::Undo::Content(saved));
                 }
             }
-            let accepted = core.merge(input);
-            core.apply_accepted(accepted);
+            let accepted = core.merge(input, record);
+            core.apply_accepted(accepted, record);
         });
     }
 
@@ -470,7 +471,15 @@ impl Core {
     /// `getTransactionMergeableChanges` JSON for the current transaction.
     pub(crate) fn transaction_mergeable_changes_json(&self, with_hashes: bool, wire: bool) -> String {
         let mut out = String::new();
-        wire::write_transaction_changes(&mut out, self, StampStyle { hashes: with_hashes, wire });
+        wire::write_transaction_changes(&mut out, self, StampStyle { hashes: with_hashes, wire }, false);
+        out
+    }
+
+    /// The current transaction's changes for an incremental persister: wire form with hashes,
+    /// and also the stamps a merge changed without a visible change (`track.stamped`).
+    pub(crate) fn persisted_changes_json(&self) -> String {
+        let mut out = String::new();
+        wire::write_transaction_changes(&mut out, self, StampStyle { hashes: true, wire: true }, true);
         out
     }
 }

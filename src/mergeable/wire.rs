@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
 use crate::store::core::Core;
+use crate::store::track::Stamped;
 use crate::store::tree::{Content, Key, Leaves, VALUES};
 use crate::store::write_object;
 use crate::value::{is_integer_key, write_integer, write_js_string, JsonOut, Stored};
@@ -410,8 +411,10 @@ pub(crate) fn write_content<O: JsonOut + ?Sized>(out: &mut O, core: &Core, style
     out.push_str("]");
 }
 
-/// `getTransactionMergeableChanges`: the touched leaves with their current stamps.
-pub(crate) fn write_transaction_changes<O: JsonOut + ?Sized>(out: &mut O, core: &Core, style: StampStyle) {
+/// `getTransactionMergeableChanges`: the touched leaves with their current stamps. With
+/// `stamped`, also what a merge stamped without a visible change (`track.stamped`), after them,
+/// each table, row and leaf once: what an incremental persister must write.
+pub(crate) fn write_transaction_changes<O: JsonOut + ?Sized>(out: &mut O, core: &Core, style: StampStyle, stamped: bool) {
     let c = &core.content;
     let touched = core.track.cells.grouped();
     // (table index, [(row index, [leaf index])]) in touch order.
@@ -429,6 +432,10 @@ pub(crate) fn write_transaction_changes<O: JsonOut + ?Sized>(out: &mut O, core: 
         if let Some(ci) = c.tables[ti].rows[ri].cells.map.get_index_of(cell.as_str()) {
             rows.last_mut().expect("pushed").1.push(ci);
         }
+    }
+    let extra = if stamped { core.track.stamped.as_deref() } else { None };
+    if let Some(extra) = extra {
+        add_stamped(c, extra, &mut tables);
     }
     out.push_str("[");
     write_stamp(out, style, c.tables_hlc, c.tables_hash, |out| {
@@ -453,15 +460,65 @@ pub(crate) fn write_transaction_changes<O: JsonOut + ?Sized>(out: &mut O, core: 
     out.push_str(",");
     // Values in touch order.
     write_stamp(out, style, c.values.hlc, c.values.hash, |out| {
+        let stamped_values = extra.into_iter().flat_map(|e| e.values.iter().filter(|k| !core.track.values.contains_key(*k)));
         let items: Vec<(&str, _)> = core
             .track
             .values
             .keys()
+            .chain(stamped_values)
             .filter_map(|k| c.values.map.get_full(k.as_str()).map(|(i, _, l)| (k.as_str(), (c.meta((VALUES, 0), i, l), l))))
             .collect();
         write_object(out, items, |out, (v, l)| write_leaf(out, style, v, l.hlc, l.hash));
     });
     out.push_str(",1]");
+}
+
+/// Adds the stamp-only tables, rows and leaves to the visibly changed ones (found by index,
+/// so that a big stamp-only merge costs linear time), each once, in the order they were noted.
+fn add_stamped(c: &Content, extra: &Stamped, tables: &mut Vec<(usize, Vec<(usize, Vec<usize>)>)>) {
+    use std::collections::{HashMap, HashSet};
+    let mut table_at: HashMap<usize, usize> = tables.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+    let mut row_at: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut leaves: HashSet<(usize, usize, usize)> = HashSet::new();
+    for (ti, rows) in tables.iter() {
+        for (i, (ri, cells)) in rows.iter().enumerate() {
+            row_at.insert((*ti, *ri), i);
+            leaves.extend(cells.iter().map(|ci| (*ti, *ri, *ci)));
+        }
+    }
+    let mut table = |tables: &mut Vec<(usize, Vec<(usize, Vec<usize>)>)>, t: &str| -> Option<(usize, usize)> {
+        let ti = c.tables.get_index_of(t)?;
+        let at = *table_at.entry(ti).or_insert_with(|| {
+            tables.push((ti, Vec::new()));
+            tables.len() - 1
+        });
+        Some((ti, at))
+    };
+    let mut row = |tables: &mut Vec<(usize, Vec<(usize, Vec<usize>)>)>, (ti, at): (usize, usize), r: &str| -> Option<(usize, usize)> {
+        let ri = c.tables[ti].rows.get_index_of(r)?;
+        let rows = &mut tables[at].1;
+        let i = *row_at.entry((ti, ri)).or_insert_with(|| {
+            rows.push((ri, Vec::new()));
+            rows.len() - 1
+        });
+        Some((ri, i))
+    };
+    for (t, r, cell) in &extra.cells {
+        let Some(tt) = table(tables, t) else { continue };
+        let Some((ri, i)) = row(tables, tt, r) else { continue };
+        let Some(ci) = c.tables[tt.0].rows[ri].cells.map.get_index_of(cell.as_str()) else { continue };
+        if leaves.insert((tt.0, ri, ci)) {
+            tables[tt.1].1[i].1.push(ci);
+        }
+    }
+    for (t, r) in &extra.rows {
+        if let Some(tt) = table(tables, t) {
+            row(tables, tt, r);
+        }
+    }
+    for t in &extra.tables {
+        table(tables, t);
+    }
 }
 
 /// Writes `{id: hash}` for a map of hashed nodes, in JavaScript key order.

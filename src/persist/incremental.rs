@@ -677,6 +677,7 @@ mod tests {
         s.add_commit_hook(std::sync::Arc::new(crate::store::CommitHookFns {
             wants: Box::new(|| true),
             with_hashes: true,
+            stamps: true,
             call: Box::new(move |_, changes| into.lock().push(changes.to_string())),
         }));
         seen

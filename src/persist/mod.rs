@@ -308,7 +308,8 @@ impl Inner {
 
     /// The commit hook's `wants`, under the store's lock: everything but this persister's own
     /// loads. A refused commit may or may not take a number (only if another hook wants it and
-    /// it changed cells or values); the next call, before any other number is given, tells.
+    /// it changed cells or values, or stamps only and that hook takes those); the next call,
+    /// before any other number is given, tells.
     fn wants(&self) -> bool {
         let (commits, mut st) = self.settle_pending_skip();
         if is_loading(self.id) {
@@ -846,6 +847,8 @@ impl Persister {
                 let (id, last) = store.add_commit_hook_at(Arc::new(CommitHookFns {
                     wants: Box::new(move || wants.upgrade().is_some_and(|inner| inner.wants())),
                     with_hashes: self.inner.incremental,
+                    // What is stored must hold every stamp, or its hashes drift from the store's.
+                    stamps: true,
                     call: Box::new(move |seq, changes| {
                         if let Some(inner) = call.upgrade() {
                             inner.on_commit(seq, changes);

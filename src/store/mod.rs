@@ -55,6 +55,12 @@ pub(crate) struct CommitHookFns {
     /// Whether `call` gets the changes with hashes at every level (persisters) or without
     /// (synchronizers' ContentDiff).
     pub with_hashes: bool,
+    /// Whether `call` also gets the commits that changed stamps only (persisters): a merge can
+    /// give a leaf a newer HLC for the same value, a tombstone for a cell already absent, or a
+    /// container a newer HLC, which TinyBase's transaction changes do not list. Such a commit
+    /// is numbered only when a hook that wants it has this; with `with_hashes` the changes then
+    /// list those stamps too (each table and row once), without it they are the plain ones.
+    pub stamps: bool,
     /// Called with the store's commit number (1, 2, ... in commit order, counted under the
     /// store's lock, so hooks called on racing threads can restore the order) and the
     /// transaction's mergeable changes in wire form.
@@ -330,12 +336,20 @@ impl Store {
             if registry.len() > 0 || !hooks.is_empty() {
                 core.flush();
             }
-            let hook_changes = (!rollback && !hooks.is_empty() && core.is_mergeable() && !core.track.cells.is_empty() | !core.track.values.is_empty())
+            let visible = !core.track.cells.is_empty() | !core.track.values.is_empty();
+            // A commit that changed stamps only goes to the hooks that ask for it.
+            let mut hooks = hooks;
+            let stamped = !visible && core.track.stamped.is_some();
+            if stamped {
+                hooks.retain(|hook| hook.stamps);
+            }
+            let hook_changes = (!rollback && !hooks.is_empty() && core.is_mergeable() && (visible || stamped))
                 .then(|| {
                     let seq = self.shared.commits.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
                     let wants = |h: bool| hooks.iter().any(|hook| hook.with_hashes == h);
-                    let json = |h: bool| wants(h).then(|| core.transaction_mergeable_changes_json(h, true));
-                    (seq, [json(false), json(true)])
+                    let plain = wants(false).then(|| core.transaction_mergeable_changes_json(false, true));
+                    let hashed = wants(true).then(|| core.persisted_changes_json());
+                    (seq, [plain, hashed])
                 });
             let pending: Vec<Pending> = if rollback || registry.len() == 0 { Vec::new() } else { listeners::collect(&core, &registry) };
             drop(registry);
@@ -621,6 +635,11 @@ impl Store {
         let id = hooks.iter().map(|h| h.0).max().unwrap_or(0) + 1;
         hooks.push((id, hook));
         (id, self.shared.commits.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Whether a commit hook wants the commits that changed stamps only (merges record them).
+    pub(crate) fn wants_stamps(&self) -> bool {
+        self.shared.commit_hooks.lock().iter().any(|h| h.1.stamps)
     }
 
     pub(crate) fn del_commit_hook(&self, id: u64) {

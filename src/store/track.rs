@@ -128,6 +128,25 @@ pub(crate) struct Tracking {
     pub cells: Nest3<Stored>,
     pub value_ids: IndexMap<Key, i8, H>,
     pub values: IndexMap<Key, Stored, H>,
+    /// What a merge stamped without changing what the Store shows (None until then, so that a
+    /// local write allocates nothing for it).
+    pub stamped: Option<Box<Stamped>>,
+}
+
+/// Stamps a merge changed that `cells` and `values` do not list: a newer HLC for the same
+/// value, a tombstone for a cell or value already absent, a container's HLC. TinyBase's
+/// transaction changes leave them out, but an incremental persister must write them, or its
+/// storage would no longer hold the store's hashes.
+#[derive(Default, Debug)]
+pub(crate) struct Stamped {
+    /// Leaves, as (table, row, cell).
+    pub cells: IndexSet<(Key, Key, Key), H>,
+    /// Leaves in the values.
+    pub values: IndexSet<Key, H>,
+    /// Rows whose own stamp changed with none of their cells.
+    pub rows: IndexSet<(Key, Key), H>,
+    /// Tables whose own stamp changed with none of their rows.
+    pub tables: IndexSet<Key, H>,
 }
 
 impl Tracking {

@@ -285,6 +285,9 @@ impl Synchronizer {
             // transaction reaches the worker, loading or not (a local change is never dropped).
             wants: Box::new(move || APPLYING.with(Cell::get) != id),
             with_hashes: false,
+            // A ContentDiff lists visible changes only, as TinyBase's; peers reconcile the
+            // rest through the hash comparison.
+            stamps: false,
             call: Box::new(move |_, changes: &str| {
                 hook_shared.busy.fetch_add(1, Ordering::AcqRel);
                 if hook_inbox.push(Work::Local(changes.to_string())).is_err() {
