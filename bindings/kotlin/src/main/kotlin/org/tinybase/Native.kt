@@ -207,3 +207,36 @@ internal object Callbacks {
         Native.setCallbackThreadInitializer(cb, CallbackThreadInitializer(true, false, "tinybase-native"))
     }
 }
+
+@Volatile
+private var callbackExceptionHandler: ((Throwable) -> Unit)? = null
+
+/**
+ * Sets where exceptions thrown by host callbacks (listeners, transports, hooks) go: they
+ * cannot cross into native code, so the callback returns normally and the exception is
+ * handed to [handler] (null: printed to stderr, the default). Returns the previous handler.
+ */
+public fun setCallbackExceptionHandler(handler: ((Throwable) -> Unit)?): ((Throwable) -> Unit)? {
+    val previous = callbackExceptionHandler
+    callbackExceptionHandler = handler
+    return previous
+}
+
+/** Runs a host callback's body; an exception goes to the handler instead of native code. */
+internal inline fun guardCallback(block: () -> Unit) {
+    try {
+        block()
+    } catch (t: Throwable) {
+        reportCallbackException(t)
+    }
+}
+
+/** Hands [t] to the callback exception handler (never throws). */
+internal fun reportCallbackException(t: Throwable) {
+    try {
+        val handler = callbackExceptionHandler
+        if (handler != null) handler(t) else t.printStackTrace()
+    } catch (_: Throwable) {
+        // The handler itself failed: nothing more can be done on a native thread.
+    }
+}
