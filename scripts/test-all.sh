@@ -8,17 +8,8 @@ ROOT=$PWD
 
 step() { printf '\n=== %s\n' "$*"; }
 
-# Debian packages the C, C++ and Python tests use, installed when missing.
-APT_UPDATED=
-need() { # need COMMAND-OR-FILE PACKAGE
-  if command -v "$1" >/dev/null 2>&1 || [ -e "$1" ]; then return 0; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    [ -n "$APT_UPDATED" ] || { apt-get update -qq >/dev/null && APT_UPDATED=1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  else
-    echo "missing $1 (Debian package $2)" >&2
-  fi
-}
+# Debian packages the tests use, installed when missing (need COMMAND-OR-FILE PACKAGE).
+. scripts/need.sh
 
 # The WebSocket load and memory tests hold 1,000 sockets and more: raise the open-file limit as
 # far as allowed, for every step.
@@ -112,6 +103,9 @@ if [ -x bindings/cpp/run_tests.sh ]; then
   step "C++ wrapper tests"
   bindings/cpp/run_tests.sh
 fi
+
+step "C/C++ install: scripts/install.sh into a temporary prefix; a C program with pkg-config (shared, --static), C and C++ programs with find_package(tinybase)"
+tests/install/run.sh
 
 if [ -x bindings/python/run_tests.sh ]; then
   step "Python package tests"
