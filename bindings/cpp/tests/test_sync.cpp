@@ -209,6 +209,14 @@ private:
     std::vector<std::unique_ptr<Peer>> peers_;
 };
 
+/// Options of the custom-transport tests: the first peer to start waits one request timeout
+/// alone (nobody answers a load before syncing), so it is short, but long enough for valgrind.
+SynchronizerOptions quick() {
+    SynchronizerOptions o;
+    o.request_timeout_seconds = 0.5 * scale();
+    return o;
+}
+
 /// Writes `count` cells into row `row` of table "t", one transaction each.
 void write_cells(const MergeableStoreRef& s, const std::string& row, int count) {
     for (int i = 0; i < count; ++i) s.set_cell("t", row, "c" + std::to_string(i), i);
@@ -219,8 +227,7 @@ TEST_F(Sync, ThreeStoresConvergeOverLambdas) {
     std::atomic<int> sends{0}, receives{0};
     std::mutex mu;
     std::vector<std::string> errors;
-    SynchronizerOptions o;
-    o.request_timeout_seconds = 0.5 * scale();
+    SynchronizerOptions o = quick();
     o.on_send = [&](std::optional<std::string_view>, std::optional<std::string_view>, tb_sync_message, std::string_view) { ++sends; };
     o.on_receive = [&](std::optional<std::string_view> from, std::optional<std::string_view>, tb_sync_message, std::string_view body) {
         if (from && !body.empty()) ++receives;
@@ -293,8 +300,7 @@ TEST_F(Sync, ThreeStoresConvergeOverLambdas) {
 
 TEST_F(Sync, FramedAndPlainPeersConverge) {
     Net net;
-    SynchronizerOptions o;
-    o.request_timeout_seconds = 0.5 * scale();
+    SynchronizerOptions o = quick();
     auto& a = net.add("a", MergeableStore("a"), true, o);
     auto& b = net.add("b", MergeableStore("b"), false, o);
     auto& c = net.add("c", MergeableStore("c"), true, o);
@@ -353,8 +359,7 @@ TEST_F(Sync, LossyRelayConvergesWithAntiEntropy) {
 // when it starts, and its own edits made meanwhile reach the others.
 TEST_F(Sync, RestartedPeerCatchesUp) {
     Net net;
-    SynchronizerOptions o;
-    o.request_timeout_seconds = 0.5 * scale();
+    SynchronizerOptions o = quick();
     auto& a = net.add("a", MergeableStore("a"), false, o);
     auto& b = net.add("b", MergeableStore("b"), false, o);
     a.sync.start_sync();
