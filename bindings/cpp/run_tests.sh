@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests the C++ wrapper (bindings/cpp/tinybase.hpp):
 #   1. cargo build --release (a no-op when the library is fresh)
-#   2. the header compiles standalone (g++, and clang++ when installed) with -Wall -Wextra -Werror
+#   2. the header compiles standalone (g++, and clang++ when installed) with -Wall -Wextra -Werror,
+#      and wraps every synchronizer function of the C API
 #   3. cmake configure + build into target/cpp-build: GoogleTest suites linked against
 #      libtinybase.so (cpp_tests_shared) and libtinybase.a (cpp_tests_static)
 #   4. ctest --output-on-failure (every gtest case of both binaries is a ctest test)
@@ -37,6 +38,13 @@ for cxx in g++ clang++; do
         fail "tinybase.hpp with $cxx"
     fi
 done
+
+echo "== every synchronizer function of tinybase.h is called by tinybase.hpp"
+# tb_synchronizer_*, tb_local_bus_*, tb_broadcast_channel_*, tb_ws_*: a new C function needs its
+# C++ method (the header's "every tb_synchronizer_* function has a method here").
+missing=$(grep -oE '\btb_(synchronizer|local_bus|broadcast_channel|ws)_[a-z0-9_]+\(' include/tinybase.h | tr -d '(' | sort -u \
+    | while read -r f; do grep -qw "$f" bindings/cpp/tinybase.hpp || echo "$f"; done)
+if [ -n "$missing" ]; then fail "no C++ wrapper for: $(echo $missing)"; else echo "  ok"; fi
 
 echo "== cmake configure + build ($BUILD)"
 cmake -S bindings/cpp -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$BUILD.configure.log" 2>&1 \

@@ -28,6 +28,14 @@
 //   tinybase::WsSynchronizer   a Synchronizer through a WebSocket server (WsSynchronizerOptions;
 //                              hooks and on_status as std::function, run on the worker thread).
 //   tinybase::WsClient         one multiplexed socket shared by several stores' WsSynchronizers.
+//   tinybase::CustomSynchronizer  createCustomSynchronizer: a Synchronizer over the host's own
+//                              transport, a lambda send(to_client_id, payload) (or framed():
+//                              send_frame(frame)); what arrives goes to receive() /
+//                              receive_framed() of any Synchronizer, from any thread.
+//   tinybase::LocalBus         an in-process bus: create_synchronizer(store) is TinyBase's
+//                              createLocalSynchronizer (move-only; synchronizers keep the bus).
+//   tinybase::BroadcastChannel open(name) gives the LocalBus of a named in-process channel
+//                              (TinyBase's createBroadcastChannelSynchronizer).
 //   tinybase::Persister        owns a tb_persister (move-only; destroyed and freed with it):
 //                              load, save, start_auto_load/save ... (TinyBase's Persister).
 //   tinybase::FilePersister /  its factories: a file in TinyBase's format, a SQLite database
@@ -1216,6 +1224,15 @@ struct SynchronizerStats {
     uint64_t receives = 0;
 };
 
+/// The inbox of received payloads waiting for a synchronizer's worker (beyond TinyBase;
+/// tb_synchronizer_get_inbox_stats): what waits now, and how many payloads receive() refused so
+/// far because the inbox was full.
+struct InboxStats {
+    size_t queued_payloads = 0;
+    size_t queued_bytes = 0;
+    uint64_t refused_payloads = 0;
+};
+
 /// Options of a synchronizer (tb_synchronizer_options). Zero durations and limits mean the
 /// library's defaults. The hooks run on the synchronizer's worker thread (one at a time), as
 /// the C API's callback contract says; an exception escaping one goes to the handler set with
@@ -1342,6 +1359,24 @@ public:
     tb_synchronizer* get() const noexcept { return s_; }
     explicit operator bool() const noexcept { return s_ != nullptr; }
 
+    /// Hands a payload `[requestId, message, body]` received from client `from_client_id` to
+    /// the synchronizer (the receive half of a custom transport). Any thread, also inside any
+    /// synchronizer callback; never blocks: the worker validates it later, and an invalid one
+    /// goes to on_ignored_error and is never applied. Ignored after destroy(). Throws
+    /// Error(TB_ERROR_INVALID_STATE) when the inbox is full (inbox_max_payloads /
+    /// inbox_max_bytes): the payload is dropped, and the next load (anti-entropy) repairs it.
+    void receive(std::string_view from_client_id, std::string_view payload) {
+        detail::CStr from(from_client_id), p(payload);
+        detail::check(tb_synchronizer_receive(s_, from.get(), p.get()));
+    }
+    /// As receive(), for a frame `fromClientId\n[requestId, message, body]` (TinyBase's
+    /// WebSocket form; what a framed CustomSynchronizer's peers send). Throws
+    /// Error(TB_ERROR_INVALID_SHAPE) when there is no newline.
+    void receive_framed(std::string_view frame) {
+        detail::CStr f(frame);
+        detail::check(tb_synchronizer_receive_framed(s_, f.get()));
+    }
+
     /// startSync (initial_content_json: `[tables, values]` used when no peer answers).
     void start_sync(std::optional<std::string_view> initial_content_json = std::nullopt) {
         detail::OptCStr i(initial_content_json);
@@ -1377,9 +1412,24 @@ public:
         return detail::read_connection([&](tb_connection_state* st, uint16_t* code, char** reason) { return tb_synchronizer_get_connection_state(s_, st, code, reason); });
     }
     ConnectionState connection_state() const { return get_connection().state; }
+    /// Beyond TinyBase: the inbox of received payloads (see receive()).
+    InboxStats get_inbox_stats() const {
+        InboxStats st;
+        detail::check(tb_synchronizer_get_inbox_stats(s_, &st.queued_payloads, &st.queued_bytes, &st.refused_payloads));
+        return st;
+    }
+    /// Whether nothing is queued, running or waiting for a response (true after destroy).
+    /// Messages still inside the host's own transport are not seen: check those too.
     bool is_idle() const {
         bool out = false;
         detail::check(tb_synchronizer_is_idle(s_, &out));
+        return out;
+    }
+    /// Whether the worker has handled everything queued so far, local transactions included
+    /// (their ContentDiff has been handed to send), even if requests still wait for responses.
+    bool is_settled() const {
+        bool out = false;
+        detail::check(tb_synchronizer_is_settled(s_, &out));
         return out;
     }
     /// Waits up to `timeout` for the synchronizer to stay idle briefly; false on timeout.
@@ -1527,6 +1577,155 @@ public:
 
 private:
     tb_ws_client* c_ = nullptr;
+};
+
+namespace detail {
+
+/// Deletes a callable the library held as user_data (a transport's release).
+template <class Fn>
+void delete_callable(void* ud) {
+    delete static_cast<Fn*>(ud);
+}
+
+/// Creates a custom-transport synchronizer. `fn` becomes the transport's user_data, handed to
+/// the library only when `create(fn*, release, options*, out)` succeeds (then
+/// tb_synchronizer_free releases it once, after the worker stopped); on failure it is deleted
+/// here, with the hooks, since the library then calls neither release.
+template <class Fn, class Create>
+tb_synchronizer* new_custom_synchronizer(Fn fn, const SynchronizerOptions& options, Create&& create) {
+    if (!fn) throw Error(TB_ERROR_NULL_PARAMETER, "a custom synchronizer needs a send function (it is empty)");
+    auto owned = std::make_unique<Fn>(std::move(fn));
+    tb_synchronizer_options o{};
+    tb_synchronizer* out = new_synchronizer(options, o, [&](const tb_synchronizer_options* opts, tb_synchronizer** s) {
+        return create(owned.get(), &delete_callable<Fn>, opts, s);
+    });
+    (void)owned.release();  // the library owns it now
+    return out;
+}
+
+}  // namespace detail
+
+/// createCustomSynchronizer: TinyBase's sync protocol over a transport the host provides (BLE,
+/// MQTT, a pipe, a message queue...). `send(to_client_id, payload)` delivers `payload` (JSON
+/// text `[requestId, message, body]` in TinyBase's wire encoding) to the client
+/// `to_client_id`, or to every other client when it is std::nullopt; the host pushes what
+/// arrives with receive(from_client_id, payload), from any thread. The framed() variant sends
+/// and receives TinyBase's WebSocket frames `clientId\n[...]` instead.
+///
+/// Client ids are the host's: the id a peer's payloads are received from is the one its
+/// replies are sent to. `send` runs on the synchronizer's worker thread (never concurrently
+/// with itself, no store lock held) and should hand the payload over and return quickly; the
+/// views are valid for the call only (copy what you keep). It may call receive() of any
+/// synchronizer and store methods; it must not destroy synchronizers and should not call their
+/// blocking methods. An exception escaping it goes to the handler set with
+/// set_callback_exception_handler() (the message is then lost: anti-entropy repairs that).
+/// The library owns `send` (and the options' hooks) from a successful construction until the
+/// synchronizer is freed (this object, or the Synchronizer it was moved into, is destroyed);
+/// a failed construction throws Error and keeps nothing. Starts stopped: call start_sync().
+class CustomSynchronizer : public Synchronizer {
+public:
+    /// (to_client_id or nullopt for every other client, payload `[requestId, message, body]`).
+    using SendFn = std::function<void(std::optional<std::string_view> to_client_id, std::string_view payload)>;
+    /// (frame `toClientId\n[requestId, message, body]`; an empty id means every other client).
+    using SendFrameFn = std::function<void(std::string_view frame)>;
+
+    /// A synchronizer for `store` sending through `send` (an empty `send` throws
+    /// Error(TB_ERROR_NULL_PARAMETER)). The request timeout defaults to 1 s.
+    CustomSynchronizer(const MergeableStoreRef& store, SendFn send, const SynchronizerOptions& options = {})
+        : Synchronizer(detail::new_custom_synchronizer(std::move(send), options, [&](SendFn* fn, tb_release_fn release, const tb_synchronizer_options* o, tb_synchronizer** out) {
+              return tb_synchronizer_new_custom(store.get_mergeable(), &send_trampoline, fn, release, o, out);
+          })) {}
+
+    /// For media that carry TinyBase's WebSocket frames: `send_frame(frame)` gets
+    /// `toClientId\n[...]`; feed inbound frames `fromClientId\n[...]` to receive_framed().
+    static CustomSynchronizer framed(const MergeableStoreRef& store, SendFrameFn send_frame, const SynchronizerOptions& options = {}) {
+        return CustomSynchronizer(detail::new_custom_synchronizer(std::move(send_frame), options, [&](SendFrameFn* fn, tb_release_fn release, const tb_synchronizer_options* o, tb_synchronizer** out) {
+            return tb_synchronizer_new_custom_framed(store.get_mergeable(), &send_frame_trampoline, fn, release, o, out);
+        }));
+    }
+
+private:
+    explicit CustomSynchronizer(tb_synchronizer* owned) noexcept : Synchronizer(owned) {}
+
+    static void send_trampoline(void* ud, const char* to, const char* payload, size_t len) {
+        try {
+            (*static_cast<SendFn*>(ud))(detail::SyncHooks::opt(to), std::string_view(payload, len));
+        } catch (...) {
+            detail::report_callback_exception(std::current_exception());
+        }
+    }
+    static void send_frame_trampoline(void* ud, const char* frame, size_t len) {
+        try {
+            (*static_cast<SendFrameFn*>(ud))(std::string_view(frame, len));
+        } catch (...) {
+            detail::report_callback_exception(std::current_exception());
+        }
+    }
+};
+
+/// An in-process bus (TinyBase's LocalSynchronizer medium; tb_local_bus): every synchronizer
+/// created on it with create_synchronizer() (TinyBase's createLocalSynchronizer) reaches the
+/// others. BroadcastChannel::open(name) gives the bus of a named channel. Move-only; a
+/// moved-from LocalBus is empty (its methods throw Error(TB_ERROR_NULL_PARAMETER)).
+/// Synchronizers created on a bus keep it alive: this object may go first.
+class LocalBus {
+public:
+    /// A new empty bus.
+    LocalBus() { detail::check(tb_local_bus_new(&b_)); }
+    /// Adopts an owned bus handle (from tb_local_bus_new / tb_broadcast_channel_open).
+    static LocalBus adopt(tb_local_bus* owned) noexcept { return LocalBus(owned, Adopt{}); }
+    LocalBus(const LocalBus&) = delete;
+    LocalBus& operator=(const LocalBus&) = delete;
+    LocalBus(LocalBus&& o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
+    LocalBus& operator=(LocalBus&& o) noexcept {
+        if (this != &o) {
+            tb_local_bus_free(b_);
+            b_ = std::exchange(o.b_, nullptr);
+        }
+        return *this;
+    }
+    ~LocalBus() { tb_local_bus_free(b_); }
+
+    /// createLocalSynchronizer: a Synchronizer for `store` on this bus (random client id). The
+    /// request timeout defaults to TinyBase's 0.01 s, which a busy machine may exceed: the
+    /// timeouts are ignored errors and the peers still converge with the next announcement.
+    /// Starts stopped: call start_sync().
+    Synchronizer create_synchronizer(const MergeableStoreRef& store, const SynchronizerOptions& options = {}) {
+        tb_synchronizer_options o{};
+        return Synchronizer(detail::new_synchronizer(options, o, [&](const tb_synchronizer_options* opts, tb_synchronizer** out) {
+            return tb_local_bus_create_synchronizer(b_, store.get_mergeable(), opts, out);
+        }));
+    }
+    /// Waits up to `timeout` until every synchronizer on the bus has stayed idle briefly;
+    /// false on timeout. Not from a synchronizer callback.
+    bool wait_for_idle(std::chrono::duration<double> timeout = std::chrono::seconds(10)) const {
+        bool out = false;
+        detail::check(tb_local_bus_wait_for_idle(b_, timeout.count(), &out));
+        return out;
+    }
+    /// The C handle (borrowed).
+    tb_local_bus* get() const noexcept { return b_; }
+    explicit operator bool() const noexcept { return b_ != nullptr; }
+
+private:
+    struct Adopt {};
+    LocalBus(tb_local_bus* b, Adopt) noexcept : b_(b) {}
+    tb_local_bus* b_ = nullptr;
+};
+
+/// Named in-process channels (TinyBase's BroadcastChannelSynchronizer medium, within this
+/// process): synchronizers created on buses opened with the same name sync with each other,
+/// other names do not. `BroadcastChannel::open("room").create_synchronizer(store)` is
+/// TinyBase's createBroadcastChannelSynchronizer(store, "room").
+struct BroadcastChannel {
+    BroadcastChannel() = delete;
+    /// The bus of channel `name` (it lives while any bus handle or synchronizer uses it).
+    static LocalBus open(std::string_view name) {
+        detail::CStr n(name);
+        tb_local_bus* out = nullptr;
+        detail::check(tb_broadcast_channel_open(n.get(), &out));
+        return LocalBus::adopt(out);
+    }
 };
 
 // ---------------------------------------------------------------------------------------------

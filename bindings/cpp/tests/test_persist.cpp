@@ -5,6 +5,7 @@
 // it is, move-only RAII, misuse throwing Error with its status. Every test checks that the
 // library's count of live host-owned objects is back to its start value.
 #include "tinybase.hpp"
+#include "support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,10 +21,6 @@
 #include <thread>
 #include <type_traits>
 
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-
 using namespace tinybase;
 
 static_assert(!std::is_copy_constructible_v<Persister>, "Persister is move-only");
@@ -32,15 +29,10 @@ static_assert(std::is_base_of_v<Persister, FilePersister>, "FilePersister is a P
 static_assert(std::is_base_of_v<Error, CorruptDataError>, "CorruptDataError is an Error");
 static_assert(std::is_base_of_v<Error, StorageError>, "StorageError is an Error");
 
-namespace {
+using tinybase_test::eventually;
+using tinybase_test::scale;
 
-double scale() {
-#ifdef RUNNING_ON_VALGRIND
-    return RUNNING_ON_VALGRIND ? 4.0 : 1.0;
-#else
-    return 1.0;
-#endif
-}
+namespace {
 
 std::string read_file(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -55,16 +47,6 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 bool exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
-
-template <class F>
-bool eventually(F&& f, double seconds = 10) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds * scale());
-    while (!f()) {
-        if (std::chrono::steady_clock::now() > end) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return true;
-}
 
 void fill(const StoreRef& st) {
     st.set_cell_json("pets", "fido", "species", "\"dog\"");

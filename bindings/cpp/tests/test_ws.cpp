@@ -3,6 +3,7 @@
 // whatever happens: two stores syncing (legacy, fragmented, multiplexed), lambdas as hooks and
 // status callback, connection state, RAII release of the hooks, and misuse throwing Error.
 #include "tinybase.hpp"
+#include "support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -21,22 +22,11 @@
 #include <mutex>
 #include <thread>
 
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-
 using namespace tinybase;
+using tinybase_test::eventually;
+using tinybase_test::scale;
 
 namespace {
-
-/// Timeouts are generous under valgrind, which runs everything several times slower.
-double scale() {
-#ifdef RUNNING_ON_VALGRIND
-    return RUNNING_ON_VALGRIND ? 4.0 : 1.0;
-#else
-    return 1.0;
-#endif
-}
 
 /// The server of this suite: started by the first Ws test, killed when the suite ends (or at
 /// exit, whatever happens).
@@ -101,16 +91,6 @@ struct Server {
 
 std::string url(const std::string& path) { return "ws://127.0.0.1:" + std::to_string(Server::port) + path; }
 
-template <class F>
-bool wait_for(F&& cond, double seconds = 10) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds * scale());
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return cond();
-}
-
 bool cell_is(const MergeableStore& s, const char* row, const std::string& want) {
     auto v = s.get_cell("t", row, "c");
     return v && v->is_string() && v->as_string() == want;
@@ -158,16 +138,16 @@ void sync_pair(const std::string& path, std::optional<std::string> channel, size
     ob.reconnect = false;
     WsSynchronizer sb(b, url(path), ob);
     EXPECT_EQ(sb.connection_state(), ConnectionState::Open);
-    EXPECT_TRUE(wait_for([&] { return sa.connection_state() == ConnectionState::Open; }));
+    EXPECT_TRUE(eventually([&] { return sa.connection_state() == ConnectionState::Open; }));
     sa.start_sync();
     sb.start_sync();
-    EXPECT_TRUE(wait_for([&] { return cell_is(b, "before", "from a"); }));
+    EXPECT_TRUE(eventually([&] { return cell_is(b, "before", "from a"); }));
     b.set_cell("t", "after", "c", "from b");
-    EXPECT_TRUE(wait_for([&] { return cell_is(a, "after", "from b"); }));
+    EXPECT_TRUE(eventually([&] { return cell_is(a, "after", "from b"); }));
     std::string big(30000, 'z');
     a.set_cell("t", "big", "c", big);
-    EXPECT_TRUE(wait_for([&] { return cell_is(b, "big", big); }));
-    EXPECT_TRUE(wait_for([&] { return a.get_content_json() == b.get_content_json(); }));
+    EXPECT_TRUE(eventually([&] { return cell_is(b, "big", big); }));
+    EXPECT_TRUE(eventually([&] { return a.get_content_json() == b.get_content_json(); }));
     EXPECT_GT(sends.load(), 0);
     EXPECT_GT(receives.load(), 0);
     auto stats = sa.get_synchronizer_stats();
@@ -252,12 +232,12 @@ TEST_F(Ws, SharedSocketForSeveralStores) {
     EXPECT_THROW(cx.create_synchronizer(y1, "one", so), Error);  // taken on this socket
     auto sy1 = cy.create_synchronizer(y1, "one", so);
     auto sy2 = cy.create_synchronizer(y2, "two", so);
-    EXPECT_TRUE(wait_for([&] { return cx.get_connection().state == ConnectionState::Open; }));
+    EXPECT_TRUE(eventually([&] { return cx.get_connection().state == ConnectionState::Open; }));
     for (auto* s : {&sx1, &sx2, &sy1, &sy2}) s->start_sync();
     x1.set_cell("t", "r", "c", "one");
     y2.set_cell("t", "r", "c", "two");
-    EXPECT_TRUE(wait_for([&] { return cell_is(y1, "r", "one"); }));
-    EXPECT_TRUE(wait_for([&] { return cell_is(x2, "r", "two"); }));
+    EXPECT_TRUE(eventually([&] { return cell_is(y1, "r", "one"); }));
+    EXPECT_TRUE(eventually([&] { return cell_is(x2, "r", "two"); }));
     EXPECT_FALSE(x1.get_cell("t", "r", "c") == x2.get_cell("t", "r", "c"));
     EXPECT_THROW(WsClient("not a url"), Error);
 }
