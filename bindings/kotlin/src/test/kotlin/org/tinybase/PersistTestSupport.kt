@@ -3,6 +3,9 @@ package org.tinybase
 import com.sun.jna.Native
 import com.sun.jna.Pointer
 import com.sun.jna.ptr.PointerByReference
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.BeforeEach
+import kotlin.test.assertEquals
 
 /**
  * The few store functions the persister tests need to fill stores and compare them: content
@@ -46,4 +49,28 @@ internal fun MergeableStore.contentHashes(): Pair<UInt, UInt> {
     val v = IntArray(1)
     withMergeable { check(PersistTestLib.tb_mergeable_store_get_mergeable_content_hashes(it, t, v)) }
     return t[0].toUInt() to v[0].toUInt()
+}
+
+/**
+ * A test class whose every test must end with the library's live handles and the callback
+ * registry back at their values from before it (nothing leaked).
+ */
+abstract class LeakCheckedTest {
+    /** [debugLiveHandles] before the test. */
+    protected var handlesAtStart: Long = 0L
+
+    /** [debugLiveCallbacks] before the test. */
+    protected var callbacksAtStart: Int = 0
+
+    @BeforeEach
+    fun recordLiveObjects() {
+        handlesAtStart = debugLiveHandles()
+        callbacksAtStart = debugLiveCallbacks()
+    }
+
+    @AfterEach
+    fun nothingLeaked() {
+        assertEquals(handlesAtStart, debugLiveHandles(), "native objects leaked")
+        assertEquals(callbacksAtStart, debugLiveCallbacks(), "callbacks leaked")
+    }
 }

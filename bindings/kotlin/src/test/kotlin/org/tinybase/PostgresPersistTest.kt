@@ -1,8 +1,6 @@
 package org.tinybase
 
-import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assumptions.assumeTrue
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
 import java.util.UUID
 import kotlin.test.assertEquals
@@ -18,22 +16,7 @@ import kotlin.time.Duration.Companion.seconds
  * these tests are skipped, except under CI=true, where they fail. Each test uses rooms of its
  * own, so runs never see each other's data.
  */
-class PostgresPersistTest {
-    private var handlesAtStart = 0L
-    private var callbacksAtStart = 0
-
-    @BeforeEach
-    fun recordLiveObjects() {
-        handlesAtStart = debugLiveHandles()
-        callbacksAtStart = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun nothingLeaked() {
-        assertEquals(handlesAtStart, debugLiveHandles(), "native objects leaked")
-        assertEquals(callbacksAtStart, debugLiveCallbacks(), "callbacks leaked")
-    }
-
+class PostgresPersistTest : LeakCheckedTest() {
     private fun dsn(): String {
         val dsn = System.getenv("TB_TEST_POSTGRES_DSN")?.takeIf { it.isNotBlank() }
         if (dsn == null && System.getenv("CI") == "true") {
