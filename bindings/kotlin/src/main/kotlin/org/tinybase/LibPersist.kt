@@ -121,9 +121,8 @@ internal class TbPersisterOptions : Structure() {
     // The native copies of the SQLite names, referenced here so they live as long as the struct.
     private val strings = ArrayList<Memory>(3)
 
-    /** A native NUL-terminated UTF-8 copy of [s] that lives as long as this struct. */
-    fun nativeString(s: String): Pointer {
-        val bytes = cstr(s)
+    /** A native copy of [bytes] (from [cstr]) that lives as long as this struct. */
+    fun nativeString(bytes: ByteArray): Pointer {
         val m = Memory(bytes.size.toLong())
         m.write(0, bytes, 0, bytes.size)
         strings.add(m)

@@ -66,6 +66,8 @@ public enum class SqliteMode(internal val code: Int) {
  * [Persister.isAutoSaving], [Persister.describe]) and [Persister.close]; its other methods throw
  * [TinyBaseException] with [Status.INVALID_STATE] there (they would wait for the very thread
  * running the hook). Exceptions they throw go to the handler of [setCallbackExceptionHandler].
+ * The library holds the hooks until the persister is closed (so a hook that refers to its own
+ * persister keeps it reachable: close it rather than rely on the garbage collector).
  */
 public class PersisterOptions(
     /** How often auto-load checks the storage for another process's writes (positive). */
@@ -264,9 +266,9 @@ public abstract class Persister internal constructor(
             o.auto_load_interval_seconds = positiveSeconds(options.autoLoadInterval, "autoLoadInterval")
             o.lock_timeout_seconds = positiveSeconds(options.lockTimeout, "lockTimeout")
             if (sqliteNames != null) {
-                o.sqlite_table_name = o.nativeString(sqliteNames[0])
-                o.sqlite_id_column_name = o.nativeString(sqliteNames[1])
-                o.sqlite_store_column_name = o.nativeString(sqliteNames[2])
+                o.sqlite_table_name = o.nativeString(cname(sqliteNames[0], "tableName"))
+                o.sqlite_id_column_name = o.nativeString(cname(sqliteNames[1], "idColumnName"))
+                o.sqlite_store_column_name = o.nativeString(cname(sqliteNames[2], "storeColumnName"))
             }
             var userData: Pointer? = null
             if (options.onDurable != null || options.onIgnoredError != null) {
@@ -308,7 +310,7 @@ public class FilePersister(
     /** The file's path. */
     public val path: String,
     options: PersisterOptions = PersisterOptions(),
-) : Persister(store, options, null, { s, o, out -> LibPersist.tb_file_persister_new(s, cstr(path), o, out) })
+) : Persister(store, options, null, { s, o, out -> LibPersist.tb_file_persister_new(s, cname(path, "path"), o, out) })
 
 /**
  * createSqlitePersister: [store] in the SQLite database at [path] (created if missing; SQLite
@@ -335,7 +337,7 @@ public class SqlitePersister(
     store,
     options,
     arrayOf(tableName, idColumnName, storeColumnName),
-    { s, o, out -> LibPersist.tb_sqlite_persister_new(s, cstr(path), mode.code, o, out) },
+    { s, o, out -> LibPersist.tb_sqlite_persister_new(s, cname(path, "path"), mode.code, o, out) },
 )
 
 /**
@@ -352,4 +354,16 @@ public class PostgresPersister(
     /** The room (the key of this store's rows). */
     public val room: String,
     options: PersisterOptions = PersisterOptions(),
-) : Persister(store, options, null, { s, o, out -> LibPersist.tb_postgres_persister_new(s, cstr(dsn), cstr(room), o, out) })
+) : Persister(store, options, null, { s, o, out -> LibPersist.tb_postgres_persister_new(s, cname(dsn, "dsn"), cname(room, "room"), o, out) })
+
+/**
+ * [cstr] for a name the library reads as a C string (a path, a DSN, a room, a table or column
+ * name): a NUL character would silently cut it short (another file, another room), so it is
+ * refused with [Status.INVALID_ARGUMENT].
+ */
+internal fun cname(s: String, what: String): ByteArray {
+    if (s.indexOf('\u0000') >= 0) {
+        throw TinyBaseException(Status.INVALID_ARGUMENT, "$what contains a NUL character, which the C API cannot carry")
+    }
+    return cstr(s)
+}

@@ -401,6 +401,11 @@ class PersistTest : LeakCheckedTest() {
         MergeableStore("a").use { a ->
             val utf = assertFailsWith<TinyBaseException> { FilePersister(a, path("x\uD800"), PersisterOptions(onDurable = {})) }
             assertEquals(Status.INVALID_UTF8, utf.status)
+            // A NUL would cut the path short (another file): refused, nothing written.
+            val nul = assertFailsWith<TinyBaseException> { FilePersister(a, path("x\u0000.json"), PersisterOptions(onDurable = {})) }
+            assertEquals(Status.INVALID_ARGUMENT, nul.status)
+            assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { SqlitePersister(a, path("n.sqlite"), tableName = "t\u0000") }.status)
+            assertEquals(emptyList(), dir.list()!!.toList())
             for (bad in listOf(PersisterOptions(autoLoadInterval = (-1).seconds), PersisterOptions(lockTimeout = 0.seconds))) {
                 assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { FilePersister(a, path("o.json"), bad) }.status)
             }
