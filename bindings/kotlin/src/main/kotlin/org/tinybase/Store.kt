@@ -204,13 +204,15 @@ public open class Store internal constructor(
     }
 
     /**
-     * setTables: replaces every table. Cells are [Cell]s or plain values (see [cellOf]); an
-     * empty map deletes every table.
+     * setTables: replaces every table. Cells are [Cell]s or plain values (see [cellOf]). As
+     * TinyBase's, empty tables are refused ([Status.INVALID_SHAPE]; use [delTables]).
      */
-    public fun setTables(tables: Map<String, Map<String, Map<String, Any?>>>): Store =
-        setTablesJson(StoreJson.tables(tables))
+    public fun setTables(tables: Map<String, Map<String, Map<String, Any?>>>): Store {
+        if (tables.isEmpty()) throw TinyBaseException(Status.INVALID_SHAPE, "setTables: empty tables (use delTables)")
+        return setTablesJson(StoreJson.tables(tables))
+    }
 
-    /** setTablesJson: replaces every table from JSON text (object and array cells plain or in wire form). */
+    /** setTablesJson: replaces every table from JSON text (object and array cells plain or in wire form; `{}` deletes them all). */
     public fun setTablesJson(json: String): Store {
         val j = cstr(json)
         return change { LibStore.tb_store_set_tables_json(it, j) }
@@ -317,10 +319,13 @@ public open class Store internal constructor(
         return change { LibStore.tb_store_set_cell_json(it, t, r, c, j) }
     }
 
-    /** setValues: replaces every value (an empty map deletes them all). */
-    public fun setValues(values: Map<String, Any?>): Store = setValuesJson(StoreJson.row(values))
+    /** setValues: replaces every value. As TinyBase's, empty values are refused ([Status.INVALID_SHAPE]; use [delValues]). */
+    public fun setValues(values: Map<String, Any?>): Store {
+        if (values.isEmpty()) throw TinyBaseException(Status.INVALID_SHAPE, "setValues: empty values (use delValues)")
+        return setValuesJson(StoreJson.row(values))
+    }
 
-    /** setValuesJson: replaces every value from JSON text `{valueId: value}`. */
+    /** setValuesJson: replaces every value from JSON text `{valueId: value}` (`{}` deletes them all). */
     public fun setValuesJson(json: String): Store {
         val j = cstr(json)
         return change { LibStore.tb_store_set_values_json(it, j) }

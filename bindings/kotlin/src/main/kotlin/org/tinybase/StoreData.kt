@@ -78,7 +78,18 @@ internal object StoreJson {
     }
 
     private fun appendRow(sb: StringBuilder, row: Map<String, Any?>) {
-        obj(sb, row) { cell -> JsonWriter.append(sb, cellOf(cell)) }
+        obj(sb, row) { cell -> JsonWriter.append(sb, storable(cellOf(cell))) }
+    }
+
+    /**
+     * [c], unless it is a reserved string: the JSON setters also take the wire form, where such
+     * a string would mean an object or a deletion; refused, as setCell refuses it.
+     */
+    private fun storable(c: Cell): Cell {
+        if (c is Cell.Text && (c.value == UNDEFINED || c.value.startsWith('\uFFFD'))) {
+            throw TinyBaseException(Status.INVALID_VALUE, "strings equal to U+FFFC or starting with U+FFFD are reserved")
+        }
+        return c
     }
 
     private inline fun <V> obj(sb: StringBuilder, map: Map<String, V>, value: (V) -> Unit) {
@@ -113,7 +124,7 @@ internal object StoreJson {
     }
 
     private fun changeCell(sb: StringBuilder, cell: Cell?) {
-        if (cell == null) JsonWriter.quote(sb, UNDEFINED) else JsonWriter.append(sb, cell)
+        if (cell == null) JsonWriter.quote(sb, UNDEFINED) else JsonWriter.append(sb, storable(cell))
     }
 
     /** `[tables, values, 1]` JSON text as [Changes] ("\uFFFC" as null). */
