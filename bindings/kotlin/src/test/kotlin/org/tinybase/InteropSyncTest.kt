@@ -125,17 +125,17 @@ class InteropSyncTest {
     }
 
     private fun converge(kotlin: MergeableStore, peer: LinePeer) {
-        waitUntil(20.0) { TestJson.parse(kotlin.hashes()) == TestJson.parse(peer.call("getMergeableContentHashes")) }
-        assertEquals(TestJson.parse(peer.call("getMergeableContentHashes")), TestJson.parse(kotlin.hashes()), "hashes")
-        assertEquals(TestJson.parse(peer.call("getContent")), kotlin.content(), "content")
+        waitUntil(20.0) { TestJson.parse(kotlin.hashesJson()) == TestJson.parse(peer.call("getMergeableContentHashes")) }
+        assertEquals(TestJson.parse(peer.call("getMergeableContentHashes")), TestJson.parse(kotlin.hashesJson()), "hashes")
+        assertEquals(TestJson.parse(peer.call("getContent")), kotlin.contentTree(), "content")
     }
 
     private fun withPeer(command: List<String>) {
         val now = System.currentTimeMillis().toString()
         MergeableStore("kotlin").use { k ->
             LinePeer(command + listOf("--unique-id", "peer", "--now", now, "--timeout", "1"), "peer", k).use { peer ->
-                k.put("pets", "fido", "species", "\"dog\"")
-                k.put("pets", "fido", "toy", "{\"kind\":\"ball\",\"sizes\":[1,2]}")
+                k.putCell("pets", "fido", "species", "\"dog\"")
+                k.putCell("pets", "fido", "toy", "{\"kind\":\"ball\",\"sizes\":[1,2]}")
                 peer.call("setCell", """["pets","felix","species","cat"]""")
                 peer.call("setValue", """["open",true]""")
                 // Both start at once (each start waits for its first load).
@@ -143,14 +143,14 @@ class InteropSyncTest {
                 peer.sync.startSync()
                 peerStarted()
                 converge(k, peer)
-                assertEquals("dog", (((k.content() as List<*>)[0] as Map<*, *>)["pets"] as Map<*, *>).let { ((it["fido"] as Map<*, *>)["species"]) })
+                assertEquals("dog", (((k.contentTree() as List<*>)[0] as Map<*, *>)["pets"] as Map<*, *>).let { ((it["fido"] as Map<*, *>)["species"]) })
                 // Edits while syncing, on both sides, a deletion included.
-                val writer = Thread { repeat(20) { k.put("kotlin", "r$it", "c", "$it") } }.apply { start() }
+                val writer = Thread { repeat(20) { k.putCell("kotlin", "r$it", "c", "$it") } }.apply { start() }
                 repeat(10) { peer.call("setCell", """["peer","r$it","c","v$it"]""") }
                 writer.join()
-                k.remove("pets", "felix", "species")
+                k.dropCell("pets", "felix", "species")
                 converge(k, peer)
-                val tables = (k.content() as List<*>)[0] as Map<*, *>
+                val tables = (k.contentTree() as List<*>)[0] as Map<*, *>
                 assertEquals(20, (tables["kotlin"] as Map<*, *>).size)
                 assertEquals(10, (tables["peer"] as Map<*, *>).size)
                 assertEquals(setOf("fido"), (tables["pets"] as Map<*, *>).keys)
@@ -169,6 +169,6 @@ class InteropSyncTest {
     fun kotlinAndPythonStoresConverge() {
         val script = File("../python/tests/sync_peer.py")
         assertTrue(script.isFile, "${script.absolutePath} is missing")
-        withPeer(listOf(System.getenv("PYTHON")?.takeIf { it.isNotEmpty() } ?: "python3", script.path, "--no-log"))
+        withPeer(listOf(System.getenv("PYTHON")?.takeIf { it.isNotEmpty() } ?: "python3", script.path))
     }
 }

@@ -46,28 +46,28 @@ class SyncTest {
         MergeableStore("a").use { a ->
             MergeableStore("b").use { b ->
                 Net().use { net ->
-                    a.put("pets", "fido", "species", "\"dog\"")
-                    b.put("pets", "felix", "species", "\"cat\"")
+                    a.putCell("pets", "fido", "species", "\"dog\"")
+                    b.putCell("pets", "felix", "species", "\"cat\"")
                     val sa = net.add("A", a)
                     val sb = net.add("B", b)
                     startAll(sa, sb)
                     assertConverge(a, b)
                     assertEquals(
                         listOf(mapOf("pets" to mapOf("fido" to mapOf("species" to "dog"), "felix" to mapOf("species" to "cat"))), emptyMap<String, Any>()),
-                        a.content(),
+                        a.contentTree(),
                     )
                     // Edits while syncing, from several threads at once.
                     val writers = listOf(a, b).mapIndexed { i, s ->
-                        Thread { repeat(50) { n -> s.put("t$i", "r$n", "c", "$n") } }.apply { start() }
+                        Thread { repeat(50) { n -> s.putCell("t$i", "r$n", "c", "$n") } }.apply { start() }
                     }
                     writers.forEach { it.join() }
                     net.settle()
                     assertConverge(a, b)
-                    assertEquals(50, ((a.content() as List<*>)[0] as Map<*, *>).let { (it["t1"] as Map<*, *>).size })
+                    assertEquals(50, ((a.contentTree() as List<*>)[0] as Map<*, *>).let { (it["t1"] as Map<*, *>).size })
                     // A deletion travels too.
-                    b.remove("pets", "fido", "species")
+                    b.dropCell("pets", "fido", "species")
                     assertConverge(a, b)
-                    assertFalse(((a.content() as List<*>)[0] as Map<*, *>)["pets"].toString().contains("fido"))
+                    assertFalse(((a.contentTree() as List<*>)[0] as Map<*, *>)["pets"].toString().contains("fido"))
                     assertTrue(sa.getSynchronizerStats().sends > 0 && sa.getSynchronizerStats().receives > 0)
                 }
             }
@@ -80,12 +80,12 @@ class SyncTest {
             val stores = (1..3).map { MergeableStore("s$it") }
             Net(framed).use { net ->
                 val syncs = stores.mapIndexed { i, s -> net.add("P$i", s) }
-                stores.forEachIndexed { i, s -> s.put("t", "r$i", "c", "$i") }
+                stores.forEachIndexed { i, s -> s.putCell("t", "r$i", "c", "$i") }
                 startAll(*syncs.toTypedArray())
-                stores.forEachIndexed { i, s -> s.put("t", "late$i", "c", "true") }
+                stores.forEachIndexed { i, s -> s.putCell("t", "late$i", "c", "true") }
                 net.settle()
                 assertConverge(*stores.toTypedArray())
-                assertEquals(6, (((stores[2].content() as List<*>)[0] as Map<*, *>)["t"] as Map<*, *>).size)
+                assertEquals(6, (((stores[2].contentTree() as List<*>)[0] as Map<*, *>)["t"] as Map<*, *>).size)
                 assertTrue(syncs.all { it.isFramed == framed })
                 if (framed) {
                     assertTrue(net.frames.isNotEmpty())
@@ -122,7 +122,7 @@ class SyncTest {
                     assertEquals(SyncStatus.IDLE, sa.getStatus())
                     assertEquals(Connection(ConnectionState.NONE), sa.getConnection())
                     startAll(sa, sb)
-                    a.put("t", "r", "c", "1")
+                    a.putCell("t", "r", "c", "1")
                     assertTrue(net.settle())
                     assertTrue(sa.waitForIdle(5.0))
                     assertTrue(sa.isIdle() && sa.isSettled())
@@ -149,12 +149,12 @@ class SyncTest {
             val dispatchers = listOf(Dispatchers.Default, Dispatchers.IO, Dispatchers.Default)
             stores.mapIndexed { i, s ->
                 (0 until 4).map { k ->
-                    async(dispatchers[(i + k) % 3]) { repeat(25) { n -> s.put("t$i", "r$k-$n", "c", "\"$i$k$n\"") } }
+                    async(dispatchers[(i + k) % 3]) { repeat(25) { n -> s.putCell("t$i", "r$k-$n", "c", "\"$i$k$n\"") } }
                 }
             }.flatten().awaitAll()
             assertTrue(bus.waitForIdle(20.0))
             assertConverge(*stores.toTypedArray())
-            val tables = (stores[0].content() as List<*>)[0] as Map<*, *>
+            val tables = (stores[0].contentTree() as List<*>)[0] as Map<*, *>
             assertEquals(3, tables.size)
             assertTrue(tables.values.all { (it as Map<*, *>).size == 100 })
             syncs.forEach { it.close() }
@@ -170,12 +170,12 @@ class SyncTest {
         val s2 = LocalBus.broadcastChannel("kotlin-red").use { it.createSynchronizer(stores[1], options) }
         val s3 = createBroadcastChannelSynchronizer(stores[2], "kotlin-blue", options)
         startAll(s1, s2, s3)
-        stores[0].put("t", "r", "c", "\"red\"")
-        stores[2].put("t", "r", "c", "\"blue\"")
+        stores[0].putCell("t", "r", "c", "\"red\"")
+        stores[2].putCell("t", "r", "c", "\"blue\"")
         assertConverge(stores[0], stores[1])
         assertTrue(s1.waitForIdle(5.0) && s3.waitForIdle(5.0))
-        assertEquals(listOf(mapOf("t" to mapOf("r" to mapOf("c" to "red"))), emptyMap<String, Any>()), stores[1].content())
-        assertEquals(listOf(mapOf("t" to mapOf("r" to mapOf("c" to "blue"))), emptyMap<String, Any>()), stores[2].content())
+        assertEquals(listOf(mapOf("t" to mapOf("r" to mapOf("c" to "red"))), emptyMap<String, Any>()), stores[1].contentTree())
+        assertEquals(listOf(mapOf("t" to mapOf("r" to mapOf("c" to "blue"))), emptyMap<String, Any>()), stores[2].contentTree())
         listOf(s1, s2, s3).forEach { it.close() }
         stores.forEach { it.close() }
     }
@@ -185,7 +185,7 @@ class SyncTest {
         val errors = Collections.synchronizedList(ArrayList<String>())
         MergeableStore("g").use { store ->
             val sync = CustomSynchronizer(store, SynchronizerOptions(onIgnoredError = { errors.add(it) })) { _, _ -> }
-            val before = store.hashes()
+            val before = store.hashesJson()
             val garbage = listOf(
                 "not json",
                 "[1,2]",
@@ -198,8 +198,8 @@ class SyncTest {
             assertTrue(waitUntil(10.0) { errors.size >= garbage.size }, "errors: $errors")
             assertTrue(errors.all { it.startsWith("tinybase:") }, "errors: $errors")
             assertTrue(errors.any { it.startsWith("tinybase:14") }, "errors: $errors")
-            assertEquals(before, store.hashes())
-            assertEquals(listOf(emptyMap<String, Any>(), emptyMap<String, Any>()), store.content())
+            assertEquals(before, store.hashesJson())
+            assertEquals(listOf(emptyMap<String, Any>(), emptyMap<String, Any>()), store.contentTree())
             assertEquals(0L, sync.getSynchronizerStats().receives)
             // Lone surrogates never reach the library.
             assertEquals(Status.INVALID_UTF8, assertFailsWith<TinyBaseException> { sync.receive("x", "\uD800") }.status)
@@ -247,9 +247,9 @@ class SyncTest {
                     SynchronizerOptions(requestTimeoutSeconds = 0.05, onSend = { _, _, _, _ -> throw IllegalStateException("hook") }),
                 ) { _, _ -> throw IllegalArgumentException("send") }
                 sync.startSync() // sends, times out, goes on
-                store.put("t", "r", "c", "1")
+                store.putCell("t", "r", "c", "1")
                 assertTrue(waitUntil(5.0) { caught.any { it.message == "send" } && caught.any { it.message == "hook" } })
-                assertEquals("1", ((((store.content() as List<*>)[0] as Map<*, *>)["t"] as Map<*, *>)["r"] as Map<*, *>)["c"].toString().substringBefore('.'))
+                assertEquals("1", ((((store.contentTree() as List<*>)[0] as Map<*, *>)["t"] as Map<*, *>)["r"] as Map<*, *>)["c"].toString().substringBefore('.'))
                 sync.close()
             }
         } finally {
@@ -290,11 +290,11 @@ class SyncTest {
                 val sa = net.add("A", a)
                 val sb = net.add("B", b)
                 startAll(sa, sb)
-                a.put("t", "r", "c", "1")
+                a.putCell("t", "r", "c", "1")
                 assertConverge(a, b)
                 a.close() // the synchronizer keeps the store's content alive
                 val received = sa.getSynchronizerStats().receives
-                repeat(20) { b.put("t", "r$it", "c", "$it") }
+                repeat(20) { b.putCell("t", "r$it", "c", "$it") }
                 assertTrue(net.settle())
                 assertTrue(sa.getSynchronizerStats().receives > received, "A still receives and applies")
                 // A new peer still loads A's content (A answers from the store the Kotlin side closed).
@@ -304,7 +304,7 @@ class SyncTest {
                     val sc = net.add("C", c)
                     sc.startSync()
                     assertTrue(net.settle())
-                    assertEquals(b.hashes(), c.hashes())
+                    assertEquals(b.hashesJson(), c.hashesJson())
                 }
             }
         }

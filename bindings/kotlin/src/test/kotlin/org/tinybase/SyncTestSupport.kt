@@ -27,22 +27,22 @@ internal object SyncTestLib {
     @JvmStatic external fun tb_mergeable_store_get_mergeable_content_hashes_json(store: Pointer, out: PointerByReference): Int
 }
 
-internal fun Store.put(table: String, row: String, cell: String, json: String) {
+internal fun Store.putCell(table: String, row: String, cell: String, json: String) {
     withStore { check(SyncTestLib.tb_store_set_cell_json(it, cstr(table), cstr(row), cstr(cell), cstr(json))) }
 }
 
-internal fun Store.remove(table: String, row: String, cell: String) {
+internal fun Store.dropCell(table: String, row: String, cell: String) {
     withStore { check(SyncTestLib.tb_store_del_cell(it, cstr(table), cstr(row), cstr(cell))) }
 }
 
 /** The content `[tables, values]`, parsed (maps compare regardless of key order). */
-internal fun Store.content(): Any? = withStore { p ->
+internal fun Store.contentTree(): Any? = withStore { p ->
     val out = PointerByReference()
     check(SyncTestLib.tb_store_get_content_json(p, out))
     TestJson.parse(takeString(out.value)!!)
 }
 
-internal fun MergeableStore.hashes(): String = withMergeable { p ->
+internal fun MergeableStore.hashesJson(): String = withMergeable { p ->
     val out = PointerByReference()
     check(SyncTestLib.tb_mergeable_store_get_mergeable_content_hashes_json(p, out))
     takeString(out.value)!!
@@ -60,10 +60,10 @@ internal fun waitUntil(seconds: Double = 20.0, cond: () -> Boolean): Boolean {
 
 /** Waits until every store has the same hashes, then asserts equal content and hashes. */
 internal fun assertConverge(vararg stores: MergeableStore, seconds: Double = 20.0) {
-    waitUntil(seconds) { stores.map { it.hashes() }.toSet().size == 1 }
+    waitUntil(seconds) { stores.map { it.hashesJson() }.toSet().size == 1 }
     for (s in stores.drop(1)) {
-        assertEquals(stores[0].content(), s.content(), "content")
-        assertEquals(stores[0].hashes(), s.hashes(), "hashes")
+        assertEquals(stores[0].contentTree(), s.contentTree(), "content")
+        assertEquals(stores[0].hashesJson(), s.hashesJson(), "hashes")
     }
 }
 

@@ -124,14 +124,14 @@ class WsSyncTest {
     }
 
     private fun cell(s: Store, t: String, r: String, c: String): Any? =
-        (((((s.content() as List<*>)[0] as Map<*, *>)[t] as? Map<*, *>)?.get(r)) as? Map<*, *>)?.get(c)
+        (((((s.contentTree() as List<*>)[0] as Map<*, *>)[t] as? Map<*, *>)?.get(r)) as? Map<*, *>)?.get(c)
 
     @Test
     fun twoStoresConvergeThroughTheServer() {
         val statuses = Collections.synchronizedList(ArrayList<SyncStatusInfo>())
         MergeableStore("wa").use { a ->
             MergeableStore("wb").use { b ->
-                a.put("t", "before", "c", "\"from a\"")
+                a.putCell("t", "before", "c", "\"from a\"")
                 val sa = WsSynchronizer(a, server.url("/kt-legacy"), fast.copy(onStatus = { statuses.add(it) }), backoff.copy(headers = mapOf("X-Test" to "kotlin"), authToken = "secret"))
                 val sb = WsSynchronizer(b, server.url("/kt-legacy"), fast, backoff.copy(reconnect = false))
                 sa.use {
@@ -140,7 +140,7 @@ class WsSyncTest {
                         assertTrue(waitUntil { sa.getConnection().state == ConnectionState.OPEN })
                         startAll(sa, sb)
                         assertTrue(waitUntil { cell(b, "t", "before", "c") == "from a" })
-                        b.put("t", "after", "c", "\"from b\"")
+                        b.putCell("t", "after", "c", "\"from b\"")
                         assertTrue(waitUntil { cell(a, "t", "after", "c") == "from b" })
                         assertConverge(a, b)
                         assertTrue(sa.waitForIdle(10.0))
@@ -173,18 +173,18 @@ class WsSyncTest {
                     assertTrue(waitUntil { cx.getConnection().state == ConnectionState.OPEN })
                     MergeableStore().use { other -> assertFailsWith<TinyBaseException> { cx.createSynchronizer(other, "one") } }
                     startAll(*syncs.toTypedArray())
-                    x1.put("one", "r", "c", "\"channel one\"")
-                    x2.put("two", "r", "c", "\"channel two\"")
+                    x1.putCell("one", "r", "c", "\"channel one\"")
+                    x2.putCell("two", "r", "c", "\"channel two\"")
                     assertTrue(waitUntil { cell(y1, "one", "r", "c") == "channel one" })
                     assertTrue(waitUntil { cell(y2, "two", "r", "c") == "channel two" })
-                    y2.put("two", "back", "c", "true")
+                    y2.putCell("two", "back", "c", "true")
                     assertTrue(waitUntil { cell(x2, "two", "back", "c") == true })
                     assertConverge(x1, y1)
                     assertConverge(x2, y2)
                     Thread.sleep(200)
                     // Channels are separate: nothing of one reached the other.
-                    for (st in listOf(x1, y1)) assertEquals(setOf("one"), ((st.content() as List<*>)[0] as Map<*, *>).keys)
-                    for (st in listOf(x2, y2)) assertEquals(setOf("two"), ((st.content() as List<*>)[0] as Map<*, *>).keys)
+                    for (st in listOf(x1, y1)) assertEquals(setOf("one"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
+                    for (st in listOf(x2, y2)) assertEquals(setOf("two"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
                 } finally {
                     syncs.forEach { it.close() }
                 }
@@ -206,7 +206,7 @@ class WsSyncTest {
                     WsSynchronizer(a, url, opts, backoff).use { sa ->
                         WsSynchronizer(b, url, opts, backoff).use { sb ->
                             startAll(sa, sb)
-                            a.put("t", "one", "c", "1")
+                            a.putCell("t", "one", "c", "1")
                             assertTrue(waitUntil { cell(b, "t", "one", "c") == 1.0 })
                             val lost = async(Dispatchers.Default, start = CoroutineStart.UNDISPATCHED) {
                                 withTimeout(20_000) { sa.statusFlow().first { it.connection.state != ConnectionState.OPEN } }
@@ -215,7 +215,7 @@ class WsSyncTest {
                             own.stop()
                             val info = lost.await()
                             assertTrue(info.connection.state in setOf(ConnectionState.CLOSED, ConnectionState.CONNECTING))
-                            b.put("t", "two", "c", "2") // while the server is down
+                            b.putCell("t", "two", "c", "2") // while the server is down
                             assertEquals(port, own.start(port))
                             assertTrue(waitUntil(15.0) { sa.getConnection().state == ConnectionState.OPEN })
                             assertTrue(waitUntil(15.0) { cell(a, "t", "two", "c") == 2.0 })
