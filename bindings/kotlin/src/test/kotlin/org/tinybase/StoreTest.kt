@@ -292,4 +292,25 @@ class StoreTest {
             }
         }
     }
+
+    @Test
+    fun readmeExample() {
+        MergeableStore("device-1").use { store ->
+            store.setCell("pets", "fido", "species", "dog")
+            store.setRow("pets", "felix", mapOf("species" to "cat", "legs" to 4, "tags" to listOf("indoor")))
+            assertEquals(Cell.Number(4.0), store.getCell("pets", "felix", "legs"))
+            assertEquals(listOf("indoor"), store.getCell("pets", "felix", "tags")?.toAny())
+            assertEquals(listOf("fido", "felix"), store.getRowIds("pets"))
+            val total = store.transaction {
+                store.setValue("open", true)
+                store.getRowCount("pets")
+            }
+            assertEquals(2, total)
+            val wire = store.getEncodedMergeableContentJson()
+            MergeableStore("device-2").use { other ->
+                other.applyMergeableChangesJson(wire)
+                assertEquals(store.getMergeableContentHashes(), other.getMergeableContentHashes())
+            }
+        }
+    }
 }
