@@ -834,6 +834,20 @@ public class MergeableStore private constructor(handle: NativeHandle) :
     public fun getMergeableValueDiffJson(otherValueHashesJson: String): String =
         withJson(otherValueHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_value_diff_json(p, j, out) }
 
+    /** getMergeableTableHashes: `{tableId: hash}`. */
+    public fun getMergeableTableHashes(): Map<String, Long> = StoreJson.hashes(getMergeableTableHashesJson())
+
+    /** getMergeableRowHashes(otherTableHashes): `{tableId: {rowId: hash}}` of the tables whose hash differs. */
+    public fun getMergeableRowHashes(otherTableHashes: Map<String, Long>): Map<String, Map<String, Long>> =
+        StoreJson.hashes2(getMergeableRowHashesJson(JsonWriter.write(otherTableHashes)))
+
+    /** getMergeableCellHashes(otherRowHashes): `{tableId: {rowId: {cellId: hash}}}` of the rows whose hash differs. */
+    public fun getMergeableCellHashes(otherRowHashes: Map<String, Map<String, Long>>): Map<String, Map<String, Map<String, Long>>> =
+        StoreJson.hashes3(getMergeableCellHashesJson(JsonWriter.write(otherRowHashes)))
+
+    /** getMergeableValueHashes: `{valueId: hash}`. */
+    public fun getMergeableValueHashes(): Map<String, Long> = StoreJson.hashes(getMergeableValueHashesJson())
+
     /** Another reference to the same mergeable store (closed on its own). */
     override fun clone(): MergeableStore = MergeableStore(
         withMergeable { p -> newHandle { Lib.tb_mergeable_store_clone(p, it) } }.let { p ->

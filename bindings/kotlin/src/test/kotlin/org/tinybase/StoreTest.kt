@@ -253,6 +253,16 @@ class StoreTest {
                 assertEquals("[{}]", a.getMergeableCellDiffJson(a.getMergeableCellHashesJson(a.getMergeableRowHashesJson(tableHashes))))
                 assertEquals("[{}]", a.getMergeableValueDiffJson(a.getMergeableValueHashesJson()))
                 assertTrue(a.getMergeableValueHashesJson().startsWith("{\"v\":"))
+                // Typed hashes: equal to the JSON ones; a differing hash selects that table's rows.
+                val typed = a.getMergeableTableHashes()
+                assertEquals(setOf("t"), typed.keys)
+                assertEquals(tableHashes, JsonWriter.write(typed))
+                assertEquals(emptyMap(), a.getMergeableRowHashes(typed))
+                val rows = a.getMergeableRowHashes(mapOf("t" to (typed.getValue("t") xor 1L)))
+                assertEquals(setOf("r", "r2"), rows.getValue("t").keys)
+                val cells = a.getMergeableCellHashes(mapOf("t" to mapOf("r" to 0L)))
+                assertEquals(setOf("c"), cells.getValue("t").getValue("r").keys)
+                assertEquals(a.getMergeableValueHashesJson(), JsonWriter.write(a.getMergeableValueHashes()))
                 MergeableStore("c").use { c ->
                     c.setMergeableContentJson(a.getEncodedMergeableContentJson())
                     assertEquals(a.getMergeableContentJson(), c.getMergeableContentJson())
