@@ -109,21 +109,7 @@ internal class LinePeer(command: List<String>, private val peerId: String, store
 }
 
 /** Sync between languages: a Kotlin store and a Rust or Python store over a custom transport. */
-class InteropSyncTest {
-    private var handles = 0L
-    private var callbacks = 0
-
-    @BeforeEach
-    fun counts() {
-        handles = debugLiveHandles()
-        callbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun noLeaks() {
-        assertTrue(waitUntil(5.0) { debugLiveHandles() == handles && debugLiveCallbacks() == callbacks }, "leak")
-    }
-
+class InteropSyncTest : LeakCheckedTest() {
     private fun converge(kotlin: MergeableStore, peer: LinePeer) {
         waitUntil(20.0) { TestJson.parse(kotlin.hashesJson()) == TestJson.parse(peer.call("getMergeableContentHashes")) }
         assertEquals(TestJson.parse(peer.call("getMergeableContentHashes")), TestJson.parse(kotlin.hashesJson()), "hashes")

@@ -5,7 +5,10 @@ import com.sun.jna.Pointer
 import com.sun.jna.ptr.PointerByReference
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.atomic.AtomicInteger
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.BeforeEach
 import kotlin.test.assertEquals
+import kotlin.test.assertTrue
 import kotlin.test.fail
 
 /**
@@ -46,6 +49,44 @@ internal fun MergeableStore.hashesJson(): String = withMergeable { p ->
     val out = PointerByReference()
     check(SyncTestLib.tb_mergeable_store_get_mergeable_content_hashes_json(p, out))
     takeString(out.value)!!
+}
+
+/**
+ * Records the live handle and callback counts before each test and asserts they are back
+ * after it: every test closes what it made, nothing native and no callback stays behind.
+ */
+abstract class LeakCheckedTest {
+    private var handles = 0L
+
+    /** The callback count at the start of the test. */
+    protected var callbacks: Int = 0
+        private set
+
+    @BeforeEach
+    fun recordCounts() {
+        handles = debugLiveHandles()
+        callbacks = debugLiveCallbacks()
+    }
+
+    @AfterEach
+    fun noLeaks() {
+        assertTrue(
+            waitUntil(5.0) { debugLiveHandles() == handles && debugLiveCallbacks() == callbacks },
+            "leak: handles ${debugLiveHandles()} vs $handles, callbacks ${debugLiveCallbacks()} vs $callbacks",
+        )
+    }
+
+    /** The handle count at the start of the test. */
+    protected val startHandles: Long get() = handles
+}
+
+/** Runs [block] with these objects, then closes them all whatever happens (as `use`). */
+internal inline fun <C : AutoCloseable, T> List<C>.useAll(block: (List<C>) -> T): T {
+    try {
+        return block(this)
+    } finally {
+        forEach { runCatching { it.close() } }
+    }
 }
 
 /** Polls [cond] every few milliseconds until it holds or [seconds] passed. */
@@ -162,42 +203,26 @@ internal object TestJson {
     }
 
     /** The raw text of each member of the object [s] (values forwarded verbatim). */
-    fun members(s: String): Map<String, String> {
-        val r = Reader(s)
-        val out = LinkedHashMap<String, String>()
-        r.ws()
-        r.expect('{')
-        r.ws()
-        if (r.peek() == '}') return out
-        while (true) {
-            r.ws()
-            val key = r.string()
-            r.ws()
-            r.expect(':')
-            r.ws()
-            val start = r.i
-            r.value()
-            out[key] = s.substring(start, r.i)
-            r.ws()
-            if (r.next() == '}') return out
-        }
-    }
+    fun members(s: String): Map<String, String> = raw(s, '{', '}', keyed = true).associate { (k, v) -> k!! to v }
 
     /** The raw text of each element of the array [s]. */
-    fun elements(s: String): List<String> {
+    fun elements(s: String): List<String> = raw(s, '[', ']', keyed = false).map { it.second }
+
+    private fun raw(s: String, open: Char, close: Char, keyed: Boolean): List<Pair<String?, String>> {
         val r = Reader(s)
-        val out = ArrayList<String>()
+        val out = ArrayList<Pair<String?, String>>()
         r.ws()
-        r.expect('[')
+        r.expect(open)
         r.ws()
-        if (r.peek() == ']') return out
+        if (r.peek() == close) return out
         while (true) {
             r.ws()
+            val key = if (keyed) r.string().also { r.ws(); r.expect(':'); r.ws() } else null
             val start = r.i
             r.value()
-            out.add(s.substring(start, r.i))
+            out.add(key to s.substring(start, r.i))
             r.ws()
-            if (r.next() == ']') return out
+            if (r.next() == close) return out
         }
     }
 

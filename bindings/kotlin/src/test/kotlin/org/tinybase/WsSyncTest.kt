@@ -89,10 +89,8 @@ internal class TbServer : AutoCloseable {
 
 /** WebSocket synchronizers through a tinybase-server this class starts (and always stops). */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class WsSyncTest {
+class WsSyncTest : LeakCheckedTest() {
     private lateinit var server: TbServer
-    private var handles = 0L
-    private var callbacks = 0
     private val fast = SynchronizerOptions(requestTimeoutSeconds = 2.0)
     private val backoff = WsOptions(reconnectMinSeconds = 0.05, reconnectMaxSeconds = 0.5)
 
@@ -110,17 +108,6 @@ class WsSyncTest {
     @AfterAll
     fun stopServer() {
         server.close()
-    }
-
-    @BeforeEach
-    fun counts() {
-        handles = debugLiveHandles()
-        callbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun noLeaks() {
-        assertTrue(waitUntil(5.0) { debugLiveHandles() == handles && debugLiveCallbacks() == callbacks }, "leak")
     }
 
     private fun cell(s: Store, t: String, r: String, c: String): Any? =
@@ -159,40 +146,39 @@ class WsSyncTest {
 
     @Test
     fun aWsClientCarriesTwoStoresOverOneSocket() {
-        val stores = listOf("x1", "x2", "y1", "y2").map { MergeableStore(it) }
-        val (x1, x2, y1, y2) = stores
-        WsClient(server.url("/kt-mux"), backoff).use { cx ->
-            WsClient(server.url("/kt-mux"), backoff.copy(reconnect = false)).use { cy ->
-                val syncs = listOf(
-                    cx.createSynchronizer(x1, "one", fast),
-                    cx.createSynchronizer(x2, "two", fast),
-                    cy.createSynchronizer(y1, "one", fast),
-                    cy.createSynchronizer(y2, "two", fast),
-                )
-                try {
-                    assertTrue(waitUntil { cx.getConnection().state == ConnectionState.OPEN })
-                    MergeableStore().use { other -> assertFailsWith<TinyBaseException> { cx.createSynchronizer(other, "one") } }
-                    startAll(*syncs.toTypedArray())
-                    x1.putCell("one", "r", "c", "\"channel one\"")
-                    x2.putCell("two", "r", "c", "\"channel two\"")
-                    assertTrue(waitUntil { cell(y1, "one", "r", "c") == "channel one" })
-                    assertTrue(waitUntil { cell(y2, "two", "r", "c") == "channel two" })
-                    y2.putCell("two", "back", "c", "true")
-                    assertTrue(waitUntil { cell(x2, "two", "back", "c") == true })
-                    assertConverge(x1, y1)
-                    assertConverge(x2, y2)
-                    Thread.sleep(200)
-                    // Channels are separate: nothing of one reached the other.
-                    for (st in listOf(x1, y1)) assertEquals(setOf("one"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
-                    for (st in listOf(x2, y2)) assertEquals(setOf("two"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
-                } finally {
-                    syncs.forEach { it.close() }
+        listOf("x1", "x2", "y1", "y2").map { MergeableStore(it) }.useAll { (x1, x2, y1, y2) ->
+            WsClient(server.url("/kt-mux"), backoff).use { cx ->
+                WsClient(server.url("/kt-mux"), backoff.copy(reconnect = false)).use { cy ->
+                    val syncs = listOf(
+                        cx.createSynchronizer(x1, "one", fast),
+                        cx.createSynchronizer(x2, "two", fast),
+                        cy.createSynchronizer(y1, "one", fast),
+                        cy.createSynchronizer(y2, "two", fast),
+                    )
+                    try {
+                        assertTrue(waitUntil { cx.getConnection().state == ConnectionState.OPEN })
+                        MergeableStore().use { other -> assertFailsWith<TinyBaseException> { cx.createSynchronizer(other, "one") } }
+                        startAll(*syncs.toTypedArray())
+                        x1.putCell("one", "r", "c", "\"channel one\"")
+                        x2.putCell("two", "r", "c", "\"channel two\"")
+                        assertTrue(waitUntil { cell(y1, "one", "r", "c") == "channel one" })
+                        assertTrue(waitUntil { cell(y2, "two", "r", "c") == "channel two" })
+                        y2.putCell("two", "back", "c", "true")
+                        assertTrue(waitUntil { cell(x2, "two", "back", "c") == true })
+                        assertConverge(x1, y1)
+                        assertConverge(x2, y2)
+                        Thread.sleep(200)
+                        // Channels are separate: nothing of one reached the other.
+                        for (st in listOf(x1, y1)) assertEquals(setOf("one"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
+                        for (st in listOf(x2, y2)) assertEquals(setOf("two"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
+                    } finally {
+                        syncs.forEach { it.close() }
+                    }
+                    // Every synchronizer gone: the shared socket closes.
+                    assertTrue(waitUntil { cx.getConnection().state in setOf(ConnectionState.CLOSED, ConnectionState.NONE) })
                 }
-                // Every synchronizer gone: the shared socket closes.
-                assertTrue(waitUntil { cx.getConnection().state in setOf(ConnectionState.CLOSED, ConnectionState.NONE) })
             }
         }
-        stores.forEach { it.close() }
     }
 
     @Test
