@@ -47,7 +47,7 @@ class FlowTest {
             store.awaitListeners(1)
             assertEquals(startCallbacks + 1, debugLiveCallbacks())
             store.setCellJson("t", "a", "c", "1").setCellJson("u", "a", "c", "9").setCellJson("t", "b", "c", "\"x\"")
-            store.delCellT("t", "a", "c")
+            store.delCell("t", "a", "c")
             val events = withTimeout(5_000) { got.await() }
             assertEquals(
                 listOf(
@@ -69,7 +69,7 @@ class FlowTest {
             val job = launch(Dispatchers.Default) { store.hasValueFlow("v").collect { seen += it.has } }
             store.awaitListeners(1)
             store.setValueJson("v", "1")
-            store.delValueT("v")
+            store.delValue("v")
             withTimeout(5_000) { while (seen.size < 2) delay(1) }
             job.cancel()
             job.join()
@@ -94,7 +94,7 @@ class FlowTest {
             )
             val firsts = flows.map { f -> async(Dispatchers.Default, CoroutineStart.DEFAULT) { f.take(1).toList().single() } }
             store.awaitListeners(22)
-            store.inTransaction {
+            store.transaction {
                 store.setCellJson("t", "r", "c", "1")
                 store.setValueJson("v", "2")
             }
