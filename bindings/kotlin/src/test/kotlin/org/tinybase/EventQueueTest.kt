@@ -1,7 +1,5 @@
 package org.tinybase
 
-import org.junit.jupiter.api.AfterEach
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
 import java.util.Collections
 import java.util.concurrent.CountDownLatch
@@ -18,22 +16,7 @@ import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
 
 /** Buffered delivery: events queued by any thread, drained on the host's own thread. */
-class EventQueueTest {
-    private var startHandles = 0L
-    private var startCallbacks = 0
-
-    @BeforeEach
-    fun counters() {
-        startHandles = debugLiveHandles()
-        startCallbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun nothingLeaked() {
-        assertEquals(startHandles, debugLiveHandles(), "live handles")
-        assertEquals(startCallbacks, debugLiveCallbacks(), "live callbacks")
-    }
-
+class EventQueueTest : LeakCheckedTest() {
     @Test
     fun bufferedEventsArePolledInOrder() {
         Store().use { store ->

@@ -11,33 +11,11 @@ import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
-import org.junit.jupiter.api.AfterEach
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
 import kotlin.test.assertEquals
 
 /** Listeners as Flows: added on collection, removed on cancellation, nothing dropped, completion on close. */
-class FlowTest {
-    private var startHandles = 0L
-    private var startCallbacks = 0
-
-    @BeforeEach
-    fun counters() {
-        startHandles = debugLiveHandles()
-        startCallbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun nothingLeaked() {
-        assertEquals(startHandles, debugLiveHandles(), "live handles")
-        assertEquals(startCallbacks, debugLiveCallbacks(), "live callbacks")
-    }
-
-    /** Waits until the store has [n] listeners (a collector has started). */
-    private suspend fun Store.awaitListeners(n: Int) {
-        withTimeout(5_000) { while (getListenerCount() != n) delay(1) }
-    }
-
+class FlowTest : LeakCheckedTest() {
     @Test
     fun cellFlowIsAddedOnCollectionAndRemovedWhenDone() = runBlocking {
         Store().use { store ->

@@ -1,7 +1,5 @@
 package org.tinybase
 
-import org.junit.jupiter.api.AfterEach
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.params.ParameterizedTest
 import org.junit.jupiter.params.provider.ValueSource
 import org.junit.jupiter.api.Test
@@ -13,22 +11,7 @@ import kotlin.test.assertSame
 import kotlin.test.assertTrue
 
 /** Listeners: every kind with its arguments (as the Python binding's test_listeners.py), wildcards, removal, re-entrance, errors, lifetimes. */
-class ListenerTest {
-    private var startHandles = 0L
-    private var startCallbacks = 0
-
-    @BeforeEach
-    fun counters() {
-        startHandles = debugLiveHandles()
-        startCallbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun nothingLeaked() {
-        assertEquals<Any?>(startHandles, debugLiveHandles(), "live handles")
-        assertEquals<Any?>(startCallbacks, debugLiveCallbacks(), "live callbacks")
-    }
-
+class ListenerTest : LeakCheckedTest() {
     private fun newStore(kind: String): Store = if (kind == "plain") Store() else MergeableStore("l")
 
     @ParameterizedTest

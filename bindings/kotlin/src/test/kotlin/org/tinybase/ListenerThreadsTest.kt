@@ -12,8 +12,6 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.yield
-import org.junit.jupiter.api.AfterEach
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Test
 import java.util.concurrent.Executors
 import java.util.concurrent.atomic.AtomicBoolean
@@ -23,22 +21,7 @@ import kotlin.test.assertEquals
 import kotlin.test.assertTrue
 
 /** Listeners and Flows under concurrent writers: exact counts, concurrent add/remove, close under load, no leak. */
-class ListenerThreadsTest {
-    private var startHandles = 0L
-    private var startCallbacks = 0
-
-    @BeforeEach
-    fun counters() {
-        startHandles = debugLiveHandles()
-        startCallbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun nothingLeaked() {
-        assertEquals(startHandles, debugLiveHandles(), "live handles")
-        assertEquals(startCallbacks, debugLiveCallbacks(), "live callbacks")
-    }
-
+class ListenerThreadsTest : LeakCheckedTest() {
     @Test
     fun coroutinesOnSeveralDispatchersWriteOneStoreAndEveryEventIsCounted() = runBlocking {
         Executors.newSingleThreadExecutor().asCoroutineDispatcher().use { single ->
@@ -56,7 +39,7 @@ class ListenerThreadsTest {
                 val flowCount = async(Dispatchers.Default) { store.cellFlow(null, null, null).take(total).count() }
                 val bufferedCount = EventQueue().use { queue ->
                     store.addBufferedListener(queue, ListenerKind.CELL).use {
-                        withTimeout(5_000) { while (store.getListenerCount() != 5) delay(1) }
+                        store.awaitListeners(5)
                         coroutineScope {
                             for (d in dispatchers.indices) {
                                 repeat(writersPerDispatcher) { w ->
