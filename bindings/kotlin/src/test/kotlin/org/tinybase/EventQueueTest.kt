@@ -128,4 +128,24 @@ class EventQueueTest : LeakCheckedTest() {
         val closed = Store().also { it.close() }
         EventQueue().use { q -> assertFailsWith<TinyBaseException> { closed.addBufferedListener(q, ListenerKind.TABLES) } }
     }
+
+    @Test
+    fun anExceptionInNotifyGoesToTheHandlerAndTheEventIsQueued() {
+        val errors = Collections.synchronizedList(mutableListOf<Throwable>())
+        val previous = setCallbackExceptionHandler { errors += it }
+        try {
+            Store().use { store ->
+                EventQueue { throw IllegalStateException("notify failed") }.use { queue ->
+                    store.addBufferedListener(queue, ListenerKind.VALUE_IDS).use {
+                        store.setValue("v", 1)
+                        assertEquals(listOf("notify failed"), errors.map { it.message })
+                        assertEquals(ListenerKind.VALUE_IDS, queue.poll()?.kind)
+                        assertEquals(1, store.getValue("v").let { (it as Cell.Number).value.toInt() })
+                    }
+                }
+            }
+        } finally {
+            setCallbackExceptionHandler(previous)
+        }
+    }
 }

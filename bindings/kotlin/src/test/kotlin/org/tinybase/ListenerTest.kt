@@ -304,4 +304,17 @@ class ListenerTest : LeakCheckedTest() {
             assertSame(store, got)
         }
     }
+
+    @Test
+    fun anUnclosedStoreWithListenersIsStillCollectedByTheBackstop() {
+        // The registry holds the store weakly: a forgotten store (whose listeners do not capture
+        // it) is collected, its native reference freed, its listeners removed and released.
+        repeat(20) { Store().addTablesListener { }.also { l -> assertEquals(ListenerKind.TABLES, l.kind) } }
+        assertEquals(startCallbacks + 20, debugLiveCallbacks())
+        val deadline = System.nanoTime() + 10_000_000_000L
+        while ((debugLiveCallbacks() > startCallbacks || debugLiveHandles() > startHandles) && System.nanoTime() < deadline) {
+            System.gc()
+            Thread.sleep(20)
+        }
+    }
 }
