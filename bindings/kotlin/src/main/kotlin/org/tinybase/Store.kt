@@ -94,12 +94,26 @@ public open class Store internal constructor(
 
     /** getCell: the cell, or null when there is none ([Cell.Null] is a stored JSON null). */
     public fun getCell(tableId: String, rowId: String, cellId: String): Cell? {
-        val t = cstr(tableId)
-        val r = cstr(rowId)
-        val c = cstr(cellId)
-        val scratch = ValueScratch.get()
-        withStore { p -> check(LibStore.tb_store_get_cell(p, t, r, c, scratch.value)) }
-        return scratch.take()
+        val value = ValueScratch.get()
+        val ids = StringScratch.acquire()
+        if (ids == null) {
+            // This thread's scratch is in use further up the stack: one Memory per string.
+            val t = nativeString(tableId)
+            val r = nativeString(rowId)
+            val c = nativeString(cellId)
+            withStore { p -> check(LibStore.tb_store_get_cell(p, t, r, c, value.value)) }
+        } else {
+            try {
+                val t = ids.add(tableId)
+                val r = ids.add(rowId)
+                val c = ids.add(cellId)
+                val base = ids.commit()
+                withStore { p -> check(LibStore.tb_store_get_cell(p, Pointer(base + t), Pointer(base + r), Pointer(base + c), value.value)) }
+            } finally {
+                ids.release()
+            }
+        }
+        return value.take()
     }
 
     /** getValues: every value, `{valueId: value}`. */
@@ -269,21 +283,17 @@ public open class Store internal constructor(
 
     /** setCell. */
     public fun setCell(tableId: String, rowId: String, cellId: String, cell: Cell): Store {
-        val t = cstr(tableId)
-        val r = cstr(rowId)
-        val c = cstr(cellId)
         when (cell) {
             is Cell.Text -> return setCell(tableId, rowId, cellId, cell.value)
-            is Cell.Json -> {
-                val v = cstr(cell.json)
-                withStore { p -> check(LibStore.tb_store_set_cell_json(p, t, r, c, v)) }
-            }
+            is Cell.Json -> return setCellJson(tableId, rowId, cellId, cell.json)
             else -> {
+                val t = cstr(tableId)
+                val r = cstr(rowId)
+                val c = cstr(cellId)
                 val v = ValueScratch.get().put(cell)
-                withStore { p -> check(LibStore.tb_store_set_cell(p, t, r, c, v)) }
+                return change { LibStore.tb_store_set_cell(it, t, r, c, v) }
             }
         }
-        return this
     }
 
     /**
@@ -295,17 +305,30 @@ public open class Store internal constructor(
 
     /** setCell with a string (the fastest path). */
     public fun setCell(tableId: String, rowId: String, cellId: String, cell: String): Store {
-        val t = cstr(tableId)
-        val r = cstr(rowId)
-        val c = cstr(cellId)
         // The common case, without a tb_value. The C string would end at a NUL character:
         // such a string goes as JSON text, where it is escaped.
-        if (cell.indexOf('\u0000') >= 0) {
-            val j = cstr(JsonWriter.write(cell))
-            withStore { p -> check(LibStore.tb_store_set_cell_json(p, t, r, c, j)) }
-        } else {
-            val v = cstr(cell)
+        if (cell.indexOf('\u0000') >= 0) return setCellJson(tableId, rowId, cellId, JsonWriter.write(cell))
+        val ids = StringScratch.acquire()
+        if (ids == null) {
+            // This thread's scratch is in use further up the stack: one Memory per string.
+            val t = nativeString(tableId)
+            val r = nativeString(rowId)
+            val c = nativeString(cellId)
+            val v = nativeString(cell)
             withStore { p -> check(LibStore.tb_store_set_cell_string(p, t, r, c, v)) }
+            return this
+        }
+        try {
+            val t = ids.add(tableId)
+            val r = ids.add(rowId)
+            val c = ids.add(cellId)
+            val v = ids.add(cell)
+            val base = ids.commit()
+            withStore { p ->
+                check(LibStore.tb_store_set_cell_string(p, Pointer(base + t), Pointer(base + r), Pointer(base + c), Pointer(base + v)))
+            }
+        } finally {
+            ids.release()
         }
         return this
     }
