@@ -182,8 +182,8 @@ internal class TbEvent : Structure() {
                 rowId = borrowedString(p.getPointer(ROW_ID)),
                 cellId = borrowedString(p.getPointer(CELL_ID)),
                 valueId = borrowedString(p.getPointer(VALUE_ID)),
-                newCell = if (cells) TbValue(p.share(NEW_VALUE)).toCell() else null,
-                oldCell = if (cells) TbValue(p.share(OLD_VALUE)).toCell() else null,
+                newCell = if (cells) ValueScratch.read(p, NEW_VALUE) else null,
+                oldCell = if (cells) ValueScratch.read(p, OLD_VALUE) else null,
                 has = p.getByte(HAS).toInt() != 0,
                 rowCount = p.getNativeLong(ROW_COUNT).toLong().toInt(),
             )
