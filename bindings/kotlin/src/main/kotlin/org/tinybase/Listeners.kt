@@ -89,6 +89,7 @@ public enum class ListenerKind(
         get() = this == HAS_TABLES || this == HAS_TABLE || this == HAS_TABLE_CELL || this == HAS_ROW ||
             this == HAS_CELL || this == HAS_VALUES || this == HAS_VALUE
 
+    /** Lookup of kinds by their C value. */
     public companion object {
         private val byCode = entries.toTypedArray()
 
@@ -288,6 +289,7 @@ public class Listener internal constructor(
         }
     }
 
+    /** For logs: the id, the kind, and whether it is closed. */
     override fun toString(): String = "Listener(id=$id, kind=$kind${if (isClosed) ", closed" else ""})"
 }
 
