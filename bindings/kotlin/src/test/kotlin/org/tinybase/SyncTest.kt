@@ -31,8 +31,8 @@ class SyncTest : LeakCheckedTest() {
         MergeableStore("a").use { a ->
             MergeableStore("b").use { b ->
                 Net().use { net ->
-                    a.putCell("pets", "fido", "species", "\"dog\"")
-                    b.putCell("pets", "felix", "species", "\"cat\"")
+                    a.setCellJson("pets", "fido", "species", "\"dog\"")
+                    b.setCellJson("pets", "felix", "species", "\"cat\"")
                     val sa = net.add("A", a)
                     val sb = net.add("B", b)
                     startAll(sa, sb)
@@ -43,14 +43,14 @@ class SyncTest : LeakCheckedTest() {
                     )
                     // Edits while syncing, from several threads at once.
                     val writers = listOf(a, b).mapIndexed { i, s ->
-                        Thread { repeat(50) { n -> s.putCell("t$i", "r$n", "c", "$n") } }.apply { start() }
+                        Thread { repeat(50) { n -> s.setCellJson("t$i", "r$n", "c", "$n") } }.apply { start() }
                     }
                     writers.forEach { it.join() }
                     net.settle()
                     assertConverge(a, b)
                     assertEquals(50, ((a.contentTree() as List<*>)[0] as Map<*, *>).let { (it["t1"] as Map<*, *>).size })
                     // A deletion travels too.
-                    b.dropCell("pets", "fido", "species")
+                    b.delCell("pets", "fido", "species")
                     assertConverge(a, b)
                     assertFalse(((a.contentTree() as List<*>)[0] as Map<*, *>)["pets"].toString().contains("fido"))
                     assertTrue(sa.getSynchronizerStats().sends > 0 && sa.getSynchronizerStats().receives > 0)
@@ -65,9 +65,9 @@ class SyncTest : LeakCheckedTest() {
             (1..3).map { MergeableStore("s$it") }.useAll { stores ->
                 Net(framed).use { net ->
                     val syncs = stores.mapIndexed { i, s -> net.add("P$i", s) }
-                    stores.forEachIndexed { i, s -> s.putCell("t", "r$i", "c", "$i") }
+                    stores.forEachIndexed { i, s -> s.setCellJson("t", "r$i", "c", "$i") }
                     startAll(*syncs.toTypedArray())
-                    stores.forEachIndexed { i, s -> s.putCell("t", "late$i", "c", "true") }
+                    stores.forEachIndexed { i, s -> s.setCellJson("t", "late$i", "c", "true") }
                     net.settle()
                     assertConverge(*stores.toTypedArray())
                     assertEquals(6, (((stores[2].contentTree() as List<*>)[0] as Map<*, *>)["t"] as Map<*, *>).size)
@@ -107,7 +107,7 @@ class SyncTest : LeakCheckedTest() {
                     assertEquals(SyncStatus.IDLE, sa.getStatus())
                     assertEquals(Connection(ConnectionState.NONE), sa.getConnection())
                     startAll(sa, sb)
-                    a.putCell("t", "r", "c", "1")
+                    a.setCellJson("t", "r", "c", "1")
                     assertTrue(net.settle())
                     assertTrue(sa.waitForIdle(5.0))
                     assertTrue(sa.isIdle() && sa.isSettled())
@@ -137,7 +137,7 @@ class SyncTest : LeakCheckedTest() {
                     val dispatchers = listOf(Dispatchers.Default, Dispatchers.IO, Dispatchers.Default)
                     stores.mapIndexed { i, s ->
                         (0 until 4).map { k ->
-                            async(dispatchers[(i + k) % 3]) { repeat(25) { n -> s.putCell("t$i", "r$k-$n", "c", "\"$i$k$n\"") } }
+                            async(dispatchers[(i + k) % 3]) { repeat(25) { n -> s.setCellJson("t$i", "r$k-$n", "c", "\"$i$k$n\"") } }
                         }
                     }.flatten().awaitAll()
                     assertTrue(bus.waitForIdle(20.0))
@@ -160,8 +160,8 @@ class SyncTest : LeakCheckedTest() {
                 createBroadcastChannelSynchronizer(stores[2], "kotlin-blue", options),
             ).useAll { (s1, s2, s3) ->
                 startAll(s1, s2, s3)
-                stores[0].putCell("t", "r", "c", "\"red\"")
-                stores[2].putCell("t", "r", "c", "\"blue\"")
+                stores[0].setCellJson("t", "r", "c", "\"red\"")
+                stores[2].setCellJson("t", "r", "c", "\"blue\"")
                 assertConverge(stores[0], stores[1])
                 assertTrue(s1.waitForIdle(5.0) && s3.waitForIdle(5.0))
                 assertEquals(listOf(mapOf("t" to mapOf("r" to mapOf("c" to "red"))), emptyMap<String, Any>()), stores[1].contentTree())
@@ -175,7 +175,7 @@ class SyncTest : LeakCheckedTest() {
         val errors = Collections.synchronizedList(ArrayList<String>())
         MergeableStore("g").use { store ->
             val sync = CustomSynchronizer(store, SynchronizerOptions(onIgnoredError = { errors.add(it) })) { _, _ -> }
-            val before = store.hashesJson()
+            val before = store.getMergeableContentHashesJson()
             val garbage = listOf(
                 "not json",
                 "[1,2]",
@@ -188,7 +188,7 @@ class SyncTest : LeakCheckedTest() {
             assertTrue(waitUntil(10.0) { errors.size >= garbage.size }, "errors: $errors")
             assertTrue(errors.all { it.startsWith("tinybase:") }, "errors: $errors")
             assertTrue(errors.any { it.startsWith("tinybase:14") }, "errors: $errors")
-            assertEquals(before, store.hashesJson())
+            assertEquals(before, store.getMergeableContentHashesJson())
             assertEquals(listOf(emptyMap<String, Any>(), emptyMap<String, Any>()), store.contentTree())
             assertEquals(0L, sync.getSynchronizerStats().receives)
             // Lone surrogates never reach the library.
@@ -218,12 +218,12 @@ class SyncTest : LeakCheckedTest() {
                 assertFailsWith<TinyBaseException> { CustomSynchronizer(store, SynchronizerOptions(requestTimeoutSeconds = bad)) { _, _ -> } }
             }
             assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { LocalBus().use { it.createSynchronizer(store, SynchronizerOptions(inboxMaxBytes = -1)) } }.status)
-            assertEquals(callbacks, debugLiveCallbacks())
+            assertEquals(startCallbacks, debugLiveCallbacks())
         }
         // A closed store cannot get a synchronizer.
         val closed = MergeableStore().apply { close() }
         assertEquals(Status.NULL_PARAMETER, assertFailsWith<TinyBaseException> { CustomSynchronizer(closed) { _, _ -> } }.status)
-        assertEquals(callbacks, debugLiveCallbacks())
+        assertEquals(startCallbacks, debugLiveCallbacks())
     }
 
     @Test
@@ -237,7 +237,7 @@ class SyncTest : LeakCheckedTest() {
                     SynchronizerOptions(requestTimeoutSeconds = 0.05, onSend = { _, _, _, _ -> throw IllegalStateException("hook") }),
                 ) { _, _ -> throw IllegalArgumentException("send") }
                 sync.startSync() // sends, times out, goes on
-                store.putCell("t", "r", "c", "1")
+                store.setCellJson("t", "r", "c", "1")
                 assertTrue(waitUntil(5.0) { caught.any { it.message == "send" } && caught.any { it.message == "hook" } })
                 assertEquals("1", ((((store.contentTree() as List<*>)[0] as Map<*, *>)["t"] as Map<*, *>)["r"] as Map<*, *>)["c"].toString().substringBefore('.'))
                 sync.close()
@@ -272,6 +272,8 @@ class SyncTest : LeakCheckedTest() {
             assertTrue(inside.await(10, TimeUnit.SECONDS))
             error.get()?.let { throw it }
             assertTrue(sync.isClosed)
+            // The free, and the release of the Kotlin callbacks, happen once startSync returned.
+            assertTrue(waitUntil(10.0) { debugLiveCallbacks() == startCallbacks })
         }
     }
 
@@ -283,11 +285,11 @@ class SyncTest : LeakCheckedTest() {
                 val sa = net.add("A", a)
                 val sb = net.add("B", b)
                 startAll(sa, sb)
-                a.putCell("t", "r", "c", "1")
+                a.setCellJson("t", "r", "c", "1")
                 assertConverge(a, b)
                 a.close() // the synchronizer keeps the store's content alive
                 val received = sa.getSynchronizerStats().receives
-                repeat(20) { b.putCell("t", "r$it", "c", "$it") }
+                repeat(20) { b.setCellJson("t", "r$it", "c", "$it") }
                 assertTrue(net.settle())
                 assertTrue(sa.getSynchronizerStats().receives > received, "A still receives and applies")
                 // A new peer still loads A's content (A answers from the store the Kotlin side closed).
@@ -297,7 +299,7 @@ class SyncTest : LeakCheckedTest() {
                     val sc = net.add("C", c)
                     sc.startSync()
                     assertTrue(net.settle())
-                    assertEquals(b.hashesJson(), c.hashesJson())
+                    assertEquals(b.getMergeableContentHashesJson(), c.getMergeableContentHashesJson())
                 }
             }
         }
@@ -333,7 +335,7 @@ class SyncTest : LeakCheckedTest() {
     fun unclosedSynchronizersAreFreedByTheBackstop() {
         MergeableStore("u").use { store ->
             repeat(20) { CustomSynchronizer(store) { _, _ -> } }
-            assertTrue(waitUntil(10.0) { System.gc(); debugLiveCallbacks() == callbacks && debugLiveHandles() == startHandles + 1 })
+            assertTrue(waitUntil(10.0) { System.gc(); debugLiveCallbacks() == startCallbacks && debugLiveHandles() == startHandles + 1 })
         }
     }
 }

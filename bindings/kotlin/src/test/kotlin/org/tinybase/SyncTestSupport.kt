@@ -1,84 +1,12 @@
 package org.tinybase
 
-import com.sun.jna.Native
-import com.sun.jna.Pointer
-import com.sun.jna.ptr.PointerByReference
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.atomic.AtomicInteger
-import org.junit.jupiter.api.AfterEach
-import org.junit.jupiter.api.BeforeEach
 import kotlin.test.assertEquals
-import kotlin.test.assertTrue
 import kotlin.test.fail
 
-/**
- * The few store functions the synchronizer tests need (write a cell, read content and hashes),
- * bound here so that these tests do not depend on the data API's branch.
- */
-@Suppress("FunctionName")
-internal object SyncTestLib {
-    init {
-        Native.register(SyncTestLib::class.java, TinyBaseLibrary.library)
-    }
-
-    @JvmStatic external fun tb_store_set_cell_json(store: Pointer, t: ByteArray, r: ByteArray, c: ByteArray, json: ByteArray): Int
-
-    @JvmStatic external fun tb_store_del_cell(store: Pointer, t: ByteArray, r: ByteArray, c: ByteArray): Int
-
-    @JvmStatic external fun tb_store_get_content_json(store: Pointer, out: PointerByReference): Int
-
-    @JvmStatic external fun tb_mergeable_store_get_mergeable_content_hashes_json(store: Pointer, out: PointerByReference): Int
-}
-
-internal fun Store.putCell(table: String, row: String, cell: String, json: String) {
-    withStore { check(SyncTestLib.tb_store_set_cell_json(it, cstr(table), cstr(row), cstr(cell), cstr(json))) }
-}
-
-internal fun Store.dropCell(table: String, row: String, cell: String) {
-    withStore { check(SyncTestLib.tb_store_del_cell(it, cstr(table), cstr(row), cstr(cell))) }
-}
-
 /** The content `[tables, values]`, parsed (maps compare regardless of key order). */
-internal fun Store.contentTree(): Any? = withStore { p ->
-    val out = PointerByReference()
-    check(SyncTestLib.tb_store_get_content_json(p, out))
-    TestJson.parse(takeString(out.value)!!)
-}
-
-internal fun MergeableStore.hashesJson(): String = withMergeable { p ->
-    val out = PointerByReference()
-    check(SyncTestLib.tb_mergeable_store_get_mergeable_content_hashes_json(p, out))
-    takeString(out.value)!!
-}
-
-/**
- * Records the live handle and callback counts before each test and asserts they are back
- * after it: every test closes what it made, nothing native and no callback stays behind.
- */
-abstract class LeakCheckedTest {
-    private var handles = 0L
-
-    /** The callback count at the start of the test. */
-    protected var callbacks: Int = 0
-        private set
-
-    @BeforeEach
-    fun recordCounts() {
-        handles = debugLiveHandles()
-        callbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun noLeaks() {
-        assertTrue(
-            waitUntil(5.0) { debugLiveHandles() == handles && debugLiveCallbacks() == callbacks },
-            "leak: handles ${debugLiveHandles()} vs $handles, callbacks ${debugLiveCallbacks()} vs $callbacks",
-        )
-    }
-
-    /** The handle count at the start of the test. */
-    protected val startHandles: Long get() = handles
-}
+internal fun Store.contentTree(): Any? = TestJson.parse(getContentJson())
 
 /** Runs [block] with these objects, then closes them all whatever happens (as `use`). */
 internal inline fun <C : AutoCloseable, T> List<C>.useAll(block: (List<C>) -> T): T {
@@ -101,10 +29,10 @@ internal fun waitUntil(seconds: Double = 20.0, cond: () -> Boolean): Boolean {
 
 /** Waits until every store has the same hashes, then asserts equal content and hashes. */
 internal fun assertConverge(vararg stores: MergeableStore, seconds: Double = 20.0) {
-    waitUntil(seconds) { stores.map { it.hashesJson() }.toSet().size == 1 }
+    waitUntil(seconds) { stores.map { it.getMergeableContentHashesJson() }.toSet().size == 1 }
     for (s in stores.drop(1)) {
         assertEquals(stores[0].contentTree(), s.contentTree(), "content")
-        assertEquals(stores[0].hashesJson(), s.hashesJson(), "hashes")
+        assertEquals(stores[0].getMergeableContentHashesJson(), s.getMergeableContentHashesJson(), "hashes")
     }
 }
 
