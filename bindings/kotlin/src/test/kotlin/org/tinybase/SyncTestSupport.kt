@@ -119,145 +119,40 @@ internal class Net(private val framed: Boolean = false) : AutoCloseable {
     }
 }
 
-/** A small JSON reader for the tests (no JSON library on the classpath). */
+/**
+ * JSON for the sync tests, over the binding's own reader and writer: whole documents as maps
+ * and lists, and the raw text of an object's members or an array's elements (forwarded
+ * verbatim between a peer's line protocol and a synchronizer).
+ */
 internal object TestJson {
     /** Parses [s] into maps, lists, strings, doubles, booleans and null. */
-    fun parse(s: String): Any? {
-        val r = Reader(s)
-        val v = r.value()
+    fun parse(s: String): Any? = JsonReader(s).document()
+
+    /** The raw text of each member of the object [s]. */
+    fun members(s: String): Map<String, String> {
+        val r = JsonReader(s)
+        val out = LinkedHashMap<String, String>()
         r.ws()
-        if (r.i != s.length) fail("trailing text in JSON: $s")
-        return v
+        r.obj { key -> out[key] = raw(r, s) }
+        return out
     }
 
-    /** The raw text of each member of the object [s] (values forwarded verbatim). */
-    fun members(s: String): Map<String, String> = raw(s, '{', '}', keyed = true).associate { (k, v) -> k!! to v }
-
     /** The raw text of each element of the array [s]. */
-    fun elements(s: String): List<String> = raw(s, '[', ']', keyed = false).map { it.second }
+    fun elements(s: String): List<String> {
+        val r = JsonReader(s)
+        val out = ArrayList<String>()
+        r.ws()
+        r.arr { out.add(raw(r, s)) }
+        return out
+    }
 
-    private fun raw(s: String, open: Char, close: Char, keyed: Boolean): List<Pair<String?, String>> {
-        val r = Reader(s)
-        val out = ArrayList<Pair<String?, String>>()
+    private fun raw(r: JsonReader, s: String): String {
         r.ws()
-        r.expect(open)
-        r.ws()
-        if (r.peek() == close) return out
-        while (true) {
-            r.ws()
-            val key = if (keyed) r.string().also { r.ws(); r.expect(':'); r.ws() } else null
-            val start = r.i
-            r.value()
-            out.add(key to s.substring(start, r.i))
-            r.ws()
-            if (r.next() == close) return out
-        }
+        val start = r.i
+        r.value()
+        return s.substring(start, r.i)
     }
 
     /** [s] as a JSON string literal. */
-    fun quote(s: String): String = buildString {
-        append('"')
-        for (c in s) {
-            when {
-                c == '"' -> append("\\\"")
-                c == '\\' -> append("\\\\")
-                c < ' ' -> append("\\u%04x".format(c.code))
-                else -> append(c)
-            }
-        }
-        append('"')
-    }
-
-    private class Reader(val s: String) {
-        var i = 0
-
-        fun peek(): Char = if (i < s.length) s[i] else fail("unexpected end of JSON: $s")
-
-        fun next(): Char = peek().also { i++ }
-
-        fun expect(c: Char) {
-            if (next() != c) fail("expected '$c' at ${i - 1} in $s")
-        }
-
-        fun ws() {
-            while (i < s.length && s[i].isWhitespace()) i++
-        }
-
-        fun value(): Any? = when (peek()) {
-            '{' -> {
-                next()
-                val m = LinkedHashMap<String, Any?>()
-                ws()
-                if (peek() == '}') {
-                    next()
-                } else {
-                    while (true) {
-                        ws()
-                        val k = string()
-                        ws()
-                        expect(':')
-                        ws()
-                        m[k] = value()
-                        ws()
-                        if (next() == '}') break
-                    }
-                }
-                m
-            }
-            '[' -> {
-                next()
-                val l = ArrayList<Any?>()
-                ws()
-                if (peek() == ']') {
-                    next()
-                } else {
-                    while (true) {
-                        ws()
-                        l.add(value())
-                        ws()
-                        if (next() == ']') break
-                    }
-                }
-                l
-            }
-            '"' -> string()
-            't' -> literal("true", true)
-            'f' -> literal("false", false)
-            'n' -> literal("null", null)
-            else -> {
-                val start = i
-                while (i < s.length && s[i] in "+-0123456789.eE") i++
-                s.substring(start, i).toDouble()
-            }
-        }
-
-        fun literal(word: String, v: Any?): Any? {
-            if (!s.startsWith(word, i)) fail("bad literal at $i in $s")
-            i += word.length
-            return v
-        }
-
-        fun string(): String {
-            expect('"')
-            val b = StringBuilder()
-            while (true) {
-                when (val c = next()) {
-                    '"' -> return b.toString()
-                    '\\' -> when (val e = next()) {
-                        'n' -> b.append('\n')
-                        't' -> b.append('\t')
-                        'r' -> b.append('\r')
-                        'b' -> b.append('\b')
-                        'f' -> b.append('\u000c')
-                        'u' -> {
-                            b.append(s.substring(i, i + 4).toInt(16).toChar())
-                            i += 4
-                        }
-                        else -> b.append(e)
-                    }
-                    else -> b.append(c)
-                }
-            }
-        }
-    }
+    fun quote(s: String): String = JsonWriter.write(s)
 }
