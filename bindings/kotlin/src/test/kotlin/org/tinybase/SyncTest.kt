@@ -84,6 +84,28 @@ class SyncTest : LeakCheckedTest() {
     }
 
     @Test
+    fun directDeliveryInsideSend() {
+        // Each transport hands the payload straight to the other synchronizer, on the worker.
+        MergeableStore("da").use { a ->
+            MergeableStore("db").use { b ->
+                val peers = arrayOfNulls<CustomSynchronizer>(2)
+                val options = SynchronizerOptions(requestTimeoutSeconds = 0.5)
+                listOf(
+                    CustomSynchronizer(a, options) { _, payload -> peers[1]?.receive("A", payload) },
+                    CustomSynchronizer(b, options) { _, payload -> peers[0]?.receive("B", payload) },
+                ).useAll { syncs ->
+                    syncs.forEachIndexed { i, s -> peers[i] = s }
+                    a.setCellJson("t", "r", "c", "\"a\"")
+                    startAll(*syncs.toTypedArray())
+                    b.setCellJson("t", "r2", "c", "\"b\"")
+                    assertConverge(a, b)
+                    assertEquals(setOf("r", "r2"), (((b.contentTree() as List<*>)[0] as Map<*, *>)["t"] as Map<*, *>).keys)
+                }
+            }
+        }
+    }
+
+    @Test
     fun hooksStatsStatusFlowAndIdle() = runBlocking {
         val sent = AtomicInteger()
         val received = AtomicInteger()
