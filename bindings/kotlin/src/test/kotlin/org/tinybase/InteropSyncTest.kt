@@ -109,24 +109,10 @@ internal class LinePeer(command: List<String>, private val peerId: String, store
 }
 
 /** Sync between languages: a Kotlin store and a Rust or Python store over a custom transport. */
-class InteropSyncTest {
-    private var handles = 0L
-    private var callbacks = 0
-
-    @BeforeEach
-    fun counts() {
-        handles = debugLiveHandles()
-        callbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun noLeaks() {
-        assertTrue(waitUntil(5.0) { debugLiveHandles() == handles && debugLiveCallbacks() == callbacks }, "leak")
-    }
-
+class InteropSyncTest : LeakCheckedTest() {
     private fun converge(kotlin: MergeableStore, peer: LinePeer) {
-        waitUntil(20.0) { TestJson.parse(kotlin.hashesJson()) == TestJson.parse(peer.call("getMergeableContentHashes")) }
-        assertEquals(TestJson.parse(peer.call("getMergeableContentHashes")), TestJson.parse(kotlin.hashesJson()), "hashes")
+        waitUntil(20.0) { TestJson.parse(kotlin.getMergeableContentHashesJson()) == TestJson.parse(peer.call("getMergeableContentHashes")) }
+        assertEquals(TestJson.parse(peer.call("getMergeableContentHashes")), TestJson.parse(kotlin.getMergeableContentHashesJson()), "hashes")
         assertEquals(TestJson.parse(peer.call("getContent")), kotlin.contentTree(), "content")
     }
 
@@ -134,8 +120,8 @@ class InteropSyncTest {
         val now = System.currentTimeMillis().toString()
         MergeableStore("kotlin").use { k ->
             LinePeer(command + listOf("--unique-id", "peer", "--now", now, "--timeout", "1"), "peer", k).use { peer ->
-                k.putCell("pets", "fido", "species", "\"dog\"")
-                k.putCell("pets", "fido", "toy", "{\"kind\":\"ball\",\"sizes\":[1,2]}")
+                k.setCellJson("pets", "fido", "species", "\"dog\"")
+                k.setCellJson("pets", "fido", "toy", "{\"kind\":\"ball\",\"sizes\":[1,2]}")
                 peer.call("setCell", """["pets","felix","species","cat"]""")
                 peer.call("setValue", """["open",true]""")
                 // Both start at once (each start waits for its first load).
@@ -145,10 +131,10 @@ class InteropSyncTest {
                 converge(k, peer)
                 assertEquals("dog", (((k.contentTree() as List<*>)[0] as Map<*, *>)["pets"] as Map<*, *>).let { ((it["fido"] as Map<*, *>)["species"]) })
                 // Edits while syncing, on both sides, a deletion included.
-                val writer = Thread { repeat(20) { k.putCell("kotlin", "r$it", "c", "$it") } }.apply { start() }
+                val writer = Thread { repeat(20) { k.setCellJson("kotlin", "r$it", "c", "$it") } }.apply { start() }
                 repeat(10) { peer.call("setCell", """["peer","r$it","c","v$it"]""") }
                 writer.join()
-                k.dropCell("pets", "felix", "species")
+                k.delCell("pets", "felix", "species")
                 converge(k, peer)
                 val tables = (k.contentTree() as List<*>)[0] as Map<*, *>
                 assertEquals(20, (tables["kotlin"] as Map<*, *>).size)

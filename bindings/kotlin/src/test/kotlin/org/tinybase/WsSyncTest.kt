@@ -89,10 +89,8 @@ internal class TbServer : AutoCloseable {
 
 /** WebSocket synchronizers through a tinybase-server this class starts (and always stops). */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class WsSyncTest {
+class WsSyncTest : LeakCheckedTest() {
     private lateinit var server: TbServer
-    private var handles = 0L
-    private var callbacks = 0
     private val fast = SynchronizerOptions(requestTimeoutSeconds = 2.0)
     private val backoff = WsOptions(reconnectMinSeconds = 0.05, reconnectMaxSeconds = 0.5)
 
@@ -112,17 +110,6 @@ class WsSyncTest {
         server.close()
     }
 
-    @BeforeEach
-    fun counts() {
-        handles = debugLiveHandles()
-        callbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun noLeaks() {
-        assertTrue(waitUntil(5.0) { debugLiveHandles() == handles && debugLiveCallbacks() == callbacks }, "leak")
-    }
-
     private fun cell(s: Store, t: String, r: String, c: String): Any? =
         (((((s.contentTree() as List<*>)[0] as Map<*, *>)[t] as? Map<*, *>)?.get(r)) as? Map<*, *>)?.get(c)
 
@@ -131,7 +118,7 @@ class WsSyncTest {
         val statuses = Collections.synchronizedList(ArrayList<SyncStatusInfo>())
         MergeableStore("wa").use { a ->
             MergeableStore("wb").use { b ->
-                a.putCell("t", "before", "c", "\"from a\"")
+                a.setCellJson("t", "before", "c", "\"from a\"")
                 val sa = WsSynchronizer(a, server.url("/kt-legacy"), fast.copy(onStatus = { statuses.add(it) }), backoff.copy(headers = mapOf("X-Test" to "kotlin"), authToken = "secret"))
                 val sb = WsSynchronizer(b, server.url("/kt-legacy"), fast, backoff.copy(reconnect = false))
                 sa.use {
@@ -140,7 +127,7 @@ class WsSyncTest {
                         assertTrue(waitUntil { sa.getConnection().state == ConnectionState.OPEN })
                         startAll(sa, sb)
                         assertTrue(waitUntil { cell(b, "t", "before", "c") == "from a" })
-                        b.putCell("t", "after", "c", "\"from b\"")
+                        b.setCellJson("t", "after", "c", "\"from b\"")
                         assertTrue(waitUntil { cell(a, "t", "after", "c") == "from b" })
                         assertConverge(a, b)
                         assertTrue(sa.waitForIdle(10.0))
@@ -159,40 +146,39 @@ class WsSyncTest {
 
     @Test
     fun aWsClientCarriesTwoStoresOverOneSocket() {
-        val stores = listOf("x1", "x2", "y1", "y2").map { MergeableStore(it) }
-        val (x1, x2, y1, y2) = stores
-        WsClient(server.url("/kt-mux"), backoff).use { cx ->
-            WsClient(server.url("/kt-mux"), backoff.copy(reconnect = false)).use { cy ->
-                val syncs = listOf(
-                    cx.createSynchronizer(x1, "one", fast),
-                    cx.createSynchronizer(x2, "two", fast),
-                    cy.createSynchronizer(y1, "one", fast),
-                    cy.createSynchronizer(y2, "two", fast),
-                )
-                try {
-                    assertTrue(waitUntil { cx.getConnection().state == ConnectionState.OPEN })
-                    MergeableStore().use { other -> assertFailsWith<TinyBaseException> { cx.createSynchronizer(other, "one") } }
-                    startAll(*syncs.toTypedArray())
-                    x1.putCell("one", "r", "c", "\"channel one\"")
-                    x2.putCell("two", "r", "c", "\"channel two\"")
-                    assertTrue(waitUntil { cell(y1, "one", "r", "c") == "channel one" })
-                    assertTrue(waitUntil { cell(y2, "two", "r", "c") == "channel two" })
-                    y2.putCell("two", "back", "c", "true")
-                    assertTrue(waitUntil { cell(x2, "two", "back", "c") == true })
-                    assertConverge(x1, y1)
-                    assertConverge(x2, y2)
-                    Thread.sleep(200)
-                    // Channels are separate: nothing of one reached the other.
-                    for (st in listOf(x1, y1)) assertEquals(setOf("one"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
-                    for (st in listOf(x2, y2)) assertEquals(setOf("two"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
-                } finally {
-                    syncs.forEach { it.close() }
+        listOf("x1", "x2", "y1", "y2").map { MergeableStore(it) }.useAll { (x1, x2, y1, y2) ->
+            WsClient(server.url("/kt-mux"), backoff).use { cx ->
+                WsClient(server.url("/kt-mux"), backoff.copy(reconnect = false)).use { cy ->
+                    val syncs = listOf(
+                        cx.createSynchronizer(x1, "one", fast),
+                        cx.createSynchronizer(x2, "two", fast),
+                        cy.createSynchronizer(y1, "one", fast),
+                        cy.createSynchronizer(y2, "two", fast),
+                    )
+                    try {
+                        assertTrue(waitUntil { cx.getConnection().state == ConnectionState.OPEN })
+                        MergeableStore().use { other -> assertFailsWith<TinyBaseException> { cx.createSynchronizer(other, "one") } }
+                        startAll(*syncs.toTypedArray())
+                        x1.setCellJson("one", "r", "c", "\"channel one\"")
+                        x2.setCellJson("two", "r", "c", "\"channel two\"")
+                        assertTrue(waitUntil { cell(y1, "one", "r", "c") == "channel one" })
+                        assertTrue(waitUntil { cell(y2, "two", "r", "c") == "channel two" })
+                        y2.setCellJson("two", "back", "c", "true")
+                        assertTrue(waitUntil { cell(x2, "two", "back", "c") == true })
+                        assertConverge(x1, y1)
+                        assertConverge(x2, y2)
+                        Thread.sleep(200)
+                        // Channels are separate: nothing of one reached the other.
+                        for (st in listOf(x1, y1)) assertEquals(setOf("one"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
+                        for (st in listOf(x2, y2)) assertEquals(setOf("two"), ((st.contentTree() as List<*>)[0] as Map<*, *>).keys)
+                    } finally {
+                        syncs.forEach { it.close() }
+                    }
+                    // Every synchronizer gone: the shared socket closes.
+                    assertTrue(waitUntil { cx.getConnection().state in setOf(ConnectionState.CLOSED, ConnectionState.NONE) })
                 }
-                // Every synchronizer gone: the shared socket closes.
-                assertTrue(waitUntil { cx.getConnection().state in setOf(ConnectionState.CLOSED, ConnectionState.NONE) })
             }
         }
-        stores.forEach { it.close() }
     }
 
     @Test
@@ -206,7 +192,7 @@ class WsSyncTest {
                     WsSynchronizer(a, url, opts, backoff).use { sa ->
                         WsSynchronizer(b, url, opts, backoff).use { sb ->
                             startAll(sa, sb)
-                            a.putCell("t", "one", "c", "1")
+                            a.setCellJson("t", "one", "c", "1")
                             assertTrue(waitUntil { cell(b, "t", "one", "c") == 1.0 })
                             val lost = async(Dispatchers.Default, start = CoroutineStart.UNDISPATCHED) {
                                 withTimeout(20_000) { sa.statusFlow().first { it.connection.state != ConnectionState.OPEN } }
@@ -215,7 +201,7 @@ class WsSyncTest {
                             own.stop()
                             val info = lost.await()
                             assertTrue(info.connection.state in setOf(ConnectionState.CLOSED, ConnectionState.CONNECTING))
-                            b.putCell("t", "two", "c", "2") // while the server is down
+                            b.setCellJson("t", "two", "c", "2") // while the server is down
                             assertEquals(port, own.start(port))
                             assertTrue(waitUntil(15.0) { sa.getConnection().state == ConnectionState.OPEN })
                             assertTrue(waitUntil(15.0) { cell(a, "t", "two", "c") == 2.0 })
@@ -253,7 +239,7 @@ class WsSyncTest {
                 assertFailsWith<TinyBaseException> { c.createSynchronizer(s, "") }
                 assertEquals(Status.INVALID_UTF8, assertFailsWith<TinyBaseException> { c.createSynchronizer(s, "\uDC00") }.status)
             }
-            assertEquals(callbacks, debugLiveCallbacks())
+            assertEquals(startCallbacks, debugLiveCallbacks())
         }
     }
 }
