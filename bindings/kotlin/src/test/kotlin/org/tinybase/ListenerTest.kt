@@ -236,9 +236,7 @@ class ListenerTest : LeakCheckedTest() {
 
     @Test
     fun anExceptionInAListenerGoesToTheHandlerAndTheWriteCommits() {
-        val errors = Collections.synchronizedList(mutableListOf<Throwable>())
-        val previous = setCallbackExceptionHandler { errors += it }
-        try {
+        withCallbackErrors { errors ->
             Store().use { store ->
                 var ok = 0
                 store.addTablesListener { throw IllegalStateException("listener failed") }
@@ -253,8 +251,6 @@ class ListenerTest : LeakCheckedTest() {
                 store.setCellJson("t", "r", "c", "1")
                 assertEquals<Any?>(1, cells)
             }
-        } finally {
-            setCallbackExceptionHandler(previous)
         }
     }
 
