@@ -124,6 +124,11 @@ class ListenerTest : LeakCheckedTest() {
             val listener = store.addListener(ListenerKind.CELL, "t", null, null) { events += it }
             val hasRow = mutableListOf<ListenerEvent>()
             val hasRowListener = store.addListener(ListenerKind.HAS_ROW, "t", null, "ignored") { hasRow += it }
+            val tables = mutableListOf<ListenerKind>()
+            store.addListener(ListenerKind.TABLES) { tables += it.kind }.use {
+                store.setCellJson("x", "r", "c", "0")
+                assertEquals<Any?>(listOf(ListenerKind.TABLES), tables)
+            }
             assertEquals<Any?>(ListenerKind.CELL, listener.kind)
             assertEquals<Any?>(2, store.getListenerCount())
             store.setCellJson("t", "r", "c", "\"x\"")
