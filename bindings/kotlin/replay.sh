@@ -23,6 +23,7 @@ if [ ! -f target/test-classes/org/tinybase/Replay.class ] || [ ! -f target/class
 fi
 cp_file=target/replay.classpath
 if [ ! -s "$cp_file" ] || [ pom.xml -nt "$cp_file" ]; then
-  mvn -q -B dependency:build-classpath -Dmdep.outputFile="$cp_file" >&2
+  # The plugin pinned here: a bare "dependency:" prefix would resolve whatever is newest.
+  mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath -Dmdep.outputFile="$cp_file" >&2
 fi
 exec java -Dtinybase.library.path="$lib" -cp "target/test-classes:target/classes:$(cat "$cp_file")" org.tinybase.Replay "$script"

@@ -204,3 +204,23 @@ internal fun nativeString(s: String): Memory {
     val bytes = cstr(s)
     return Memory(bytes.size.toLong()).also { it.write(0, bytes, 0, bytes.size) }
 }
+
+/**
+ * Runs [block] with [a], [b], [c] and [d] (null: passed as null) as NUL-terminated UTF-8 in
+ * native memory, valid until it returns: this thread's [StringScratch], or, when that is in
+ * use further up the stack, memory of their own.
+ */
+internal inline fun <T> withNativeStrings(a: String, b: String, c: String, d: String?, block: (Pointer, Pointer, Pointer, Pointer?) -> T): T {
+    val scratch = StringScratch.acquire()
+        ?: return block(nativeString(a), nativeString(b), nativeString(c), d?.let(::nativeString))
+    try {
+        val pa = scratch.add(a)
+        val pb = scratch.add(b)
+        val pc = scratch.add(c)
+        val pd = if (d == null) -1 else scratch.add(d)
+        val base = scratch.commit()
+        return block(Pointer(base + pa), Pointer(base + pb), Pointer(base + pc), if (pd < 0) null else Pointer(base + pd))
+    } finally {
+        scratch.release()
+    }
+}

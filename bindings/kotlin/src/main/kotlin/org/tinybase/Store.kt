@@ -95,23 +95,8 @@ public open class Store internal constructor(
     /** getCell: the cell, or null when there is none ([Cell.Null] is a stored JSON null). */
     public fun getCell(tableId: String, rowId: String, cellId: String): Cell? {
         val value = ValueScratch.get()
-        val ids = StringScratch.acquire()
-        if (ids == null) {
-            // This thread's scratch is in use further up the stack: one Memory per string.
-            val t = nativeString(tableId)
-            val r = nativeString(rowId)
-            val c = nativeString(cellId)
+        withNativeStrings(tableId, rowId, cellId, null) { t, r, c, _ ->
             withStore { p -> check(LibStore.tb_store_get_cell(p, t, r, c, value.value)) }
-        } else {
-            try {
-                val t = ids.add(tableId)
-                val r = ids.add(rowId)
-                val c = ids.add(cellId)
-                val base = ids.commit()
-                withStore { p -> check(LibStore.tb_store_get_cell(p, Pointer(base + t), Pointer(base + r), Pointer(base + c), value.value)) }
-            } finally {
-                ids.release()
-            }
         }
         return value.take()
     }
@@ -287,11 +272,11 @@ public open class Store internal constructor(
             is Cell.Text -> return setCell(tableId, rowId, cellId, cell.value)
             is Cell.Json -> return setCellJson(tableId, rowId, cellId, cell.json)
             else -> {
-                val t = cstr(tableId)
-                val r = cstr(rowId)
-                val c = cstr(cellId)
                 val v = ValueScratch.get().put(cell)
-                return change { LibStore.tb_store_set_cell(it, t, r, c, v) }
+                withNativeStrings(tableId, rowId, cellId, null) { t, r, c, _ ->
+                    withStore { p -> check(LibStore.tb_store_set_cell(p, t, r, c, v)) }
+                }
+                return this
             }
         }
     }
@@ -308,27 +293,8 @@ public open class Store internal constructor(
         // The common case, without a tb_value. The C string would end at a NUL character:
         // such a string goes as JSON text, where it is escaped.
         if (cell.indexOf('\u0000') >= 0) return setCellJson(tableId, rowId, cellId, JsonWriter.write(cell))
-        val ids = StringScratch.acquire()
-        if (ids == null) {
-            // This thread's scratch is in use further up the stack: one Memory per string.
-            val t = nativeString(tableId)
-            val r = nativeString(rowId)
-            val c = nativeString(cellId)
-            val v = nativeString(cell)
+        withNativeStrings(tableId, rowId, cellId, cell) { t, r, c, v ->
             withStore { p -> check(LibStore.tb_store_set_cell_string(p, t, r, c, v)) }
-            return this
-        }
-        try {
-            val t = ids.add(tableId)
-            val r = ids.add(rowId)
-            val c = ids.add(cellId)
-            val v = ids.add(cell)
-            val base = ids.commit()
-            withStore { p ->
-                check(LibStore.tb_store_set_cell_string(p, Pointer(base + t), Pointer(base + r), Pointer(base + c), Pointer(base + v)))
-            }
-        } finally {
-            ids.release()
         }
         return this
     }
@@ -719,6 +685,12 @@ public class MergeableStore private constructor(handle: NativeHandle) :
         takeString(out.value) ?: ""
     }
 
+    /** Calls a C getter of a mergeable store that takes JSON text and returns a string. */
+    private inline fun withJson(json: String, call: (Pointer, ByteArray, PointerByReference) -> Int): String {
+        val j = cstr(json)
+        return mtext { p, out -> call(p, j, out) }
+    }
+
     /** Calls a C function that changes a mergeable store; returns this store for chaining. */
     private inline fun mchange(call: (Pointer) -> Int): MergeableStore {
         withMergeable { check(call(it)) }
@@ -835,44 +807,46 @@ public class MergeableStore private constructor(handle: NativeHandle) :
         mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_table_hashes_json(p, out) }
 
     /** getMergeableTableDiff(otherTableHashes) as JSON text `[newTables, differingTableHashes]`. */
-    public fun getMergeableTableDiffJson(otherTableHashesJson: String): String {
-        val j = cstr(otherTableHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_table_diff_json(p, j, out) }
-    }
+    public fun getMergeableTableDiffJson(otherTableHashesJson: String): String =
+        withJson(otherTableHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_table_diff_json(p, j, out) }
 
     /** getMergeableRowHashes(otherTableHashes) as JSON text `{tableId: {rowId: hash}}`. */
-    public fun getMergeableRowHashesJson(otherTableHashesJson: String): String {
-        val j = cstr(otherTableHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_row_hashes_json(p, j, out) }
-    }
+    public fun getMergeableRowHashesJson(otherTableHashesJson: String): String =
+        withJson(otherTableHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_row_hashes_json(p, j, out) }
 
     /** getMergeableRowDiff(otherRowHashes) as JSON text `[newRows, differingRowHashes]`. */
-    public fun getMergeableRowDiffJson(otherRowHashesJson: String): String {
-        val j = cstr(otherRowHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_row_diff_json(p, j, out) }
-    }
+    public fun getMergeableRowDiffJson(otherRowHashesJson: String): String =
+        withJson(otherRowHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_row_diff_json(p, j, out) }
 
     /** getMergeableCellHashes(otherRowHashes) as JSON text `{tableId: {rowId: {cellId: hash}}}`. */
-    public fun getMergeableCellHashesJson(otherRowHashesJson: String): String {
-        val j = cstr(otherRowHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_cell_hashes_json(p, j, out) }
-    }
+    public fun getMergeableCellHashesJson(otherRowHashesJson: String): String =
+        withJson(otherRowHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_cell_hashes_json(p, j, out) }
 
     /** getMergeableCellDiff(otherCellHashes) as JSON text: a TablesStamp of the differing cells. */
-    public fun getMergeableCellDiffJson(otherCellHashesJson: String): String {
-        val j = cstr(otherCellHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_cell_diff_json(p, j, out) }
-    }
+    public fun getMergeableCellDiffJson(otherCellHashesJson: String): String =
+        withJson(otherCellHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_cell_diff_json(p, j, out) }
 
     /** getMergeableValueHashes as JSON text `{valueId: hash}`. */
     public fun getMergeableValueHashesJson(): String =
         mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_value_hashes_json(p, out) }
 
     /** getMergeableValueDiff(otherValueHashes) as JSON text: a ValuesStamp of the differing values. */
-    public fun getMergeableValueDiffJson(otherValueHashesJson: String): String {
-        val j = cstr(otherValueHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_value_diff_json(p, j, out) }
-    }
+    public fun getMergeableValueDiffJson(otherValueHashesJson: String): String =
+        withJson(otherValueHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_value_diff_json(p, j, out) }
+
+    /** getMergeableTableHashes: `{tableId: hash}`. */
+    public fun getMergeableTableHashes(): Map<String, Long> = StoreJson.hashes(getMergeableTableHashesJson())
+
+    /** getMergeableRowHashes(otherTableHashes): `{tableId: {rowId: hash}}` of the tables whose hash differs. */
+    public fun getMergeableRowHashes(otherTableHashes: Map<String, Long>): Map<String, Map<String, Long>> =
+        StoreJson.hashes2(getMergeableRowHashesJson(JsonWriter.write(otherTableHashes)))
+
+    /** getMergeableCellHashes(otherRowHashes): `{tableId: {rowId: {cellId: hash}}}` of the rows whose hash differs. */
+    public fun getMergeableCellHashes(otherRowHashes: Map<String, Map<String, Long>>): Map<String, Map<String, Map<String, Long>>> =
+        StoreJson.hashes3(getMergeableCellHashesJson(JsonWriter.write(otherRowHashes)))
+
+    /** getMergeableValueHashes: `{valueId: hash}`. */
+    public fun getMergeableValueHashes(): Map<String, Long> = StoreJson.hashes(getMergeableValueHashesJson())
 
     /** Another reference to the same mergeable store (closed on its own). */
     override fun clone(): MergeableStore = MergeableStore(

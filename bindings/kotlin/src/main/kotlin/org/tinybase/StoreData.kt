@@ -105,6 +105,28 @@ internal object StoreJson {
         sb.append('}')
     }
 
+    /** `{id: hash}` (hashes are unsigned 32-bit). */
+    fun hashes(json: String): Map<String, Long> = JsonReader(json).let { r -> readHashes(r).also { r.end() } }
+
+    /** `{id: {id: hash}}`. */
+    fun hashes2(json: String): Map<String, Map<String, Long>> = JsonReader(json).let { r ->
+        LinkedHashMap<String, Map<String, Long>>().also { m -> r.obj { k -> m[k] = readHashes(r) } }.also { r.end() }
+    }
+
+    /** `{id: {id: {id: hash}}}`. */
+    fun hashes3(json: String): Map<String, Map<String, Map<String, Long>>> = JsonReader(json).let { r ->
+        LinkedHashMap<String, Map<String, Map<String, Long>>>().also { m ->
+            r.obj { k -> m[k] = LinkedHashMap<String, Map<String, Long>>().also { m2 -> r.obj { k2 -> m2[k2] = readHashes(r) } } }
+        }.also { r.end() }
+    }
+
+    private fun readHashes(r: JsonReader): Map<String, Long> = LinkedHashMap<String, Long>().also { m ->
+        r.obj { k ->
+            val v = r.value() as? Double ?: r.fail("a hash must be a number")
+            m[k] = v.toLong()
+        }
+    }
+
     /** [changes] as `[tables, values, 1]` JSON text, nulls as "\uFFFC". */
     fun changes(changes: Changes): String {
         val sb = StringBuilder("[")
