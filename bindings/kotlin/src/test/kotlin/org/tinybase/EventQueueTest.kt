@@ -1,7 +1,6 @@
 package org.tinybase
 
 import org.junit.jupiter.api.Test
-import java.util.Collections
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.Executors
 import java.util.concurrent.TimeUnit
@@ -131,9 +130,7 @@ class EventQueueTest : LeakCheckedTest() {
 
     @Test
     fun anExceptionInNotifyGoesToTheHandlerAndTheEventIsQueued() {
-        val errors = Collections.synchronizedList(mutableListOf<Throwable>())
-        val previous = setCallbackExceptionHandler { errors += it }
-        try {
+        withCallbackErrors { errors ->
             Store().use { store ->
                 EventQueue { throw IllegalStateException("notify failed") }.use { queue ->
                     store.addBufferedListener(queue, ListenerKind.VALUE_IDS).use {
@@ -144,8 +141,6 @@ class EventQueueTest : LeakCheckedTest() {
                     }
                 }
             }
-        } finally {
-            setCallbackExceptionHandler(previous)
         }
     }
 }

@@ -4,6 +4,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.withTimeout
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.BeforeEach
+import java.util.Collections
 import kotlin.test.assertEquals
 
 /**
@@ -24,6 +25,20 @@ abstract class LeakCheckedTest {
     fun nothingLeaked() {
         assertEquals(startHandles, debugLiveHandles(), "live handles")
         assertEquals(startCallbacks, debugLiveCallbacks(), "live callbacks")
+    }
+
+    /**
+     * Runs [block] with exceptions thrown by callbacks collected into the list it gets (not
+     * printed), then restores the previous handler.
+     */
+    protected fun withCallbackErrors(block: (MutableList<Throwable>) -> Unit) {
+        val errors = Collections.synchronizedList(mutableListOf<Throwable>())
+        val previous = setCallbackExceptionHandler { errors += it }
+        try {
+            block(errors)
+        } finally {
+            setCallbackExceptionHandler(previous)
+        }
     }
 
     /** Waits until the store has [n] listeners (collectors started on other threads have added theirs). */

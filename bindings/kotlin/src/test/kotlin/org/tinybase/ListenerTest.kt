@@ -124,6 +124,11 @@ class ListenerTest : LeakCheckedTest() {
             val listener = store.addListener(ListenerKind.CELL, "t", null, null) { events += it }
             val hasRow = mutableListOf<ListenerEvent>()
             val hasRowListener = store.addListener(ListenerKind.HAS_ROW, "t", null, "ignored") { hasRow += it }
+            val tables = mutableListOf<ListenerKind>()
+            store.addListener(ListenerKind.TABLES) { tables += it.kind }.use {
+                store.setCellJson("x", "r", "c", "0")
+                assertEquals<Any?>(listOf(ListenerKind.TABLES), tables)
+            }
             assertEquals<Any?>(ListenerKind.CELL, listener.kind)
             assertEquals<Any?>(2, store.getListenerCount())
             store.setCellJson("t", "r", "c", "\"x\"")
@@ -236,9 +241,7 @@ class ListenerTest : LeakCheckedTest() {
 
     @Test
     fun anExceptionInAListenerGoesToTheHandlerAndTheWriteCommits() {
-        val errors = Collections.synchronizedList(mutableListOf<Throwable>())
-        val previous = setCallbackExceptionHandler { errors += it }
-        try {
+        withCallbackErrors { errors ->
             Store().use { store ->
                 var ok = 0
                 store.addTablesListener { throw IllegalStateException("listener failed") }
@@ -253,8 +256,6 @@ class ListenerTest : LeakCheckedTest() {
                 store.setCellJson("t", "r", "c", "1")
                 assertEquals<Any?>(1, cells)
             }
-        } finally {
-            setCallbackExceptionHandler(previous)
         }
     }
 
