@@ -155,6 +155,7 @@ internal class StringScratch private constructor() {
         var ascii = true
         for (i in 0 until n) {
             val c = s[i].code
+            if (c == 0) throw nulRefused()
             if (c >= 0x80) {
                 ascii = false
                 break

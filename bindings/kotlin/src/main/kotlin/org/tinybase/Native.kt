@@ -118,13 +118,17 @@ internal inline fun check(code: Int) {
 
 /**
  * A Kotlin string as NUL-terminated UTF-8 for the C API. A lone surrogate (which UTF-8
- * cannot carry) is refused with [Status.INVALID_UTF8] rather than replaced.
+ * cannot carry) is refused with [Status.INVALID_UTF8] rather than replaced, and a NUL
+ * character (which would silently cut the C string short: another id, another file) with
+ * [Status.INVALID_ARGUMENT]. String cells holding NUL go as JSON text instead (Store.setCell).
  */
 internal fun cstr(s: String): ByteArray {
     val n = s.length
     var ascii = true
     for (i in 0 until n) {
-        if (s[i].code >= 0x80) {
+        val c = s[i].code
+        if (c == 0) throw nulRefused()
+        if (c >= 0x80) {
             ascii = false
             break
         }
@@ -134,6 +138,7 @@ internal fun cstr(s: String): ByteArray {
         for (i in 0 until n) out[i] = s[i].code.toByte()
         return out
     }
+    if (s.indexOf('\u0000') >= 0) throw nulRefused()
     val encoder = Charsets.UTF_8.newEncoder()
         .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
         .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
@@ -146,6 +151,10 @@ internal fun cstr(s: String): ByteArray {
     buf.get(out, 0, buf.remaining())
     return out
 }
+
+/** The error for a NUL character in a string the C API reads up to its first NUL. */
+internal fun nulRefused(): TinyBaseException =
+    TinyBaseException(Status.INVALID_ARGUMENT, "a string contains a NUL character, which the C API cannot carry")
 
 /** [cstr], or null (NULL in C: "any" for ids, "none" for options). */
 internal fun cstrOrNull(s: String?): ByteArray? = s?.let(::cstr)

@@ -262,9 +262,9 @@ public abstract class Persister internal constructor(
             o.auto_load_interval_seconds = positiveSeconds(options.autoLoadIntervalSeconds, "autoLoadIntervalSeconds")
             o.lock_timeout_seconds = positiveSeconds(options.lockTimeoutSeconds, "lockTimeoutSeconds")
             if (sqliteNames != null) {
-                o.sqlite_table_name = o.nativeString(cname(sqliteNames[0], "tableName"))
-                o.sqlite_id_column_name = o.nativeString(cname(sqliteNames[1], "idColumnName"))
-                o.sqlite_store_column_name = o.nativeString(cname(sqliteNames[2], "storeColumnName"))
+                o.sqlite_table_name = o.nativeString(cstr(sqliteNames[0]))
+                o.sqlite_id_column_name = o.nativeString(cstr(sqliteNames[1]))
+                o.sqlite_store_column_name = o.nativeString(cstr(sqliteNames[2]))
             }
             var userData: Pointer? = null
             if (options.onDurable != null || options.onIgnoredError != null) {
@@ -305,7 +305,7 @@ public class FilePersister(
     /** The file's path. */
     public val path: String,
     options: PersisterOptions = PersisterOptions(),
-) : Persister(store, options, null, { s, o, out -> LibPersist.tb_file_persister_new(s, cname(path, "path"), o, out) })
+) : Persister(store, options, null, { s, o, out -> LibPersist.tb_file_persister_new(s, cstr(path), o, out) })
 
 /**
  * createSqlitePersister: [store] in the SQLite database at [path] (created if missing; SQLite
@@ -332,7 +332,7 @@ public class SqlitePersister(
     store,
     options,
     arrayOf(tableName, idColumnName, storeColumnName),
-    { s, o, out -> LibPersist.tb_sqlite_persister_new(s, cname(path, "path"), mode.code, o, out) },
+    { s, o, out -> LibPersist.tb_sqlite_persister_new(s, cstr(path), mode.code, o, out) },
 )
 
 /**
@@ -349,16 +349,5 @@ public class PostgresPersister(
     /** The room (the key of this store's rows). */
     public val room: String,
     options: PersisterOptions = PersisterOptions(),
-) : Persister(store, options, null, { s, o, out -> LibPersist.tb_postgres_persister_new(s, cname(dsn, "dsn"), cname(room, "room"), o, out) })
+) : Persister(store, options, null, { s, o, out -> LibPersist.tb_postgres_persister_new(s, cstr(dsn), cstr(room), o, out) })
 
-/**
- * [cstr] for a name the library reads as a C string (a path, a DSN, a room, a table or column
- * name): a NUL character would silently cut it short (another file, another room), so it is
- * refused with [Status.INVALID_ARGUMENT].
- */
-internal fun cname(s: String, what: String): ByteArray {
-    if (s.indexOf('\u0000') >= 0) {
-        throw TinyBaseException(Status.INVALID_ARGUMENT, "$what contains a NUL character, which the C API cannot carry")
-    }
-    return cstr(s)
-}

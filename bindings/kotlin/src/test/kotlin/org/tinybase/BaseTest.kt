@@ -34,6 +34,25 @@ class BaseTest {
     }
 
     @Test
+    fun nulInIdsIsRefusedAndNulInStringCellsRoundTrips() {
+        MergeableStore("a").use { s ->
+            for (id in listOf("t\u0000x", "é\u0000")) {
+                // The hot path (scratch buffer), the tb_value path and the JSON path all refuse it.
+                assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { s.setCell(id, "r", "c", "v") }.status)
+                assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { s.setCell("t", "r", id, 1) }.status)
+                assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { s.setCellJson("t", id, "c", "1") }.status)
+                assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { s.getCell("t", "r", id) }.status)
+            }
+            // Nothing was written under a truncated id.
+            assertEquals("[{},{}]", s.getContentJson())
+            s.setCell("t", "r", "c", "a\u0000b")
+            s.setValue("v", "x\u0000")
+            assertEquals(Cell.Text("a\u0000b"), s.getCell("t", "r", "c"))
+            assertEquals(Cell.Text("x\u0000"), s.getValue("v"))
+        }
+    }
+
+    @Test
     fun unreachableStoresAreFreedByTheBackstop() {
         val start = debugLiveHandles()
         repeat(100) { MergeableStore() }
