@@ -152,17 +152,7 @@ internal class StringScratch private constructor() {
         val start = end
         val n = s.length
         ensure(start + n + 1)
-        var ascii = true
-        for (i in 0 until n) {
-            val c = s[i].code
-            if (c == 0) throw nulRefused()
-            if (c >= 0x80) {
-                ascii = false
-                break
-            }
-            bytes[start + i] = c.toByte()
-        }
-        if (ascii) {
+        if (copyAscii(s, bytes, start) == n) {
             bytes[start + n] = 0
             end = start + n + 1
         } else {

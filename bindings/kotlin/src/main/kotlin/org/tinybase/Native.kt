@@ -124,20 +124,8 @@ internal inline fun check(code: Int) {
  */
 internal fun cstr(s: String): ByteArray {
     val n = s.length
-    var ascii = true
-    for (i in 0 until n) {
-        val c = s[i].code
-        if (c == 0) throw nulRefused()
-        if (c >= 0x80) {
-            ascii = false
-            break
-        }
-    }
-    if (ascii) {
-        val out = ByteArray(n + 1)
-        for (i in 0 until n) out[i] = s[i].code.toByte()
-        return out
-    }
+    val ascii = ByteArray(n + 1)
+    if (copyAscii(s, ascii, 0) == n) return ascii
     if (s.indexOf('\u0000') >= 0) throw nulRefused()
     val encoder = Charsets.UTF_8.newEncoder()
         .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
@@ -150,6 +138,20 @@ internal fun cstr(s: String): ByteArray {
     val out = ByteArray(buf.remaining() + 1)
     buf.get(out, 0, buf.remaining())
     return out
+}
+
+/**
+ * Copies the leading ASCII characters of [s] into [dst] from [offset] (one byte each) and
+ * returns how many there were ([s].length when it is all ASCII). A NUL among them is refused.
+ */
+internal fun copyAscii(s: String, dst: ByteArray, offset: Int): Int {
+    for (i in 0 until s.length) {
+        val c = s[i].code
+        if (c == 0) throw nulRefused()
+        if (c >= 0x80) return i
+        dst[offset + i] = c.toByte()
+    }
+    return s.length
 }
 
 /** The error for a NUL character in a string the C API reads up to its first NUL. */
