@@ -51,8 +51,9 @@ def crate_dir() -> Path:
     return CHECKOUT
 
 
-def cargo_package(manifest: Path) -> dict:
-    """``cargo metadata --no-deps`` of ``manifest``: fails unless it is a workspace of exactly one package."""
+def check_crate(manifest: Path, version: str, *, alone: bool = False) -> None:
+    """The crate at ``manifest`` must be the version this package loads (``tinybase._native``
+    checks the library again at import); with ``alone``, its workspace must hold only it."""
     try:
         out = subprocess.run(
             ["cargo", "metadata", "--no-deps", "--format-version", "1", "--manifest-path", str(manifest)],
@@ -63,14 +64,9 @@ def cargo_package(manifest: Path) -> dict:
     except subprocess.CalledProcessError as e:
         raise SystemExit(f"tinybase: `cargo metadata` failed on {manifest}:\n{e.stderr}")
     packages = json.loads(out)["packages"]
-    if len(packages) != 1:
-        raise SystemExit(f"tinybase: {manifest} should be a workspace of one crate, it has {[p['name'] for p in packages]}")
-    return packages[0]
-
-
-def check_version(manifest: Path, version: str) -> None:
-    """The crate must be the version this package loads (``tinybase._native`` checks it again at import)."""
-    found = cargo_package(manifest)["version"]
+    if alone and len(packages) != 1:
+        raise SystemExit(f"tinybase: {manifest}'s workspace should be the crate alone, it has {[p['name'] for p in packages]}")
+    found = next(p["version"] for p in packages if Path(p["manifest_path"]).resolve() == manifest.resolve())
     if found != version:
         raise SystemExit(
             f"tinybase: the crate at {manifest} is version {found} but the Python package is {version}: "
@@ -90,7 +86,7 @@ class BuildRust(build_rust):
     """Installs the cdylib under cargo's file name, not as a CPython extension module name."""
 
     def run_for_extension(self, ext):
-        check_version(Path(ext.path), self.distribution.get_version())
+        check_crate(Path(ext.path), self.distribution.get_version())
         super().run_for_extension(ext)
 
     def install_extension(self, ext, dylib_paths, build_artifact_dir):
@@ -127,7 +123,7 @@ class Sdist(sdist):
         if (crate / "Cargo.lock").is_file():  # the checkout's resolution, for the same dependency builds
             shutil.copy2(crate / "Cargo.lock", dest / "Cargo.lock")
         (dest / "Cargo.toml").write_text(standalone_manifest((crate / "Cargo.toml").read_text()))
-        check_version(dest / "Cargo.toml", self.distribution.get_version())
+        check_crate(dest / "Cargo.toml", self.distribution.get_version(), alone=True)
 
 
 setup(
