@@ -4,7 +4,8 @@
 #   1. copies the tree (tracked and untracked files, not the ignored ones: no target/) to a temp dir;
 #   2. `pip install ./bindings/python` from that copy into a fresh venv: cargo must compile the
 #      library from the copy's sources (checked in the build log);
-#   3. `python -m build` there: an sdist, then a wheel built from the sdist in an isolated temp dir;
+#   3. `python -m build` there: an sdist, then a wheel built from the sdist in an isolated temp dir
+#      (cargo compiles the sdist's vendored crate: checked too);
 #   4. deletes the copy, checks the pip-installed package works from elsewhere, checks the sdist and
 #      wheel (tests/check_dist.py), installs the wheel and runs pytest against it.
 # Cargo builds in $CARGO_TARGET_DIR (default: this checkout's target/), so only the tinybase crate
@@ -86,8 +87,10 @@ fi
 # build reuses the dependencies already built in the target dir.
 if [ -f "$REPO/Cargo.lock" ]; then cp "$REPO/Cargo.lock" "$COPY/"; fi
 # New timestamps: cargo must compile the crate from the copy (its build of the same sources, under
-# the same target dir, would otherwise count as up to date).
-find "$COPY/src" "$COPY/build.rs" "$COPY/cbindgen.toml" -exec touch {} +
+# the same target dir, would otherwise count as up to date: cargo's fingerprints do not depend on
+# where the crate lives).
+touch_crate() { find "$COPY/src" "$COPY/build.rs" "$COPY/cbindgen.toml" -exec touch {} +; }
+touch_crate
 
 echo "== pip install ./bindings/python (from the copy; builds the library)"
 (cd "$COPY" && "$VENV/bin/python" -m pip install -v ./bindings/python) >"$WORK/pip-install.log" 2>&1 \
@@ -98,8 +101,12 @@ fi
 grep -h "Compiling tinybase-native\|Finished \`release\`" "$WORK/pip-install.log" | sed 's/^ */   cargo: /' || true
 
 echo "== python -m build bindings/python (sdist, then the wheel from the sdist)"
+touch_crate  # the sdist keeps these times: the wheel's build compiles the sdist's own copy again
 (cd "$COPY" && "$VENV/bin/python" -m build --outdir "$WORK/dist" bindings/python) >"$WORK/build.log" 2>&1 \
     || build_failed "$WORK/build.log" "python -m build"
+if ! grep -q "Compiling tinybase-native v[^ ]* (.*/tinybase-[^/ ]*/rust)" "$WORK/build.log"; then
+    build_failed "$WORK/build.log" "compiling the library from the sdist's rust/"
+fi
 grep -h "Compiling tinybase-native\|Finished \`release\`\|Successfully built" "$WORK/build.log" | sed 's/^ */   /' || true
 rm -rf "$COPY"
 
