@@ -1,11 +1,6 @@
 """Bad input: errors with the library's message, store left unchanged, no crash."""
 
 import math
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
@@ -202,30 +197,3 @@ def test_error_class_hierarchy():
     assert tinybase.NullParameter is tinybase.NullParameterError
     for cls in (tinybase.NullParameterError, tinybase.PanicError, InvalidStateError):
         assert issubclass(cls, TinyBaseError)
-
-
-def test_library_not_found_lists_paths(tmp_path):
-    pkg = os.path.dirname(tinybase.__file__)
-    shutil.copytree(pkg, tmp_path / "tinybase", ignore=shutil.ignore_patterns("_lib", "_build_info.py", "__pycache__"))
-    env = dict(os.environ, TINYBASE_LIBRARY=str(tmp_path / "nowhere.so"), CARGO_TARGET_DIR=str(tmp_path / "target"))
-    code = textwrap.dedent(
-        """
-        try:
-            import tinybase
-        except ImportError as e:
-            print(type(e).__name__); print(e)
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert "LibraryNotFoundError" in out.stdout, out.stdout + out.stderr
-    assert "nowhere.so" in out.stdout and str(tmp_path / "target" / "release") in out.stdout
-    assert "_lib" in out.stdout and "TINYBASE_LIBRARY" in out.stdout
-
-
-def test_tinybase_library_env(tmp_path):
-    pkg = os.path.dirname(tinybase.__file__)
-    shutil.copytree(pkg, tmp_path / "tinybase", ignore=shutil.ignore_patterns("_lib", "_build_info.py", "__pycache__"))
-    env = dict(os.environ, TINYBASE_LIBRARY=str(tinybase.library_path))
-    env.pop("CARGO_TARGET_DIR", None)
-    out = subprocess.run([sys.executable, "-c", "import tinybase; print(tinybase.library_path)"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == str(tinybase.library_path), out.stderr

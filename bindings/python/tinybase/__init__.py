@@ -1,9 +1,11 @@
 """tinybase: TinyBase's Store and MergeableStore (native, thread-safe) for Python.
 
 A pure-ctypes binding of the tinybase C library (``libtinybase``). The library is looked up, in
-order: bundled in this package (``tinybase/_lib/``), at ``$TINYBASE_LIBRARY``, then in the cargo
-target directories (``$CARGO_TARGET_DIR``, the source checkout's ``target/release`` and
-``target/debug``).
+order: at ``$TINYBASE_LIBRARY`` (a developer's override), bundled in this package
+(``tinybase/_lib/``, where installing puts it), then, when used from the source tree, in the cargo
+target directories (``$CARGO_TARGET_DIR``, the checkout's ``target/release`` and
+``target/debug``). The first library found must report this package's version
+(:data:`__version__`), else the import raises :class:`LibraryVersionError`.
 
 >>> import tinybase
 >>> s = tinybase.MergeableStore("phone")
@@ -30,6 +32,7 @@ from ._errors import (
     InvalidUtf8Error,
     InvalidValueError,
     LibraryNotFoundError,
+    LibraryVersionError,
     NullParameterError,
     PanicError,
     StorageError,
@@ -73,8 +76,7 @@ from ._sync import (
     WsClient,
     WsSynchronizer,
 )
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 NullParameter = NullParameterError  # alias
 
@@ -131,6 +133,7 @@ __all__ = [
     "InvalidUtf8Error",
     "InvalidValueError",
     "LibraryNotFoundError",
+    "LibraryVersionError",
     "Listener",
     "ListenerKind",
     "MergeableStore",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Type
 
-from ._native import LibraryNotFoundError, lib
+from ._native import LibraryNotFoundError, LibraryVersionError, lib
 
 __all__ = [
     "TinyBaseError",
@@ -21,6 +21,7 @@ __all__ = [
     "CorruptDataError",
     "ClosedError",
     "LibraryNotFoundError",
+    "LibraryVersionError",
     "CallbackErrorWarning",
 ]
 

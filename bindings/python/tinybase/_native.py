@@ -24,9 +24,11 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-__all__ = ["lib", "library_path", "candidate_paths", "LibraryNotFoundError"]
+from ._version import __version__
+
+__all__ = ["lib", "library_path", "candidate_paths", "LibraryNotFoundError", "LibraryVersionError"]
 
 
 def _library_names() -> List[str]:
@@ -38,34 +40,36 @@ def _library_names() -> List[str]:
 
 
 def _source_repo() -> Optional[Path]:
-    """The repository root when the package is used from the source tree (or was built from it)."""
-    here = Path(__file__).resolve().parent
+    """The repository root when the package is used from the source tree (not installed)."""
     # bindings/python/tinybase/_native.py -> repository root is three levels up.
-    root = here.parent.parent.parent
-    if (root / "Cargo.toml").is_file():
-        return root
-    try:  # recorded by setup.py when the package was built from a checkout
-        from ._build_info import SOURCE_ROOT  # type: ignore[import-not-found]
-    except Exception:  # pragma: no cover - absent when not built by setup.py
-        return None
-    if SOURCE_ROOT and (Path(SOURCE_ROOT) / "Cargo.toml").is_file():
-        return Path(SOURCE_ROOT)
-    return None
+    root = Path(__file__).resolve().parent.parent.parent.parent
+    return root if (root / "Cargo.toml").is_file() else None
 
 
-def candidate_paths() -> List[Path]:
-    """Every path tried, in order: bundled, ``TINYBASE_LIBRARY``, cargo target directories."""
+# Where a candidate comes from, which decides the advice when its version is wrong.
+_ENV = "TINYBASE_LIBRARY"
+_BUNDLED = "bundled"
+_CARGO = "cargo"
+_ORIGIN_NAMES = {
+    _ENV: "from $TINYBASE_LIBRARY",
+    _BUNDLED: "bundled with the package",
+    _CARGO: "from a cargo target directory",
+}
+
+
+def _candidates() -> List[Tuple[Path, str]]:
+    """Every path tried, in order, with where it comes from."""
     names = _library_names()
-    out: List[Path] = []
-    bundled = Path(__file__).resolve().parent / "_lib"
-    out.extend(bundled / n for n in names)
+    out: List[Tuple[Path, str]] = []
     env = os.environ.get("TINYBASE_LIBRARY")
-    if env:
+    if env:  # the developer's override comes first
         p = Path(env)
         if p.is_dir():
-            out.extend(p / n for n in names)
+            out.extend((p / n, _ENV) for n in names)
         else:
-            out.append(p)
+            out.append((p, _ENV))
+    bundled = Path(__file__).resolve().parent / "_lib"
+    out.extend((bundled / n, _BUNDLED) for n in names)
     target_dirs: List[Path] = []
     cargo_target = os.environ.get("CARGO_TARGET_DIR")
     if cargo_target:
@@ -75,29 +79,78 @@ def candidate_paths() -> List[Path]:
         target_dirs.append(root / "target")
     for t in target_dirs:
         for profile in ("release", "debug"):
-            out.extend(t / profile / n for n in names)
+            out.extend((t / profile / n, _CARGO) for n in names)
     return out
+
+
+def candidate_paths() -> List[Path]:
+    """Every path tried, in order: ``$TINYBASE_LIBRARY``, bundled, cargo target directories."""
+    return [p for p, _ in _candidates()]
 
 
 class LibraryNotFoundError(ImportError):
     """The tinybase shared library was not found (the message lists every path tried)."""
 
 
+class LibraryVersionError(ImportError):
+    """The tinybase shared library found is not the version this package was built for."""
+
+
+def _check_version(library: ctypes.CDLL, path: Path, origin: str) -> None:
+    """Raises :class:`LibraryVersionError` unless ``library`` reports :data:`__version__`.
+
+    The C ABI can change between versions, so a mismatched library could crash rather than fail.
+    """
+    try:
+        tb_version = library.tb_version
+    except AttributeError:
+        found = "unknown (it has no tb_version())"
+    else:
+        tb_version.restype = c_char_p
+        tb_version.argtypes = []
+        raw = tb_version()
+        found = raw.decode("utf-8", "replace") if raw is not None else "unknown (tb_version() returned NULL)"
+    if found == __version__:
+        return
+    if origin == _ENV:
+        advice = (
+            f"Unset TINYBASE_LIBRARY to use the library installed with the package, or point it at a "
+            f"libtinybase built from tinybase {__version__}."
+        )
+    elif origin == _BUNDLED:
+        advice = (
+            "The installation is inconsistent: reinstall the package "
+            "(`pip install --force-reinstall tinybase`, or `pip install --force-reinstall ./bindings/python` "
+            "from the repository)."
+        )
+    else:
+        advice = (
+            "Rebuild it with `cargo build --release` in the checkout this package comes from, or set "
+            "TINYBASE_LIBRARY to a libtinybase of that version."
+        )
+    raise LibraryVersionError(
+        f"tinybase {__version__}: the tinybase library at {path} ({_ORIGIN_NAMES[origin]}) is version "
+        f"{found}, not {__version__}. {advice}"
+    )
+
+
 def _load() -> "tuple[ctypes.CDLL, Path]":
     tried: List[str] = []
-    for p in candidate_paths():
+    for p, origin in _candidates():
         if p.is_file():
             try:
-                return ctypes.CDLL(str(p)), p
+                library = ctypes.CDLL(str(p))
             except OSError as e:
                 tried.append(f"{p} (could not load: {e})")
-        else:
-            tried.append(f"{p} (not found)")
+                continue
+            _check_version(library, p, origin)
+            return library, p
+        tried.append(f"{p} (not found)")
     raise LibraryNotFoundError(
         "tinybase: cannot find the tinybase shared library. Tried:\n  "
         + "\n  ".join(tried)
-        + "\nBuild it with `cargo build --release` in the repository, or set TINYBASE_LIBRARY "
-        "to the path of libtinybase."
+        + "\nReinstall the package (`pip install ./bindings/python` builds the library), build it with "
+        "`cargo build --release` in the repository, or set TINYBASE_LIBRARY to the path of libtinybase."
     )
 
 
