@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Builds what the Kotlin tests use (the library, tinybase-server, the sync_peer and replay
+# examples), then runs the Kotlin suite and the jar test (`mvn verify`: surefire, then the jar
+# with libtinybase.so inside, then failsafe's JarIT). Fails when a test fails or when no test ran.
+#   bindings/kotlin/run_tests.sh [MAVEN ARGS...]     e.g. -Dtest=BaseTest
+# Needs a JDK >= 17 and Maven: installs them with apt-get on Debian when missing (as root).
+# Maven downloads the pinned plugins and dependencies from Maven Central into ~/.m2 on first use.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+cd "$REPO"
+
+apt_install() { # apt_install PACKAGE...: Debian only, as root (or through sudo)
+    command -v apt-get >/dev/null 2>&1 || return 1
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+jdk_major() { # jdk_major JAVAC: the feature version of that JDK (0 when unusable)
+    "$1" -version 2>&1 | awk '/^javac/ { split($2, v, "."); print v[1] + 0; found = 1 } END { if (!found) print 0 }'
+}
+
+# A JDK >= 17 (the Kotlin compiler's and the tests' JVM target): javac on PATH, else one under
+# /usr/lib/jvm, else Debian's default JDK.
+have_jdk() {
+    if command -v javac >/dev/null 2>&1 && [ "$(jdk_major javac)" -ge 17 ]; then return 0; fi
+    local home
+    for home in /usr/lib/jvm/*; do
+        if [ -x "$home/bin/javac" ] && [ "$(jdk_major "$home/bin/javac")" -ge 17 ]; then
+            export JAVA_HOME="$home" PATH="$home/bin:$PATH"
+            return 0
+        fi
+    done
+    return 1
+}
+if ! have_jdk; then
+    echo "== no JDK >= 17: installing default-jdk-headless with apt-get"
+    apt_install default-jdk-headless || true
+    have_jdk || { echo "a JDK >= 17 is needed (Debian: apt-get install default-jdk-headless)" >&2; exit 1; }
+fi
+if ! command -v mvn >/dev/null 2>&1; then
+    echo "== no Maven: installing maven with apt-get"
+    apt_install maven || { echo "Maven is needed (Debian: apt-get install maven)" >&2; exit 1; }
+fi
+
+echo "== cargo build --release (the library, tinybase-server, the sync_peer and replay examples)"
+cargo build --release --lib
+cargo build --release -p tinybase-server
+cargo build --release --example sync_peer --example replay
+
+# The PostgreSQL persister's tests need a server: unless TB_TEST_POSTGRES_DSN names one, start a
+# throwaway one (scripts/pg.sh), stopped whatever the outcome. When it cannot start, those tests
+# skip (and fail under CI=true).
+PG_DIR=""
+stop_pg() {
+    if [ -n "$PG_DIR" ]; then
+        "$REPO/scripts/pg.sh" stop "$PG_DIR" >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
+}
+trap stop_pg EXIT
+if [ -z "${TB_TEST_POSTGRES_DSN:-}" ]; then
+    PG_DIR="$(mktemp -d /tmp/tb-kt-pg.XXXXXX)"
+    rmdir "$PG_DIR"  # pg.sh wants a folder that does not exist or is empty, and creates it
+    echo "== PostgreSQL for the persister tests (scripts/pg.sh start $PG_DIR)"
+    if pg_env="$("$REPO/scripts/pg.sh" start "$PG_DIR")"; then
+        eval "$pg_env"
+        export TB_TEST_POSTGRES_DSN
+    else
+        echo "PostgreSQL did not start: the PostgreSQL persister tests will skip (and fail under CI=true)" >&2
+    fi
+fi
+
+cd "$HERE"
+# Reports of an earlier run must not count as tests of this one.
+rm -rf target/surefire-reports target/failsafe-reports
+echo "== mvn verify (the suite, then the jar and the jar test)"
+mvn -q -B verify "$@"
+
+# Maven's -q hides the counts: sum them from the reports, and fail when nothing ran.
+read -r tests failures errors skipped < <(
+    cat target/surefire-reports/TEST-*.xml target/failsafe-reports/TEST-*.xml 2>/dev/null |
+        awk 'match($0, /<testsuite [^>]*>/) {
+                 s = substr($0, RSTART, RLENGTH)
+                 for (k = split("tests failures errors skipped", key, " "); k > 0; k--)
+                     if (match(s, " " key[k] "=\"[0-9]+\"")) n[k] += substr(s, RSTART + length(key[k]) + 3, RLENGTH - length(key[k]) - 4)
+             }
+             END { printf "%d %d %d %d\n", n[1], n[2], n[3], n[4] }'
+)
+echo "== Kotlin: $tests tests, $failures failures, $errors errors, $skipped skipped"
+if [ "$tests" -eq 0 ]; then
+    echo "no Kotlin test ran: failing" >&2
+    exit 1
+fi
