@@ -3,6 +3,7 @@
 # examples), then runs the Kotlin suite and the jar test (`mvn verify`: surefire, then the jar
 # with libtinybase.so inside, then failsafe's JarIT). Fails when a test fails or when no test ran.
 #   bindings/kotlin/run_tests.sh [MAVEN ARGS...]     e.g. -Dtest=BaseTest
+#   SKIP_CARGO=1 bindings/kotlin/run_tests.sh         when those are built already
 # Needs a JDK >= 17 and Maven: installs them with apt-get on Debian when missing (as root).
 # Maven downloads the pinned plugins and dependencies from Maven Central into ~/.m2 on first use.
 set -euo pipefail
@@ -45,10 +46,18 @@ if ! command -v mvn >/dev/null 2>&1; then
     apt_install maven || { echo "Maven is needed (Debian: apt-get install maven)" >&2; exit 1; }
 fi
 
-echo "== cargo build --release (the library, tinybase-server, the sync_peer and replay examples)"
-cargo build --release --lib
-cargo build --release -p tinybase-server
-cargo build --release --example sync_peer --example replay
+# One cargo invocation for all of them: separate ones resolve features differently, and each
+# variant relinks the others (the cdylib's file name carries no hash), minutes on every run.
+# SKIP_CARGO=1 (test-all.sh, after steps that built them): use what target/release holds.
+if [ "${SKIP_CARGO:-}" = 1 ]; then
+    for f in target/release/libtinybase.so target/release/tinybase-server \
+        target/release/examples/sync_peer target/release/examples/replay; do
+        [ -x "$f" ] || { echo "SKIP_CARGO=1 but $f was not built" >&2; exit 1; }
+    done
+else
+    echo "== cargo build --release (the library, tinybase-server, the sync_peer and replay examples)"
+    cargo build --release -p tinybase-native -p tinybase-server --lib --bins --example sync_peer --example replay
+fi
 
 # The PostgreSQL persister's tests need a server: unless TB_TEST_POSTGRES_DSN names one, start a
 # throwaway one (scripts/pg.sh), stopped whatever the outcome. When it cannot start, those tests

@@ -10,6 +10,8 @@ import org.tinybase.MergeableStore;
 public class JarApp {
     public static void main(String[] args) throws Exception {
         try (MergeableStore store = new MergeableStore("jar-app")) {
+            store.setCell("pets", "fido", "species", "dog");
+            System.out.println("cell " + store.getCell("pets", "fido", "species"));
             System.out.println("version " + LibKt.version());
             System.out.println("library " + NativeLibrary.getInstance("tinybase").getFile());
         }

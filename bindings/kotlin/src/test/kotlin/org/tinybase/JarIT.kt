@@ -64,6 +64,7 @@ class JarIT {
         }
         assertEquals(0, process.exitValue(), output)
         val lines = output.lines()
+        assertTrue("cell ${Cell.Text("dog")}" in lines, output)
         assertTrue("version $BINDING_VERSION" in lines, output)
         val library = lines.firstOrNull { it.startsWith("library ") }?.removePrefix("library ") ?: fail(output)
         assertTrue(library.startsWith(dir.resolve("jna").toString()), "the app loaded $library, not the jar's library")
