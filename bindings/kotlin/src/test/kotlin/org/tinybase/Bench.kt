@@ -23,6 +23,8 @@ object Bench {
     /** One round: W1 cells/s and W2 calls/s. */
     private fun oneRound(n: Int): Pair<Double, Double> {
         val data = Array(n) { i -> cell(i).let { (t, r, c) -> arrayOf(t, r, c, "v$i") } }
+        val calls = Array(W2_CALLS) { i -> cell(i).let { (t, r, c) -> arrayOf(t, r, c, "w$i") } }
+        quiesce()
         var t0 = System.nanoTime()
         val store = MergeableStore("bench")
         store.transaction {
@@ -30,7 +32,7 @@ object Bench {
         }
         val w1 = n / ((System.nanoTime() - t0) / 1e9)
 
-        val calls = Array(W2_CALLS) { i -> cell(i).let { (t, r, c) -> arrayOf(t, r, c, "w$i") } }
+        quiesce()
         t0 = System.nanoTime()
         for (d in calls) store.setCell(d[0], d[1], d[2], d[3])
         val w2 = W2_CALLS / ((System.nanoTime() - t0) / 1e9)
@@ -38,6 +40,14 @@ object Bench {
         check(store.getCell("t9", "r${last / 10}", "c${last % 3}") == Cell.Text("w$last")) { "W2's last write is missing" }
         store.close()
         return w1 to w2
+    }
+
+    /**
+     * A collection before each timed phase (outside the timing), so that garbage of earlier
+     * rounds (their inputs, closed stores) is not collected inside the next measurement.
+     */
+    private fun quiesce() {
+        System.gc()
     }
 
     private fun fmt(v: Double) = "%.0fk".format(v / 1000)
