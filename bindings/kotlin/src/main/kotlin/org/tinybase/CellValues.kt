@@ -115,3 +115,102 @@ internal class ValueScratch private constructor() {
         fun get(): ValueScratch = local.get()
     }
 }
+
+/**
+ * Per-thread native memory holding the NUL-terminated UTF-8 strings of one hot call (the ids
+ * and the string of getCell / setCell): the strings are encoded into one reusable byte array
+ * and copied to native memory in one step, instead of one Java array per string that JNA
+ * copies on every call. [acquire] fails over to null while this thread's scratch is in use
+ * (a listener making the same call inside the outer one); callers then take the plain path.
+ */
+internal class StringScratch private constructor() {
+    private var bytes = ByteArray(256)
+    private var memory = Memory(256)
+    private var end = 0
+    private var busy = false
+
+    /** This scratch, emptied and marked in use, or null when it already is in use. */
+    fun acquire(): StringScratch? {
+        if (busy) return null
+        busy = true
+        end = 0
+        return this
+    }
+
+    /** Appends [s] (strict UTF-8 + NUL, as [cstr]) and returns its offset. */
+    fun add(s: String): Int {
+        val start = end
+        val n = s.length
+        ensure(start + n + 1)
+        var ascii = true
+        for (i in 0 until n) {
+            val c = s[i].code
+            if (c >= 0x80) {
+                ascii = false
+                break
+            }
+            bytes[start + i] = c.toByte()
+        }
+        if (ascii) {
+            bytes[start + n] = 0
+            end = start + n + 1
+        } else {
+            val encoded = cstr(s)
+            ensure(start + encoded.size)
+            encoded.copyInto(bytes, start)
+            end = start + encoded.size
+        }
+        return start
+    }
+
+    /** Copies the strings to native memory; returns its address (valid until [release]). */
+    fun commit(): Long {
+        if (memory.size() < end) memory = Memory(maxOf(end.toLong(), memory.size() * 2))
+        memory.write(0, bytes, 0, end)
+        return Pointer.nativeValue(memory)
+    }
+
+    /** Marks this scratch free again. */
+    fun release() {
+        busy = false
+    }
+
+    private fun ensure(size: Int) {
+        if (bytes.size < size) bytes = bytes.copyOf(maxOf(size, bytes.size * 2))
+    }
+
+    companion object {
+        private val local = object : ThreadLocal<StringScratch>() {
+            override fun initialValue() = StringScratch()
+        }
+
+        /** This thread's scratch, acquired, or null when it is in use. */
+        fun acquire(): StringScratch? = local.get().acquire()
+    }
+}
+
+/** [s] as strict UTF-8 + NUL in its own native memory (the path for nested hot calls). */
+internal fun nativeString(s: String): Memory {
+    val bytes = cstr(s)
+    return Memory(bytes.size.toLong()).also { it.write(0, bytes, 0, bytes.size) }
+}
+
+/**
+ * Runs [block] with [a], [b], [c] and [d] (null: passed as null) as NUL-terminated UTF-8 in
+ * native memory, valid until it returns: this thread's [StringScratch], or, when that is in
+ * use further up the stack, memory of their own.
+ */
+internal inline fun <T> withNativeStrings(a: String, b: String, c: String, d: String?, block: (Pointer, Pointer, Pointer, Pointer?) -> T): T {
+    val scratch = StringScratch.acquire()
+        ?: return block(nativeString(a), nativeString(b), nativeString(c), d?.let(::nativeString))
+    try {
+        val pa = scratch.add(a)
+        val pb = scratch.add(b)
+        val pc = scratch.add(c)
+        val pd = if (d == null) -1 else scratch.add(d)
+        val base = scratch.commit()
+        return block(Pointer(base + pa), Pointer(base + pb), Pointer(base + pc), if (pd < 0) null else Pointer(base + pd))
+    } finally {
+        scratch.release()
+    }
+}

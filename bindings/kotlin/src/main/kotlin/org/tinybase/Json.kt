@@ -224,10 +224,11 @@ internal class JsonReader(private val s: String) {
 }
 
 /**
- * Writes Kotlin values as JSON text for the library: String, Number, Boolean, null, [Cell]
- * (an object or array cell as its own text, unchanged), Map (string keys), List, Iterable and
- * Array. Non-finite numbers and other types throw [Status.INVALID_VALUE]; the library
- * checks the rest (and formats numbers as JavaScript does when it writes them back).
+ * Writes Kotlin values as JSON text exactly as JavaScript's `JSON.stringify` writes the same
+ * data (numbers as JavaScript prints them, its string escapes, integer-like object keys first):
+ * String, Number, Boolean, null, [Cell] (an object or array cell as its own text, unchanged),
+ * Map (string keys), List, Iterable and Array. Non-finite numbers and other types throw
+ * [TinyBaseException] with [Status.INVALID_VALUE].
  */
 internal object JsonWriter {
     /** [value] as JSON text. */
@@ -250,10 +251,7 @@ internal object JsonWriter {
             is Map<*, *> -> {
                 sb.append('{')
                 var first = true
-                for ((k, v) in value) {
-                    if (k !is String) {
-                        throw TinyBaseException(Status.INVALID_SHAPE, "object keys must be strings, not ${typeName(k)}")
-                    }
+                for ((k, v) in jsOrder(value)) {
                     if (!first) sb.append(',')
                     first = false
                     quote(sb, k)
@@ -283,35 +281,86 @@ internal object JsonWriter {
         sb.append(']')
     }
 
+    /** A map's entries in JavaScript's property order: integer-like keys ascending, then the rest. */
+    private fun jsOrder(map: Map<*, *>): List<Pair<String, Any?>> {
+        val entries = map.entries.map { (k, v) ->
+            if (k !is String) throw TinyBaseException(Status.INVALID_SHAPE, "object keys must be strings, not ${typeName(k)}")
+            k to v
+        }
+        if (entries.none { integerKey(it.first) >= 0 }) return entries
+        return entries.sortedBy { val n = integerKey(it.first); if (n >= 0) n else Long.MAX_VALUE }
+    }
+
+    /** The array index [key] denotes (canonical decimal below 2^32 - 1), or -1. */
+    private fun integerKey(key: String): Long {
+        if (key.isEmpty() || key.length > 10 || (key[0] == '0' && key.length > 1)) return -1
+        for (c in key) if (c !in '0'..'9') return -1
+        val n = key.toLong()
+        return if (n <= 4_294_967_294L) n else -1
+    }
+
     private fun number(sb: StringBuilder, n: Number) {
         when (n) {
-            is Int, is Long, is Short, is Byte -> sb.append(n.toLong())
+            is Int, is Long, is Short, is Byte -> {
+                val l = n.toLong()
+                if (Math.abs(l) < 1L shl 53) sb.append(l) else sb.append(jsNumber(l.toDouble()))
+            }
             else -> {
                 val d = n.toDouble()
                 if (!d.isFinite()) throw TinyBaseException(Status.INVALID_VALUE, "number $d is not finite")
-                // Integral doubles print without ".0" (JavaScript's form); Kotlin's text of any
-                // other double is valid JSON that parses back to the same double.
-                if (d == Math.rint(d) && Math.abs(d) < 1e15) sb.append(d.toLong()) else sb.append(d)
+                sb.append(jsNumber(d))
             }
         }
     }
 
-    /** Appends [s] as a JSON string (lone surrogates are kept: [cstr] refuses them). */
+    /** JavaScript's Number-to-String of a finite double (the shortest digits that read back as it). */
+    fun jsNumber(d: Double): String {
+        if (d == 0.0) return "0"
+        if (d == Math.rint(d) && Math.abs(d) < 1e15) return d.toLong().toString()
+        val abs = Math.abs(d)
+        val exact = java.math.BigDecimal(abs)
+        var r = exact
+        for (p in 1..17) {
+            r = exact.round(java.math.MathContext(p, java.math.RoundingMode.HALF_EVEN))
+            if (r.toDouble() == abs) break
+        }
+        r = r.stripTrailingZeros()
+        val digits = r.unscaledValue().toString()
+        val k = digits.length
+        val n = k - r.scale() // the value is 0.digits * 10^n
+        val out = when {
+            n in k..21 -> digits + "0".repeat(n - k)
+            n in 1..21 -> digits.substring(0, n) + "." + digits.substring(n)
+            n in -5..0 -> "0." + "0".repeat(-n) + digits
+            else -> {
+                val e = n - 1
+                val mantissa = if (k == 1) digits else digits[0] + "." + digits.substring(1)
+                mantissa + "e" + (if (e >= 0) "+" else "-") + Math.abs(e)
+            }
+        }
+        return if (d < 0) "-$out" else out
+    }
+
+    /** Appends [s] as `JSON.stringify` writes a string (lone surrogates are kept: [cstr] refuses them). */
     fun quote(sb: StringBuilder, s: String) {
         sb.append('"')
         for (c in s) {
             when {
                 c == '"' -> sb.append("\\\"")
                 c == '\\' -> sb.append("\\\\")
+                c == '\b' -> sb.append("\\b")
+                c == '\u000c' -> sb.append("\\f")
                 c == '\n' -> sb.append("\\n")
                 c == '\r' -> sb.append("\\r")
                 c == '\t' -> sb.append("\\t")
-                c < ' ' -> sb.append("\\u").append(String.format("%04x", c.code))
+                c < ' ' -> sb.append("\\u00").append(HEX[c.code shr 4]).append(HEX[c.code and 15])
                 else -> sb.append(c)
             }
         }
         sb.append('"')
     }
+
+    private const val HEX = "0123456789abcdef"
 
     private fun typeName(v: Any?): String = if (v == null) "null" else v::class.java.name
 }

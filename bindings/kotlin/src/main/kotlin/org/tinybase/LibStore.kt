@@ -11,7 +11,8 @@ import com.sun.jna.ptr.PointerByReference
  * tb_mergeable_store_* CRDT operations), direct-mapped like [Lib]. Ids and JSON go in as
  * [cstr] byte arrays; `char**` results come back through a [PointerByReference] read with
  * [takeString]; `bool*` as a one-byte array; tb_value in and out as a [Pointer] to native
- * memory laid out as [TbValue] (see [ValueScratch]).
+ * memory laid out as [TbValue] (see [ValueScratch]). The hot getCell / setCell
+ * take their strings as pointers into per-thread native memory ([withNativeStrings]).
  */
 @Suppress("FunctionName", "ktlint:standard:function-naming", "LongParameterList")
 internal object LibStore {
@@ -97,7 +98,7 @@ internal object LibStore {
 
     @JvmStatic external fun tb_store_get_row_count(store: Pointer?, tableId: ByteArray?, out: NativeLongByReference): Int
 
-    @JvmStatic external fun tb_store_get_cell(store: Pointer?, tableId: ByteArray?, rowId: ByteArray?, cellId: ByteArray?, out: Pointer?): Int
+    @JvmStatic external fun tb_store_get_cell(store: Pointer?, tableId: Pointer?, rowId: Pointer?, cellId: Pointer?, out: Pointer?): Int
 
     @JvmStatic external fun tb_store_get_value(store: Pointer?, valueId: ByteArray?, out: Pointer?): Int
 
@@ -135,9 +136,9 @@ internal object LibStore {
 
     @JvmStatic external fun tb_store_add_row_json(store: Pointer?, tableId: ByteArray?, json: ByteArray?, reuseRowIds: Boolean, outRowId: PointerByReference): Int
 
-    @JvmStatic external fun tb_store_set_cell(store: Pointer?, tableId: ByteArray?, rowId: ByteArray?, cellId: ByteArray?, cell: Pointer?): Int
+    @JvmStatic external fun tb_store_set_cell(store: Pointer?, tableId: Pointer?, rowId: Pointer?, cellId: Pointer?, cell: Pointer?): Int
 
-    @JvmStatic external fun tb_store_set_cell_string(store: Pointer?, tableId: ByteArray?, rowId: ByteArray?, cellId: ByteArray?, cell: ByteArray?): Int
+    @JvmStatic external fun tb_store_set_cell_string(store: Pointer?, tableId: Pointer?, rowId: Pointer?, cellId: Pointer?, cell: Pointer?): Int
 
     @JvmStatic external fun tb_store_set_cell_json(store: Pointer?, tableId: ByteArray?, rowId: ByteArray?, cellId: ByteArray?, json: ByteArray?): Int
 

@@ -94,12 +94,11 @@ public open class Store internal constructor(
 
     /** getCell: the cell, or null when there is none ([Cell.Null] is a stored JSON null). */
     public fun getCell(tableId: String, rowId: String, cellId: String): Cell? {
-        val t = cstr(tableId)
-        val r = cstr(rowId)
-        val c = cstr(cellId)
-        val scratch = ValueScratch.get()
-        withStore { p -> check(LibStore.tb_store_get_cell(p, t, r, c, scratch.value)) }
-        return scratch.take()
+        val value = ValueScratch.get()
+        withNativeStrings(tableId, rowId, cellId, null) { t, r, c, _ ->
+            withStore { p -> check(LibStore.tb_store_get_cell(p, t, r, c, value.value)) }
+        }
+        return value.take()
     }
 
     /** getValues: every value, `{valueId: value}`. */
@@ -204,13 +203,15 @@ public open class Store internal constructor(
     }
 
     /**
-     * setTables: replaces every table. Cells are [Cell]s or plain values (see [cellOf]); an
-     * empty map deletes every table.
+     * setTables: replaces every table. Cells are [Cell]s or plain values (see [cellOf]). As
+     * TinyBase's, empty tables are refused ([Status.INVALID_SHAPE]; use [delTables]).
      */
-    public fun setTables(tables: Map<String, Map<String, Map<String, Any?>>>): Store =
-        setTablesJson(StoreJson.tables(tables))
+    public fun setTables(tables: Map<String, Map<String, Map<String, Any?>>>): Store {
+        if (tables.isEmpty()) throw TinyBaseException(Status.INVALID_SHAPE, "setTables: empty tables (use delTables)")
+        return setTablesJson(StoreJson.tables(tables))
+    }
 
-    /** setTablesJson: replaces every table from JSON text (object and array cells plain or in wire form). */
+    /** setTablesJson: replaces every table from JSON text (object and array cells plain or in wire form; `{}` deletes them all). */
     public fun setTablesJson(json: String): Store {
         val j = cstr(json)
         return change { LibStore.tb_store_set_tables_json(it, j) }
@@ -267,21 +268,17 @@ public open class Store internal constructor(
 
     /** setCell. */
     public fun setCell(tableId: String, rowId: String, cellId: String, cell: Cell): Store {
-        val t = cstr(tableId)
-        val r = cstr(rowId)
-        val c = cstr(cellId)
         when (cell) {
             is Cell.Text -> return setCell(tableId, rowId, cellId, cell.value)
-            is Cell.Json -> {
-                val v = cstr(cell.json)
-                withStore { p -> check(LibStore.tb_store_set_cell_json(p, t, r, c, v)) }
-            }
+            is Cell.Json -> return setCellJson(tableId, rowId, cellId, cell.json)
             else -> {
                 val v = ValueScratch.get().put(cell)
-                withStore { p -> check(LibStore.tb_store_set_cell(p, t, r, c, v)) }
+                withNativeStrings(tableId, rowId, cellId, null) { t, r, c, _ ->
+                    withStore { p -> check(LibStore.tb_store_set_cell(p, t, r, c, v)) }
+                }
+                return this
             }
         }
-        return this
     }
 
     /**
@@ -293,16 +290,10 @@ public open class Store internal constructor(
 
     /** setCell with a string (the fastest path). */
     public fun setCell(tableId: String, rowId: String, cellId: String, cell: String): Store {
-        val t = cstr(tableId)
-        val r = cstr(rowId)
-        val c = cstr(cellId)
         // The common case, without a tb_value. The C string would end at a NUL character:
         // such a string goes as JSON text, where it is escaped.
-        if (cell.indexOf('\u0000') >= 0) {
-            val j = cstr(JsonWriter.write(cell))
-            withStore { p -> check(LibStore.tb_store_set_cell_json(p, t, r, c, j)) }
-        } else {
-            val v = cstr(cell)
+        if (cell.indexOf('\u0000') >= 0) return setCellJson(tableId, rowId, cellId, JsonWriter.write(cell))
+        withNativeStrings(tableId, rowId, cellId, cell) { t, r, c, v ->
             withStore { p -> check(LibStore.tb_store_set_cell_string(p, t, r, c, v)) }
         }
         return this
@@ -317,10 +308,13 @@ public open class Store internal constructor(
         return change { LibStore.tb_store_set_cell_json(it, t, r, c, j) }
     }
 
-    /** setValues: replaces every value (an empty map deletes them all). */
-    public fun setValues(values: Map<String, Any?>): Store = setValuesJson(StoreJson.row(values))
+    /** setValues: replaces every value. As TinyBase's, empty values are refused ([Status.INVALID_SHAPE]; use [delValues]). */
+    public fun setValues(values: Map<String, Any?>): Store {
+        if (values.isEmpty()) throw TinyBaseException(Status.INVALID_SHAPE, "setValues: empty values (use delValues)")
+        return setValuesJson(StoreJson.row(values))
+    }
 
-    /** setValuesJson: replaces every value from JSON text `{valueId: value}`. */
+    /** setValuesJson: replaces every value from JSON text `{valueId: value}` (`{}` deletes them all). */
     public fun setValuesJson(json: String): Store {
         val j = cstr(json)
         return change { LibStore.tb_store_set_values_json(it, j) }
@@ -691,6 +685,12 @@ public class MergeableStore private constructor(handle: NativeHandle) :
         takeString(out.value) ?: ""
     }
 
+    /** Calls a C getter of a mergeable store that takes JSON text and returns a string. */
+    private inline fun withJson(json: String, call: (Pointer, ByteArray, PointerByReference) -> Int): String {
+        val j = cstr(json)
+        return mtext { p, out -> call(p, j, out) }
+    }
+
     /** Calls a C function that changes a mergeable store; returns this store for chaining. */
     private inline fun mchange(call: (Pointer) -> Int): MergeableStore {
         withMergeable { check(call(it)) }
@@ -807,44 +807,46 @@ public class MergeableStore private constructor(handle: NativeHandle) :
         mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_table_hashes_json(p, out) }
 
     /** getMergeableTableDiff(otherTableHashes) as JSON text `[newTables, differingTableHashes]`. */
-    public fun getMergeableTableDiffJson(otherTableHashesJson: String): String {
-        val j = cstr(otherTableHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_table_diff_json(p, j, out) }
-    }
+    public fun getMergeableTableDiffJson(otherTableHashesJson: String): String =
+        withJson(otherTableHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_table_diff_json(p, j, out) }
 
     /** getMergeableRowHashes(otherTableHashes) as JSON text `{tableId: {rowId: hash}}`. */
-    public fun getMergeableRowHashesJson(otherTableHashesJson: String): String {
-        val j = cstr(otherTableHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_row_hashes_json(p, j, out) }
-    }
+    public fun getMergeableRowHashesJson(otherTableHashesJson: String): String =
+        withJson(otherTableHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_row_hashes_json(p, j, out) }
 
     /** getMergeableRowDiff(otherRowHashes) as JSON text `[newRows, differingRowHashes]`. */
-    public fun getMergeableRowDiffJson(otherRowHashesJson: String): String {
-        val j = cstr(otherRowHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_row_diff_json(p, j, out) }
-    }
+    public fun getMergeableRowDiffJson(otherRowHashesJson: String): String =
+        withJson(otherRowHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_row_diff_json(p, j, out) }
 
     /** getMergeableCellHashes(otherRowHashes) as JSON text `{tableId: {rowId: {cellId: hash}}}`. */
-    public fun getMergeableCellHashesJson(otherRowHashesJson: String): String {
-        val j = cstr(otherRowHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_cell_hashes_json(p, j, out) }
-    }
+    public fun getMergeableCellHashesJson(otherRowHashesJson: String): String =
+        withJson(otherRowHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_cell_hashes_json(p, j, out) }
 
     /** getMergeableCellDiff(otherCellHashes) as JSON text: a TablesStamp of the differing cells. */
-    public fun getMergeableCellDiffJson(otherCellHashesJson: String): String {
-        val j = cstr(otherCellHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_cell_diff_json(p, j, out) }
-    }
+    public fun getMergeableCellDiffJson(otherCellHashesJson: String): String =
+        withJson(otherCellHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_cell_diff_json(p, j, out) }
 
     /** getMergeableValueHashes as JSON text `{valueId: hash}`. */
     public fun getMergeableValueHashesJson(): String =
         mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_value_hashes_json(p, out) }
 
     /** getMergeableValueDiff(otherValueHashes) as JSON text: a ValuesStamp of the differing values. */
-    public fun getMergeableValueDiffJson(otherValueHashesJson: String): String {
-        val j = cstr(otherValueHashesJson)
-        return mtext { p, out -> LibStore.tb_mergeable_store_get_mergeable_value_diff_json(p, j, out) }
-    }
+    public fun getMergeableValueDiffJson(otherValueHashesJson: String): String =
+        withJson(otherValueHashesJson) { p, j, out -> LibStore.tb_mergeable_store_get_mergeable_value_diff_json(p, j, out) }
+
+    /** getMergeableTableHashes: `{tableId: hash}`. */
+    public fun getMergeableTableHashes(): Map<String, Long> = StoreJson.hashes(getMergeableTableHashesJson())
+
+    /** getMergeableRowHashes(otherTableHashes): `{tableId: {rowId: hash}}` of the tables whose hash differs. */
+    public fun getMergeableRowHashes(otherTableHashes: Map<String, Long>): Map<String, Map<String, Long>> =
+        StoreJson.hashes2(getMergeableRowHashesJson(JsonWriter.write(otherTableHashes)))
+
+    /** getMergeableCellHashes(otherRowHashes): `{tableId: {rowId: {cellId: hash}}}` of the rows whose hash differs. */
+    public fun getMergeableCellHashes(otherRowHashes: Map<String, Map<String, Long>>): Map<String, Map<String, Map<String, Long>>> =
+        StoreJson.hashes3(getMergeableCellHashesJson(JsonWriter.write(otherRowHashes)))
+
+    /** getMergeableValueHashes: `{valueId: hash}`. */
+    public fun getMergeableValueHashes(): Map<String, Long> = StoreJson.hashes(getMergeableValueHashesJson())
 
     /** Another reference to the same mergeable store (closed on its own). */
     override fun clone(): MergeableStore = MergeableStore(

@@ -78,7 +78,18 @@ internal object StoreJson {
     }
 
     private fun appendRow(sb: StringBuilder, row: Map<String, Any?>) {
-        obj(sb, row) { cell -> JsonWriter.append(sb, cellOf(cell)) }
+        obj(sb, row) { cell -> JsonWriter.append(sb, storable(cellOf(cell))) }
+    }
+
+    /**
+     * [c], unless it is a reserved string: the JSON setters also take the wire form, where such
+     * a string would mean an object or a deletion; refused, as setCell refuses it.
+     */
+    private fun storable(c: Cell): Cell {
+        if (c is Cell.Text && (c.value == UNDEFINED || c.value.startsWith('\uFFFD'))) {
+            throw TinyBaseException(Status.INVALID_VALUE, "strings equal to U+FFFC or starting with U+FFFD are reserved")
+        }
+        return c
     }
 
     private inline fun <V> obj(sb: StringBuilder, map: Map<String, V>, value: (V) -> Unit) {
@@ -92,6 +103,28 @@ internal object StoreJson {
             value(v)
         }
         sb.append('}')
+    }
+
+    /** `{id: hash}` (hashes are unsigned 32-bit). */
+    fun hashes(json: String): Map<String, Long> = JsonReader(json).let { r -> readHashes(r).also { r.end() } }
+
+    /** `{id: {id: hash}}`. */
+    fun hashes2(json: String): Map<String, Map<String, Long>> = JsonReader(json).let { r ->
+        LinkedHashMap<String, Map<String, Long>>().also { m -> r.obj { k -> m[k] = readHashes(r) } }.also { r.end() }
+    }
+
+    /** `{id: {id: {id: hash}}}`. */
+    fun hashes3(json: String): Map<String, Map<String, Map<String, Long>>> = JsonReader(json).let { r ->
+        LinkedHashMap<String, Map<String, Map<String, Long>>>().also { m ->
+            r.obj { k -> m[k] = LinkedHashMap<String, Map<String, Long>>().also { m2 -> r.obj { k2 -> m2[k2] = readHashes(r) } } }
+        }.also { r.end() }
+    }
+
+    private fun readHashes(r: JsonReader): Map<String, Long> = LinkedHashMap<String, Long>().also { m ->
+        r.obj { k ->
+            val v = r.value() as? Double ?: r.fail("a hash must be a number")
+            m[k] = v.toLong()
+        }
     }
 
     /** [changes] as `[tables, values, 1]` JSON text, nulls as "\uFFFC". */
@@ -113,7 +146,7 @@ internal object StoreJson {
     }
 
     private fun changeCell(sb: StringBuilder, cell: Cell?) {
-        if (cell == null) JsonWriter.quote(sb, UNDEFINED) else JsonWriter.append(sb, cell)
+        if (cell == null) JsonWriter.quote(sb, UNDEFINED) else JsonWriter.append(sb, storable(cell))
     }
 
     /** `[tables, values, 1]` JSON text as [Changes] ("\uFFFC" as null). */

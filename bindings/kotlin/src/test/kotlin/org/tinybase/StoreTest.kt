@@ -1,6 +1,7 @@
 package org.tinybase
 
 import org.junit.jupiter.api.Test
+import kotlin.math.pow
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertFalse
@@ -252,6 +253,16 @@ class StoreTest {
                 assertEquals("[{}]", a.getMergeableCellDiffJson(a.getMergeableCellHashesJson(a.getMergeableRowHashesJson(tableHashes))))
                 assertEquals("[{}]", a.getMergeableValueDiffJson(a.getMergeableValueHashesJson()))
                 assertTrue(a.getMergeableValueHashesJson().startsWith("{\"v\":"))
+                // Typed hashes: equal to the JSON ones; a differing hash selects that table's rows.
+                val typed = a.getMergeableTableHashes()
+                assertEquals(setOf("t"), typed.keys)
+                assertEquals(tableHashes, JsonWriter.write(typed))
+                assertEquals(emptyMap(), a.getMergeableRowHashes(typed))
+                val rows = a.getMergeableRowHashes(mapOf("t" to (typed.getValue("t") xor 1L)))
+                assertEquals(setOf("r", "r2"), rows.getValue("t").keys)
+                val cells = a.getMergeableCellHashes(mapOf("t" to mapOf("r" to 0L)))
+                assertEquals(setOf("c"), cells.getValue("t").getValue("r").keys)
+                assertEquals(a.getMergeableValueHashesJson(), JsonWriter.write(a.getMergeableValueHashes()))
                 MergeableStore("c").use { c ->
                     c.setMergeableContentJson(a.getEncodedMergeableContentJson())
                     assertEquals(a.getMergeableContentJson(), c.getMergeableContentJson())
@@ -289,6 +300,69 @@ class StoreTest {
                 b.applyDecodedMergeableChangesJson(decoded)
                 b.applyMergeableChanges(JsonReader(decoded).document())
                 assertEquals(Cell.Json("{\"k\":1}"), b.getCell("t", "r", "o"))
+            }
+        }
+    }
+
+    @Test
+    fun readmeExample() {
+        MergeableStore("device-1").use { store ->
+            store.setCell("pets", "fido", "species", "dog")
+            store.setRow("pets", "felix", mapOf("species" to "cat", "legs" to 4, "tags" to listOf("indoor")))
+            assertEquals(Cell.Number(4.0), store.getCell("pets", "felix", "legs"))
+            assertEquals(listOf("indoor"), store.getCell("pets", "felix", "tags")?.toAny())
+            assertEquals(listOf("fido", "felix"), store.getRowIds("pets"))
+            val total = store.transaction {
+                store.setValue("open", true)
+                store.getRowCount("pets")
+            }
+            assertEquals(2, total)
+            val wire = store.getEncodedMergeableContentJson()
+            MergeableStore("device-2").use { other ->
+                other.applyMergeableChangesJson(wire)
+                assertEquals(store.getMergeableContentHashes(), other.getMergeableContentHashes())
+            }
+        }
+    }
+
+    @Test
+    fun jsonWriterFormatsNumbersAsTheLibraryDoes() {
+        // The library prints numbers as JavaScript does; JsonWriter (used for ids in the replay,
+        // its output and the values it writes) must print the same text.
+        val rnd = java.util.Random(7)
+        val samples = mutableListOf(0.0, -0.0, 1.0, -1.5, 0.1, 1e21, 1e20, 123456789012345680000.0, 1e-6, 1e-7, 5e-324,
+            Double.MAX_VALUE, -Double.MIN_VALUE, 2.0.pow(53), 2.0.pow(53) + 2, 1.0 / 3, 100.0, 0.000001234, 1.7e12 + 0.5)
+        repeat(300) { samples.add(Double.fromBits(rnd.nextLong()).takeIf { it.isFinite() } ?: 1.0) }
+        repeat(300) { samples.add(rnd.nextDouble() * 10.0.pow(rnd.nextInt(60) - 30)) }
+        Store().use { s ->
+            for (d in samples) {
+                s.setValue("n", d)
+                val printed = s.getValuesJson().removePrefix("{\"n\":").removeSuffix("}")
+                assertEquals(printed, JsonWriter.jsNumber(d), "for ${d.toRawBits()}")
+                assertEquals(Cell.Number(if (d == 0.0) 0.0 else d).value, (s.getValue("n") as Cell.Number).value + 0.0)
+            }
+        }
+        assertEquals("[1,2.5,\"a\\u0001\\b\\f\\n\\\"\",{\"2\":1,\"10\":2,\"b\":3,\"a\":4}]",
+            JsonWriter.write(listOf(1, 2.5, "a\u0001\b\u000c\n\"", linkedMapOf("b" to 3, "10" to 2, "a" to 4, "2" to 1))))
+    }
+
+    @Test
+    fun longAndNonAsciiStringsThroughTheHotPaths() {
+        MergeableStore("l").use { s ->
+            val long = "é".repeat(3000) + "x".repeat(5000)
+            val id = "ü".repeat(400)
+            s.setCell(id, long, "c", long)
+            assertEquals(Cell.Text(long), s.getCell(id, long, "c"))
+            s.setCell(id, "r", "n", 2.5)
+            assertEquals(Cell.Number(2.5), s.getCell(id, "r", "n"))
+            s.setCell("t", "r", "c", "short")
+            assertEquals(Cell.Text("short"), s.getCell("t", "r", "c"))
+            // A listener writing on this thread during a setCell takes the nested path.
+            s.addCellListener("t", "r", "c") { st, _, _, _, new, _ ->
+                if (new == Cell.Text("outer")) st.setCell("t", "r", "echo", "inner-" + st.getCell("t", "r", "c").toString())
+            }.use {
+                s.setCell("t", "r", "c", "outer")
+                assertEquals(Cell.Text("inner-Text(value=outer)"), s.getCell("t", "r", "echo"))
             }
         }
     }
