@@ -29,7 +29,8 @@ public sealed class Cell {
 /**
  * The C `tb_value` (kind, boolean, number, string, length, owned): what tb_store_get_cell and
  * tb_store_get_value write, and what listener events carry. Layout follows the C struct on
- * every ABI (JNA computes the offsets).
+ * every ABI (JNA computes the offsets); values are read field by field with
+ * [ValueScratch.read].
  */
 @Structure.FieldOrder("kind", "boolean", "number", "string", "length", "owned")
 internal open class TbValue : Structure {
@@ -47,21 +48,6 @@ internal open class TbValue : Structure {
     @JvmField var owned: Byte = 0
 
     constructor() : super()
-
-    constructor(p: Pointer) : super(p) {
-        read()
-    }
-
-    /** The cell this value holds, or null for TB_VALUE_ABSENT. */
-    fun toCell(): Cell? = when (kind) {
-        VALUE_ABSENT -> null
-        VALUE_NULL -> Cell.Null
-        VALUE_BOOLEAN -> Cell.Bool(boolean.toInt() != 0)
-        VALUE_NUMBER -> Cell.Number(number)
-        VALUE_STRING -> Cell.Text(utf8(string, length.toLong()))
-        VALUE_JSON -> Cell.Json(utf8(string, length.toLong()))
-        else -> throw TinyBaseException(Status.INVALID_VALUE, "unknown tb_value kind $kind")
-    }
 
     companion object {
         const val VALUE_ABSENT: Int = 0

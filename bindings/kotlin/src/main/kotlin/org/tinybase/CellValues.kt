@@ -74,22 +74,11 @@ internal class ValueScratch private constructor() {
      */
     fun take(): Cell? {
         val kind = value.getInt(KIND)
-        return when (kind) {
-            TbValue.VALUE_ABSENT -> null
-            TbValue.VALUE_NULL -> Cell.Null
-            TbValue.VALUE_BOOLEAN -> Cell.Bool(value.getByte(BOOLEAN).toInt() != 0)
-            TbValue.VALUE_NUMBER -> Cell.Number(value.getDouble(NUMBER))
-            TbValue.VALUE_STRING, TbValue.VALUE_JSON -> try {
-                val length = if (NativeLong.SIZE == 8) value.getLong(LENGTH) else value.getInt(LENGTH).toLong()
-                val s = TbValue.utf8(value.getPointer(STRING), length)
-                if (kind == TbValue.VALUE_STRING) Cell.Text(s) else Cell.Json(s)
-            } finally {
-                LibStore.tb_value_free(value)
-            }
-            else -> {
-                LibStore.tb_value_free(value)
-                throw TinyBaseException(Status.INVALID_VALUE, "unknown tb_value kind $kind")
-            }
+        try {
+            return read(value, 0)
+        } finally {
+            // Only string and JSON values own text (an unknown kind is freed too, to be safe).
+            if (kind !in TbValue.VALUE_ABSENT..TbValue.VALUE_NUMBER) LibStore.tb_value_free(value)
         }
     }
 
@@ -113,6 +102,27 @@ internal class ValueScratch private constructor() {
 
         /** This thread's scratch. */
         fun get(): ValueScratch = local.get()
+
+        /**
+         * The cell in the tb_value at [offset] bytes into [p] (null for TB_VALUE_ABSENT), read
+         * field by field (no reflective Structure.read); its text is copied, not freed. Used
+         * for getter results and for the values inside listener events.
+         */
+        fun read(p: Pointer, offset: Long): Cell? {
+            val kind = p.getInt(offset + KIND)
+            return when (kind) {
+                TbValue.VALUE_ABSENT -> null
+                TbValue.VALUE_NULL -> Cell.Null
+                TbValue.VALUE_BOOLEAN -> Cell.Bool(p.getByte(offset + BOOLEAN).toInt() != 0)
+                TbValue.VALUE_NUMBER -> Cell.Number(p.getDouble(offset + NUMBER))
+                TbValue.VALUE_STRING, TbValue.VALUE_JSON -> {
+                    val length = if (NativeLong.SIZE == 8) p.getLong(offset + LENGTH) else p.getInt(offset + LENGTH).toLong()
+                    val text = TbValue.utf8(p.getPointer(offset + STRING), length)
+                    if (kind == TbValue.VALUE_STRING) Cell.Text(text) else Cell.Json(text)
+                }
+                else -> throw TinyBaseException(Status.INVALID_VALUE, "unknown tb_value kind $kind")
+            }
+        }
     }
 }
 

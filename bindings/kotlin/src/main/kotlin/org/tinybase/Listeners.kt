@@ -89,6 +89,7 @@ public enum class ListenerKind(
         get() = this == HAS_TABLES || this == HAS_TABLE || this == HAS_TABLE_CELL || this == HAS_ROW ||
             this == HAS_CELL || this == HAS_VALUES || this == HAS_VALUE
 
+    /** Lookup of kinds by their C value. */
     public companion object {
         private val byCode = entries.toTypedArray()
 
@@ -182,8 +183,8 @@ internal class TbEvent : Structure() {
                 rowId = borrowedString(p.getPointer(ROW_ID)),
                 cellId = borrowedString(p.getPointer(CELL_ID)),
                 valueId = borrowedString(p.getPointer(VALUE_ID)),
-                newCell = if (cells) TbValue(p.share(NEW_VALUE)).toCell() else null,
-                oldCell = if (cells) TbValue(p.share(OLD_VALUE)).toCell() else null,
+                newCell = if (cells) ValueScratch.read(p, NEW_VALUE) else null,
+                oldCell = if (cells) ValueScratch.read(p, OLD_VALUE) else null,
                 has = p.getByte(HAS).toInt() != 0,
                 rowCount = p.getNativeLong(ROW_COUNT).toLong().toInt(),
             )
@@ -288,6 +289,7 @@ public class Listener internal constructor(
         }
     }
 
+    /** For logs: the id, the kind, and whether it is closed. */
     override fun toString(): String = "Listener(id=$id, kind=$kind${if (isClosed) ", closed" else ""})"
 }
 

@@ -505,7 +505,7 @@ public open class Store internal constructor(
      * called on the thread that committed the change (any thread, possibly several at once)
      * with a copy of the event; exceptions it throws go to [setCallbackExceptionHandler].
      */
-    public fun addListener(kind: ListenerKind, id1: String?, id2: String?, id3: String?, listener: (ListenerEvent) -> Unit): Listener =
+    public fun addListener(kind: ListenerKind, id1: String? = null, id2: String? = null, id3: String? = null, listener: (ListenerEvent) -> Unit): Listener =
         addRecord(kind, id1, id2, id3, ListenerRecord(null, null) { _, event -> listener(event) })
 
     /**

@@ -1,7 +1,5 @@
 package org.tinybase
 
-import org.junit.jupiter.api.AfterEach
-import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.params.ParameterizedTest
 import org.junit.jupiter.params.provider.ValueSource
 import org.junit.jupiter.api.Test
@@ -13,22 +11,7 @@ import kotlin.test.assertSame
 import kotlin.test.assertTrue
 
 /** Listeners: every kind with its arguments (as the Python binding's test_listeners.py), wildcards, removal, re-entrance, errors, lifetimes. */
-class ListenerTest {
-    private var startHandles = 0L
-    private var startCallbacks = 0
-
-    @BeforeEach
-    fun counters() {
-        startHandles = debugLiveHandles()
-        startCallbacks = debugLiveCallbacks()
-    }
-
-    @AfterEach
-    fun nothingLeaked() {
-        assertEquals<Any?>(startHandles, debugLiveHandles(), "live handles")
-        assertEquals<Any?>(startCallbacks, debugLiveCallbacks(), "live callbacks")
-    }
-
+class ListenerTest : LeakCheckedTest() {
     private fun newStore(kind: String): Store = if (kind == "plain") Store() else MergeableStore("l")
 
     @ParameterizedTest
@@ -102,12 +85,12 @@ class ListenerTest {
             rec.values.forEach { it.clear() }
             store.setCellJson("t", "r", "c", "null")
             assertEquals<Any?>(listOf(listOf("t", "r", "c", Cell.Null, x)), rec["cell"])
-            store.delCellT("t", "r", "c")
+            store.delCell("t", "r", "c")
             assertEquals<Any?>(listOf("t", "r", "c", null, Cell.Null), rec["cell"]!!.last())
             assertEquals<Any?>(listOf("t", "r", "c", false), rec["has_cell"]!!.last())
             assertEquals<Any?>(listOf("t", 0), rec["row_count"]!!.last())
             assertEquals<Any?>(listOf(false), rec["has_tables"]!!.last())
-            store.delValueT("v")
+            store.delValue("v")
             assertEquals<Any?>(listOf("v", null, one), rec["value"]!!.last())
             assertEquals<Any?>(listOf(false), rec["has_values"]!!.last())
             assertEquals<Any?>(listOf("v", false), rec["has_value"]!!.last())
@@ -141,6 +124,11 @@ class ListenerTest {
             val listener = store.addListener(ListenerKind.CELL, "t", null, null) { events += it }
             val hasRow = mutableListOf<ListenerEvent>()
             val hasRowListener = store.addListener(ListenerKind.HAS_ROW, "t", null, "ignored") { hasRow += it }
+            val tables = mutableListOf<ListenerKind>()
+            store.addListener(ListenerKind.TABLES) { tables += it.kind }.use {
+                store.setCellJson("x", "r", "c", "0")
+                assertEquals<Any?>(listOf(ListenerKind.TABLES), tables)
+            }
             assertEquals<Any?>(ListenerKind.CELL, listener.kind)
             assertEquals<Any?>(2, store.getListenerCount())
             store.setCellJson("t", "r", "c", "\"x\"")
@@ -224,11 +212,13 @@ class ListenerTest {
         Store().use { store ->
             val mirrored = mutableListOf<List<Any?>>()
             store.addCellListener("src", null, null) { s, _, r, c, new, _ ->
-                if (new != null) s.setCellJson("dst", r, c, (new as Cell.Number).value.toString())
+                // The store argument is usable inside the callback: read it, then write it.
+                if (new != null && s.getCell("src", r, c) == new) s.setCell("dst", r, c, new)
             }
             store.addCellListener("dst", null, null) { _, t, r, c, new, _ -> mirrored += listOf(t, r, c, new) }
             store.setCellJson("src", "r", "c", "5")
             assertEquals<Any?>(listOf(listOf<Any?>("dst", "r", "c", Cell.Number(5.0))), mirrored)
+            assertEquals<Any?>(Cell.Number(5.0), store.getCell("dst", "r", "c"))
         }
     }
 
@@ -240,7 +230,7 @@ class ListenerTest {
             store.addWillFinishTransactionListener { s -> seen += "will"; s.setValueJson("joined", "1") }
             store.addDidFinishTransactionListener { seen += "did" }
             store.addValueListener(null) { _, v, _, _ -> seen += v }
-            store.inTransaction {
+            store.transaction {
                 store.setValueJson("a", "1")
                 store.setValueJson("b", "2")
             }
@@ -251,9 +241,7 @@ class ListenerTest {
 
     @Test
     fun anExceptionInAListenerGoesToTheHandlerAndTheWriteCommits() {
-        val errors = Collections.synchronizedList(mutableListOf<Throwable>())
-        val previous = setCallbackExceptionHandler { errors += it }
-        try {
+        withCallbackErrors { errors ->
             Store().use { store ->
                 var ok = 0
                 store.addTablesListener { throw IllegalStateException("listener failed") }
@@ -268,8 +256,6 @@ class ListenerTest {
                 store.setCellJson("t", "r", "c", "1")
                 assertEquals<Any?>(1, cells)
             }
-        } finally {
-            setCallbackExceptionHandler(previous)
         }
     }
 
@@ -294,7 +280,7 @@ class ListenerTest {
         // Two references to one native store: the listener is added through [a], which is then
         // closed; writes through [b] still call it, with a view that works during the call only.
         val a = Store()
-        val b = a.withStore { p -> newHandle { Lib.tb_store_clone(p, it) } }.let { q -> Store(NativeHandle(q, "store") { Lib.tb_store_free(it) }, q) }
+        val b = a.clone()
         var kept: Store? = null
         val counts = mutableListOf<Int>()
         a.addTablesListener { s ->
@@ -317,6 +303,19 @@ class ListenerTest {
             store.addTablesListener { got = it }
             store.setCellJson("t", "r", "c", "1")
             assertSame(store, got)
+        }
+    }
+
+    @Test
+    fun anUnclosedStoreWithListenersIsStillCollectedByTheBackstop() {
+        // The registry holds the store weakly: a forgotten store (whose listeners do not capture
+        // it) is collected, its native reference freed, its listeners removed and released.
+        repeat(20) { Store().addTablesListener { }.also { l -> assertEquals(ListenerKind.TABLES, l.kind) } }
+        assertEquals(startCallbacks + 20, debugLiveCallbacks())
+        val deadline = System.nanoTime() + 10_000_000_000L
+        while ((debugLiveCallbacks() > startCallbacks || debugLiveHandles() > startHandles) && System.nanoTime() < deadline) {
+            System.gc()
+            Thread.sleep(20)
         }
     }
 }
