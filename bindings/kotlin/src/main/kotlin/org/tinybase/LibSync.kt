@@ -232,7 +232,7 @@ internal open class SyncOptionsStruct : Structure() {
     class ByValue : SyncOptionsStruct(), Structure.ByValue
 }
 
-/** The C `tb_ws_synchronizer_options`; strings point into [Memory] the caller keeps alive. */
+/** The C `tb_ws_synchronizer_options`; its strings point into [strings], kept by this struct. */
 @Structure.FieldOrder(
     "sync", "channelId", "fragmentSize", "noReconnect", "reconnectMinSeconds", "reconnectMaxSeconds",
     "pingIntervalSeconds", "connectTimeoutSeconds", "caFile", "headers", "headerCount",
@@ -260,6 +260,9 @@ internal class WsOptionsStruct : Structure() {
     @JvmField var headers: Pointer? = null
 
     @JvmField var headerCount: NativeLong = NativeLong(0)
+
+    /** The native copies of the strings (not a C field: a private JVM field JNA ignores). */
+    val strings: NativeStrings = NativeStrings()
 }
 
 /** The C `tb_sync_status_info`, read from the pointer a status callback borrows. */
@@ -300,7 +303,7 @@ internal class SyncStatusInfoStruct(p: Pointer) : Structure(p) {
 
 /**
  * NUL-terminated UTF-8 copies in native memory for the string fields of an options struct,
- * kept reachable by this object until the creating call has returned (the library copies).
+ * reachable from the struct through the creating call (the library copies what it keeps).
  */
 internal class NativeStrings {
     private val kept = ArrayList<Memory>()
@@ -320,10 +323,5 @@ internal class NativeStrings {
     private fun copy(bytes: ByteArray): Memory = Memory(bytes.size.toLong()).also {
         it.write(0, bytes, 0, bytes.size)
         kept.add(it)
-    }
-
-    /** Keeps the copies reachable up to this call (after the native call that reads them). */
-    fun keepAlive() {
-        kept.size
     }
 }

@@ -31,12 +31,13 @@ public data class WsOptions(
     /** Adds `Authorization: Bearer <authToken>` to the upgrade request. */
     val authToken: String? = null,
 ) {
-    /** The C options (strings copied into [strings], which the caller keeps until the call returned). */
-    internal fun toStruct(strings: NativeStrings, channelId: String?): WsOptionsStruct {
+    /** The C options (the struct keeps its strings' native copies). */
+    internal fun toStruct(channelId: String?): WsOptionsStruct {
         if (fragmentSize < 0) throw TinyBaseException(Status.INVALID_ARGUMENT, "fragmentSize must not be negative")
         val lines = headers.map { (name, value) -> "$name: $value" } +
             listOfNotNull(authToken?.let { "Authorization: Bearer $it" })
         return WsOptionsStruct().also {
+            val strings = it.strings
             it.channelId = strings.string(channelId)
             it.fragmentSize = NativeLong(fragmentSize)
             it.noReconnect = if (reconnect) 0 else 1
@@ -80,14 +81,12 @@ public class WsSynchronizer private constructor(
     private companion object {
         fun create(store: MergeableStore, url: String, options: SynchronizerOptions, connection: WsOptions, channelId: String?): CreatedSync {
             val urlBytes = cstr(url)
-            val strings = NativeStrings()
-            val opts = connection.toStruct(strings, channelId)
+            val opts = connection.toStruct(channelId)
             val hooks = SyncHooks(options)
             val created = createSync(hooks) { hooksData, _, out ->
                 opts.sync.fill(options, hooks, hooksData)
                 store.withMergeable { m -> LibSync.tb_ws_synchronizer_new(m, urlBytes, opts, out) }
             }
-            strings.keepAlive()
             return created
         }
     }
@@ -109,10 +108,8 @@ public class WsClient(
 
     init {
         val urlBytes = cstr(url)
-        val strings = NativeStrings()
-        val opts = connection.toStruct(strings, null)
+        val opts = connection.toStruct(null)
         val raw: Pointer = newHandle { LibSync.tb_ws_client_new(urlBytes, opts, it) }
-        strings.keepAlive()
         handle = NativeHandle(raw, "WebSocket client") { LibSync.tb_ws_client_free(it) }
         NativeCleaner.register(this, handle)
     }

@@ -1,51 +1,20 @@
 package org.tinybase
 
-import com.sun.jna.Native
-import com.sun.jna.Pointer
-import com.sun.jna.ptr.PointerByReference
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.test.assertEquals
 import kotlin.test.fail
 
-/**
- * The few store functions the synchronizer tests need (write a cell, read content and hashes),
- * bound here so that these tests do not depend on the data API's branch.
- */
-@Suppress("FunctionName")
-internal object SyncTestLib {
-    init {
-        Native.register(SyncTestLib::class.java, TinyBaseLibrary.library)
-    }
-
-    @JvmStatic external fun tb_store_set_cell_json(store: Pointer, t: ByteArray, r: ByteArray, c: ByteArray, json: ByteArray): Int
-
-    @JvmStatic external fun tb_store_del_cell(store: Pointer, t: ByteArray, r: ByteArray, c: ByteArray): Int
-
-    @JvmStatic external fun tb_store_get_content_json(store: Pointer, out: PointerByReference): Int
-
-    @JvmStatic external fun tb_mergeable_store_get_mergeable_content_hashes_json(store: Pointer, out: PointerByReference): Int
-}
-
-internal fun Store.put(table: String, row: String, cell: String, json: String) {
-    withStore { check(SyncTestLib.tb_store_set_cell_json(it, cstr(table), cstr(row), cstr(cell), cstr(json))) }
-}
-
-internal fun Store.remove(table: String, row: String, cell: String) {
-    withStore { check(SyncTestLib.tb_store_del_cell(it, cstr(table), cstr(row), cstr(cell))) }
-}
-
 /** The content `[tables, values]`, parsed (maps compare regardless of key order). */
-internal fun Store.content(): Any? = withStore { p ->
-    val out = PointerByReference()
-    check(SyncTestLib.tb_store_get_content_json(p, out))
-    TestJson.parse(takeString(out.value)!!)
-}
+internal fun Store.contentTree(): Any? = TestJson.parse(getContentJson())
 
-internal fun MergeableStore.hashes(): String = withMergeable { p ->
-    val out = PointerByReference()
-    check(SyncTestLib.tb_mergeable_store_get_mergeable_content_hashes_json(p, out))
-    takeString(out.value)!!
+/** Runs [block] with these objects, then closes them all whatever happens (as `use`). */
+internal inline fun <C : AutoCloseable, T> List<C>.useAll(block: (List<C>) -> T): T {
+    try {
+        return block(this)
+    } finally {
+        forEach { runCatching { it.close() } }
+    }
 }
 
 /** Polls [cond] every few milliseconds until it holds or [seconds] passed. */
@@ -60,10 +29,10 @@ internal fun waitUntil(seconds: Double = 20.0, cond: () -> Boolean): Boolean {
 
 /** Waits until every store has the same hashes, then asserts equal content and hashes. */
 internal fun assertConverge(vararg stores: MergeableStore, seconds: Double = 20.0) {
-    waitUntil(seconds) { stores.map { it.hashes() }.toSet().size == 1 }
+    waitUntil(seconds) { stores.map { it.getMergeableContentHashesJson() }.toSet().size == 1 }
     for (s in stores.drop(1)) {
-        assertEquals(stores[0].content(), s.content(), "content")
-        assertEquals(stores[0].hashes(), s.hashes(), "hashes")
+        assertEquals(stores[0].contentTree(), s.contentTree(), "content")
+        assertEquals(stores[0].getMergeableContentHashesJson(), s.getMergeableContentHashesJson(), "hashes")
     }
 }
 
@@ -150,161 +119,40 @@ internal class Net(private val framed: Boolean = false) : AutoCloseable {
     }
 }
 
-/** A small JSON reader for the tests (no JSON library on the classpath). */
+/**
+ * JSON for the sync tests, over the binding's own reader and writer: whole documents as maps
+ * and lists, and the raw text of an object's members or an array's elements (forwarded
+ * verbatim between a peer's line protocol and a synchronizer).
+ */
 internal object TestJson {
     /** Parses [s] into maps, lists, strings, doubles, booleans and null. */
-    fun parse(s: String): Any? {
-        val r = Reader(s)
-        val v = r.value()
-        r.ws()
-        if (r.i != s.length) fail("trailing text in JSON: $s")
-        return v
-    }
+    fun parse(s: String): Any? = JsonReader(s).document()
 
-    /** The raw text of each member of the object [s] (values forwarded verbatim). */
+    /** The raw text of each member of the object [s]. */
     fun members(s: String): Map<String, String> {
-        val r = Reader(s)
+        val r = JsonReader(s)
         val out = LinkedHashMap<String, String>()
         r.ws()
-        r.expect('{')
-        r.ws()
-        if (r.peek() == '}') return out
-        while (true) {
-            r.ws()
-            val key = r.string()
-            r.ws()
-            r.expect(':')
-            r.ws()
-            val start = r.i
-            r.value()
-            out[key] = s.substring(start, r.i)
-            r.ws()
-            if (r.next() == '}') return out
-        }
+        r.obj { key -> out[key] = raw(r, s) }
+        return out
     }
 
     /** The raw text of each element of the array [s]. */
     fun elements(s: String): List<String> {
-        val r = Reader(s)
+        val r = JsonReader(s)
         val out = ArrayList<String>()
         r.ws()
-        r.expect('[')
+        r.arr { out.add(raw(r, s)) }
+        return out
+    }
+
+    private fun raw(r: JsonReader, s: String): String {
         r.ws()
-        if (r.peek() == ']') return out
-        while (true) {
-            r.ws()
-            val start = r.i
-            r.value()
-            out.add(s.substring(start, r.i))
-            r.ws()
-            if (r.next() == ']') return out
-        }
+        val start = r.i
+        r.value()
+        return s.substring(start, r.i)
     }
 
     /** [s] as a JSON string literal. */
-    fun quote(s: String): String = buildString {
-        append('"')
-        for (c in s) {
-            when {
-                c == '"' -> append("\\\"")
-                c == '\\' -> append("\\\\")
-                c < ' ' -> append("\\u%04x".format(c.code))
-                else -> append(c)
-            }
-        }
-        append('"')
-    }
-
-    private class Reader(val s: String) {
-        var i = 0
-
-        fun peek(): Char = if (i < s.length) s[i] else fail("unexpected end of JSON: $s")
-
-        fun next(): Char = peek().also { i++ }
-
-        fun expect(c: Char) {
-            if (next() != c) fail("expected '$c' at ${i - 1} in $s")
-        }
-
-        fun ws() {
-            while (i < s.length && s[i].isWhitespace()) i++
-        }
-
-        fun value(): Any? = when (peek()) {
-            '{' -> {
-                next()
-                val m = LinkedHashMap<String, Any?>()
-                ws()
-                if (peek() == '}') {
-                    next()
-                } else {
-                    while (true) {
-                        ws()
-                        val k = string()
-                        ws()
-                        expect(':')
-                        ws()
-                        m[k] = value()
-                        ws()
-                        if (next() == '}') break
-                    }
-                }
-                m
-            }
-            '[' -> {
-                next()
-                val l = ArrayList<Any?>()
-                ws()
-                if (peek() == ']') {
-                    next()
-                } else {
-                    while (true) {
-                        ws()
-                        l.add(value())
-                        ws()
-                        if (next() == ']') break
-                    }
-                }
-                l
-            }
-            '"' -> string()
-            't' -> literal("true", true)
-            'f' -> literal("false", false)
-            'n' -> literal("null", null)
-            else -> {
-                val start = i
-                while (i < s.length && s[i] in "+-0123456789.eE") i++
-                s.substring(start, i).toDouble()
-            }
-        }
-
-        fun literal(word: String, v: Any?): Any? {
-            if (!s.startsWith(word, i)) fail("bad literal at $i in $s")
-            i += word.length
-            return v
-        }
-
-        fun string(): String {
-            expect('"')
-            val b = StringBuilder()
-            while (true) {
-                when (val c = next()) {
-                    '"' -> return b.toString()
-                    '\\' -> when (val e = next()) {
-                        'n' -> b.append('\n')
-                        't' -> b.append('\t')
-                        'r' -> b.append('\r')
-                        'b' -> b.append('\b')
-                        'f' -> b.append('\u000c')
-                        'u' -> {
-                            b.append(s.substring(i, i + 4).toInt(16).toChar())
-                            i += 4
-                        }
-                        else -> b.append(e)
-                    }
-                    else -> b.append(c)
-                }
-            }
-        }
-    }
+    fun quote(s: String): String = JsonWriter.write(s)
 }
