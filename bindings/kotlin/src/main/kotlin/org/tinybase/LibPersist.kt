@@ -143,8 +143,8 @@ internal object PersisterCallbacks {
             if (info == null) return@guardCallback
             onDurable(
                 DurableInfo(
-                    tablesHash = info.getInt(0).toUInt(),
-                    valuesHash = info.getInt(4).toUInt(),
+                    tablesHash = info.getInt(0).toUInt().toLong(),
+                    valuesHash = info.getInt(4).toUInt().toLong(),
                     saves = info.getLong(8),
                 ),
             )

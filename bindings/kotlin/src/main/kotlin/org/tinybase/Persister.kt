@@ -2,10 +2,6 @@ package org.tinybase
 
 import com.sun.jna.Pointer
 import com.sun.jna.ptr.PointerByReference
-import kotlin.time.Duration
-import kotlin.time.Duration.Companion.milliseconds
-import kotlin.time.Duration.Companion.seconds
-import kotlin.time.DurationUnit
 
 /** What a persister is doing (TinyBase's getStatus()). */
 public enum class PersisterStatus {
@@ -33,10 +29,10 @@ public data class PersisterStats(
  * PostgreSQL write, the hashes of that transaction's changes); 0 and 0 for a plain [Store].
  */
 public data class DurableInfo(
-    /** The tables hash of the durable content. */
-    public val tablesHash: UInt,
-    /** The values hash of the durable content. */
-    public val valuesHash: UInt,
+    /** The tables hash of the durable content (unsigned 32-bit, as [MergeableStore.getMergeableContentHashes]). */
+    public val tablesHash: Long,
+    /** The values hash of the durable content (unsigned 32-bit). */
+    public val valuesHash: Long,
     /** Saves completed so far (as [PersisterStats.saves]). */
     public val saves: Long,
 )
@@ -70,13 +66,13 @@ public enum class SqliteMode(internal val code: Int) {
  * persister keeps it reachable: close it rather than rely on the garbage collector).
  */
 public class PersisterOptions(
-    /** How often auto-load checks the storage for another process's writes (positive). */
-    public val autoLoadInterval: Duration = 250.milliseconds,
+    /** How often auto-load checks the storage for another process's writes, in seconds (positive). */
+    public val autoLoadIntervalSeconds: Double = 0.25,
     /**
      * How long a save waits for another process's write lock before failing with
-     * [StorageException] (positive).
+     * [StorageException], in seconds (positive).
      */
-    public val lockTimeout: Duration = 10.seconds,
+    public val lockTimeoutSeconds: Double = 10.0,
     /** Called each time content becomes durable (synced to disk or committed). */
     public val onDurable: ((DurableInfo) -> Unit)? = null,
     /**
@@ -135,7 +131,7 @@ public abstract class Persister internal constructor(
     /**
      * startAutoLoad: loads now (throwing that load's errors; auto-load then stays off), then
      * merges what other processes write to the storage, checked every
-     * [PersisterOptions.autoLoadInterval] on the persister's thread (errors then go to
+     * [PersisterOptions.autoLoadIntervalSeconds] on the persister's thread (errors then go to
      * [PersisterOptions.onIgnoredError]).
      */
     public fun startAutoLoad(): Persister = command { LibPersist.tb_persister_start_auto_load(it) }
@@ -178,11 +174,11 @@ public abstract class Persister internal constructor(
 
     /**
      * Waits until every transaction committed before the call is durable (auto-save), or
-     * [timeout] passed: true when durable, false on timeout. The first auto-save error since
-     * the last call is thrown instead. [timeout] must be finite and not negative.
+     * [timeoutSeconds] passed: true when durable, false on timeout. The first auto-save error
+     * since the last call is thrown instead. [timeoutSeconds] must be finite and not negative.
      */
-    public fun flush(timeout: Duration = 10.seconds): Boolean =
-        flag { p, out -> LibPersist.tb_persister_flush(p, timeout.toDouble(DurationUnit.SECONDS), out) }
+    public fun flush(timeoutSeconds: Double = 10.0): Boolean =
+        flag { p, out -> LibPersist.tb_persister_flush(p, timeoutSeconds, out) }
 
     /**
      * After a load threw [CorruptDataException]: moves the unreadable data aside (a file renamed
@@ -263,8 +259,8 @@ public abstract class Persister internal constructor(
             create: (Pointer, TbPersisterOptions, PointerByReference) -> Int,
         ): NativeHandle {
             val o = TbPersisterOptions()
-            o.auto_load_interval_seconds = positiveSeconds(options.autoLoadInterval, "autoLoadInterval")
-            o.lock_timeout_seconds = positiveSeconds(options.lockTimeout, "lockTimeout")
+            o.auto_load_interval_seconds = positiveSeconds(options.autoLoadIntervalSeconds, "autoLoadIntervalSeconds")
+            o.lock_timeout_seconds = positiveSeconds(options.lockTimeoutSeconds, "lockTimeoutSeconds")
             if (sqliteNames != null) {
                 o.sqlite_table_name = o.nativeString(cname(sqliteNames[0], "tableName"))
                 o.sqlite_id_column_name = o.nativeString(cname(sqliteNames[1], "idColumnName"))
@@ -287,11 +283,10 @@ public abstract class Persister internal constructor(
             return NativeHandle(raw, "persister") { LibPersist.tb_persister_free(it) }
         }
 
-        /** [d] in seconds for an option where the library reads 0 as "default": refuses <= 0. */
-        fun positiveSeconds(d: Duration, what: String): Double {
-            val s = d.toDouble(DurationUnit.SECONDS)
+        /** [s] for an option where the library reads 0 as "default": refuses <= 0, NaN, infinity. */
+        fun positiveSeconds(s: Double, what: String): Double {
             if (!(s > 0) || s.isInfinite()) {
-                throw TinyBaseException(Status.INVALID_ARGUMENT, "$what must be positive and finite, not $d")
+                throw TinyBaseException(Status.INVALID_ARGUMENT, "$what must be a positive, finite number of seconds, not $s")
             }
             return s
         }

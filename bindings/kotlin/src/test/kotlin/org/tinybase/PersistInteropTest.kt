@@ -26,12 +26,12 @@ class PersistInteropTest {
         MergeableStore("kt").use { store ->
             persister(kind, store, path).use { p ->
                 assertEquals(true, p.load())
-                assertEquals(written, "${store.contentHashes().first} ${store.contentHashes().second}\n${store.contentJson()}")
-                store.putCell("fromKotlin", "r", "c", "{\"k\":[1,\"é\"]}")
+                assertEquals(written, "${store.getMergeableContentHashes().first} ${store.getMergeableContentHashes().second}\n${store.getContentJson()}")
+                store.setCellJson("fromKotlin", "r", "c", "{\"k\":[1,\"é\"]}")
                 p.save()
             }
             val read = python("read", kind, path)
-            assertEquals("${store.contentHashes().first} ${store.contentHashes().second}\n${store.contentJson()}", read)
+            assertEquals("${store.getMergeableContentHashes().first} ${store.getMergeableContentHashes().second}\n${store.getContentJson()}", read)
         }
     }
 

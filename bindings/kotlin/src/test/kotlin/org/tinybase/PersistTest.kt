@@ -16,8 +16,6 @@ import kotlin.test.assertNotEquals
 import kotlin.test.assertNotNull
 import kotlin.test.assertNull
 import kotlin.test.assertTrue
-import kotlin.time.Duration.Companion.milliseconds
-import kotlin.time.Duration.Companion.seconds
 
 /**
  * Persisters: round trips through every storage, auto-load and auto-save between stores,
@@ -35,10 +33,10 @@ class PersistTest : LeakCheckedTest() {
     fun roundTripWithAMergeableStore(kind: Kind) {
         val p = path("m")
         MergeableStore("a").use { a ->
-            a.putContent(CONTENT)
+            a.setContentJson(CONTENT)
             kind.persister(a, p).use { pa ->
                 assertFalse(pa.load(), "nothing stored yet")
-                assertEquals(CONTENT_CANONICAL, a.contentJson(), "a load of nothing leaves the store as it is")
+                assertEquals(CONTENT_CANONICAL, a.getContentJson(), "a load of nothing leaves the store as it is")
                 pa.save()
                 // (an incremental save counts the merge of what others stored as a load too)
                 assertEquals(1, pa.getStats().saves)
@@ -47,8 +45,8 @@ class PersistTest : LeakCheckedTest() {
             }
             MergeableStore("b").use { b ->
                 kind.persister(b, p).use { pb -> assertTrue(pb.load()) }
-                assertEquals(a.contentJson(), b.contentJson())
-                assertEquals(a.contentHashes(), b.contentHashes())
+                assertEquals(a.getContentJson(), b.getContentJson())
+                assertEquals(a.getMergeableContentHashes(), b.getMergeableContentHashes())
             }
         }
         if (kind == Kind.FILE) assertTrue(File("$p.json").readText().contains("\"fido\""), "TinyBase's format: JSON")
@@ -58,15 +56,15 @@ class PersistTest : LeakCheckedTest() {
     fun fileRoundTripWithAPlainStore() {
         val p = path("s.json")
         Store().use { a ->
-            a.putContent(CONTENT)
+            a.setContentJson(CONTENT)
             FilePersister(a, p).use { it.save() }
             // TinyBase's format for a plain store: [tables, values].
             assertTrue(File(p).readText().startsWith("[{\"pets\":"), File(p).readText())
             Store().use { b ->
-                b.putCell("other", "r", "c", "1")
+                b.setCellJson("other", "r", "c", "1")
                 FilePersister(b, p).use { assertTrue(it.load()) }
                 // A plain store takes the stored content over its own and keeps what only it has.
-                assertEquals("[{\"other\":{\"r\":{\"c\":1}}," + CONTENT_CANONICAL.substring(2), b.contentJson())
+                assertEquals("[{\"other\":{\"r\":{\"c\":1}}," + CONTENT_CANONICAL.substring(2), b.getContentJson())
             }
         }
     }
@@ -75,7 +73,7 @@ class PersistTest : LeakCheckedTest() {
     fun sqliteJsonModeWithAPlainStoreAndOwnTableNames() {
         val p = path("names.sqlite")
         Store().use { a ->
-            a.putContent(CONTENT)
+            a.setContentJson(CONTENT)
             SqlitePersister(a, p, tableName = "my_table", idColumnName = "k", storeColumnName = "v").use { it.save() }
             Store().use { b ->
                 // Other names: another table, where nothing is stored.
@@ -84,7 +82,7 @@ class PersistTest : LeakCheckedTest() {
                     assertTrue(it.describe().startsWith("sqlite "), it.describe())
                     assertTrue(it.load())
                 }
-                assertEquals(CONTENT_CANONICAL, b.contentJson())
+                assertEquals(CONTENT_CANONICAL, b.getContentJson())
             }
         }
     }
@@ -105,9 +103,9 @@ class PersistTest : LeakCheckedTest() {
             kind.persister(a, p).use { pa ->
                 pa.startAutoSave()
                 assertTrue(pa.isAutoSaving())
-                a.putCell("t", "r1", "c", "1")
-                a.putCell("t", "r2", "c", "\"two\"")
-                assertTrue(pa.flush(10.seconds), "auto-save made the changes durable")
+                a.setCellJson("t", "r1", "c", "1")
+                a.setCellJson("t", "r2", "c", "\"two\"")
+                assertTrue(pa.flush(10.0), "auto-save made the changes durable")
                 assertEquals(PersisterStatus.IDLE, pa.getStatus())
                 pa.stopAutoSave()
                 assertFalse(pa.isAutoSaving())
@@ -116,8 +114,8 @@ class PersistTest : LeakCheckedTest() {
                 kind.persister(b, p).use { pb ->
                     pb.startAutoLoad()
                     assertTrue(pb.isAutoLoading())
-                    assertEquals("[{\"t\":{\"r1\":{\"c\":1},\"r2\":{\"c\":\"two\"}}},{}]", b.contentJson())
-                    assertEquals(a.contentHashes(), b.contentHashes())
+                    assertEquals("[{\"t\":{\"r1\":{\"c\":1},\"r2\":{\"c\":\"two\"}}},{}]", b.getContentJson())
+                    assertEquals(a.getMergeableContentHashes(), b.getMergeableContentHashes())
                     pb.stopAutoLoad()
                     assertFalse(pb.isAutoLoading())
                 }
@@ -129,21 +127,56 @@ class PersistTest : LeakCheckedTest() {
     @EnumSource(Kind::class)
     fun twoStoresOnOneStorageSeeEachOthersChanges(kind: Kind) {
         val p = path("shared")
-        val options = PersisterOptions(autoLoadInterval = 20.milliseconds)
+        val options = PersisterOptions(autoLoadIntervalSeconds = 0.02)
         MergeableStore("a").use { a ->
             MergeableStore("b").use { b ->
                 kind.persister(a, p, options).use { pa ->
                     kind.persister(b, p, options).use { pb ->
                         for (x in listOf(pa, pb)) x.startAutoLoad().startAutoSave()
-                        a.putCell("t", "r", "fromA", "1")
+                        a.setCellJson("t", "r", "fromA", "1")
                         assertTrue(pa.flush())
-                        waitUntil("b auto-loads a's change") { b.contentJson().contains("fromA") }
-                        b.putCell("t", "r", "fromB", "2")
+                        assertTrue(waitUntil { b.getContentJson().contains("fromA") }, "b auto-loads a's change")
+                        b.setCellJson("t", "r", "fromB", "2")
                         assertTrue(pb.flush())
-                        waitUntil("a auto-loads b's change") { a.contentJson().contains("fromB") }
-                        assertEquals(a.contentJson(), b.contentJson())
-                        assertEquals(a.contentHashes(), b.contentHashes())
+                        assertTrue(waitUntil { a.getContentJson().contains("fromB") }, "a auto-loads b's change")
+                        assertEquals(a.getContentJson(), b.getContentJson())
+                        assertEquals(a.getMergeableContentHashes(), b.getMergeableContentHashes())
                     }
+                }
+            }
+        }
+    }
+
+    @Test
+    fun persistingAndSynchronizingOneStoreAtOnce() {
+        val p = path("synced.json")
+        MergeableStore("a").use { a ->
+            MergeableStore("b").use { b ->
+                LocalBus().use { bus ->
+                    bus.createSynchronizer(a).use { sa ->
+                        bus.createSynchronizer(b).use { sb ->
+                            FilePersister(a, p).use { pa ->
+                                pa.startAutoLoad().startAutoSave()
+                                sa.startSync()
+                                sb.startSync()
+                                // b's rows reach a only through the synchronizer, while a writes its own.
+                                val writer = Thread { for (i in 0 until 50) b.setCellJson("t", "b$i", "c", "$i") }
+                                writer.start()
+                                for (i in 0 until 50) a.setCellJson("t", "a$i", "c", "$i")
+                                writer.join()
+                                assertTrue(
+                                    waitUntil { a.getRowCount("t") == 100 && a.getMergeableContentHashes() == b.getMergeableContentHashes() },
+                                    "a and b converge",
+                                )
+                                assertTrue(pa.flush(), "what the synchronizer merged in is saved like a local change")
+                            }
+                        }
+                    }
+                }
+                MergeableStore("c").use { c ->
+                    FilePersister(c, p).use { assertTrue(it.load()) }
+                    assertEquals(100, c.getRowCount("t"))
+                    assertEquals(b.getMergeableContentHashes(), c.getMergeableContentHashes())
                 }
             }
         }
@@ -155,12 +188,12 @@ class PersistTest : LeakCheckedTest() {
         val garbage = "{not tinybase".toByteArray()
         File(p).writeBytes(garbage)
         MergeableStore("a").use { a ->
-            a.putCell("t", "r", "c", "1")
-            val before = a.contentJson()
+            a.setCellJson("t", "r", "c", "1")
+            val before = a.getContentJson()
             FilePersister(a, p).use { pa ->
                 assertNull(pa.moveAsideUnreadable(), "no load has failed yet")
                 assertFailsWith<CorruptDataException> { pa.load() }
-                assertEquals(before, a.contentJson(), "nothing was loaded")
+                assertEquals(before, a.getContentJson(), "nothing was loaded")
                 assertContentEquals(garbage, File(p).readBytes(), "the data was left as it was")
                 assertEquals(Status.INVALID_STATE, assertFailsWith<TinyBaseException> { pa.save() }.status)
                 assertEquals(Status.INVALID_STATE, assertFailsWith<TinyBaseException> { pa.startAutoSave() }.status)
@@ -173,7 +206,7 @@ class PersistTest : LeakCheckedTest() {
             }
             MergeableStore("b").use { b ->
                 FilePersister(b, p).use { assertTrue(it.load()) }
-                assertEquals(before, b.contentJson())
+                assertEquals(before, b.getContentJson())
             }
         }
     }
@@ -182,17 +215,17 @@ class PersistTest : LeakCheckedTest() {
     fun corruptDataMetByAutoLoadGoesToOnIgnoredError() {
         val p = path("later-bad.json")
         val errors = Collections.synchronizedList(ArrayList<Pair<Status, String>>())
-        val options = PersisterOptions(autoLoadInterval = 20.milliseconds, onIgnoredError = { s, m -> errors.add(s to m) })
+        val options = PersisterOptions(autoLoadIntervalSeconds = 0.02, onIgnoredError = { s, m -> errors.add(s to m) })
         MergeableStore("a").use { a ->
-            a.putCell("t", "r", "c", "1")
+            a.setCellJson("t", "r", "c", "1")
             FilePersister(a, p, options).use { pa ->
                 pa.save()
                 pa.startAutoLoad()
                 File(p).writeText("[\"garbage\"]")
-                waitUntil("auto-load reports the corrupt file") { errors.isNotEmpty() }
+                assertTrue(waitUntil { errors.isNotEmpty() }, "auto-load reports the corrupt file")
                 assertEquals(Status.CORRUPT, errors[0].first)
                 assertTrue(errors[0].second.isNotEmpty())
-                assertEquals("[{\"t\":{\"r\":{\"c\":1}}},{}]", a.contentJson())
+                assertEquals("[{\"t\":{\"r\":{\"c\":1}}},{}]", a.getContentJson())
             }
         }
     }
@@ -202,17 +235,17 @@ class PersistTest : LeakCheckedTest() {
         val infos = Collections.synchronizedList(ArrayList<DurableInfo>())
         val options = PersisterOptions(onDurable = { infos.add(it) })
         MergeableStore("a").use { a ->
-            a.putContent(CONTENT)
+            a.setContentJson(CONTENT)
             FilePersister(a, path("d.json"), options).use { pa ->
                 pa.save()
-                val (t, v) = a.contentHashes()
+                val (t, v) = a.getMergeableContentHashes()
                 assertEquals(listOf(DurableInfo(t, v, 1)), infos.toList())
-                assertNotEquals(0u, t)
+                assertNotEquals(0L, t)
 
                 pa.startAutoSave()
-                a.putCell("pets", "rex", "species", "\"dog\"")
+                a.setCellJson("pets", "rex", "species", "\"dog\"")
                 assertTrue(pa.flush())
-                val (t2, v2) = a.contentHashes()
+                val (t2, v2) = a.getMergeableContentHashes()
                 assertNotEquals(t, t2)
                 val last = infos.last()
                 assertEquals(DurableInfo(t2, v2, pa.getStats().saves), last)
@@ -220,9 +253,9 @@ class PersistTest : LeakCheckedTest() {
         }
         Store().use { s ->
             infos.clear()
-            s.putContent(CONTENT)
+            s.setContentJson(CONTENT)
             FilePersister(s, path("plain.json"), options).use { it.save() }
-            assertEquals(listOf(DurableInfo(0u, 0u, 1)), infos.toList(), "a plain store has no content hashes")
+            assertEquals(listOf(DurableInfo(0, 0, 1)), infos.toList(), "a plain store has no content hashes")
         }
     }
 
@@ -269,14 +302,15 @@ class PersistTest : LeakCheckedTest() {
             })
             p2 = FilePersister(a, path("c2.json"), options2)
             p2.startAutoSave()
-            a.putCell("t", "r", "c", "1")
+            a.setCellJson("t", "r", "c", "1")
             assertTrue(latch2.await(10, TimeUnit.SECONDS))
             assertTrue(p2.isClosed)
         }
         assertTrue(closed.await(0, TimeUnit.SECONDS))
-        waitUntil("the deferred free released everything") {
-            debugLiveHandles() == handlesAtStart && debugLiveCallbacks() == callbacksAtStart
-        }
+        assertTrue(
+            waitUntil { debugLiveHandles() == handlesAtStart && debugLiveCallbacks() == callbacksAtStart },
+            "the deferred free released everything",
+        )
     }
 
     @Test
@@ -286,11 +320,11 @@ class PersistTest : LeakCheckedTest() {
         try {
             val options = PersisterOptions(onDurable = { throw IllegalStateException("boom") })
             MergeableStore("a").use { a ->
-                a.putCell("t", "r", "c", "1")
+                a.setCellJson("t", "r", "c", "1")
                 FilePersister(a, path("x.json"), options).use { it.save() }
                 MergeableStore("b").use { b ->
                     FilePersister(b, path("x.json")).use { assertTrue(it.load()) }
-                    assertEquals(a.contentJson(), b.contentJson())
+                    assertEquals(a.getContentJson(), b.getContentJson())
                 }
             }
             assertEquals(listOf("boom"), caught.map { it.message })
@@ -305,11 +339,11 @@ class PersistTest : LeakCheckedTest() {
         MergeableStore("a").use { a ->
             val pa = FilePersister(a, p)
             pa.startAutoSave()
-            for (i in 0 until 50) a.putCell("t", "r$i", "c", "$i")
+            for (i in 0 until 50) a.setCellJson("t", "r$i", "c", "$i")
             pa.close()
             MergeableStore("b").use { b ->
                 FilePersister(b, p).use { it.load() }
-                assertEquals(a.contentHashes(), b.contentHashes())
+                assertEquals(a.getMergeableContentHashes(), b.getMergeableContentHashes())
             }
         }
     }
@@ -331,12 +365,12 @@ class PersistTest : LeakCheckedTest() {
             var flushed: Any? = null
             val flusher = Thread {
                 flushed = try {
-                    pa.flush(60.seconds)
+                    pa.flush(60.0)
                 } catch (e: TinyBaseException) {
                     e
                 }
             }
-            a.putCell("t", "r", "c", "1")
+            a.setCellJson("t", "r", "c", "1")
             assertTrue(inHook.await(10, TimeUnit.SECONDS))
             flusher.start()
             Thread.sleep(50) // the flusher is waiting now
@@ -384,7 +418,7 @@ class PersistTest : LeakCheckedTest() {
         assertEquals(Status.NULL_PARAMETER, e.status)
 
         val b = MergeableStore("b")
-        b.putCell("t", "r", "c", "1")
+        b.setCellJson("t", "r", "c", "1")
         val pb = FilePersister(b, p)
         assertTrue(pb.store === b)
         b.close()
@@ -392,7 +426,7 @@ class PersistTest : LeakCheckedTest() {
         pb.close()
         MergeableStore("c").use { c ->
             FilePersister(c, p).use { assertTrue(it.load()) }
-            assertEquals("[{\"t\":{\"r\":{\"c\":1}}},{}]", c.contentJson())
+            assertEquals("[{\"t\":{\"r\":{\"c\":1}}},{}]", c.getContentJson())
         }
     }
 
@@ -406,12 +440,12 @@ class PersistTest : LeakCheckedTest() {
             assertEquals(Status.INVALID_ARGUMENT, nul.status)
             assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { SqlitePersister(a, path("n.sqlite"), tableName = "t\u0000") }.status)
             assertEquals(emptyList(), dir.list()!!.toList())
-            for (bad in listOf(PersisterOptions(autoLoadInterval = (-1).seconds), PersisterOptions(lockTimeout = 0.seconds))) {
+            for (bad in listOf(PersisterOptions(autoLoadIntervalSeconds = -1.0), PersisterOptions(lockTimeoutSeconds = 0.0), PersisterOptions(lockTimeoutSeconds = Double.NaN))) {
                 assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { FilePersister(a, path("o.json"), bad) }.status)
             }
             FilePersister(a, path("o.json")).use { pa ->
-                assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { pa.flush((-1).seconds) }.status)
-                assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { pa.flush(kotlin.time.Duration.INFINITE) }.status)
+                assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { pa.flush(-1.0) }.status)
+                assertEquals(Status.INVALID_ARGUMENT, assertFailsWith<TinyBaseException> { pa.flush(Double.POSITIVE_INFINITY) }.status)
             }
             FilePersister(a, File(dir, "missing/dir/x.json").path).use { pa ->
                 assertFailsWith<StorageException> { pa.save() }
@@ -428,10 +462,11 @@ class PersistTest : LeakCheckedTest() {
                 FilePersister(a, p, PersisterOptions(onDurable = {})).startAutoSave()
             }
             repeat(5) { leak() }
-            waitUntil("the backstop closed the persisters") {
+            val freed = waitUntil {
                 System.gc()
                 debugLiveHandles() == handlesAtStart + 1 && debugLiveCallbacks() == callbacksAtStart
             }
+            assertTrue(freed, "the backstop closed the persisters")
         }
     }
 
@@ -456,15 +491,6 @@ class PersistTest : LeakCheckedTest() {
                 "\"félix\":{\"species\":\"cat ✓\",\"nick\":null}}},{\"open\":false,\"n\":-1e300}]"
 
         /** [CONTENT] as the library writes it back. */
-        val CONTENT_CANONICAL: String by lazy { Store().use { it.putContent(CONTENT); it.contentJson() } }
-
-        /** Polls [condition] for up to 10 s. */
-        fun waitUntil(what: String, condition: () -> Boolean) {
-            val deadline = System.nanoTime() + 10_000_000_000L
-            while (!condition()) {
-                if (System.nanoTime() > deadline) throw AssertionError("timed out waiting until $what")
-                Thread.sleep(10)
-            }
-        }
+        val CONTENT_CANONICAL: String by lazy { Store().use { it.setContentJson(CONTENT); it.getContentJson() } }
     }
 }

@@ -7,8 +7,6 @@ import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertFalse
 import kotlin.test.assertTrue
-import kotlin.time.Duration.Companion.milliseconds
-import kotlin.time.Duration.Companion.seconds
 
 /**
  * The PostgreSQL persister against the server of TB_TEST_POSTGRES_DSN (scripts/test-all.sh
@@ -33,7 +31,7 @@ class PostgresPersistTest : LeakCheckedTest() {
         val dsn = dsn()
         val room = room()
         MergeableStore("a").use { a ->
-            a.putContent(PersistTest.CONTENT)
+            a.setContentJson(PersistTest.CONTENT)
             PostgresPersister(a, dsn, room).use { pa ->
                 assertEquals(room, pa.room)
                 assertFalse(pa.load(), "a new room is empty")
@@ -42,8 +40,8 @@ class PostgresPersistTest : LeakCheckedTest() {
             }
             MergeableStore("b").use { b ->
                 PostgresPersister(b, dsn, room).use { assertTrue(it.load()) }
-                assertEquals(a.contentJson(), b.contentJson())
-                assertEquals(a.contentHashes(), b.contentHashes())
+                assertEquals(a.getContentJson(), b.getContentJson())
+                assertEquals(a.getMergeableContentHashes(), b.getMergeableContentHashes())
                 // Another room holds nothing of it.
                 MergeableStore("c").use { c ->
                     PostgresPersister(c, dsn, room()).use { assertFalse(it.load()) }
@@ -57,19 +55,19 @@ class PostgresPersistTest : LeakCheckedTest() {
         val dsn = dsn()
         val room = room()
         val durable = java.util.concurrent.atomic.AtomicLong()
-        val options = PersisterOptions(autoLoadInterval = 20.milliseconds, onDurable = { durable.incrementAndGet() })
+        val options = PersisterOptions(autoLoadIntervalSeconds = 0.02, onDurable = { durable.incrementAndGet() })
         MergeableStore("a").use { a ->
             MergeableStore("b").use { b ->
                 PostgresPersister(a, dsn, room, options).use { pa ->
                     PostgresPersister(b, dsn, room, options).use { pb ->
                         for (p in listOf(pa, pb)) p.startAutoLoad().startAutoSave()
-                        a.putCell("t", "r", "fromA", "1")
-                        assertTrue(pa.flush(10.seconds))
-                        PersistTest.waitUntil("b auto-loads a's change") { b.contentJson().contains("fromA") }
-                        b.putCell("t", "r", "fromB", "2")
-                        assertTrue(pb.flush(10.seconds))
-                        PersistTest.waitUntil("a auto-loads b's change") { a.contentJson().contains("fromB") }
-                        assertEquals(a.contentHashes(), b.contentHashes())
+                        a.setCellJson("t", "r", "fromA", "1")
+                        assertTrue(pa.flush(10.0))
+                        assertTrue(waitUntil { b.getContentJson().contains("fromA") }, "b auto-loads a's change")
+                        b.setCellJson("t", "r", "fromB", "2")
+                        assertTrue(pb.flush(10.0))
+                        assertTrue(waitUntil { a.getContentJson().contains("fromB") }, "a auto-loads b's change")
+                        assertEquals(a.getMergeableContentHashes(), b.getMergeableContentHashes())
                     }
                 }
             }
