@@ -308,7 +308,7 @@ class PersistTest : LeakCheckedTest() {
         }
         assertTrue(closed.await(0, TimeUnit.SECONDS))
         assertTrue(
-            waitUntil { debugLiveHandles() == handlesAtStart && debugLiveCallbacks() == callbacksAtStart },
+            waitUntil { debugLiveHandles() == startHandles && debugLiveCallbacks() == startCallbacks },
             "the deferred free released everything",
         )
     }
@@ -464,7 +464,7 @@ class PersistTest : LeakCheckedTest() {
             repeat(5) { leak() }
             val freed = waitUntil {
                 System.gc()
-                debugLiveHandles() == handlesAtStart + 1 && debugLiveCallbacks() == callbacksAtStart
+                debugLiveHandles() == startHandles + 1 && debugLiveCallbacks() == startCallbacks
             }
             assertTrue(freed, "the backstop closed the persisters")
         }
