@@ -59,28 +59,9 @@ else
     cargo build --release -p tinybase-native -p tinybase-server --lib --bins --example sync_peer --example replay
 fi
 
-# The PostgreSQL persister's tests need a server: unless TB_TEST_POSTGRES_DSN names one, start a
-# throwaway one (scripts/pg.sh), stopped whatever the outcome. When it cannot start, those tests
-# skip (and fail under CI=true).
-PG_DIR=""
-stop_pg() {
-    if [ -n "$PG_DIR" ]; then
-        "$REPO/scripts/pg.sh" stop "$PG_DIR" >/dev/null 2>&1 || true
-        rm -rf "$PG_DIR"
-    fi
-}
-trap stop_pg EXIT
-if [ -z "${TB_TEST_POSTGRES_DSN:-}" ]; then
-    PG_DIR="$(mktemp -d /tmp/tb-kt-pg.XXXXXX)"
-    rmdir "$PG_DIR"  # pg.sh wants a folder that does not exist or is empty, and creates it
-    echo "== PostgreSQL for the persister tests (scripts/pg.sh start $PG_DIR)"
-    if pg_env="$("$REPO/scripts/pg.sh" start "$PG_DIR")"; then
-        eval "$pg_env"
-        export TB_TEST_POSTGRES_DSN
-    else
-        echo "PostgreSQL did not start: the PostgreSQL persister tests will skip (and fail under CI=true)" >&2
-    fi
-fi
+# A throwaway PostgreSQL for the persister tests unless TB_TEST_POSTGRES_DSN names one (stopped
+# at exit).
+. "$REPO/scripts/pg-for-tests.sh"
 
 cd "$HERE"
 # Reports of an earlier run must not count as tests of this one.
