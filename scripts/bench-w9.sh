@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# W9 of BENCHMARKS.md: W1 and W2 through the Rust API, the C API and Python, and TinyBase (node)
-# in the same run, as a markdown table with ratios.   scripts/bench-w9.sh [N] [RUNS]
+# W9 of BENCHMARKS.md: W1 and W2 through the Rust API, the C API, Python and Kotlin (JVM), and
+# TinyBase (node) in the same run, as a markdown table with ratios.   scripts/bench-w9.sh [N] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
@@ -20,11 +20,17 @@ py=$(TINYBASE_LIBRARY="$PWD/target/release/libtinybase.so" PYTHONPATH=bindings/p
 to_num() { case "$1" in *k) echo "${1%k}000";; *M) echo "${1%M}000000";; *) echo "$1";; esac; }
 py_w1=$(to_num "$(echo "$py" | awk '{print $4}')")
 py_w2=$(to_num "$(echo "$py" | awk '{print $9}')")
+# Kotlin: org.tinybase.Bench (test sources, not in the jar) after its JIT warm-up rounds.
+(cd bindings/kotlin && mvn -q -B process-test-classes >&2)
+KT_CP="bindings/kotlin/target/classes:bindings/kotlin/target/test-classes:$(cat bindings/kotlin/target/runtime-classpath.txt)"
+kt=$(java -Dtinybase.library.path="$PWD/target/release/libtinybase.so" -cp "$KT_CP" org.tinybase.Bench "$N" --runs "$RUNS" | awk -v n="$N" '$1 == n')
+kt_w1=$(to_num "$(echo "$kt" | awk '{print $4}')")
+kt_w2=$(to_num "$(echo "$kt" | awk '{print $9}')")
 tb=$(BENCH_SKIP=W3,W4,W5,W6,W7 node tests/interop/bench.mjs "$N" "$RUNS" 2>/dev/null)
 tb_w1=$(echo "$tb" | grep '"W1"' | sed 's/.*"median":\([0-9.]*\).*/\1/')
 tb_w2=$(echo "$tb" | grep '"W2"' | sed 's/.*"median":\([0-9.]*\).*/\1/')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-echo "| W9, N=$N (medians of $RUNS) | Rust API | C API | Python | TinyBase | C / Rust | Python / TinyBase |"
-echo "|---|---|---|---|---|---|---|"
-echo "| W1 cells/s | $rust_w1 | $c_w1 | $py_w1 | $tb_w1 | $(ratio "$c_w1" "$rust_w1") | $(ratio "$py_w1" "$tb_w1") |"
-echo "| W2 calls/s | $rust_w2 | $c_w2 | $py_w2 | $tb_w2 | $(ratio "$c_w2" "$rust_w2") | $(ratio "$py_w2" "$tb_w2") |"
+echo "| W9, N=$N (medians of $RUNS) | Rust API | C API | Python | Kotlin | TinyBase | C / Rust | Kotlin / Rust | Python / TinyBase | Kotlin / TinyBase |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| W1 cells/s | $rust_w1 | $c_w1 | $py_w1 | $kt_w1 | $tb_w1 | $(ratio "$c_w1" "$rust_w1") | $(ratio "$kt_w1" "$rust_w1") | $(ratio "$py_w1" "$tb_w1") | $(ratio "$kt_w1" "$tb_w1") |"
+echo "| W2 calls/s | $rust_w2 | $c_w2 | $py_w2 | $kt_w2 | $tb_w2 | $(ratio "$c_w2" "$rust_w2") | $(ratio "$kt_w2" "$rust_w2") | $(ratio "$py_w2" "$tb_w2") | $(ratio "$kt_w2" "$tb_w2") |"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: Rust (unit, integration, conformance against TinyBase's
-# recorded results and freshly generated scripts), and the node interop tooling.
+# recorded results and freshly generated scripts), the node interop tooling, and the C, C++,
+# Python and Kotlin bindings.
 # Installs what it needs (npm packages from the lock file) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,9 @@ need cmake cmake
 need /usr/include/gtest/gtest.h libgtest-dev
 need python3 python3
 python3 -c 'import venv, ensurepip' 2>/dev/null || need /nonexistent-venv python3-venv
+# The Kotlin binding: a JDK (>= 17; bindings/kotlin/run_tests.sh checks the version) and Maven.
+need javac default-jdk-headless
+need mvn maven
 # The PostgreSQL server (not only its client, which also lives under /usr/lib/postgresql).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need /nonexistent-postgresql-server postgresql
 
@@ -41,7 +45,7 @@ node tests/interop/gen.mjs "$SEEDS_DIR" 1000 300 60 >/dev/null
 node tests/interop/gen.mjs "$SEEDS_DIR" 5000 20 400 >/dev/null
 echo "$(ls "$SEEDS_DIR" | wc -l) scripts in $SEEDS_DIR"
 
-step "PostgreSQL for the persister tests: a throwaway server (scripts/pg.sh), shared by the Rust, C, C++ and Python steps, stopped at exit"
+step "PostgreSQL for the persister tests: a throwaway server (scripts/pg.sh), shared by the Rust, C, C++, Python and Kotlin steps, stopped at exit"
 PG_DIR=/tmp/tb-pg-test-$$
 trap 'scripts/pg.sh stop "$PG_DIR"' EXIT
 PG_ENV=$(scripts/pg.sh start "$PG_DIR") # fails the command when no server can start
@@ -110,6 +114,12 @@ tests/install/run.sh
 if [ -x bindings/python/run_tests.sh ]; then
   step "Python package tests"
   bindings/python/run_tests.sh
+fi
+
+if [ -x bindings/kotlin/run_tests.sh ]; then
+  step "Kotlin (JVM) binding tests"
+  # The Python step built everything the Kotlin tests use (a rebuild would only relink it).
+  SKIP_CARGO=1 bindings/kotlin/run_tests.sh
 fi
 
 step "all tests passed"
