@@ -19,8 +19,7 @@ fail() { echo "FAILED: $*" >&2; failures=$((failures + 1)); }
 
 if [ "${SKIP_CARGO:-0}" != 1 ]; then
     echo "== cargo build --release (the library, and tinybase-server for test_ws.cpp)"
-    cargo build --release --lib || { echo "cargo build failed" >&2; exit 1; }
-    cargo build --release -p tinybase-server || { echo "building tinybase-server failed" >&2; exit 1; }
+    scripts/build-native.sh || { echo "cargo build failed" >&2; exit 1; }
 fi
 # test_ws.cpp starts this server itself (127.0.0.1, a free port).
 export TB_SERVER_BIN="${TB_SERVER_BIN:-$ROOT/target/release/tinybase-server}"

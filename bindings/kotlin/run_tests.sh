@@ -46,8 +46,8 @@ if ! command -v mvn >/dev/null 2>&1; then
     apt_install maven || { echo "Maven is needed (Debian: apt-get install maven)" >&2; exit 1; }
 fi
 
-# One cargo invocation for all of them: separate ones resolve features differently, and each
-# variant relinks the others (the cdylib's file name carries no hash), minutes on every run.
+# scripts/build-native.sh: one cargo invocation, the same package selection as the other
+# binding scripts (see why there).
 # SKIP_CARGO=1 (test-all.sh, after steps that built them): use what target/release holds.
 if [ "${SKIP_CARGO:-}" = 1 ]; then
     for f in target/release/libtinybase.so target/release/tinybase-server \
@@ -56,7 +56,7 @@ if [ "${SKIP_CARGO:-}" = 1 ]; then
     done
 else
     echo "== cargo build --release (the library, tinybase-server, the sync_peer and replay examples)"
-    cargo build --release -p tinybase-native -p tinybase-server --lib --bins --example sync_peer --example replay
+    scripts/build-native.sh
 fi
 
 # A throwaway PostgreSQL for the persister tests unless TB_TEST_POSTGRES_DSN names one (stopped

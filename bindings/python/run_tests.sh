@@ -21,8 +21,7 @@ PYTHON="${PYTHON:-python3}"
 
 cd "$REPO"
 echo "== cargo build --release (library, the replay example and the Rust sync peers; the WebSocket server)"
-cargo build --release --lib --example replay --example sync_peer --example ws_peer
-cargo build --release -p tinybase-server
+scripts/build-native.sh
 
 have_venv() {
     local probe

@@ -16,10 +16,8 @@ BUILD="$ROOT/target/c-tests"
 failures=0
 fail() { echo "FAILED: $*" >&2; failures=$((failures + 1)); }
 
-echo "== cargo build --release"
-cargo build --release || { echo "cargo build failed" >&2; exit 1; }
-echo "== cargo build --release -p tinybase-server (the server test_ws syncs through)"
-cargo build --release -p tinybase-server || { echo "building tinybase-server failed" >&2; exit 1; }
+echo "== cargo build --release: the library and tinybase-server, which test_ws syncs through (scripts/build-native.sh)"
+scripts/build-native.sh || { echo "cargo build failed" >&2; exit 1; }
 export TB_SERVER_BIN="$ROOT/target/release/tinybase-server"
 
 echo "== header: committed copy is fresh"
