@@ -61,6 +61,22 @@ internal class NativeHandle(
         }
     }
 
+    /**
+     * [close] for an object with a destroy step (a synchronizer, a persister): [destroy] first,
+     * so that blocking calls in flight on other threads return now and the free that follows
+     * them is not held up, then close. A destroy refused (closed meanwhile by another thread;
+     * or, from the object's own callback, deferred by the library) is not an error here.
+     */
+    fun closeAfter(destroy: (Pointer) -> Int) {
+        if (isClosed) return
+        try {
+            use { destroy(it) }
+        } catch (_: TinyBaseException) {
+            // Closed meanwhile by another thread: nothing left to destroy.
+        }
+        close()
+    }
+
     private fun freeOnce() {
         if (state.compareAndSet(CLOSED, CLOSED or FREED)) free(raw)
     }

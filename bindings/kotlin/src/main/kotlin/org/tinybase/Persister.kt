@@ -219,17 +219,9 @@ public abstract class Persister internal constructor(
      * (and the call it ran in) returned.
      */
     override fun close() {
-        if (handle.isClosed) return
-        // Destroy first so that calls in flight on other threads (a flush waiting out its
-        // timeout) return now and the free that follows them is not held up. Inside the
-        // persister's own hook the library refuses it (INVALID_STATE) and defers the free
-        // instead, which is what is wanted there, so the status is not an error here.
-        try {
-            handle.use { LibPersist.tb_persister_destroy(it) }
-        } catch (_: TinyBaseException) {
-            // Closed meanwhile by another thread: nothing left to destroy.
-        }
-        handle.close()
+        // Inside the persister's own hook the library refuses the destroy (INVALID_STATE) and
+        // defers the free instead, which is what is wanted there.
+        handle.closeAfter { LibPersist.tb_persister_destroy(it) }
     }
 
     override fun toString(): String =

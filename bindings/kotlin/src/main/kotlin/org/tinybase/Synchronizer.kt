@@ -239,14 +239,7 @@ public open class Synchronizer internal constructor(
      * of its own hooks, the library finishes it once that hook returned. Idempotent.
      */
     override fun close() {
-        if (handle.isClosed) return
-        try {
-            // Makes blocking calls on other threads return, so the free below is not delayed.
-            handle.use { LibSync.tb_synchronizer_destroy(it) }
-        } catch (_: TinyBaseException) {
-            // Closed meanwhile by another thread: nothing left to do here.
-        }
-        handle.close()
+        handle.closeAfter { LibSync.tb_synchronizer_destroy(it) }
     }
 }
 
