@@ -48,22 +48,55 @@ pub fn get_hash(s: &str) -> u32 {
 /// `H(id ++ ":" ++ decimal(hash))`: a child's contribution to its container's hash.
 #[inline]
 pub fn id_hash(id: &str, hash: u32) -> u32 {
+    id_prefix(id).with_decimal(hash)
+}
+
+/// `id_hash(id, old) ^ id_hash(id, new)` (no old term when `old` is None): the change to a
+/// container's hash when one child's hash changes, hashing the id once for both terms.
+#[inline]
+pub fn id_hash_delta(id: &str, old: Option<u32>, new: u32) -> u32 {
+    let prefix = id_prefix(id);
+    old.map_or(0, |old| prefix.with_decimal(old)) ^ prefix.with_decimal(new)
+}
+
+#[inline]
+fn id_prefix(id: &str) -> Fnv {
     let mut h = Fnv::default();
     h.write(id.as_bytes());
     h.write(b":");
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    let mut v = hash;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+    h
+}
+
+/// "00" to "99", for writing decimals two digits at a time (half the divisions).
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+impl Fnv {
+    /// The hash of what was written so far followed by `v` in decimal.
+    #[inline]
+    fn with_decimal(mut self, v: u32) -> u32 {
+        let mut buf = [0u8; 10];
+        let mut i = buf.len();
+        let mut v = v as usize;
+        while v >= 100 {
+            let d = (v % 100) * 2;
+            v /= 100;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
         }
+        if v >= 10 {
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[v * 2..v * 2 + 2]);
+        } else {
+            i -= 1;
+            buf[i] = b'0' + v as u8;
+        }
+        self.write(&buf[i..]);
+        self.finish()
     }
-    h.write(&buf[i..]);
-    h.finish()
 }
 
 #[cfg(test)]
@@ -76,5 +109,10 @@ mod tests {
         assert_eq!(get_hash("a"), 3826002220);
         assert_eq!(get_hash("s1"), 139573449);
         assert_eq!(id_hash("a", 0), get_hash("a:0"));
+        for n in [0, 7, 10, 99, 100, 101, 999, 1000, 65536, 4294967295] {
+            assert_eq!(id_hash("r7", n), get_hash(&format!("r7:{n}")));
+        }
+        assert_eq!(id_hash_delta("t", Some(12), 345), get_hash("t:12") ^ get_hash("t:345"));
+        assert_eq!(id_hash_delta("t", None, 345), get_hash("t:345"));
     }
 }

@@ -25,23 +25,29 @@ fn decode_char(c: u8) -> Option<u32> {
 /// A hybrid logical clock stamp, or the empty HLC `""` (lower than every other).
 ///
 /// Held as 96 bits (42 bits time, 24 bits counter, 30 bits client id); ordering is the same as
-/// comparing TinyBase's HLC strings.
+/// comparing TinyBase's HLC strings. The bits are big-endian bytes (13 bytes, alignment 1) so
+/// that the stamps in every row and cell pack without padding (W3).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Hlc {
     set: bool,
-    words: [u32; 3],
+    bytes: [u8; 12],
 }
 
 impl Hlc {
     /// The empty HLC `""` that marks default content.
-    pub const EMPTY: Hlc = Hlc { set: false, words: [0; 3] };
+    pub const EMPTY: Hlc = Hlc { set: false, bytes: [0; 12] };
 
     fn from_bits(bits: u128) -> Hlc {
-        Hlc { set: true, words: [(bits >> 64) as u32, (bits >> 32) as u32, bits as u32] }
+        let b = bits.to_be_bytes();
+        let mut bytes = [0; 12];
+        bytes.copy_from_slice(&b[4..]);
+        Hlc { set: true, bytes }
     }
 
     fn bits(&self) -> u128 {
-        ((self.words[0] as u128) << 64) | ((self.words[1] as u128) << 32) | self.words[2] as u128
+        let mut b = [0; 16];
+        b[4..].copy_from_slice(&self.bytes);
+        u128::from_be_bytes(b)
     }
 
     /// Builds an HLC from its parts.

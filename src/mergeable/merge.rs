@@ -2,7 +2,7 @@
 //! for incoming changes and content alike.
 
 use super::wire::{LeavesIn, MergeIn};
-use crate::hash::id_hash;
+use crate::hash::id_hash_delta;
 use crate::hlc::Hlc;
 use crate::store::core::{Core, Level, TrackEvent, Undo};
 use crate::store::track::Stamped;
@@ -27,7 +27,7 @@ fn replace_hlc_hash(old: Hlc, new: Hlc) -> u32 {
 /// static function of its content (`compute_content_hashes`). Nothing changes where no empty
 /// row or table ever existed, nor for an empty one as long as it stays empty.
 fn child_delta(id: &str, old: Option<u32>, new: u32) -> u32 {
-    old.map_or(0, |old| id_hash(id, old)) ^ id_hash(id, new)
+    id_hash_delta(id, old, new)
 }
 
 /// A leaf accepted by a merge, to be written into the plain Store afterwards.
@@ -109,7 +109,7 @@ impl Core {
         let (c, leaf) = leaves.map.get_index_mut(ci).expect("leaf");
         leaf.hlc = old_hlc.max(hlc);
         leaf.hash = new_hash;
-        Some(id_hash(c, old_hash) ^ id_hash(c, new_hash))
+        Some(id_hash_delta(c, Some(old_hash), new_hash))
     }
 
     /// Finishes a leaf container (row or values): returns (old hash if it was already a term of

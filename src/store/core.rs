@@ -158,7 +158,7 @@ impl Core {
             return i;
         }
         // (insert_full keeps the entries' capacity in step with the index: less slack than entry())
-        let ri = table.rows.insert_full(Key::from(r), RowNode { cells: Leaves::new(), seq: 0 }).0;
+        let ri = table.rows.insert_full(Key::from(r), RowNode { cells: Leaves::new() }).0;
         // Rows of a table created in this transaction go when the table goes.
         if undoable && !self.table_is_new(ti) {
             self.undo.push(Undo::Created(Level::Row(ti as u32, 0)));
@@ -204,7 +204,7 @@ impl Core {
     pub(crate) fn present_row(&self, t: &str, r: &str) -> Option<(usize, usize)> {
         let ti = self.present_table(t)?;
         let ri = self.content.tables[ti].rows.get_index_of(r)?;
-        (self.content.tables[ti].rows[ri].seq != 0).then_some((ti, ri))
+        (self.content.tables[ti].rows[ri].cells.seq != 0).then_some((ti, ri))
     }
 
     pub(crate) fn present_cell(&self, t: &str, r: &str, c: &str) -> Option<&Stored> {
@@ -248,9 +248,9 @@ impl Core {
 
     fn make_row_present(&mut self, ti: usize, ri: usize) {
         let table = &mut self.content.tables[ti];
-        if table.rows[ri].seq == 0 {
+        if table.rows[ri].cells.seq == 0 {
             let seq = take_seq(&mut table.next_seq);
-            table.rows[ri].seq = seq;
+            table.rows[ri].cells.seq = seq;
             table.live += 1;
             self.journal.push(TrackEvent::RowIds(ti as u32, ri as u32, 1));
         }
@@ -320,7 +320,7 @@ impl Core {
         if self.content.tables[ti].rows[ri].cells.live == 0 {
             self.journal.push(TrackEvent::RowIds(ti as u32, ri as u32, -1));
             let table = &mut self.content.tables[ti];
-            table.rows[ri].seq = 0;
+            table.rows[ri].cells.seq = 0;
             table.live -= 1;
             if table.live == 0 {
                 table.seq = 0;
@@ -346,7 +346,7 @@ impl Core {
 
     fn del_valid_table(&mut self, ti: usize) {
         for ri in row_order(&self.content.tables[ti]) {
-            if self.content.tables[ti].rows[ri].seq != 0 {
+            if self.content.tables[ti].rows[ri].cells.seq != 0 {
                 self.del_valid_row(ti, ri);
             }
         }
@@ -375,7 +375,7 @@ impl Core {
         for ri in row_order(&self.content.tables[ti]) {
             let table_node = &self.content.tables[ti];
             let r = table_node.rows.get_index(ri).expect("row").0;
-            if table_node.rows[ri].seq != 0 && !keep.contains(r.as_str()) {
+            if table_node.rows[ri].cells.seq != 0 && !keep.contains(r.as_str()) {
                 self.del_valid_row(ti, ri);
             }
         }
@@ -442,7 +442,7 @@ impl Core {
                 }
             };
             let table = &self.content.tables[ti];
-            if table.rows.get(id.as_str()).is_none_or(|row| row.seq == 0) {
+            if table.rows.get(id.as_str()).is_none_or(|row| row.cells.seq == 0) {
                 break id;
             }
         };
@@ -597,7 +597,7 @@ impl Core {
             Some((ti, ri)) => {
                 if value.is_deleted() {
                     let present = self.content.tables[ti].seq != 0
-                        && self.content.tables[ti].rows[ri].seq != 0
+                        && self.content.tables[ti].rows[ri].cells.seq != 0
                         && !self.content.tables[ti].rows[ri].cells.map[ci].value.is_deleted();
                     if present {
                         self.del_valid_cell(ti, ri, ci);
@@ -627,7 +627,9 @@ impl Core {
         let mut h = crate::hash::Fnv::default();
         value.write_hash_input(&mut h);
         h.write(b":");
-        hlc.with_str(|s| h.write(s.as_bytes()));
+        let mut buf = [0u8; 16];
+        let n = hlc.write_to(&mut buf);
+        h.write(&buf[..n]);
         h.finish()
     }
 
@@ -936,7 +938,7 @@ impl PlainSnapshot {
             table.live = 0;
             table.next_seq = 1;
             for (ri, row) in table.rows.values_mut().enumerate() {
-                row.seq = 0;
+                row.cells.seq = 0;
                 hide((ti as u32, ri as u32), &mut row.cells);
             }
         }
@@ -965,7 +967,7 @@ impl PlainSnapshot {
                 let Some(ri) = table.rows.get_index_of(r.as_str()) else { continue };
                 show((ti as u32, ri as u32), &mut table.rows[ri].cells, cells);
                 if table.rows[ri].cells.live > 0 {
-                    table.rows[ri].seq = take_seq(&mut table.next_seq);
+                    table.rows[ri].cells.seq = take_seq(&mut table.next_seq);
                     table.live += 1;
                 }
             }

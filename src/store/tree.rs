@@ -9,7 +9,6 @@ use crate::hlc::Hlc;
 use crate::value::Stored;
 use compact_str::CompactString;
 use indexmap::IndexMap;
-use smallvec::SmallVec;
 
 /// An id (table, row, cell or value id).
 pub(crate) type Key = CompactString;
@@ -36,87 +35,134 @@ impl Leaf {
     }
 }
 
-/// An insertion-ordered map of leaves, compact for the usual few cells of a row: one cell
-/// lives inline, and a lookup index is built only for containers with many leaves.
+/// An insertion-ordered map of leaves, compact for the usual few cells of a row: a single leaf
+/// lives inline (no heap block, 72 bytes), more go to a boxed vector, and a lookup index is built
+/// only for containers with many leaves. W3's rows hold one cell each, so the inline case is most
+/// of a store's memory.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct LeafMap {
-    items: SmallVec<[(Key, Leaf); 1]>,
-    #[allow(clippy::box_collection)] // one pointer in every row; the map only for big ones
-    index: Option<Box<std::collections::HashMap<Key, u32, foldhash::fast::RandomState>>>,
+pub(crate) enum LeafMap {
+    #[default]
+    Empty,
+    One((Key, Leaf)),
+    Many(Box<ManyLeaves>),
+}
+
+/// The leaves of a container that has held more than one.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ManyLeaves {
+    items: Vec<(Key, Leaf)>,
+    index: Option<std::collections::HashMap<Key, u32, foldhash::fast::RandomState>>,
 }
 
 const INDEX_FROM: usize = 12;
 
 impl LeafMap {
+    #[inline]
+    fn items(&self) -> &[(Key, Leaf)] {
+        match self {
+            LeafMap::Empty => &[],
+            LeafMap::One(item) => std::slice::from_ref(item),
+            LeafMap::Many(m) => &m.items,
+        }
+    }
+    #[inline]
+    fn items_mut(&mut self) -> &mut [(Key, Leaf)] {
+        match self {
+            LeafMap::Empty => &mut [],
+            LeafMap::One(item) => std::slice::from_mut(item),
+            LeafMap::Many(m) => &mut m.items,
+        }
+    }
     pub(crate) fn get_index_of(&self, k: &str) -> Option<usize> {
-        match &self.index {
-            Some(ix) => ix.get(k).map(|&i| i as usize),
-            None => self.items.iter().position(|(key, _)| key == k),
+        match self {
+            LeafMap::Many(m) if m.index.is_some() => m.index.as_ref().and_then(|ix| ix.get(k)).map(|&i| i as usize),
+            _ => self.items().iter().position(|(key, _)| key == k),
         }
     }
     pub(crate) fn get(&self, k: &str) -> Option<&Leaf> {
-        self.get_index_of(k).map(|i| &self.items[i].1)
+        self.get_index_of(k).map(|i| &self.items()[i].1)
     }
     pub(crate) fn get_mut(&mut self, k: &str) -> Option<&mut Leaf> {
-        self.get_index_of(k).map(|i| &mut self.items[i].1)
+        self.get_index_of(k).map(|i| &mut self.items_mut()[i].1)
     }
     pub(crate) fn get_full(&self, k: &str) -> Option<(usize, &Key, &Leaf)> {
-        self.get_index_of(k).map(|i| (i, &self.items[i].0, &self.items[i].1))
+        self.get_index_of(k).map(|i| (i, &self.items()[i].0, &self.items()[i].1))
     }
     /// Appends a new leaf (the id must not be present) and returns its index.
     pub(crate) fn push(&mut self, k: Key, v: Leaf) -> usize {
-        let i = self.items.len();
-        if let Some(ix) = &mut self.index {
+        let m = match self {
+            LeafMap::Empty => {
+                *self = LeafMap::One((k, v));
+                return 0;
+            }
+            LeafMap::One(_) => {
+                let LeafMap::One(first) = std::mem::take(self) else { unreachable!() };
+                *self = LeafMap::Many(Box::new(ManyLeaves { items: vec![first, (k, v)], index: None }));
+                return 1;
+            }
+            LeafMap::Many(m) => m,
+        };
+        let i = m.items.len();
+        if let Some(ix) = &mut m.index {
             ix.insert(k.clone(), i as u32);
         } else if i + 1 >= INDEX_FROM {
             let mut ix = std::collections::HashMap::with_capacity_and_hasher(i * 2, foldhash::fast::RandomState::default());
-            for (j, (key, _)) in self.items.iter().enumerate() {
+            for (j, (key, _)) in m.items.iter().enumerate() {
                 ix.insert(key.clone(), j as u32);
             }
             ix.insert(k.clone(), i as u32);
-            self.index = Some(Box::new(ix));
+            m.index = Some(ix);
         }
-        self.items.push((k, v));
+        m.items.push((k, v));
         i
     }
     pub(crate) fn get_index(&self, i: usize) -> Option<(&Key, &Leaf)> {
-        self.items.get(i).map(|(k, v)| (k, v))
+        self.items().get(i).map(|(k, v)| (k, v))
     }
     pub(crate) fn get_index_mut(&mut self, i: usize) -> Option<(&Key, &mut Leaf)> {
-        self.items.get_mut(i).map(|(k, v)| (&*k, v))
+        self.items_mut().get_mut(i).map(|(k, v)| (&*k, v))
     }
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, &Leaf)> {
-        self.items.iter().map(|(k, v)| (k, v))
+        self.items().iter().map(|(k, v)| (k, v))
     }
     pub(crate) fn values(&self) -> impl Iterator<Item = &Leaf> {
-        self.items.iter().map(|(_, v)| v)
+        self.items().iter().map(|(_, v)| v)
     }
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut Leaf> {
-        self.items.iter_mut().map(|(_, v)| v)
+        self.items_mut().iter_mut().map(|(_, v)| v)
     }
     pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items().is_empty()
     }
     /// Removes the last leaf (undo of a creation).
     pub(crate) fn pop(&mut self) -> Option<(Key, Leaf)> {
-        let item = self.items.pop()?;
-        if let Some(ix) = &mut self.index {
-            ix.remove(item.0.as_str());
+        match std::mem::take(self) {
+            LeafMap::Empty => None,
+            LeafMap::One(item) => Some(item),
+            LeafMap::Many(mut m) => {
+                let item = m.items.pop();
+                if let (Some(ix), Some(item)) = (&mut m.index, &item) {
+                    ix.remove(item.0.as_str());
+                }
+                if !m.items.is_empty() {
+                    *self = LeafMap::Many(m);
+                }
+                item
+            }
         }
-        Some(item)
     }
 }
 
 impl std::ops::Index<usize> for LeafMap {
     type Output = Leaf;
     fn index(&self, i: usize) -> &Leaf {
-        &self.items[i].1
+        &self.items()[i].1
     }
 }
 
 impl std::ops::IndexMut<usize> for LeafMap {
     fn index_mut(&mut self, i: usize) -> &mut Leaf {
-        &mut self.items[i].1
+        &mut self.items_mut()[i].1
     }
 }
 
@@ -131,20 +177,22 @@ pub(crate) struct Leaves {
     pub next_seq: u32,
     /// Whether this row's hash is a term of its table's yet (not before its first merge).
     pub termed: bool,
+    /// A row's position in its table's plain-Store order, 0 while the row is absent from the
+    /// plain Store (unused for the values). Held here rather than in [`RowNode`], where it would
+    /// cost a row 8 bytes of padding.
+    pub seq: u32,
 }
 
 impl Leaves {
     pub(crate) fn new() -> Leaves {
-        Leaves { map: LeafMap::default(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1, termed: false }
+        Leaves { map: LeafMap::default(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1, termed: false, seq: 0 }
     }
 }
 
-/// A row: its cells, and whether (and where) it is in the plain Store.
+/// A row: its cells, and whether (and where) it is in the plain Store (`cells.seq`).
 #[derive(Clone, Debug)]
 pub(crate) struct RowNode {
     pub cells: Leaves,
-    /// 0 while the row is absent from the plain Store.
-    pub seq: u32,
 }
 
 /// TinyBase's per-table pool of row ids for `addRow`.
@@ -260,7 +308,7 @@ pub(crate) fn leaf_order(leaves: &Leaves) -> Vec<usize> {
 
 /// Present rows of a table in the plain Store's order.
 pub(crate) fn row_order(table: &TableNode) -> Vec<usize> {
-    order_by_seq(table.rows.values().map(|r| r.seq))
+    order_by_seq(table.rows.values().map(|r| r.cells.seq))
 }
 
 /// Takes the next sequence number of a container (0 means "absent", so it is skipped; a container
@@ -276,19 +324,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_sizes_stay_small() {
-        // Memory per cell (W3) depends on these.
-        eprintln!(
-            "Stored {} Hlc {} Leaf {} LeafMap {} Leaves {} RowNode {}",
-            std::mem::size_of::<Stored>(),
-            std::mem::size_of::<Hlc>(),
-            std::mem::size_of::<Leaf>(),
-            std::mem::size_of::<LeafMap>(),
-            std::mem::size_of::<Leaves>(),
-            std::mem::size_of::<RowNode>()
-        );
-        assert!(std::mem::size_of::<Stored>() <= 24);
-        assert!(std::mem::size_of::<Leaf>() <= 48);
-        assert!(std::mem::size_of::<RowNode>() <= 128);
+    fn node_sizes_do_not_grow() {
+        // Memory per cell (W3) is these sizes: a one-cell row is a row-map entry (hash, key,
+        // RowNode) holding its leaf inline. A change here changes W3; update
+        // docs/benchmarks/profiles/W1-W3.md and tests/memory.rs's bound with it.
+        use std::mem::size_of;
+        let sizes = [
+            ("Stored", size_of::<Stored>()),
+            ("Hlc", size_of::<Hlc>()),
+            ("Key", size_of::<Key>()),
+            ("Leaf", size_of::<Leaf>()),
+            ("LeafMap", size_of::<LeafMap>()),
+            ("Leaves", size_of::<Leaves>()),
+            ("RowNode", size_of::<RowNode>()),
+            ("row map entry", size_of::<(u64, Key, RowNode)>()),
+        ];
+        let expected = [
+            ("Stored", 24),
+            ("Hlc", 13),
+            ("Key", 24),
+            ("Leaf", 48),
+            ("LeafMap", 72),
+            ("Leaves", 104),
+            ("RowNode", 104),
+            ("row map entry", 136),
+        ];
+        assert_eq!(sizes, expected);
     }
 }
