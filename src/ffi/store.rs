@@ -361,8 +361,8 @@ pub unsafe extern "C" fn tb_store_set_cell_string(store: *mut tb_store, table_id
     guard(|| {
         let h = held(store)?;
         let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
-        let v = str_in(cell, "cell")?;
-        h.store.set_cell(t, r, c, v)?;
+        let v = crate::value::Stored::from_str_cell(str_in(cell, "cell")?)?;
+        h.store.set_stored_cell(t, r, c, v)?;
         Ok(())
     })
 }
