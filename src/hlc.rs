@@ -150,6 +150,9 @@ pub struct Clock {
     last_counter: i64,
     client_id: u32,
     get_now: GetNow,
+    /// The reading `prime` took for the write it checked, for that write's first `next`: one
+    /// local write reads the clock once, as TinyBase's `getNextHlc` does.
+    primed: Option<f64>,
 }
 
 impl Clock {
@@ -162,7 +165,7 @@ impl Clock {
                 bytes.iter().fold(0u32, |acc, b| (acc << 6) | (b & 63) as u32)
             }
         };
-        Clock { last_time: 0, last_counter: -1, client_id, get_now }
+        Clock { last_time: 0, last_counter: -1, client_id, get_now, primed: None }
     }
 
     /// Current time per the clock source (ms, floored, never negative or non-finite).
@@ -192,6 +195,10 @@ impl Clock {
     /// stamps are ignored.
     pub fn seen(&mut self, remote: Option<Hlc>) {
         let now = self.now();
+        self.seen_at(remote, now);
+    }
+
+    fn seen_at(&mut self, remote: Option<Hlc>, now: f64) {
         if let Some(r) = remote {
             if !r.is_valid_at(now) {
                 return;
@@ -221,7 +228,24 @@ impl Clock {
     /// would carry past the largest time (after a peer's `zzzzzzzzzzzzzzzz`). TinyBase throws
     /// `tinybase:13` for a local write it cannot stamp newer; local writes check this first.
     pub fn can_stamp(&self) -> bool {
+        self.can_stamp_at((self.get_now)())
+    }
+
+    /// [`Clock::can_stamp`], keeping the reading for the next [`Clock::next`] (until
+    /// [`Clock::unprime`]).
+    pub(crate) fn prime(&mut self) -> bool {
         let raw = (self.get_now)();
+        let ok = self.can_stamp_at(raw);
+        self.primed = ok.then_some(raw);
+        ok
+    }
+
+    /// Forgets the reading [`Clock::prime`] kept, once the write it was for is over.
+    pub(crate) fn unprime(&mut self) {
+        self.primed = None;
+    }
+
+    fn can_stamp_at(&self, raw: f64) -> bool {
         if raw > MAX_TIME as f64 {
             return false;
         }
@@ -233,7 +257,11 @@ impl Clock {
     /// A fresh local HLC (TinyBase's `getNextHlc`).
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Hlc {
-        self.seen(None);
+        let now = match self.primed.take() {
+            Some(raw) => Self::ms(raw),
+            None => self.now(),
+        };
+        self.seen_at(None, now);
         self.last_counter += 1;
         if self.last_counter == COUNTER_LIMIT {
             self.last_time += 1;

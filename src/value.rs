@@ -148,17 +148,19 @@ impl Stored {
         }
     }
 
+    /// Validates and encodes a string cell from the public API, with no [`Cell`] on the way
+    /// (the C API's setters take strings as they come).
+    pub(crate) fn from_str_cell(s: &str) -> Result<Stored> {
+        if s == UNDEFINED_STR || s.starts_with(JSON_PREFIX) {
+            return Err(Error::InvalidValue("strings equal to U+FFFC or starting with U+FFFD are reserved".into()));
+        }
+        Ok(Stored::Str(CompactString::from(s)))
+    }
+
     /// Validates and encodes a cell from the public API.
     pub(crate) fn from_cell(cell: &Cell) -> Result<Stored> {
         Ok(match cell {
-            Cell::String(s) => {
-                if s == UNDEFINED_STR || s.starts_with(JSON_PREFIX) {
-                    return Err(Error::InvalidValue(
-                        "strings equal to U+FFFC or starting with U+FFFD are reserved".into(),
-                    ));
-                }
-                Stored::Str(CompactString::from(s.as_str()))
-            }
+            Cell::String(s) => return Stored::from_str_cell(s),
             Cell::Number(n) => {
                 if !n.is_finite() {
                     return Err(Error::InvalidValue(format!("number {n} is not finite")));

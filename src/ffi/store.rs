@@ -3,8 +3,8 @@
 use crate::ffi::error::{guard, tb_status};
 use crate::ffi::handle::{handle, held, tb_store};
 use crate::ffi::strings::{non_null, str_in, write_string};
-use crate::ffi::value::{tb_value, value_in, value_owned};
-use crate::value::to_json_string;
+use crate::ffi::value::{stored_in, tb_value, value_in, value_owned};
+use crate::value::{to_json_string, Stored};
 use crate::{Row, Table};
 use serde_json::{Map, Value as Json};
 use std::cell::Cell as StdCell;
@@ -348,8 +348,7 @@ pub unsafe extern "C" fn tb_store_set_cell(store: *mut tb_store, table_id: *cons
     guard(|| {
         let h = held(store)?;
         let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
-        let v = value_in(cell, "cell")?;
-        h.store.set_cell(t, r, c, v)?;
+        h.store.set_stored_cell(t, r, c, stored_in(cell, "cell")?)?;
         Ok(())
     })
 }
@@ -361,8 +360,8 @@ pub unsafe extern "C" fn tb_store_set_cell_string(store: *mut tb_store, table_id
     guard(|| {
         let h = held(store)?;
         let (t, r, c) = (str_in(table_id, "table_id")?, str_in(row_id, "row_id")?, str_in(cell_id, "cell_id")?);
-        let v = str_in(cell, "cell")?;
-        h.store.set_cell(t, r, c, v)?;
+        let v = Stored::from_str_cell(str_in(cell, "cell")?)?;
+        h.store.set_stored_cell(t, r, c, v)?;
         Ok(())
     })
 }

@@ -3,7 +3,7 @@
 use crate::ffi::error::{fail, tb_status, FfiResult};
 use crate::ffi::strings::str_in;
 use crate::ffi::{guard_or, live_dec, live_inc};
-use crate::value::{parse_json, to_json_string};
+use crate::value::{parse_json, to_json_string, Stored};
 use crate::Cell;
 use std::ffi::c_char;
 
@@ -103,8 +103,8 @@ pub(crate) unsafe fn value_in(v: *const tb_value, name: &str) -> FfiResult<Cell>
         TB_VALUE_NULL => Cell::Null,
         TB_VALUE_BOOLEAN => Cell::Bool(v.boolean),
         TB_VALUE_NUMBER => Cell::Number(v.number),
-        TB_VALUE_STRING => Cell::String(str_in(v.string, &format!("{name}.string"))?.to_string()),
-        TB_VALUE_JSON => Cell::from_json(&parse_json(str_in(v.string, &format!("{name}.string"))?)?)?,
+        TB_VALUE_STRING => Cell::String(string_of(v, name)?.to_string()),
+        TB_VALUE_JSON => Cell::from_json(&parse_json(string_of(v, name)?)?)?,
         TB_VALUE_ABSENT => {
             return Err(fail(
                 tb_status::TB_ERROR_INVALID_VALUE,
@@ -113,6 +113,26 @@ pub(crate) unsafe fn value_in(v: *const tb_value, name: &str) -> FfiResult<Cell>
         }
         other => return Err(fail(tb_status::TB_ERROR_INVALID_VALUE, format!("{name} has unknown kind {other}"))),
     })
+}
+
+/// A setter's tb_value encoded for the store: a string goes straight in, with no [`Cell`] (and
+/// no copy) on the way.
+pub(crate) unsafe fn stored_in(v: *const tb_value, name: &str) -> FfiResult<Stored> {
+    match v.as_ref() {
+        Some(tv) if tv.kind == TB_VALUE_STRING => Ok(Stored::from_str_cell(string_of(tv, name)?)?),
+        _ => Ok(Stored::from_cell(&value_in(v, name)?)?),
+    }
+}
+
+/// The text of a string or JSON tb_value (its error names `{name}.string`: formatted only
+/// then, since setters run this on every call).
+unsafe fn string_of<'a>(v: &tb_value, name: &str) -> FfiResult<&'a str> {
+    if !v.string.is_null() {
+        if let Ok(s) = std::ffi::CStr::from_ptr(v.string).to_str() {
+            return Ok(s);
+        }
+    }
+    str_in(v.string, &format!("{name}.string"))
 }
 
 /// A value of kind TB_VALUE_ABSENT.

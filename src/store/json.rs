@@ -103,8 +103,7 @@ impl Store {
     }
     /// Sets a cell from JSON text of the cell.
     pub fn set_cell_json(&self, table_id: &str, row_id: &str, cell_id: &str, json: &str) -> Result<()> {
-        let v = Stored::from_json_api(&parse_json(json)?, false)?;
-        self.write(|c| c.set_cell(table_id, row_id, cell_id, v))
+        self.set_stored_cell(table_id, row_id, cell_id, Stored::from_json_api(&parse_json(json)?, false)?)
     }
     /// Sets some values from JSON.
     pub fn set_partial_values_json(&self, json: &str) -> Result<()> {

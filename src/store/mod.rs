@@ -153,32 +153,39 @@ impl Store {
     /// cannot stamp a newer change (`Clock::can_stamp`; TinyBase throws `tinybase:13`).
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Core) -> R) -> Result<R> {
         self.check_nesting()?;
-        self.mutate(|core| match &core.clock {
-            Some(clock) if !clock.can_stamp() => Err(Error::InvalidState(
-                "tinybase:13: the clock cannot stamp a newer change (get_now at or past 2^42 ms, or the HLC counter used up at the largest time); nothing was written".into(),
-            )),
-            _ => Ok(f(core)),
+        self.mutate(|core| {
+            if core.clock.as_mut().is_some_and(|clock| !clock.prime()) {
+                return Err(Error::InvalidState(
+                    "tinybase:13: the clock cannot stamp a newer change (get_now at or past 2^42 ms, or the HLC counter used up at the largest time); nothing was written".into(),
+                ));
+            }
+            let r = f(core);
+            if let Some(clock) = core.clock.as_mut() {
+                clock.unprime();
+            }
+            Ok(r)
         })
     }
 
     /// Runs a mutation as TinyBase's `fluentTransaction`: in its own (or the enclosing)
     /// transaction.
     pub(crate) fn mutate<R>(&self, f: impl FnOnce(&mut Core) -> R) -> R {
+        // One lock level for the whole call: a single write is the common case, and each
+        // re-entrant level costs a thread-id read.
+        let guard = self.shared.core.lock();
         // Inside this thread's transaction already: no nested transaction needed.
-        if self.shared.core.is_owned_by_current_thread() {
-            let guard = self.shared.core.lock();
-            if guard.borrow().depth > 0 {
-                let mut core = guard.borrow_mut();
-                return f(&mut core);
-            }
+        if guard.borrow().depth > 0 {
+            let mut core = guard.borrow_mut();
+            return f(&mut core);
         }
-        self.transaction(|_| {
-            let guard = self.shared.core.lock();
+        self.begin_locked(&guard);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut core = guard.borrow_mut();
             // This transaction is the call's own: nobody can ask to roll it back.
             core.implicit = true;
             f(&mut core)
-        })
+        }));
+        self.end_locked(guard, result, None)
     }
 
     /// Refuses a write that would commit from [`MAX_LISTENER_NESTING`] nested listener calls:
@@ -203,11 +210,22 @@ impl Store {
     /// Runs `actions` in a transaction, then rolls it back if `do_rollback` returns true.
     pub fn transaction_with<R>(&self, actions: impl FnOnce(&Store) -> R, do_rollback: impl FnOnce(&Store) -> bool) -> R {
         let guard = self.shared.core.lock();
-        self.begin_locked();
+        self.begin_locked(&guard);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actions(self)));
+        self.end_locked(guard, result, Some(Box::new(do_rollback)))
+    }
+
+    /// Finishes the transaction `begin_locked` started, after its actions returned or panicked
+    /// (then it is rolled back and the panic goes on).
+    fn end_locked<R>(
+        &self,
+        guard: parking_lot::ReentrantMutexGuard<'_, RefCell<Core>>,
+        result: std::thread::Result<R>,
+        do_rollback: Option<Box<dyn FnOnce(&Store) -> bool + '_>>,
+    ) -> R {
         match result {
             Ok(r) => {
-                self.finish_locked(guard, Some(Box::new(do_rollback)));
+                self.finish_locked(guard, do_rollback);
                 r
             }
             Err(panic) => {
@@ -218,14 +236,16 @@ impl Store {
         }
     }
 
-    fn begin_locked(&self) {
-        let outer = {
-            let guard = self.shared.core.lock();
-            let mut core = guard.borrow_mut();
-            core.begin()
-        };
+    fn begin_locked(&self, guard: &parking_lot::ReentrantMutexGuard<'_, RefCell<Core>>) {
+        let outer = guard.borrow_mut().begin();
         if outer {
-            let listeners = self.shared.listeners.lock().all_of(ListenerKind::StartTransaction);
+            let listeners = {
+                let registry = self.shared.listeners.lock();
+                if !registry.has(ListenerKind::StartTransaction) {
+                    return;
+                }
+                registry.all_of(ListenerKind::StartTransaction)
+            };
             let event = ListenerEvent { kind: ListenerKind::StartTransaction, ids: vec![], new_cell: None, old_cell: None, has: false, row_count: 0 };
             for l in listeners {
                 l.call(self, &event);
@@ -239,7 +259,7 @@ impl Store {
     /// not locked forever; [`Store::get_abandoned_transaction_count`] counts those.
     pub fn start_transaction(&self) {
         let guard = self.shared.core.lock();
-        self.begin_locked();
+        self.begin_locked(&guard);
         // The lock level is kept until finish_transaction (or the thread's exit) gives it back;
         // OPEN counts it, which is what allows giving it back.
         std::mem::forget(guard);
@@ -319,6 +339,12 @@ impl Store {
         let rollback = guard.borrow().rollback_requested || do_rollback.is_some_and(|f| f(self));
         if rollback {
             guard.borrow_mut().rollback();
+        } else if self.shared.listeners.lock().len() == 0 && self.shared.commit_hooks.lock().is_empty() {
+            // Nobody reads this commit's changes: nothing to build, nothing to call.
+            let mut core = guard.borrow_mut();
+            core.depth = 0;
+            core.reset();
+            return;
         }
         let will_finish = self.shared.listeners.lock().all_of(ListenerKind::WillFinishTransaction);
         let tx_event = |kind| ListenerEvent { kind, ids: vec![], new_cell: None, old_cell: None, has: false, row_count: 0 };
@@ -811,7 +837,10 @@ impl Store {
     }
     /// Sets a cell.
     pub fn set_cell(&self, table_id: &str, row_id: &str, cell_id: &str, cell: impl Into<Cell>) -> Result<()> {
-        let v = Stored::from_cell(&cell.into())?;
+        self.set_stored_cell(table_id, row_id, cell_id, Stored::from_cell(&cell.into())?)
+    }
+    /// Sets a cell already encoded (what the C API's string setter and `set_cell` share).
+    pub(crate) fn set_stored_cell(&self, table_id: &str, row_id: &str, cell_id: &str, v: Stored) -> Result<()> {
         self.write(|c| c.set_cell(table_id, row_id, cell_id, v))
     }
     /// Replaces all values.
