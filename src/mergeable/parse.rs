@@ -49,30 +49,65 @@ type R<T> = std::result::Result<T, Bail>;
 
 /// Parses without the future check; returns the input and the latest non-empty HLC time in it.
 pub(crate) fn parse_fast(text: &str, hashes_required: bool, wire: bool) -> R<(MergeIn, Option<u64>)> {
+    parse_changes(text, hashes_required, wire, false)
+}
+
+/// A ContentDiff body `[tables, values, 1]` checked as `message::parse_payload` checks it (stamps
+/// without hashes, finite numbers) and read as `parse_merge_in_text(body, now, false, true)` reads
+/// it, but for the future check (on the returned latest HLC time, when applied). None for anything
+/// else, valid or not: the caller then takes the reference path, which decides and reports.
+pub(crate) fn parse_diff_body(body: &str) -> Option<(MergeIn, Option<u64>)> {
+    parse_changes(body, false, true, true).ok()
+}
+
+/// A table diff response `[tables, {}]` (no differing tables), checked as a ContentDiff body
+/// is in [`parse_diff_body`]: its tables, their latest HLC time and the tables' byte range in
+/// `body`. None for anything else (the caller takes the reference path).
+pub(crate) fn parse_table_diff_body(body: &str) -> Option<(StampIn<Vec<(Key, TableIn)>>, Option<u64>, std::ops::Range<usize>)> {
+    let mut p = Fast { lx: Lexer::new(body), hashes_required: false, wire: true, protocol: true, max_time: None };
+    let r: R<_> = (|| {
+        p.ws();
+        p.expect(b'[')?;
+        p.ws();
+        let start = p.i;
+        let tables = p.tables()?;
+        let end = p.i;
+        p.ws();
+        p.expect(b',')?;
+        p.ws();
+        p.expect(b'{')?;
+        p.ws();
+        p.expect(b'}')?;
+        p.ws();
+        p.expect(b']')?;
+        p.ws();
+        if p.i != p.b.len() {
+            return Err(Bail);
+        }
+        Ok((tables, start..end))
+    })();
+    r.ok().map(|(tables, range)| (tables, p.max_time, range))
+}
+
+/// [`parse_fast`]; `protocol` adds `message::parse_payload`'s rules for a ContentDiff body
+/// (stamps without hashes, finite numbers, the trailing 1) and refuses leaves that are objects or
+/// arrays (their depth would count from the payload).
+fn parse_changes(text: &str, hashes_required: bool, wire: bool, protocol: bool) -> R<(MergeIn, Option<u64>)> {
     if text.len() > MAX_JSON_BYTES {
         return Err(Bail);
     }
-    let mut p = Fast { lx: Lexer::new(text), hashes_required, wire, max_time: None };
+    let mut p = Fast { lx: Lexer::new(text), hashes_required, wire, protocol, max_time: None };
     p.ws();
     p.expect(b'[')?;
     p.ws();
-    // Depths as parse_json counts them: the top array is 0.
-    let tables = p.stamp(|p| {
-        p.object(|p| {
-            p.stamp(|p| {
-                p.object(|p| {
-                    p.stamp(|p| p.object(|p| p.leaf(8)))
-                })
-            })
-        })
-    })?;
+    let tables = p.tables()?;
     p.ws();
     p.expect(b',')?;
     p.ws();
     let values = p.stamp(|p| p.object(|p| p.leaf(4)))?;
     p.ws();
     match p.next() {
-        Some(b']') => {}
+        Some(b']') if !protocol => {}
         Some(b',') if !hashes_required => {
             p.ws();
             if p.number()? != 1.0 {
@@ -96,6 +131,8 @@ struct Fast<'a> {
     lx: Lexer<'a>,
     hashes_required: bool,
     wire: bool,
+    /// A protocol message's body: `message::parse_payload`'s rules too.
+    protocol: bool,
     max_time: Option<u64>,
 }
 
@@ -138,6 +175,19 @@ impl Fast<'_> {
         }
     }
 
+    /// `[tables, hlc?]`, with leaf things at depth 8 as parse_json counts them (the top array is 0).
+    fn tables(&mut self) -> R<StampIn<Vec<(Key, TableIn)>>> {
+        self.stamp(|p| {
+            p.object(|p| {
+                p.stamp(|p| {
+                    p.object(|p| {
+                        p.stamp(|p| p.object(|p| p.leaf(8)))
+                    })
+                })
+            })
+        })
+    }
+
     /// `[thing]`, `[thing, hlc]` or `[thing, hlc, hash]` (only the last when hashes are required).
     #[inline]
     fn stamp<T>(&mut self, thing: impl FnOnce(&mut Self) -> R<T>) -> R<StampIn<T>> {
@@ -153,7 +203,7 @@ impl Fast<'_> {
                 self.ws();
                 match self.next() {
                     Some(b']') if !self.hashes_required => hlc,
-                    Some(b',') => {
+                    Some(b',') if !self.protocol => {
                         self.ws();
                         let hash = self.number()?;
                         if self.hashes_required && valid_hash(hash).is_none() {
@@ -241,11 +291,14 @@ impl Fast<'_> {
                     _ => Ok(Stored::Str(CompactString::from(&*s))),
                 }
             }
-            Some(b'-' | b'0'..=b'9') => Ok(Stored::Num(self.number()?)),
+            Some(b'-' | b'0'..=b'9') => match self.number()? {
+                n if self.protocol && !n.is_finite() => Err(Bail),
+                n => Ok(Stored::Num(n)),
+            },
             Some(b't') => self.literal_as(b"true", Stored::Bool(true)),
             Some(b'f') => self.literal_as(b"false", Stored::Bool(false)),
             Some(b'n') => self.literal_as(b"null", Stored::Null),
-            Some(b'{' | b'[') => {
+            Some(b'{' | b'[') if !self.protocol => {
                 // Rare: validate (with the document's depth), then encode as the reference does.
                 let start = self.i;
                 self.skip_value(depth)?;
