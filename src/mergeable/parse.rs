@@ -638,6 +638,61 @@ mod tests {
         v
     }
 
+    /// Inputs and damaged variants of them (truncations, single-byte changes).
+    fn with_damage(text: &str) -> Vec<String> {
+        let mut out = vec![text.to_string()];
+        let b = text.as_bytes();
+        let step = (b.len() / 7).max(1);
+        for cut in (0..b.len()).step_by(step) {
+            if text.is_char_boundary(cut) {
+                out.push(text[..cut].to_string());
+            }
+            for repl in [b'x', b'"', b',', b']', b'}', b'1', b'-', b' '] {
+                if b[cut].is_ascii() {
+                    let mut m = b.to_vec();
+                    m[cut] = repl;
+                    out.extend(String::from_utf8(m).ok());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn protocol_readers_accept_only_what_parse_payload_and_the_reference_accept() {
+        // A synchronizer reads ContentDiff bodies and table diffs with these readers and takes
+        // the tree path for whatever they refuse: what they accept must be a valid message
+        // (`parse_payload`) read into the same changes as the tree path reads it.
+        use crate::sync::message::parse_payload;
+        let now = 1e16;
+        let mut inputs = corpus();
+        inputs.extend(handcrafted());
+        let (mut diffs, mut tables) = (0, 0);
+        for text in &inputs {
+            let table_diff = parse_json(text).ok().and_then(|j| j.get(0).map(|t| format!("[{},{{}}]", crate::value::to_json_string(t))));
+            for body in with_damage(text) {
+                if let Some((input, _)) = parse_diff_body(&body) {
+                    diffs += 1;
+                    let received = parse_payload(&format!("[\"i\",3,{body}]")).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+                    let want = wire::parse_merge_in(&received.body, now, false, true).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+                    assert_eq!(format!("{input:?}"), format!("{want:?}"), "{body:?}");
+                }
+            }
+            for body in table_diff.iter().flat_map(|t| with_damage(t)) {
+                if let Some((t, _, range)) = parse_table_diff_body(&body) {
+                    tables += 1;
+                    let received = parse_payload(&format!("[null,0,{body}]")).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+                    let changes = Json::Array(vec![received.body[0].clone(), parse_json("[{}]").unwrap(), Json::from(1)]);
+                    let want = wire::parse_merge_in(&changes, now, false, true).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+                    assert_eq!(format!("{t:?}"), format!("{:?}", want.tables), "{body:?}");
+                    assert!(want.values.thing.is_empty() && want.values.hlc.is_empty());
+                    assert_eq!(parse_json(&body[range]).ok().as_ref(), received.body.get(0), "{body:?}");
+                }
+            }
+        }
+        assert!(diffs >= 5 && tables >= 5, "accepted {diffs} bodies and {tables} table diffs");
+    }
+
     #[test]
     fn fast_parser_matches_reference() {
         let mut inputs = corpus();
@@ -646,26 +701,13 @@ mod tests {
         let mut accepted = 0;
         let mut checked = 0;
         for text in &inputs {
-            accepted += check(text);
-            checked += 1;
-            // Malformed variants: truncations and single-byte damage at a few positions.
-            let b = text.as_bytes();
-            let step = (b.len() / 7).max(1);
-            for cut in (0..b.len()).step_by(step) {
-                if text.is_char_boundary(cut) {
-                    check(&text[..cut]);
-                    checked += 1;
+            // The input itself first, then its damaged variants.
+            for (i, variant) in with_damage(text).iter().enumerate() {
+                let n = check(variant);
+                if i == 0 {
+                    accepted += n;
                 }
-                for repl in [b'x', b'"', b',', b']', b'}', b'1', b'-', b' '] {
-                    if b[cut].is_ascii() {
-                        let mut m = b.to_vec();
-                        m[cut] = repl;
-                        if let Ok(m) = String::from_utf8(m) {
-                            check(&m);
-                            checked += 1;
-                        }
-                    }
-                }
+                checked += 1;
             }
         }
         eprintln!("fast path accepted {accepted} of {checked} mode runs / inputs ({} base inputs)", inputs.len());
