@@ -110,7 +110,7 @@ impl MergeableStore {
     }
 
     /// The store's clock now (for the five-minute future limit of incoming HLCs).
-    fn now(&self) -> f64 {
+    pub(crate) fn now(&self) -> f64 {
         self.store.read(|core| core.clock.as_ref().map(Clock::now).unwrap_or(0.0))
     }
 
@@ -126,7 +126,11 @@ impl MergeableStore {
     /// Applies wire-form changes already parsed as JSON (a synchronizer's pull result), without
     /// printing and reparsing them.
     pub(crate) fn apply_mergeable_changes_value(&self, json: &serde_json::Value) -> Result<()> {
-        let input = wire::parse_merge_in(json, self.now(), false, true)?;
+        self.apply_merge_in(wire::parse_merge_in(json, self.now(), false, true)?)
+    }
+
+    /// Applies changes validated already (a synchronizer's diff read straight from its text).
+    pub(crate) fn apply_merge_in(&self, input: wire::MergeIn) -> Result<()> {
         self.store.check_nesting()?;
         self.merge_input(input, false);
         Ok(())

@@ -49,30 +49,65 @@ type R<T> = std::result::Result<T, Bail>;
 
 /// Parses without the future check; returns the input and the latest non-empty HLC time in it.
 pub(crate) fn parse_fast(text: &str, hashes_required: bool, wire: bool) -> R<(MergeIn, Option<u64>)> {
+    parse_changes(text, hashes_required, wire, false)
+}
+
+/// A ContentDiff body `[tables, values, 1]` checked as `message::parse_payload` checks it (stamps
+/// without hashes, finite numbers) and read as `parse_merge_in_text(body, now, false, true)` reads
+/// it, but for the future check (on the returned latest HLC time, when applied). None for anything
+/// else, valid or not: the caller then takes the reference path, which decides and reports.
+pub(crate) fn parse_diff_body(body: &str) -> Option<(MergeIn, Option<u64>)> {
+    parse_changes(body, false, true, true).ok()
+}
+
+/// A table diff response `[tables, {}]` (no differing tables), checked as a ContentDiff body
+/// is in [`parse_diff_body`]: its tables, their latest HLC time and the tables' byte range in
+/// `body`. None for anything else (the caller takes the reference path).
+pub(crate) fn parse_table_diff_body(body: &str) -> Option<(StampIn<Vec<(Key, TableIn)>>, Option<u64>, std::ops::Range<usize>)> {
+    let mut p = Fast { lx: Lexer::new(body), hashes_required: false, wire: true, protocol: true, max_time: None };
+    let r: R<_> = (|| {
+        p.ws();
+        p.expect(b'[')?;
+        p.ws();
+        let start = p.i;
+        let tables = p.tables()?;
+        let end = p.i;
+        p.ws();
+        p.expect(b',')?;
+        p.ws();
+        p.expect(b'{')?;
+        p.ws();
+        p.expect(b'}')?;
+        p.ws();
+        p.expect(b']')?;
+        p.ws();
+        if p.i != p.b.len() {
+            return Err(Bail);
+        }
+        Ok((tables, start..end))
+    })();
+    r.ok().map(|(tables, range)| (tables, p.max_time, range))
+}
+
+/// [`parse_fast`]; `protocol` adds `message::parse_payload`'s rules for a ContentDiff body
+/// (stamps without hashes, finite numbers, the trailing 1) and refuses leaves that are objects or
+/// arrays (their depth would count from the payload).
+fn parse_changes(text: &str, hashes_required: bool, wire: bool, protocol: bool) -> R<(MergeIn, Option<u64>)> {
     if text.len() > MAX_JSON_BYTES {
         return Err(Bail);
     }
-    let mut p = Fast { lx: Lexer::new(text), hashes_required, wire, max_time: None };
+    let mut p = Fast { lx: Lexer::new(text), hashes_required, wire, protocol, max_time: None };
     p.ws();
     p.expect(b'[')?;
     p.ws();
-    // Depths as parse_json counts them: the top array is 0.
-    let tables = p.stamp(|p| {
-        p.object(|p| {
-            p.stamp(|p| {
-                p.object(|p| {
-                    p.stamp(|p| p.object(|p| p.leaf(8)))
-                })
-            })
-        })
-    })?;
+    let tables = p.tables()?;
     p.ws();
     p.expect(b',')?;
     p.ws();
     let values = p.stamp(|p| p.object(|p| p.leaf(4)))?;
     p.ws();
     match p.next() {
-        Some(b']') => {}
+        Some(b']') if !protocol => {}
         Some(b',') if !hashes_required => {
             p.ws();
             if p.number()? != 1.0 {
@@ -96,6 +131,8 @@ struct Fast<'a> {
     lx: Lexer<'a>,
     hashes_required: bool,
     wire: bool,
+    /// A protocol message's body: `message::parse_payload`'s rules too.
+    protocol: bool,
     max_time: Option<u64>,
 }
 
@@ -138,6 +175,19 @@ impl Fast<'_> {
         }
     }
 
+    /// `[tables, hlc?]`, with leaf things at depth 8 as parse_json counts them (the top array is 0).
+    fn tables(&mut self) -> R<StampIn<Vec<(Key, TableIn)>>> {
+        self.stamp(|p| {
+            p.object(|p| {
+                p.stamp(|p| {
+                    p.object(|p| {
+                        p.stamp(|p| p.object(|p| p.leaf(8)))
+                    })
+                })
+            })
+        })
+    }
+
     /// `[thing]`, `[thing, hlc]` or `[thing, hlc, hash]` (only the last when hashes are required).
     #[inline]
     fn stamp<T>(&mut self, thing: impl FnOnce(&mut Self) -> R<T>) -> R<StampIn<T>> {
@@ -153,7 +203,7 @@ impl Fast<'_> {
                 self.ws();
                 match self.next() {
                     Some(b']') if !self.hashes_required => hlc,
-                    Some(b',') => {
+                    Some(b',') if !self.protocol => {
                         self.ws();
                         let hash = self.number()?;
                         if self.hashes_required && valid_hash(hash).is_none() {
@@ -241,11 +291,14 @@ impl Fast<'_> {
                     _ => Ok(Stored::Str(CompactString::from(&*s))),
                 }
             }
-            Some(b'-' | b'0'..=b'9') => Ok(Stored::Num(self.number()?)),
+            Some(b'-' | b'0'..=b'9') => match self.number()? {
+                n if self.protocol && !n.is_finite() => Err(Bail),
+                n => Ok(Stored::Num(n)),
+            },
             Some(b't') => self.literal_as(b"true", Stored::Bool(true)),
             Some(b'f') => self.literal_as(b"false", Stored::Bool(false)),
             Some(b'n') => self.literal_as(b"null", Stored::Null),
-            Some(b'{' | b'[') => {
+            Some(b'{' | b'[') if !self.protocol => {
                 // Rare: validate (with the document's depth), then encode as the reference does.
                 let start = self.i;
                 self.skip_value(depth)?;
@@ -585,6 +638,61 @@ mod tests {
         v
     }
 
+    /// Inputs and damaged variants of them (truncations, single-byte changes).
+    fn with_damage(text: &str) -> Vec<String> {
+        let mut out = vec![text.to_string()];
+        let b = text.as_bytes();
+        let step = (b.len() / 7).max(1);
+        for cut in (0..b.len()).step_by(step) {
+            if text.is_char_boundary(cut) {
+                out.push(text[..cut].to_string());
+            }
+            for repl in [b'x', b'"', b',', b']', b'}', b'1', b'-', b' '] {
+                if b[cut].is_ascii() {
+                    let mut m = b.to_vec();
+                    m[cut] = repl;
+                    out.extend(String::from_utf8(m).ok());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn protocol_readers_accept_only_what_parse_payload_and_the_reference_accept() {
+        // A synchronizer reads ContentDiff bodies and table diffs with these readers and takes
+        // the tree path for whatever they refuse: what they accept must be a valid message
+        // (`parse_payload`) read into the same changes as the tree path reads it.
+        use crate::sync::message::parse_payload;
+        let now = 1e16;
+        let mut inputs = corpus();
+        inputs.extend(handcrafted());
+        let (mut diffs, mut tables) = (0, 0);
+        for text in &inputs {
+            let table_diff = parse_json(text).ok().and_then(|j| j.get(0).map(|t| format!("[{},{{}}]", crate::value::to_json_string(t))));
+            for body in with_damage(text) {
+                if let Some((input, _)) = parse_diff_body(&body) {
+                    diffs += 1;
+                    let received = parse_payload(&format!("[\"i\",3,{body}]")).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+                    let want = wire::parse_merge_in(&received.body, now, false, true).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+                    assert_eq!(format!("{input:?}"), format!("{want:?}"), "{body:?}");
+                }
+            }
+            for body in table_diff.iter().flat_map(|t| with_damage(t)) {
+                if let Some((t, _, range)) = parse_table_diff_body(&body) {
+                    tables += 1;
+                    let received = parse_payload(&format!("[null,0,{body}]")).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+                    let changes = Json::Array(vec![received.body[0].clone(), parse_json("[{}]").unwrap(), Json::from(1)]);
+                    let want = wire::parse_merge_in(&changes, now, false, true).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+                    assert_eq!(format!("{t:?}"), format!("{:?}", want.tables), "{body:?}");
+                    assert!(want.values.thing.is_empty() && want.values.hlc.is_empty());
+                    assert_eq!(parse_json(&body[range]).ok().as_ref(), received.body.get(0), "{body:?}");
+                }
+            }
+        }
+        assert!(diffs >= 5 && tables >= 5, "accepted {diffs} bodies and {tables} table diffs");
+    }
+
     #[test]
     fn fast_parser_matches_reference() {
         let mut inputs = corpus();
@@ -593,26 +701,13 @@ mod tests {
         let mut accepted = 0;
         let mut checked = 0;
         for text in &inputs {
-            accepted += check(text);
-            checked += 1;
-            // Malformed variants: truncations and single-byte damage at a few positions.
-            let b = text.as_bytes();
-            let step = (b.len() / 7).max(1);
-            for cut in (0..b.len()).step_by(step) {
-                if text.is_char_boundary(cut) {
-                    check(&text[..cut]);
-                    checked += 1;
+            // The input itself first, then its damaged variants.
+            for (i, variant) in with_damage(text).iter().enumerate() {
+                let n = check(variant);
+                if i == 0 {
+                    accepted += n;
                 }
-                for repl in [b'x', b'"', b',', b']', b'}', b'1', b'-', b' '] {
-                    if b[cut].is_ascii() {
-                        let mut m = b.to_vec();
-                        m[cut] = repl;
-                        if let Ok(m) = String::from_utf8(m) {
-                            check(&m);
-                            checked += 1;
-                        }
-                    }
-                }
+                checked += 1;
             }
         }
         eprintln!("fast path accepted {accepted} of {checked} mode runs / inputs ({} base inputs)", inputs.len());

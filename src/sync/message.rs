@@ -140,6 +140,41 @@ pub fn parse_payload(text: &str) -> Result<Received> {
     Ok(Received { request_id, message, body })
 }
 
+/// Scans a payload in its plain form, `[requestId, n, body]` with `n` one digit: the request id,
+/// the message and the body's byte range, the body unchecked (for a reader that checks it as
+/// [`parse_payload`] would). None for any other text, valid or not (then [`parse_payload`] decides).
+pub(crate) fn scan_payload(text: &str) -> Option<(Option<String>, Message, std::ops::Range<usize>)> {
+    if text.len() > crate::value::MAX_JSON_BYTES {
+        return None;
+    }
+    let mut lx = crate::json_lex::Lexer::new(text);
+    lx.ws();
+    fn expect(lx: &mut crate::json_lex::Lexer, c: u8) -> Option<()> {
+        let ok = lx.b.get(lx.i) == Some(&c);
+        lx.i += 1;
+        lx.ws();
+        ok.then_some(())
+    }
+    expect(&mut lx, b'[')?;
+    let request_id = match lx.b.get(lx.i) {
+        Some(b'"') => Some(lx.string().ok()?.into_owned()),
+        Some(b'n') => {
+            lx.literal(b"null").ok()?;
+            None
+        }
+        _ => return None,
+    };
+    lx.ws();
+    expect(&mut lx, b',')?;
+    let digit = lx.b.get(lx.i).filter(|d| d.is_ascii_digit())?;
+    let message = Message::from_number(i64::from(digit - b'0'))?;
+    lx.i += 1;
+    lx.ws();
+    expect(&mut lx, b',')?;
+    let end = text.trim_end_matches([' ', '\t', '\n', '\r']).len();
+    (end > lx.i + 1 && text.as_bytes()[end - 1] == b']').then_some((request_id, message, lx.i..end - 1))
+}
+
 /// `[requestId, message, body]` as JSON text, with the body already JSON text.
 pub fn payload(request_id: Option<&str>, message: Message, body_json: &str) -> String {
     payload_numbered(request_id, i64::from(message as u8), body_json)
@@ -188,6 +223,12 @@ mod tests {
         assert!(parse_payload(r#"["x",2,[1,-2]]"#).is_err());
         assert!(parse_payload(r#"["x",5,{"t":{"r":1.5}}]"#).is_err());
         assert!(parse_payload(r#"["x",0,[[{}],{"t":{"r":1}}]]"#).is_ok());
+        let scanned = |t: &str| scan_payload(t).map(|(id, m, body)| (id, m, t[body].to_string()));
+        assert_eq!(scanned(" [ \"a\\u0062\" , 3 ,[[{}],[{}],1] ] \n"), Some((Some("ab".into()), Message::ContentDiff, "[[{}],[{}],1] ".into())));
+        assert_eq!(scanned("[null,0,[]]"), Some((None, Message::Response, "[]".into())));
+        for other in ["[null,0,]", "[null,0]", "[null,8,1]", "[null,0.0,1]", "[null,03,1]", "[1,0,[]]", "[null,0,[]]x", "[nul,0,[]]"] {
+            assert_eq!(scanned(other), None, "{other}");
+        }
         assert_eq!(frame(None, "[]"), "\n[]");
         assert_eq!(unframe("abc\n[1]").unwrap(), (Some("abc"), "[1]"));
     }

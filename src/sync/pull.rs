@@ -2,7 +2,7 @@
 //! row, cell and value diffs as needed, merged into one set of changes.
 
 use super::message::Message;
-use super::worker::{is_empty_obj, Done, Worker};
+use super::worker::{is_empty_obj, Body, Done, Worker};
 use crate::value::to_json_string;
 use parking_lot::Mutex;
 use serde_json::{Map, Value as Json};
@@ -24,7 +24,7 @@ impl Worker {
                 "\"\"",
                 &tx.clone(),
                 Box::new(move |w: &mut Worker, r| match r {
-                    Ok((hashes, from)) => w.pull_with(Some(from), hashes, tx, done),
+                    Ok((hashes, from)) => w.pull_with(Some(from), hashes.into_json(), tx, done),
                     Err(e) => done(w, Err(e)),
                 }),
             ),
@@ -41,11 +41,20 @@ impl Worker {
         let done: SharedDone = Arc::new(Mutex::new(Some(done)));
         let values_step: Step = {
             let (other, tx, done) = (other.clone(), tx.clone(), done.clone());
-            Arc::new(move |w: &mut Worker, tables: Json| {
+            Arc::new(move |w: &mut Worker, tables: Body| {
                 let (_, values_hash) = w.store.get_mergeable_content_hashes();
                 if values_hash as f64 == their_values {
-                    finish(w, &done, Ok(Json::Array(vec![tables, Json::Array(vec![Json::Object(Map::new())]), Json::from(1)])));
+                    let changes = match tables {
+                        // A table diff read from its text is these changes already.
+                        Body::Parsed(p) => Body::Parsed(p),
+                        Body::Json(tables) => Body::Json(Json::Array(vec![tables, Json::Array(vec![Json::Object(Map::new())]), Json::from(1)])),
+                    };
+                    finish(w, &done, Ok(changes));
                 } else {
+                    let tables = match tables {
+                        Body::Parsed(p) => p.tables_json(),
+                        Body::Json(tables) => tables,
+                    };
                     let body = w.store.get_mergeable_value_hashes_json();
                     let done = done.clone();
                     w.request(
@@ -54,14 +63,14 @@ impl Worker {
                         &body,
                         &tx,
                         Box::new(move |w: &mut Worker, r| {
-                            finish(w, &done, r.map(|(values, _)| Json::Array(vec![tables, values, Json::from(1)])))
+                            finish(w, &done, r.map(|(values, _)| Body::Json(Json::Array(vec![tables, values.into_json(), Json::from(1)]))))
                         }),
                     );
                 }
             })
         };
         if tables_hash as f64 == their_tables {
-            values_step(self, Json::Array(vec![Json::Object(Map::new())]));
+            values_step(self, Body::Json(Json::Array(vec![Json::Object(Map::new())])));
             return;
         }
         let body = self.store.get_mergeable_table_hashes_json();
@@ -72,8 +81,10 @@ impl Worker {
             &body,
             &tx,
             Box::new(move |w: &mut Worker, r| {
-                let (response, _) = match r {
-                    Ok(r) => r,
+                let response = match r {
+                    // `[tables, {}]` read from its text: no differing tables.
+                    Ok((Body::Parsed(p), _)) if p.is_table_diff() => return values_step(w, Body::Parsed(p)),
+                    Ok((response, _)) => response.into_json(),
                     Err(e) => return finish(w, &done, Err(e)),
                 };
                 let (mut tables, differing) = match split_diff(response) {
@@ -81,7 +92,7 @@ impl Worker {
                     Err(e) => return finish(w, &done, Err(e)),
                 };
                 if is_empty_obj(&differing) {
-                    return values_step(w, tables);
+                    return values_step(w, Body::Json(tables));
                 }
                 let body = match w.store.get_mergeable_row_hashes_json(&to_json_string(&differing)) {
                     Ok(b) => b,
@@ -98,13 +109,13 @@ impl Worker {
                             Ok(r) => r,
                             Err(e) => return finish(w, &done, Err(e)),
                         };
-                        let (rows, differing) = match split_diff(response) {
+                        let (rows, differing) = match split_diff(response.into_json()) {
                             Ok(parts) => parts,
                             Err(e) => return finish(w, &done, Err(e)),
                         };
                         merge_tables_stamps(&mut tables, rows);
                         if is_empty_obj(&differing) {
-                            return values_step(w, tables);
+                            return values_step(w, Body::Json(tables));
                         }
                         let body = match w.store.get_mergeable_cell_hashes_json(&to_json_string(&differing)) {
                             Ok(b) => b,
@@ -117,8 +128,8 @@ impl Worker {
                             &tx3,
                             Box::new(move |w: &mut Worker, r| match r {
                                 Ok((cells, _)) => {
-                                    merge_tables_stamps(&mut tables, cells);
-                                    values_step(w, tables)
+                                    merge_tables_stamps(&mut tables, cells.into_json());
+                                    values_step(w, Body::Json(tables))
                                 }
                                 Err(e) => finish(w, &done, Err(e)),
                             }),
@@ -131,9 +142,9 @@ impl Worker {
 }
 
 type SharedDone = Arc<Mutex<Option<Done>>>;
-type Step = Arc<dyn Fn(&mut Worker, Json) + Send + Sync>;
+type Step = Arc<dyn Fn(&mut Worker, Body) + Send + Sync>;
 
-fn finish(w: &mut Worker, done: &SharedDone, result: std::result::Result<Json, String>) {
+fn finish(w: &mut Worker, done: &SharedDone, result: std::result::Result<Body, String>) {
     if let Some(done) = done.lock().take() {
         done(w, result);
     }

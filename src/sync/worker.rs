@@ -1,10 +1,12 @@
 //! The synchronizer's worker thread: its inbox loop, receiving, sending, requests and their
 //! timeouts, load and save. The pull procedure is in `pull.rs`.
 
-use super::message::{parse_payload, payload, Message, Received};
+use super::message::{parse_payload, payload, scan_payload, Message, Received};
 use super::{ConnectionState, Status, SyncState, SyncStatus, SynchronizerOptions, Transport, TransportEvent, MAX_PENDING_REQUESTS};
+use crate::mergeable::parse::{parse_diff_body, parse_table_diff_body};
+use crate::mergeable::wire::{MergeIn, StampIn};
 use crate::mergeable::MergeableStore;
-use crate::value::to_json_string;
+use crate::value::{parse_json, to_json_string};
 use super::inbox::{Inbox, Next};
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value as Json};
@@ -19,8 +21,65 @@ thread_local! {
     pub(super) static APPLYING: Cell<usize> = const { Cell::new(0) };
 }
 
-pub(super) type Cont = Box<dyn FnOnce(&mut Worker, std::result::Result<(Json, String), String>) + Send>;
-pub(super) type Done = Box<dyn FnOnce(&mut Worker, std::result::Result<Json, String>) + Send>;
+pub(super) type Cont = Box<dyn FnOnce(&mut Worker, std::result::Result<(Body, String), String>) + Send>;
+pub(super) type Done = Box<dyn FnOnce(&mut Worker, std::result::Result<Body, String>) + Send>;
+
+/// A received body (or the changes a pull collects): a JSON tree, or a diff read straight from
+/// the payload's text, which saves building and walking a tree of a multi-megabyte diff.
+pub(super) enum Body {
+    Json(Json),
+    Parsed(Box<Parsed>),
+}
+
+/// A diff read from its payload's text, valid as `parse_payload` then `parse_merge_in` would find
+/// it, bar the five-minute future check (made when it is applied, as the reference path does).
+pub(super) struct Parsed {
+    input: MergeIn,
+    /// The latest HLC time in it.
+    max_time: Option<u64>,
+    /// The payload, and where in it is what the reference path reads: a ContentDiff's body, or a
+    /// table diff's tables.
+    text: String,
+    range: std::ops::Range<usize>,
+    /// A table diff's tables: the changes are `[tables, [{}], 1]`.
+    tables_only: bool,
+}
+
+impl Parsed {
+    fn json(&self) -> Json {
+        // The text was checked as valid JSON already.
+        parse_json(&self.text[self.range.clone()]).unwrap_or(Json::Null)
+    }
+
+    /// The changes as the reference path reads them.
+    fn changes_json(&self) -> Json {
+        if self.tables_only {
+            Json::Array(vec![self.json(), Json::Array(vec![Json::Object(Map::new())]), Json::from(1)])
+        } else {
+            self.json()
+        }
+    }
+
+    /// A table diff's tables as a tree.
+    pub(super) fn tables_json(&self) -> Json {
+        self.json()
+    }
+
+    pub(super) fn is_table_diff(&self) -> bool {
+        self.tables_only
+    }
+}
+
+impl Body {
+    /// The body as a tree (a table diff: `[tables, {}]`).
+    pub(super) fn into_json(self) -> Json {
+        match self {
+            Body::Json(j) => j,
+            Body::Parsed(p) if p.tables_only => Json::Array(vec![p.json(), Json::Object(Map::new())]),
+            Body::Parsed(p) => p.json(),
+        }
+    }
+}
 pub(super) type Then = Box<dyn FnOnce(&mut Worker) + Send>;
 
 pub(super) enum Command {
@@ -218,8 +277,8 @@ impl Worker {
             return;
         }
         match work {
-            Work::Receive(from, text) => self.receive(&from, &text),
-            Work::Parsed(from, received) => self.receive_parsed(&from, received),
+            Work::Receive(from, text) => self.receive(&from, text),
+            Work::Parsed(from, received) => self.receive_parsed(&from, received.request_id, received.message, Body::Json(received.body)),
             Work::Local(changes) => {
                 if self.auto_save && !self.destroyed {
                     self.save(Some(changes));
@@ -388,17 +447,48 @@ impl Worker {
 
     // ------------------------------------------------------------------ receiving
 
-    fn receive(&mut self, from: &str, text: &str) {
+    fn receive(&mut self, from: &str, text: String) {
         if self.destroyed {
             return;
         }
-        match parse_payload(text) {
-            Ok(received) => self.receive_parsed(from, received),
-            Err(_) => self.ignored("tinybase:14"),
+        match self.read_diff(text) {
+            Ok((request_id, message, body)) => self.receive_parsed(from, request_id, message, body),
+            Err(text) => match parse_payload(&text) {
+                Ok(Received { request_id, message, body }) => self.receive_parsed(from, request_id, message, Body::Json(body)),
+                Err(_) => self.ignored("tinybase:14"),
+            },
         }
     }
 
-    fn receive_parsed(&mut self, from: &str, received: Received) {
+    /// A ContentDiff, or a table diff `[tables, {}]` answering our GetTableDiff, read straight
+    /// from its text; anything else (and everything when an on_receive hook wants the body's
+    /// text as the tree prints it) is handed back for `parse_payload`.
+    fn read_diff(&self, text: String) -> std::result::Result<(Option<String>, Message, Body), String> {
+        if self.options.on_receive.is_some() {
+            return Err(text);
+        }
+        let Some((request_id, message, range)) = scan_payload(&text) else { return Err(text) };
+        let body = &text[range.clone()];
+        let parsed = match message {
+            Message::ContentDiff => parse_diff_body(body).map(|(input, max_time)| (input, max_time, range, false)),
+            // Also when nothing waits for it any more (it timed out): it is only checked, then.
+            Message::Response if request_id.as_ref().and_then(|id| self.pending.get(id)).is_none_or(|p| p.message == Message::GetTableDiff) => {
+                parse_table_diff_body(body).map(|(tables, max_time, r)| {
+                    let values = StampIn { thing: Vec::new(), hlc: crate::hlc::Hlc::EMPTY };
+                    (MergeIn { tables, values }, max_time, range.start + r.start..range.start + r.end, true)
+                })
+            }
+            _ => None,
+        };
+        match parsed {
+            Some((input, max_time, range, tables_only)) => {
+                Ok((request_id, message, Body::Parsed(Box::new(Parsed { input, max_time, text, range, tables_only }))))
+            }
+            None => Err(text),
+        }
+    }
+
+    fn receive_parsed(&mut self, from: &str, request_id: Option<String>, message: Message, body: Body) {
         if self.destroyed {
             return;
         }
@@ -407,33 +497,39 @@ impl Worker {
         // A valid message from a peer: the link works again.
         self.last_error = None;
         if let Some(hook) = &self.options.on_receive {
-            hook(Some(from), received.request_id.as_deref(), received.message, &to_json_string(&received.body));
+            let text = match &body {
+                Body::Json(j) => to_json_string(j),
+                Body::Parsed(p) => to_json_string(&p.json()),
+            };
+            hook(Some(from), request_id.as_deref(), message, &text);
         }
         let store = self.store.clone();
-        let body = &received.body;
-        let body_text = || to_json_string(body);
-        let response = match received.message {
+        let body_text = || match &body {
+            Body::Json(j) => to_json_string(j),
+            Body::Parsed(p) => to_json_string(&p.json()),
+        };
+        let response = match message {
             Message::Response => {
-                if let Some(id) = &received.request_id {
+                if let Some(id) = &request_id {
                     let matches = self.pending.get(id).is_some_and(|p| p.to.as_deref().is_none_or(|to| to == from));
                     if matches {
                         if let Some(p) = self.pending.remove(id) {
-                            (p.cont)(self, Ok((received.body, from.to_string())));
+                            (p.cont)(self, Ok((body, from.to_string())));
                         }
                     }
                 }
                 return;
             }
             Message::ContentHashes if auto_loading => {
-                let tx = received.request_id.clone().unwrap_or_else(|| crate::util::random_id(11));
+                let tx = request_id.clone().unwrap_or_else(|| crate::util::random_id(11));
                 self.pull(
                     Some(from.to_string()),
-                    Some(received.body),
+                    Some(body.into_json()),
                     tx,
                     Box::new(|w: &mut Worker, result| match result {
                         Ok(changes) => {
                             w.set_status(Status::Loading);
-                            w.apply(&changes);
+                            w.apply(changes);
                             w.set_status(Status::Idle);
                         }
                         Err(e) => {
@@ -448,7 +544,7 @@ impl Worker {
             }
             Message::ContentDiff if auto_loading => {
                 self.set_status(Status::Loading);
-                self.apply(&received.body);
+                self.apply(body);
                 self.set_status(Status::Idle);
                 return;
             }
@@ -463,19 +559,26 @@ impl Worker {
             _ => None,
         };
         if let Some(response) = response {
-            self.send(Some(from), received.request_id.as_deref(), Message::Response, &response);
+            self.send(Some(from), request_id.as_deref(), Message::Response, &response);
         }
     }
 
     /// Applies changes from peers through the wire-form path; they are not echoed.
-    fn apply(&mut self, changes: &Json) {
-        // Without the trailing 1, TinyBase takes the body for full content, which needs hashes
-        // that no valid protocol message carries: it is ignored, silently.
-        if changes.as_array().is_none_or(|a| a.len() != 3) {
-            return;
-        }
+    fn apply(&mut self, changes: Body) {
+        let input = match changes {
+            // Without the trailing 1, TinyBase takes the body for full content, which needs
+            // hashes that no valid protocol message carries: it is ignored, silently.
+            Body::Json(changes) if changes.as_array().is_none_or(|a| a.len() != 3) => return,
+            Body::Json(changes) => Err(changes),
+            // An HLC too far ahead: the reference path reports which.
+            Body::Parsed(p) if p.max_time.is_some_and(|t| t as f64 > self.store.now() + crate::hlc::HLC_MAX_FUTURE_OFFSET) => Err(p.changes_json()),
+            Body::Parsed(p) => Ok(p.input),
+        };
         APPLYING.with(|a| a.set(self.id));
-        let result = self.store.apply_mergeable_changes_value(changes);
+        let result = match input {
+            Ok(input) => self.store.apply_merge_in(input),
+            Err(changes) => self.store.apply_mergeable_changes_value(&changes),
+        };
         APPLYING.with(|a| a.set(0));
         match result {
             Ok(()) => {}
@@ -501,10 +604,15 @@ impl Worker {
             Box::new(move |w: &mut Worker, result| {
                 match result {
                     Ok(changes) => {
-                        let empty = changes.get(0).and_then(|t| t.get(0)).is_some_and(is_empty_obj)
-                            && changes.get(1).and_then(|v| v.get(0)).is_some_and(is_empty_obj);
+                        let empty = match &changes {
+                            Body::Json(changes) => {
+                                changes.get(0).and_then(|t| t.get(0)).is_some_and(is_empty_obj)
+                                    && changes.get(1).and_then(|v| v.get(0)).is_some_and(is_empty_obj)
+                            }
+                            Body::Parsed(p) => p.input.tables.thing.is_empty() && p.input.values.thing.is_empty(),
+                        };
                         if !empty {
-                            w.apply(&changes);
+                            w.apply(changes);
                         } else if let Some(initial) = &initial {
                             w.set_default(initial);
                         }
