@@ -51,17 +51,8 @@ pub fn id_hash(id: &str, hash: u32) -> u32 {
     let mut h = Fnv::default();
     h.write(id.as_bytes());
     h.write(b":");
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    let mut v = hash;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
+    let mut buf = [0u8; 20];
+    let i = crate::value::decimal_digits(hash as u64, &mut buf);
     h.write(&buf[i..]);
     h.finish()
 }
