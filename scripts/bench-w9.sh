@@ -5,14 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
 RUNS=${2:-3}
-cargo build --release --lib --example bench >&2
+cargo build --release --lib >&2 && cargo build --release -p tinybase-bench >&2
 [ -d tests/interop/node_modules/tinybase ] || (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >&2)
 PY=python3
 [ -x target/python-venv/bin/python ] && PY=target/python-venv/bin/python
 
-rust=$(./target/release/examples/bench "$N" --runs "$RUNS" --no-node --no-sync)
-rust_w1=$(echo "$rust" | awk -F'|' '/W1 cells/ {split($4,a," / "); print a[2]+0}')
-rust_w2=$(echo "$rust" | awk -F'|' '/W2 calls/ {split($4,a," / "); print a[2]+0}')
+# The Rust API: RUNS child rounds of the benchmark crate (W1-W5 and W2, no sync), medians.
+rust=$(for _ in $(seq "$RUNS"); do ./target/release/tinybase-bench child ours "$N" --no-sync; done)
+median() { grep "\"workload\":\"$1\"" | sed 's/.*"value":\([0-9.e+]*\).*/\1/' | sort -g | awk '{v[NR]=$1} END {print v[int(NR/2)+1]}'; }
+rust_w1=$(echo "$rust" | median W1)
+rust_w2=$(echo "$rust" | median W2)
 c=$(SKIP_CARGO=1 tests/c/bench.sh "$N" --runs "$RUNS" 2>/dev/null | grep '"median"')
 c_w1=$(echo "$c" | grep '"W1"' | sed 's/.*"median":\([0-9.]*\).*/\1/')
 c_w2=$(echo "$c" | grep '"W2"' | sed 's/.*"median":\([0-9.]*\).*/\1/')

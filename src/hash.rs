@@ -67,33 +67,12 @@ fn id_prefix(id: &str) -> Fnv {
     h
 }
 
-/// "00" to "99", for writing decimals two digits at a time (half the divisions).
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
 impl Fnv {
     /// The hash of what was written so far followed by `v` in decimal.
     #[inline]
     fn with_decimal(mut self, v: u32) -> u32 {
-        let mut buf = [0u8; 10];
-        let mut i = buf.len();
-        let mut v = v as usize;
-        while v >= 100 {
-            let d = (v % 100) * 2;
-            v /= 100;
-            i -= 2;
-            buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
-        }
-        if v >= 10 {
-            i -= 2;
-            buf[i..i + 2].copy_from_slice(&PAIRS[v * 2..v * 2 + 2]);
-        } else {
-            i -= 1;
-            buf[i] = b'0' + v as u8;
-        }
+        let mut buf = [0u8; 20];
+        let i = crate::value::decimal_digits(v as u64, &mut buf);
         self.write(&buf[i..]);
         self.finish()
     }

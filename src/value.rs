@@ -325,12 +325,11 @@ fn ascii_str(bytes: &[u8]) -> &str {
     }
 }
 
-/// Writes an integer in decimal without allocating.
+/// Writes the decimal digits of `v` at the end of `buf` (two at a time); returns where they
+/// start. The one digit writer behind JSON integers, wire-form hashes and hash-tree terms.
 #[inline]
-pub(crate) fn write_integer<O: JsonOut + ?Sized>(out: &mut O, n: i64) {
-    let mut buf = [0u8; 20];
+pub(crate) fn decimal_digits(mut v: u64, buf: &mut [u8; 20]) -> usize {
     let mut i = buf.len();
-    let mut v = n.unsigned_abs();
     while v >= 100 {
         let d = (v % 100) as usize * 2;
         v /= 100;
@@ -345,6 +344,14 @@ pub(crate) fn write_integer<O: JsonOut + ?Sized>(out: &mut O, n: i64) {
         i -= 1;
         buf[i] = b'0' + v as u8;
     }
+    i
+}
+
+/// Writes an integer in decimal without allocating.
+#[inline]
+pub(crate) fn write_integer<O: JsonOut + ?Sized>(out: &mut O, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = decimal_digits(n.unsigned_abs(), &mut buf);
     if n < 0 {
         i -= 1;
         buf[i] = b'-';

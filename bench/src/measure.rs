@@ -82,3 +82,10 @@ pub const W8_STORES: usize = 1549;
 
 /// W2's number of single calls.
 pub const W2_CALLS: usize = 10_000;
+
+/// (min, median, max) of a non-empty sample; the median is the upper one of an even count, as
+/// bench.mjs's W7 takes `latencies[floor(len / 2)]`.
+pub fn min_median_max(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}

@@ -307,17 +307,9 @@ impl Spare<'_> {
         self.byte(b'"');
     }
     #[inline(always)]
-    fn uint(&mut self, mut v: u64) {
+    fn uint(&mut self, v: u64) {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
+        let i = crate::value::decimal_digits(v, &mut digits);
         self.bytes(&digits[i..]);
     }
 }

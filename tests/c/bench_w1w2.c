@@ -5,7 +5,7 @@
  *   W2: then 10,000 single tb_store_set_cell calls (each its own transaction), cell(i) with
  *       value "w{i}"                                                       -> calls/s
  *
- * As in examples/bench.rs, the store's clock is fixed (1.7e12 ms) and its creation is inside
+ * As in bench/src/ours.rs, the store's clock is fixed (1.7e12 ms) and its creation is inside
  * the W1 timed region; id and value strings are prepared before the timed regions (for W2 too,
  * where the Rust bench formats inside its loop).
  *
