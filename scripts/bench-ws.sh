@@ -10,8 +10,10 @@
 # Everything listens on 127.0.0.1 on free ports and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# One cargo invocation: two would unify features differently and rebuild the library each time.
-cargo build --release --workspace --bin tinybase-server --example ws_bench >&2
+# One cargo invocation, with scripts/build-native.sh's package selection: another selection (two
+# invocations, or --workspace, which takes in the benchmark crate's dependencies) would unify other
+# dependency features and rebuild the library each time.
+cargo build --release -p tinybase-native -p tinybase-server --bin tinybase-server --example ws_bench >&2
 [ -d tests/interop/node_modules/ws ] || (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >&2)
 # 1000 idle clients need as many descriptors on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

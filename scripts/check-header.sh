@@ -27,8 +27,20 @@ trap 'chmod -R u+w "$scratch"; rm -rf "$scratch"' EXIT
 src="$scratch/tinybase-native"
 mkdir "$src"
 cp -R Cargo.toml build.rs cbindgen.toml src "$src/"
-# The workspace's other members must be there for cargo to read the root manifest.
-[ -d server ] && mkdir "$src/server" && cp -R server/Cargo.toml server/src "$src/server/"
+# The workspace's other members (server/, bench/...) must be there for cargo to read the root
+# manifest: each one's manifest and sources, as `cargo metadata` lists them.
+cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, os, sys
+m = json.load(sys.stdin)
+root = m["workspace_root"]
+for p in m["packages"]:
+    d = os.path.relpath(os.path.dirname(p["manifest_path"]), root)
+    if d != ".":
+        print(d)
+' | while read -r member; do
+  mkdir -p "$src/$member"
+  cp -R "$member/Cargo.toml" "$member/src" "$src/$member/"
+done
 [ -f Cargo.lock ] && cp Cargo.lock "$src/"
 [ -f "$src/Cargo.lock" ] || (cd "$src" && cargo generate-lockfile -q)
 chmod -R a-w "$src"

@@ -7,7 +7,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's wall time, printed when the next one starts, and a table of them all at exit
+# (also when a step fails): where the time of a run goes.
+STEP_NAMES=() STEP_SECS=() STEP_NAME="" STEP_START=$SECONDS
+step_end() {
+  [ -n "$STEP_NAME" ] || return 0
+  local s=$((SECONDS - STEP_START))
+  STEP_NAMES+=("$STEP_NAME") STEP_SECS+=("$s")
+  printf '=== %d s: %.60s\n' "$s" "$STEP_NAME"
+  STEP_NAME=""
+}
+step() { step_end; STEP_NAME=$*; STEP_START=$SECONDS; printf '\n=== %s\n' "$*"; }
+step_summary() {
+  step_end
+  local i
+  printf '\n=== seconds per step (load average %s)\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  for i in "${!STEP_NAMES[@]}"; do printf '%6d  %.90s\n' "${STEP_SECS[$i]}" "${STEP_NAMES[$i]}"; done
+  printf '%6d  total\n' "$SECONDS"
+}
+trap step_summary EXIT
 
 # Debian packages the tests use, installed when missing (need COMMAND-OR-FILE PACKAGE).
 . scripts/need.sh
@@ -47,7 +65,7 @@ echo "$(ls "$SEEDS_DIR" | wc -l) scripts in $SEEDS_DIR"
 
 step "PostgreSQL for the persister tests: a throwaway server (scripts/pg.sh), shared by the Rust, C, C++, Python and Kotlin steps, stopped at exit"
 PG_DIR=/tmp/tb-pg-test-$$
-trap 'scripts/pg.sh stop "$PG_DIR"' EXIT
+trap 'step_summary; scripts/pg.sh stop "$PG_DIR"' EXIT
 PG_ENV=$(scripts/pg.sh start "$PG_DIR") # fails the command when no server can start
 eval "$PG_ENV"                           # exports TB_TEST_POSTGRES_DSN for every later step
 echo "$TB_TEST_POSTGRES_DSN"
@@ -124,4 +142,5 @@ fi
 step "C/C++ install: scripts/install.sh into a temporary prefix; a C program with pkg-config (shared, --static), C and C++ programs with find_package(tinybase)"
 tests/install/run.sh
 
-step "all tests passed"
+step_end
+echo "=== all tests passed"
