@@ -9,7 +9,11 @@
 #   scripts/check-header.sh --update    refresh include/tinybase.h from the generated header
 #
 # CHECK_HEADER_TARGET_DIR overrides the target directory (default target/check-header, reused
-# between runs: only the first run compiles the build dependencies).
+# between runs: only the first run compiles the build dependencies). The checkout's own target/
+# saves that first compile (cbindgen, SQLite's and ring's C: the build scripts' output is shared
+# with `cargo check`), but cargo hashes a path crate by its place in the workspace, so the copy's
+# build script is the checkout's: its run makes the checkout's library stale (one rebuild).
+# test-all.sh does that last, when nothing builds after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -22,6 +26,7 @@ fi
 [ $# -eq 0 ] || { echo "usage: scripts/check-header.sh [--update]" >&2; exit 2; }
 
 target_dir="${CHECK_HEADER_TARGET_DIR:-$ROOT/target/check-header}"
+case "$target_dir" in /*) ;; *) target_dir="$ROOT/$target_dir" ;; esac # cargo runs in the copy
 scratch="$(mktemp -d)"
 trap 'chmod -R u+w "$scratch"; rm -rf "$scratch"' EXIT
 src="$scratch/tinybase-native"
