@@ -9,9 +9,10 @@ use ::automerge::{ActorId, Automerge, Change, ObjId, ObjType, ReadDoc, ScalarVal
 /// The library's name in the report and on the child command line.
 pub const NAME: &str = "automerge";
 
-/// The most cells `round` attempts: W1 runs at about 3k cells/s here (2 cores, loaded; 43 s for the
-/// round at 100k, 65 MB peak RSS), so 500k cells take about 3 minutes and 1M would take over 5.
-pub const MAX_N: usize = 500_000;
+/// The most cells `round` attempts: W1 slows as the document grows (about 3.2k cells/s at 100k,
+/// 43 s for the round; 1.6k cells/s at 500k, 373 s and 330 MB peak RSS, here on 2 loaded cores),
+/// so 250k cells take about 2-3 minutes and 1M would take well over 10.
+pub const MAX_N: usize = 250_000;
 
 /// The pinned crate version.
 pub fn version() -> &'static str {
