@@ -8,6 +8,7 @@
 //! or `child LIBRARY w8`) so that W3 and peak RSS belong to that round only; the parent takes
 //! min/median/max over the runs.
 
+mod crdt;
 // Some shared helpers (reset_peak, peak_bytes) serve only the comparison libraries' modules.
 #[allow(dead_code)]
 mod measure;
@@ -39,7 +40,7 @@ const NOT_BUILT: i32 = 3;
 fn round_of(library: &str, n: usize, sync: bool) -> Option<Vec<Measure>> {
     match library {
         "ours" => Some(ours::round(n, sync)),
-        _ => None,
+        _ => crdt::round(library, n),
     }
 }
 
@@ -47,13 +48,13 @@ fn round_of(library: &str, n: usize, sync: bool) -> Option<Vec<Measure>> {
 fn w8_of(library: &str) -> Option<Vec<Measure>> {
     match library {
         "ours" => Some(w8::w8_ours()),
-        _ => None,
+        _ => crdt::w8(library),
     }
 }
 
 /// A comparison library's crate version, None if not in this build.
-fn crdt_version(_library: &str) -> Option<&'static str> {
-    None
+fn crdt_version(library: &str) -> Option<&'static str> {
+    crdt::version(library)
 }
 
 /// `child LIBRARY N|w8 [--no-sync]`: one round, one JSON object per measure on stdout, then the
