@@ -267,7 +267,10 @@ fn machine() -> String {
         .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory = meminfo("MemTotal:").map_or("? GB".into(), |b| format!("{:.1} GB", b as f64 / 1e9));
-    format!("{cores} cores ({model}), {memory} of memory, {}", std::env::consts::OS)
+    // Other work on a shared machine moves every figure: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    format!("{cores} cores ({model}), {memory} of memory, {}; load average at the end {load}", std::env::consts::OS)
 }
 
 fn meminfo(field: &str) -> Option<u64> {
