@@ -8,6 +8,9 @@ use std::path::Path;
 
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
+/// One library's line: (colour index, name, points).
+type Line = (usize, &'static str, Vec<(f64, f64)>);
+
 const FONT_PATHS: [&str; 4] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
@@ -67,14 +70,14 @@ fn scale(r: &Results, path: &Path) -> Drawn {
     let root = root.titled("Cost per cell against N (medians; flat = linear growth)", ("sans-serif", 26))?;
     let (lo, hi) = (*r.sizes.first().ok_or("no sizes")? as f64, *r.sizes.last().ok_or("no sizes")? as f64);
     for (panel, (key, label)) in root.split_evenly((2, 3)).iter().zip(PER_CELL) {
-        let lines: Vec<(usize, &str, Vec<(f64, f64)>)> = NAMES
+        let lines: Vec<Line> = NAMES
             .iter()
             .enumerate()
             .map(|(i, (l, name))| {
                 let pts = r.sizes.iter().filter_map(|&n| r.per_cell(l, key, n).map(|s| (n as f64, s.median))).collect();
                 (i, *name, pts)
             })
-            .filter(|(_, _, pts): &(usize, &str, Vec<(f64, f64)>)| !pts.is_empty())
+            .filter(|(_, _, pts): &Line| !pts.is_empty())
             .collect();
         let ys = lines.iter().flat_map(|(_, _, p)| p.iter().map(|q| q.1)).filter(|y| *y > 0.0);
         let (ymin, ymax) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
@@ -91,7 +94,8 @@ fn scale(r: &Results, path: &Path) -> Drawn {
         chart
             .configure_mesh()
             .x_desc("N (cells)")
-            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .x_label_formatter(&|x| size_label(*x))
+            .light_line_style(WHITE)
             .y_label_formatter(&|y| crate::report::fmt(*y))
             .label_style(("sans-serif", 14))
             .draw()?;
@@ -165,4 +169,18 @@ fn ratios(r: &Results, path: &Path) -> Drawn {
     }
     root.present()?;
     Ok(())
+}
+
+/// "10k", "1M"... at powers of ten, nothing between (a log axis has many key points).
+fn size_label(x: f64) -> String {
+    let e = x.log10();
+    if (e - e.round()).abs() > 1e-6 {
+        return String::new();
+    }
+    match e.round() as i32 {
+        e @ 0..=2 => format!("{}", 10f64.powi(e)),
+        e @ 3..=5 => format!("{}k", 10f64.powi(e - 3)),
+        e @ 6..=8 => format!("{}M", 10f64.powi(e - 6)),
+        e => format!("1e{e}"),
+    }
 }

@@ -239,20 +239,25 @@ pub fn summary(r: &Results) -> String {
         );
     }
     let sizes: Vec<usize> = r.sizes.iter().copied().filter(|&n| r.get("ours", "W1", "cells/s", n).is_some()).collect();
-    let (Some(&last), true) = (sizes.last(), sizes.contains(&reference)) else { return s };
+    let Some(&last) = sizes.last() else { return s };
+    // The growth column (W12: within 1.5x) only when a size above the reference was measured.
+    let grows = last > reference && sizes.contains(&reference);
     let _ = writeln!(
         s,
-        "\n| this library, per cell (median) | {} | {last} / {reference} |\n|---|{}---|",
+        "\n| this library, per cell (median) | {}{} |\n|---|{}{}",
         sizes.iter().map(|n| format!("N = {n}")).collect::<Vec<_>>().join(" | "),
-        "---|".repeat(sizes.len())
+        if grows { format!(" | {last} / {reference}") } else { String::new() },
+        "---|".repeat(sizes.len()),
+        if grows { "---|" } else { "" }
     );
     for (key, label) in PER_CELL {
         let cells: Vec<String> = sizes.iter().map(|&n| r.per_cell("ours", key, n).map_or("-".into(), |s| fmt(s.median))).collect();
-        let growth = match (r.per_cell("ours", key, last), r.per_cell("ours", key, reference)) {
-            (Some(a), Some(b)) => format!("{:.2}x", a.median / b.median),
-            _ => "-".into(),
+        let growth = match (grows, r.per_cell("ours", key, last), r.per_cell("ours", key, reference)) {
+            (true, Some(a), Some(b)) => format!(" | {:.2}x", a.median / b.median),
+            (true, ..) => " | -".into(),
+            _ => String::new(),
         };
-        let _ = writeln!(s, "| {label} | {} | {growth} |", cells.join(" | "));
+        let _ = writeln!(s, "| {label} | {}{growth} |", cells.join(" | "));
     }
     s
 }
@@ -267,7 +272,10 @@ fn machine() -> String {
         .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory = meminfo("MemTotal:").map_or("? GB".into(), |b| format!("{:.1} GB", b as f64 / 1e9));
-    format!("{cores} cores ({model}), {memory} of memory, {}", std::env::consts::OS)
+    // Other work on a shared machine moves every figure: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    format!("{cores} cores ({model}), {memory} of memory, {}; load average at the end {load}", std::env::consts::OS)
 }
 
 fn meminfo(field: &str) -> Option<u64> {
