@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 static GLOBAL: measure::Counting = measure::Counting;
 
 /// The libraries this binary can measure, in report order ("tinybase" runs through node).
-const LIBRARIES: [&str; 5] = ["ours", "tinybase", "yrs", "automerge", "loro"];
+const LIBRARIES: [&str; 5] = ["ours", "tinybase", crdt::LIBRARIES[0], crdt::LIBRARIES[1], crdt::LIBRARIES[2]];
 
 /// From this size on: one run per library, and only this library and TinyBase's attempt (W12).
 const BIG: usize = 10_000_000;

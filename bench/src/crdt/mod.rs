@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn rounds_at_small_n() {
         for library in LIBRARIES {
-            let measures = child(library, "100").expect("one of ours");
+            let measures = round(library, 100).expect("one of ours");
             let workloads: Vec<_> = measures.iter().map(|m| (m.workload, m.unit)).collect();
             assert_eq!(workloads, [("W1", "cells/s"), ("W2", "calls/s"), ("W3", "bytes/cell")], "{library}");
             assert!(measures.iter().all(|m| m.value > 0.0), "{library}: {measures:?}");
@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn w8_merges_every_document() {
         for library in LIBRARIES {
-            let measures = child(library, "w8").expect("one of ours");
+            let measures = w8(library).expect("one of ours");
             let bytes = measures.iter().find(|m| m.unit == "bytes").expect("bytes");
             assert!(bytes.value >= W8_STORES as f64, "{library}: {measures:?}");
         }
@@ -162,7 +162,7 @@ mod tests {
             let v = version(library).expect("one of ours");
             assert!(v.split('.').count() == 3 && v.split('.').all(|p| p.parse::<u32>().is_ok()), "{library}: {v}");
         }
-        assert_eq!(child("ours", "100"), None);
+        assert_eq!(round("ours", 100), None);
     }
 
     /// Sizes over a library's limit are refused rather than attempted.
