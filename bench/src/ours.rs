@@ -41,7 +41,7 @@ pub fn round(n: usize, sync: bool) -> Vec<Measure> {
     drop(fresh);
 
     if sync {
-        out.extend(sync_round(&store));
+        out.extend(sync_round(&store, n));
     }
 
     let t0 = Instant::now();
@@ -55,16 +55,19 @@ pub fn round(n: usize, sync: bool) -> Vec<Measure> {
 
 /// W6 (full sync of the W1 store into an empty one over the local bus) and W7 (latency of one
 /// set_cell until the other side sees it, median of 100).
-fn sync_round(a: &MergeableStore) -> Vec<Measure> {
+fn sync_round(a: &MergeableStore, n: usize) -> Vec<Measure> {
     use std::sync::atomic::AtomicU64;
     use std::sync::Arc;
     use tinybase::sync::{local::LocalBus, SynchronizerOptions};
     let messages = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
+    // A request that times out is not retried (as in TinyBase), so the one big table diff must
+    // be written within the timeout: at 1M cells and more that takes longer than 200 ms.
+    let timeout = std::time::Duration::from_millis(200).max(std::time::Duration::from_micros(n as u64 * 2));
     let options = || {
         let (m, b) = (messages.clone(), bytes.clone());
         SynchronizerOptions {
-            request_timeout: std::time::Duration::from_millis(200),
+            request_timeout: timeout,
             on_send: Some(Arc::new(move |to: Option<&str>, id: Option<&str>, _msg, body: &str| {
                 m.fetch_add(1, Ordering::Relaxed);
                 b.fetch_add((body.len() + to.map_or(0, str::len) + id.map_or(0, str::len) + 8) as u64, Ordering::Relaxed);
