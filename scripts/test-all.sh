@@ -111,7 +111,7 @@ cargo build --release -p tinybase-server --example demo
 target/release/examples/demo
 
 step "fuzzing: libFuzzer on stable, a short fixed budget per target (scripts/fuzz.sh 3600 runs an hour each)"
-scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
 
 step "WebSocket interop with TinyBase: our client and server with TinyBase's WsServer and clients; restarts, auth, reconnect; load (tests/interop/ws)"
 cargo test --release -p tinybase-server --test tinybase_interop -- --nocapture --test-threads 3 --skip load_

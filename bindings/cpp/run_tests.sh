@@ -6,7 +6,8 @@
 #   3. cmake configure + build into target/cpp-build: GoogleTest suites linked against
 #      libtinybase.so (cpp_tests_shared) and libtinybase.a (cpp_tests_static)
 #   4. ctest --output-on-failure (every gtest case of both binaries is a ctest test)
-#   5. both binaries under valgrind memcheck (no errors, no definite leaks)
+#   5. the shared binary under valgrind memcheck (no errors, no definite leaks); MEMCHECK="shared static"
+#      checks both (the static one runs the same code, and ran unvalgrinded in step 4)
 #   6. optionally (ASAN=1) an AddressSanitizer+UBSan build in target/cpp-build-asan, run too
 # Exits non-zero on any failure. Environment: SKIP_VALGRIND=1, ASAN=1, SKIP_CARGO=1.
 set -uo pipefail
@@ -70,7 +71,7 @@ check_run() {
 if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     if command -v valgrind > /dev/null; then
         echo "== valgrind memcheck"
-        for kind in shared static; do
+        for kind in ${MEMCHECK:-shared}; do
             check_run "cpp_tests_$kind (memcheck)" valgrind -q --suppressions=tests/c/valgrind.supp --error-exitcode=99 --leak-check=full \
                 --errors-for-leak-kinds=definite --show-leak-kinds=definite "$BUILD/cpp_tests_$kind"
         done

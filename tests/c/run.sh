@@ -7,7 +7,8 @@
 #
 # test_ws starts the WebSocket server target/release/tinybase-server (built here) itself.
 #
-# Environment: SKIP_VALGRIND=1, SKIP_TSAN=1, SKIP_HEADER_CHECK=1 (test-all.sh checks the header in
+# Environment: MEMCHECK="shared static" runs memcheck on both builds (default: the shared one;
+# the static binaries run the same code, and are checked unvalgrinded above), SKIP_VALGRIND=1, SKIP_TSAN=1, SKIP_HEADER_CHECK=1 (test-all.sh checks the header in
 # a step of its own) to skip those stages; ONLY="test_ws test_sync" runs only those tests.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -56,7 +57,7 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     if command -v valgrind > /dev/null; then
         echo "== valgrind memcheck"
         for t in $TESTS; do
-            for kind in shared static; do
+            for kind in ${MEMCHECK:-shared}; do
                 check_run "$t ($kind, memcheck)" valgrind -q --suppressions=tests/c/valgrind.supp --error-exitcode=99 --leak-check=full \
                     --errors-for-leak-kinds=definite --show-leak-kinds=definite "$BUILD/${t}_$kind"
             done
@@ -72,10 +73,11 @@ if [ "${SKIP_TSAN:-0}" != 1 ] && [ -z "${ONLY:-}" ]; then
     if rustup run nightly rustc --version > /dev/null 2>&1; then
         # The library itself instrumented (Rust's -Zsanitizer=thread), so every access on both
         # sides of the boundary is checked. std stays uninstrumented (no -Zbuild-std): its
-        # allocator calls go through TSan's interceptors.
+        # allocator calls go through TSan's interceptors. The tests TSan runs use no PostgreSQL:
+        # without that default feature the build compiles no tokio.
         TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
         if RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer" \
-            cargo +nightly build --release --lib --target "$TRIPLE" --target-dir target/tsan; then
+            cargo +nightly build --release --lib --no-default-features --target "$TRIPLE" --target-dir target/tsan; then
             TSAN_LIBDIR="$ROOT/target/tsan/$TRIPLE/release"
             make -C tests/c -s tsan TSAN_LIBDIR="$TSAN_LIBDIR" || fail "building the TSan tests"
             for t in test_threads test_sync test_release; do
