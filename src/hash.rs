@@ -71,8 +71,8 @@ impl Fnv {
     /// The hash of what was written so far followed by `v` in decimal.
     #[inline]
     fn with_decimal(mut self, v: u32) -> u32 {
-        let mut buf = [0u8; 20];
-        let i = crate::value::decimal_digits(v as u64, &mut buf);
+        let mut buf = [0u8; 10];
+        let i = crate::value::decimal_digits_u32(v, &mut buf);
         self.write(&buf[i..]);
         self.finish()
     }
