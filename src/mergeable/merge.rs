@@ -2,7 +2,7 @@
 //! for incoming changes and content alike.
 
 use super::wire::{LeavesIn, MergeIn};
-use crate::hash::id_hash_delta;
+use crate::hash::{id_hash, id_hash_delta};
 use crate::hlc::Hlc;
 use crate::store::core::{Core, Level, TrackEvent, Undo};
 use crate::store::track::Stamped;
@@ -10,6 +10,10 @@ use crate::value::Stored;
 
 /// `replaceHlcHash`: a container's HLC term when the incoming HLC is later.
 fn replace_hlc_hash(old: Hlc, new: Hlc) -> u32 {
+    // Local writes finish their containers with the empty HLC: nothing to compare.
+    if new.is_empty() {
+        return 0;
+    }
     if new > old {
         (if old.is_empty() { 0 } else { old.hash() }) ^ new.hash()
     } else {
@@ -122,7 +126,9 @@ impl Core {
         let leaves = self.leaves_mut(at);
         let old = leaves.termed.then_some(leaves.hash);
         let hash = hash ^ replace_hlc_hash(leaves.hlc, in_hlc);
-        leaves.hlc = leaves.hlc.max(in_hlc);
+        if !in_hlc.is_empty() {
+            leaves.hlc = leaves.hlc.max(in_hlc);
+        }
         leaves.hash = hash;
         leaves.termed = true;
         (old, hash)
@@ -134,17 +140,34 @@ impl Core {
         let table = &mut self.content.tables[ti];
         let old = table.termed.then_some(table.hash);
         let hash = hash ^ replace_hlc_hash(table.hlc, in_hlc);
-        table.hlc = table.hlc.max(in_hlc);
+        if !in_hlc.is_empty() {
+            table.hlc = table.hlc.max(in_hlc);
+        }
         table.hash = hash;
         table.termed = true;
         (old, hash)
+    }
+
+    /// [`child_delta`] for a table in the tables hash, reusing the table's memoized old term.
+    fn table_delta(&mut self, ti: usize, old: Option<u32>, new: u32) -> u32 {
+        let (t, table) = self.content.tables.get_index_mut(ti).expect("table");
+        let old_term = match (old, table.term) {
+            (None, _) => 0,
+            (Some(o), Some((h, term))) if h == o => term,
+            (Some(o), _) => id_hash(t, o),
+        };
+        let new_term = id_hash(t, new);
+        table.term = Some((new, new_term));
+        old_term ^ new_term
     }
 
     fn finish_tables(&mut self, hash: u32, in_hlc: Hlc) {
         self.save(Level::Tables);
         let c = &mut self.content;
         let hash = hash ^ replace_hlc_hash(c.tables_hlc, in_hlc);
-        c.tables_hlc = c.tables_hlc.max(in_hlc);
+        if !in_hlc.is_empty() {
+            c.tables_hlc = c.tables_hlc.max(in_hlc);
+        }
         c.tables_hash = hash;
     }
 
@@ -195,7 +218,7 @@ impl Core {
             if record && accepted.len() == table_accepted && !rows_noted && old != Some(new) {
                 self.stamped().tables.insert(t.clone());
             }
-            tables_hash ^= child_delta(&t, old, new);
+            tables_hash ^= self.table_delta(ti, old, new);
             latest = latest.max(table_latest);
         }
         self.finish_tables(tables_hash, input.tables.hlc);
@@ -238,8 +261,7 @@ impl Core {
             let table = &self.content.tables[ti];
             let table_hash = table.hash ^ child_delta(table.rows.get_index(ri).expect("row").0, old_row, new_row);
             let (old_table, new_table) = self.finish_table(ti, table_hash, Hlc::EMPTY);
-            let t = self.content.tables.get_index(ti).expect("table").0;
-            let tables_hash = self.content.tables_hash ^ child_delta(t, old_table, new_table);
+            let tables_hash = self.content.tables_hash ^ self.table_delta(ti, old_table, new_table);
             self.finish_tables(tables_hash, Hlc::EMPTY);
         }
         let latest = if delta.is_some() { hlc } else { Hlc::EMPTY };

@@ -261,16 +261,22 @@ impl Core {
         let table = &mut self.content.tables[ti];
         let c = table.rows[ri].cells.map.get_index(ci).expect("leaf").0;
         let counts = &mut table.cell_counts;
-        let count = counts.get(c.as_str()).copied().unwrap_or(0);
+        // One lookup for both the count and its update.
+        let (slot, count) = match counts.get_full_mut(c.as_str()) {
+            Some((i, _, n)) => (Some(i), *n),
+            None => (None, 0),
+        };
         if (count == 0 && delta == 1) || (count == 1 && delta == -1) {
             self.journal.push(TrackEvent::TableCellIds(ti as u32, ri as u32, ci as u32, delta));
         }
-        if count == 1 && delta == -1 {
-            counts.shift_remove(c.as_str());
-        } else if count == 0 {
-            counts.insert(c.clone(), 1);
-        } else if let Some(n) = counts.get_mut(c.as_str()) {
-            *n = (count as i64 + delta as i64) as u32;
+        match slot {
+            Some(i) if count == 1 && delta == -1 => {
+                counts.shift_remove_index(i);
+            }
+            Some(i) if count != 0 => counts[i] = (count as i64 + delta as i64) as u32,
+            _ => {
+                counts.insert(c.clone(), 1);
+            }
         }
         self.journal.push(TrackEvent::CellIds(ti as u32, ri as u32, ci as u32, delta));
     }
@@ -293,20 +299,21 @@ impl Core {
 
     /// A leaf's plain-Store value changes: tracking, presence and (for local writes) a stamp.
     fn leaf_changed(&mut self, at: Option<(usize, usize)>, ci: usize, value: Stored) {
-        let old = self.leaves(at).map[ci].value.clone();
+        let deleting = value.is_deleted();
+        let leaves = self.leaves_mut(at);
+        // The old value moves into the journal (no clone).
+        let old = std::mem::replace(&mut leaves.map[ci].value, value);
         let was_deleted = old.is_deleted();
+        if was_deleted && !deleting {
+            leaves.live += 1;
+            leaves.map[ci].seq = take_seq(&mut leaves.next_seq);
+        } else if !was_deleted && deleting {
+            leaves.live -= 1;
+        }
         match at {
             Some((ti, ri)) => self.journal.push(TrackEvent::Cell(ti as u32, ri as u32, ci as u32, old)),
             None => self.journal.push(TrackEvent::Value(ci as u32, old)),
         }
-        let leaves = self.leaves_mut(at);
-        if was_deleted && !value.is_deleted() {
-            leaves.live += 1;
-            leaves.map[ci].seq = take_seq(&mut leaves.next_seq);
-        } else if !was_deleted && value.is_deleted() {
-            leaves.live -= 1;
-        }
-        leaves.map[ci].value = value;
         if self.listening && self.clock.is_some() {
             let hlc = if self.defaulting { Hlc::EMPTY } else { self.clock.as_mut().map(Clock::next).unwrap_or_default() };
             self.merge_local_leaf(at, ci, hlc);

@@ -223,6 +223,10 @@ pub(crate) struct TableNode {
     pub saved_gen: u32,
     /// Whether this table's hash is a term of the tables hash yet (not before its first merge).
     pub termed: bool,
+    /// `(hash, id_hash(id, hash))`: the table's last term in the tables hash, so that the next
+    /// change to the table does not hash its old term again (a pure function of the hash, so
+    /// never stale: a different hash just misses).
+    pub term: Option<(u32, u32)>,
 }
 
 impl TableNode {
@@ -240,6 +244,7 @@ impl TableNode {
             rows_at_start: 0,
             saved_gen: 0,
             termed: false,
+            term: None,
         }
     }
 }
