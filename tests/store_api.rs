@@ -95,6 +95,30 @@ fn listeners_follow_tinybase_order_and_can_be_removed() {
 }
 
 #[test]
+fn listeners_added_after_unobserved_writes_or_mid_transaction_fire() {
+    // A store with no listener takes a fast path past the listener bookkeeping; adding one
+    // (even inside a transaction, or after all were removed) must bring it back.
+    let s = store();
+    s.set_cell("t", "r", "c", 1).unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    s.transaction(|st| {
+        st.set_cell("t", "r", "c", 2).unwrap();
+        st.add_cell_listener(None, None, None, move |_, _, _, _, new, _| l.lock().unwrap().push(format!("{new:?}")));
+        st.set_cell("t", "r", "c", 3).unwrap();
+    });
+    assert_eq!(*log.lock().unwrap(), vec!["Some(Number(3.0))"]);
+    let l = log.clone();
+    let start = s.add_start_transaction_listener(move |_| l.lock().unwrap().push("start".into()));
+    s.set_cell("t", "r", "c", 4).unwrap();
+    assert_eq!(*log.lock().unwrap(), vec!["Some(Number(3.0))", "start", "Some(Number(4.0))"]);
+    assert!(s.del_listener(start));
+    assert_eq!(s.get_listener_count(), 1);
+    s.set_cell("t", "r", "c", 5).unwrap();
+    assert_eq!(log.lock().unwrap().last().map(String::as_str), Some("Some(Number(5.0))"));
+}
+
+#[test]
 fn listeners_may_read_and_write_the_store() {
     let s = store();
     s.add_value_listener(Some("a"), |st, _, new, _| {

@@ -73,6 +73,10 @@ pub(crate) struct Shared {
     pub(crate) core: ReentrantMutex<RefCell<Core>>,
     pub(crate) listeners: Mutex<Registry>,
     pub(crate) commit_hooks: Mutex<Vec<(u64, CommitHook)>>,
+    /// Listeners plus commit hooks registered, changed with them under their locks: a
+    /// transaction that sees 0 skips the listener and hook bookkeeping with one relaxed load
+    /// instead of locking both (a listener added on this thread is seen: program order).
+    pub(crate) observers: std::sync::atomic::AtomicUsize,
     /// Commits that reached commit hooks so far (their commit numbers), changed under the core lock.
     pub(crate) commits: std::sync::atomic::AtomicU64,
     /// Transactions rolled back because their thread ended inside them.
@@ -131,6 +135,7 @@ impl Store {
                 core: ReentrantMutex::new(RefCell::new(core)),
                 listeners: Mutex::new(Registry::default()),
                 commit_hooks: Mutex::new(Vec::new()),
+                observers: Default::default(),
                 commits: Default::default(),
                 abandoned: Default::default(),
             }),
@@ -238,7 +243,7 @@ impl Store {
 
     fn begin_locked(&self, guard: &parking_lot::ReentrantMutexGuard<'_, RefCell<Core>>) {
         let outer = guard.borrow_mut().begin();
-        if outer {
+        if outer && self.shared.observers.load(std::sync::atomic::Ordering::Relaxed) != 0 {
             let listeners = {
                 let registry = self.shared.listeners.lock();
                 if !registry.has(ListenerKind::StartTransaction) {
@@ -339,7 +344,7 @@ impl Store {
         let rollback = guard.borrow().rollback_requested || do_rollback.is_some_and(|f| f(self));
         if rollback {
             guard.borrow_mut().rollback();
-        } else if self.shared.listeners.lock().len() == 0 && self.shared.commit_hooks.lock().is_empty() {
+        } else if self.shared.observers.load(std::sync::atomic::Ordering::Relaxed) == 0 {
             // Nobody reads this commit's changes: nothing to build, nothing to call.
             let mut core = guard.borrow_mut();
             core.depth = 0;
@@ -454,7 +459,10 @@ impl Store {
     /// Registers the callback `make` builds for the new listener's id (`ids` already checked).
     pub(crate) fn add_listener_with(&self, kind: ListenerKind, ids: &[Option<&str>], make: impl FnOnce(ListenerId) -> listeners::Callback) -> ListenerId {
         let path = ids.iter().map(|id| id.map(Key::from)).collect();
-        self.shared.listeners.lock().add(kind, path, make)
+        let mut registry = self.shared.listeners.lock();
+        let id = registry.add(kind, path, make);
+        self.shared.observers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        id
     }
 
     fn check_ids(kind: ListenerKind, ids: &[Option<&str>]) -> Result<()> {
@@ -491,7 +499,12 @@ impl Store {
     /// listener is never called again after the runs in progress, and the last of them drops
     /// the callback. Removing a listener from inside its own callback is such a case.
     pub fn del_listener(&self, id: ListenerId) -> bool {
-        let Some(entry) = self.shared.listeners.lock().remove(id) else { return false };
+        let entry = {
+            let mut registry = self.shared.listeners.lock();
+            let Some(entry) = registry.remove(id) else { return false };
+            self.shared.observers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            entry
+        };
         let wait = listeners::call_depth() == 0 && !self.shared.core.is_owned_by_current_thread();
         entry.remove(wait)
     }
@@ -660,6 +673,7 @@ impl Store {
         let mut hooks = self.shared.commit_hooks.lock();
         let id = hooks.iter().map(|h| h.0).max().unwrap_or(0) + 1;
         hooks.push((id, hook));
+        self.shared.observers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         (id, self.shared.commits.load(std::sync::atomic::Ordering::Acquire))
     }
 
@@ -669,7 +683,10 @@ impl Store {
     }
 
     pub(crate) fn del_commit_hook(&self, id: u64) {
-        self.shared.commit_hooks.lock().retain(|h| h.0 != id);
+        let mut hooks = self.shared.commit_hooks.lock();
+        let before = hooks.len();
+        hooks.retain(|h| h.0 != id);
+        self.shared.observers.fetch_sub(before - hooks.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     // ------------------------------------------------------------------ getters
