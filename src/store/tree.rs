@@ -12,11 +12,122 @@ use indexmap::IndexMap;
 
 /// An id (table, row, cell or value id).
 pub(crate) type Key = CompactString;
-/// An insertion-ordered map from ids.
-pub(crate) type OMap<V> = IndexMap<Key, V, foldhash::fast::RandomState>;
+/// An insertion-ordered map from ids (tables, and each table's rows), with IndexMap's method
+/// names. Unlike IndexMap it stores no hash per entry and indexes entries with u32 rather than
+/// usize: a one-cell row is most of a store's memory (W3), and this saves it 12 bytes.
+/// Hashes are recomputed from the keys when the table grows.
+#[derive(Clone)]
+pub(crate) struct OMap<V> {
+    entries: Vec<(Key, V)>,
+    index: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
 
 pub(crate) fn omap<V>() -> OMap<V> {
-    IndexMap::with_hasher(foldhash::fast::RandomState::default())
+    OMap { entries: Vec::new(), index: hashbrown::HashTable::new(), hasher: foldhash::fast::RandomState::default() }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for OMap<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V> OMap<V> {
+    #[inline]
+    fn hash(&self, k: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(k)
+    }
+    pub(crate) fn get_index_of(&self, k: &str) -> Option<usize> {
+        let entries = &self.entries;
+        self.index.find(self.hash(k), |&i| entries[i as usize].0 == k).map(|&i| i as usize)
+    }
+    pub(crate) fn get(&self, k: &str) -> Option<&V> {
+        self.get_index_of(k).map(|i| &self.entries[i].1)
+    }
+    pub(crate) fn get_mut(&mut self, k: &str) -> Option<&mut V> {
+        self.get_index_of(k).map(|i| &mut self.entries[i].1)
+    }
+    pub(crate) fn get_full(&self, k: &str) -> Option<(usize, &Key, &V)> {
+        self.get_index_of(k).map(|i| (i, &self.entries[i].0, &self.entries[i].1))
+    }
+    /// Inserts or replaces; returns the entry's index and the value replaced, if any.
+    pub(crate) fn insert_full(&mut self, k: Key, v: V) -> (usize, Option<V>) {
+        if let Some(i) = self.get_index_of(&k) {
+            return (i, Some(std::mem::replace(&mut self.entries[i].1, v)));
+        }
+        let i = self.entries.len();
+        let index = u32::try_from(i).expect("fewer than 2^32 ids in a map");
+        let h = self.hash(&k);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.insert_unique(h, index, |&j| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(entries[j as usize].0.as_str())
+        });
+        self.entries.push((k, v));
+        (i, None)
+    }
+    pub(crate) fn get_index(&self, i: usize) -> Option<(&Key, &V)> {
+        self.entries.get(i).map(|(k, v)| (k, v))
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity().min(self.index.capacity())
+    }
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (&Key, &V)> + ExactSizeIterator {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+    pub(crate) fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
+        self.entries.iter().map(|(_, v)| v)
+    }
+    pub(crate) fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+    /// Removes the last entry (undo of a creation).
+    pub(crate) fn pop(&mut self) -> Option<(Key, V)> {
+        let (k, v) = self.entries.pop()?;
+        let i = self.entries.len() as u32;
+        let h = self.hash(&k);
+        if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
+            e.remove();
+        }
+        Some((k, v))
+    }
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.shrink_to_fit(|&j| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(entries[j as usize].0.as_str())
+        });
+    }
+}
+
+impl<V> std::ops::Index<usize> for OMap<V> {
+    type Output = V;
+    fn index(&self, i: usize) -> &V {
+        &self.entries[i].1
+    }
+}
+
+impl<V> std::ops::IndexMut<usize> for OMap<V> {
+    fn index_mut(&mut self, i: usize) -> &mut V {
+        &mut self.entries[i].1
+    }
+}
+
+impl<'a, V> IntoIterator for &'a OMap<V> {
+    type Item = (&'a Key, &'a V);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (Key, V)>, fn(&'a (Key, V)) -> (&'a Key, &'a V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
 }
 
 /// A cell or value with its stamp.
@@ -325,8 +436,8 @@ mod tests {
 
     #[test]
     fn node_sizes_do_not_grow() {
-        // Memory per cell (W3) is these sizes: a one-cell row is a row-map entry (hash, key,
-        // RowNode) holding its leaf inline. A change here changes W3; update
+        // Memory per cell (W3) is these sizes: a one-cell row is a row-map entry (key,
+        // RowNode) and a u32 in the map's hash table, holding its leaf inline. A change here changes W3; update
         // docs/benchmarks/profiles/W1-W3.md and tests/memory.rs's bound with it.
         use std::mem::size_of;
         let sizes = [
@@ -337,7 +448,7 @@ mod tests {
             ("LeafMap", size_of::<LeafMap>()),
             ("Leaves", size_of::<Leaves>()),
             ("RowNode", size_of::<RowNode>()),
-            ("row map entry", size_of::<(u64, Key, RowNode)>()),
+            ("row map entry", size_of::<(Key, RowNode)>()),
         ];
         let expected = [
             ("Stored", 24),
@@ -347,7 +458,7 @@ mod tests {
             ("LeafMap", 72),
             ("Leaves", 104),
             ("RowNode", 104),
-            ("row map entry", 136),
+            ("row map entry", 128),
         ];
         assert_eq!(sizes, expected);
     }
