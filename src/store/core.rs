@@ -302,7 +302,7 @@ impl Core {
         let leaves = self.leaves_mut(at);
         if was_deleted && !value.is_deleted() {
             leaves.live += 1;
-            leaves.map[ci].seq = take_seq(&mut leaves.next_seq);
+            leaves.map[ci].seq = leaves.take_seq();
         } else if !was_deleted && value.is_deleted() {
             leaves.live -= 1;
         }
@@ -814,12 +814,12 @@ impl Core {
                     n.hash = hash;
                 }
                 Level::Row(t, r) => {
-                    let n = &mut self.content.tables[t as usize].rows[r as usize].cells;
-                    n.hlc = hlc;
-                    n.hash = hash;
+                    let table = &mut self.content.tables[t as usize];
+                    table.set_row_hlc(r as usize, hlc);
+                    table.rows[r as usize].cells.hash = hash;
                 }
                 Level::Values => {
-                    self.content.values.hlc = hlc;
+                    self.content.values_hlc = hlc;
                     self.content.values.hash = hash;
                 }
                 Level::Leaf(_) => {}
@@ -829,7 +829,7 @@ impl Core {
                     self.content.tables.pop();
                 }
                 Level::Row(t, _) => {
-                    self.content.tables[t as usize].rows.pop();
+                    self.content.tables[t as usize].pop_row();
                 }
                 Level::Leaf(at) => {
                     self.leaves_mut(at.map(|(t, r)| (t as usize, r as usize))).map.pop();
@@ -925,7 +925,7 @@ impl PlainSnapshot {
         let mut overrides = std::mem::take(&mut c.overrides);
         let mut hide = |key: (u32, u32), leaves: &mut Leaves| {
             leaves.live = 0;
-            leaves.next_seq = 1;
+            leaves.reset_seq();
             for (ci, leaf) in leaves.map.values_mut().enumerate() {
                 if !leaf.value.is_deleted() {
                     overrides.entry((key.0, key.1, ci as u32)).or_insert_with(|| leaf.value.clone());
@@ -950,7 +950,7 @@ impl PlainSnapshot {
                 if overrides.get(&okey).is_some_and(|m| m.same(&v)) {
                     overrides.remove(&okey);
                 }
-                let seq = take_seq(&mut leaves.next_seq);
+                let seq = leaves.take_seq();
                 let leaf = &mut leaves.map[ci];
                 leaf.value = v;
                 leaf.seq = seq;

@@ -277,17 +277,19 @@ impl std::ops::IndexMut<usize> for LeafMap {
     }
 }
 
-/// A container of leaves: a row's cells, or the values.
+/// A container of leaves: a row's cells, or the values. Its HLC is held outside (a row's in
+/// [`TableNode::row_hlc`], the values' in [`Content::values_hlc`]): local writes leave a row's HLC
+/// empty, so a row would mostly carry 13 empty bytes (and padding).
 #[derive(Clone, Debug)]
 pub(crate) struct Leaves {
     pub map: LeafMap,
-    pub hlc: Hlc,
     pub hash: u32,
     /// Number of leaves that are not deleted.
     pub live: u32,
-    pub next_seq: u32,
-    /// Whether this row's hash is a term of its table's yet (not before its first merge).
-    pub termed: bool,
+    /// The next leaf sequence number (low 31 bits) and, in the top bit, whether this row's hash is
+    /// a term of its table's yet (not before its first merge): a separate bool would cost 8 bytes
+    /// of padding per row. Use the methods.
+    next_seq: u32,
     /// A row's position in its table's plain-Store order, 0 while the row is absent from the
     /// plain Store (unused for the values). Held here rather than in [`RowNode`], where it would
     /// cost a row 8 bytes of padding.
@@ -296,9 +298,37 @@ pub(crate) struct Leaves {
 
 impl Leaves {
     pub(crate) fn new() -> Leaves {
-        Leaves { map: LeafMap::default(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1, termed: false, seq: 0 }
+        Leaves { map: LeafMap::default(), hash: 0, live: 0, next_seq: 1, seq: 0 }
+    }
+
+    /// Whether this row's hash is a term of its table's hash yet.
+    #[inline]
+    pub(crate) fn termed(&self) -> bool {
+        self.next_seq & TERMED != 0
+    }
+
+    /// Marks this row's hash as a term of its table's hash.
+    #[inline]
+    pub(crate) fn set_termed(&mut self) {
+        self.next_seq |= TERMED;
+    }
+
+    /// Takes the next leaf sequence number (0 means "absent", so it is skipped; wraps after 2^31).
+    #[inline]
+    pub(crate) fn take_seq(&mut self) -> u32 {
+        let s = self.next_seq & !TERMED;
+        self.next_seq = (s.wrapping_add(1) & !TERMED).max(1) | (self.next_seq & TERMED);
+        s
+    }
+
+    /// Restarts the leaf sequence numbers (the termed flag stays).
+    pub(crate) fn reset_seq(&mut self) {
+        self.next_seq = 1 | (self.next_seq & TERMED);
     }
 }
+
+/// The termed flag's bit in [`Leaves`]'s `next_seq`.
+const TERMED: u32 = 1 << 31;
 
 /// A row: its cells, and whether (and where) it is in the plain Store (`cells.seq`).
 #[derive(Clone, Debug)]
@@ -334,6 +364,9 @@ pub(crate) struct TableNode {
     pub saved_gen: u32,
     /// Whether this table's hash is a term of the tables hash yet (not before its first merge).
     pub termed: bool,
+    /// The HLCs of rows whose HLC is not empty, by row index (only merges of received changes
+    /// stamp a row; see [`Leaves`]).
+    row_hlcs: std::collections::HashMap<u32, Hlc, foldhash::fast::RandomState>,
 }
 
 impl TableNode {
@@ -351,6 +384,32 @@ impl TableNode {
             rows_at_start: 0,
             saved_gen: 0,
             termed: false,
+            row_hlcs: Default::default(),
+        }
+    }
+
+    /// A row's HLC (empty until a merge stamps it).
+    #[inline]
+    pub(crate) fn row_hlc(&self, ri: usize) -> Hlc {
+        if self.row_hlcs.is_empty() {
+            return Hlc::EMPTY;
+        }
+        self.row_hlcs.get(&(ri as u32)).copied().unwrap_or(Hlc::EMPTY)
+    }
+
+    /// Sets a row's HLC.
+    pub(crate) fn set_row_hlc(&mut self, ri: usize, hlc: Hlc) {
+        if hlc.is_empty() {
+            self.row_hlcs.remove(&(ri as u32));
+        } else {
+            self.row_hlcs.insert(ri as u32, hlc);
+        }
+    }
+
+    /// Removes the last row (undo of its creation), with its HLC.
+    pub(crate) fn pop_row(&mut self) {
+        if self.rows.pop().is_some() {
+            self.row_hlcs.remove(&(self.rows.len() as u32));
         }
     }
 }
@@ -365,6 +424,8 @@ pub(crate) struct Content {
     pub live: u32,
     pub next_seq: u32,
     pub values: Leaves,
+    /// The values' HLC (see [`Leaves`]).
+    pub values_hlc: Hlc,
     /// Stamp values that differ from the plain Store's value, keyed by (table, row, leaf) index
     /// (table `VALUES` for values). TinyBase leaves these behind when a rollback cannot restore
     /// an object or array cell into its Store; almost always empty.
@@ -383,6 +444,7 @@ impl Content {
             live: 0,
             next_seq: 1,
             values: Leaves::new(),
+            values_hlc: Hlc::EMPTY,
             overrides: std::collections::HashMap::new(),
         }
     }
@@ -394,6 +456,29 @@ impl Content {
             &leaf.value
         } else {
             self.overrides.get(&(key.0, key.1, ci as u32)).unwrap_or(&leaf.value)
+        }
+    }
+
+    /// The HLC of a row (`Some((table, row))`) or of the values (None).
+    #[inline]
+    pub(crate) fn leaves_hlc(&self, at: Option<(usize, usize)>) -> Hlc {
+        match at {
+            Some((ti, ri)) => self.tables[ti].row_hlc(ri),
+            None => self.values_hlc,
+        }
+    }
+
+    /// The HLC of a row or of the values by override key (`(VALUES, 0)` for the values).
+    #[inline]
+    pub(crate) fn leaves_hlc_of(&self, key: (u32, u32)) -> Hlc {
+        self.leaves_hlc(if key.0 == VALUES { None } else { Some((key.0 as usize, key.1 as usize)) })
+    }
+
+    /// Sets the HLC of a row or of the values.
+    pub(crate) fn set_leaves_hlc(&mut self, at: Option<(usize, usize)>, hlc: Hlc) {
+        match at {
+            Some((ti, ri)) => self.tables[ti].set_row_hlc(ri, hlc),
+            None => self.values_hlc = hlc,
         }
     }
 
@@ -456,9 +541,9 @@ mod tests {
             ("Key", 24),
             ("Leaf", 48),
             ("LeafMap", 72),
-            ("Leaves", 104),
-            ("RowNode", 104),
-            ("row map entry", 128),
+            ("Leaves", 88),
+            ("RowNode", 88),
+            ("row map entry", 112),
         ];
         assert_eq!(sizes, expected);
     }
