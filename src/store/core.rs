@@ -154,11 +154,10 @@ impl Core {
     pub(crate) fn row_node(&mut self, ti: usize, r: &str) -> usize {
         let undoable = self.undoable();
         let table = &mut self.content.tables[ti];
-        if let Some(i) = table.rows.get_index_of(r) {
-            return i;
+        let (ri, inserted) = table.rows.get_or_insert_full(r, || RowNode { cells: Leaves::new() });
+        if !inserted {
+            return ri;
         }
-        // (insert_full keeps the entries' capacity in step with the index: less slack than entry())
-        let ri = table.rows.insert_full(Key::from(r), RowNode { cells: Leaves::new() }).0;
         // Rows of a table created in this transaction go when the table goes.
         if undoable && !self.table_is_new(ti) {
             self.undo.push(Undo::Created(Level::Row(ti as u32, 0)));

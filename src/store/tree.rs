@@ -54,19 +54,36 @@ impl<V> OMap<V> {
     }
     /// Inserts or replaces; returns the entry's index and the value replaced, if any.
     pub(crate) fn insert_full(&mut self, k: Key, v: V) -> (usize, Option<V>) {
-        if let Some(i) = self.get_index_of(&k) {
-            return (i, Some(std::mem::replace(&mut self.entries[i].1, v)));
+        let h = self.hash(&k);
+        let entries = &self.entries;
+        if let Some(&i) = self.index.find(h, |&i| entries[i as usize].0 == k) {
+            return (i as usize, Some(std::mem::replace(&mut self.entries[i as usize].1, v)));
         }
+        (self.push_hashed(h, k, v), None)
+    }
+
+    /// The index of `k`, inserting it (with `make()`) when absent; true when inserted. Hashes
+    /// the id once (a lookup then an insert would hash it twice).
+    pub(crate) fn get_or_insert_full(&mut self, k: &str, make: impl FnOnce() -> V) -> (usize, bool) {
+        let h = self.hash(k);
+        let entries = &self.entries;
+        if let Some(&i) = self.index.find(h, |&i| entries[i as usize].0 == k) {
+            return (i as usize, false);
+        }
+        (self.push_hashed(h, Key::from(k), make()), true)
+    }
+
+    /// Appends an entry whose id is absent and whose hash is `h`.
+    fn push_hashed(&mut self, h: u64, k: Key, v: V) -> usize {
         let i = self.entries.len();
         let index = u32::try_from(i).expect("fewer than 2^32 ids in a map");
-        let h = self.hash(&k);
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.index.insert_unique(h, index, |&j| {
             use std::hash::BuildHasher;
             hasher.hash_one(entries[j as usize].0.as_str())
         });
         self.entries.push((k, v));
-        (i, None)
+        i
     }
     pub(crate) fn get_index(&self, i: usize) -> Option<(&Key, &V)> {
         self.entries.get(i).map(|(k, v)| (k, v))
