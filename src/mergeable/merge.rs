@@ -69,10 +69,10 @@ impl Core {
                 (n.hlc, n.hash)
             }
             Level::Row(t, r) => {
-                let n = &self.content.tables[t as usize].rows[r as usize].cells;
-                (n.hlc, n.hash)
+                let n = &self.content.tables[t as usize];
+                (n.row_hlc(r as usize), n.rows[r as usize].cells.hash)
             }
-            Level::Values => (self.content.values.hlc, self.content.values.hash),
+            Level::Values => (self.content.values_hlc, self.content.values.hash),
             Level::Leaf(_) => return,
         };
         self.undo.push(Undo::Container { level, hlc, hash });
@@ -123,14 +123,15 @@ impl Core {
             Some((t, r)) => Level::Row(t as u32, r as u32),
             None => Level::Values,
         });
-        let leaves = self.leaves_mut(at);
-        let old = leaves.termed.then_some(leaves.hash);
-        let hash = hash ^ replace_hlc_hash(leaves.hlc, in_hlc);
-        if !in_hlc.is_empty() {
-            leaves.hlc = leaves.hlc.max(in_hlc);
+        let old_hlc = self.content.leaves_hlc(at);
+        let hash = hash ^ replace_hlc_hash(old_hlc, in_hlc);
+        if in_hlc > old_hlc {
+            self.content.set_leaves_hlc(at, in_hlc);
         }
+        let leaves = self.leaves_mut(at);
+        let old = leaves.termed().then_some(leaves.hash);
         leaves.hash = hash;
-        leaves.termed = true;
+        leaves.set_termed();
         (old, hash)
     }
 
@@ -194,7 +195,7 @@ impl Core {
     /// change with nothing under them are noted in `track.stamped` (see [`Core::apply_accepted`]).
     pub(crate) fn merge(&mut self, input: MergeIn, record: bool) -> Vec<Accepted> {
         let mut accepted = Vec::new();
-        let before = (self.content.tables_hlc, self.content.tables_hash, self.content.values.hlc, self.content.values.hash);
+        let before = (self.content.tables_hlc, self.content.tables_hash, self.content.values_hlc, self.content.values.hash);
         let mut tables_hash = self.content.tables_hash;
         let mut latest = input.tables.hlc;
         for (t, table_in) in input.tables.thing {
@@ -223,7 +224,7 @@ impl Core {
         }
         self.finish_tables(tables_hash, input.tables.hlc);
         let (values_latest, _, _) = self.merge_leaves(None, input.values, &mut accepted);
-        let after = (self.content.tables_hlc, self.content.tables_hash, self.content.values.hlc, self.content.values.hash);
+        let after = (self.content.tables_hlc, self.content.tables_hash, self.content.values_hlc, self.content.values.hash);
         if record && after != before {
             // The tables and values stamps are in any changes written: the hook must only fire.
             self.stamped();

@@ -396,7 +396,7 @@ impl MergeableStore {
                 write_object(out, items, |out, (table, rows)| {
                     write_stamp(out, style, table.hlc, 0, |out| {
                         write_object(out, rows, |out, (key, cells, ids)| {
-                            write_stamp(out, style, cells.hlc, 0, |out| {
+                            write_stamp(out, style, c.leaves_hlc_of(key), 0, |out| {
                                 let items: Vec<(&str, _)> = cells
                                     .map
                                     .iter()
@@ -432,7 +432,7 @@ impl MergeableStore {
         Ok(self.write_json(|core, out| {
             let c = &core.content;
             let values = &c.values;
-            write_stamp(out, DIFF, values.hlc, 0, |out| {
+            write_stamp(out, DIFF, c.values_hlc, 0, |out| {
                 let items: Vec<(&str, _)> = values
                     .map
                     .iter()
@@ -453,7 +453,8 @@ impl MergeableStore {
         self.store.read(|core| {
             let c = &core.content;
             let leaves_hash = |key: (u32, u32), l: &crate::store::tree::Leaves| {
-                l.map.iter().enumerate().fold(if l.hlc.is_empty() { 0 } else { l.hlc.hash() }, |h, (ci, (k, leaf))| {
+                let hlc = c.leaves_hlc_of(key);
+                l.map.iter().enumerate().fold(if hlc.is_empty() { 0 } else { hlc.hash() }, |h, (ci, (k, leaf))| {
                     h ^ id_hash(k, Core::leaf_hash(c.meta(key, ci, leaf), leaf.hlc)) ^ id_hash(k, 0)
                 })
             };

@@ -249,7 +249,7 @@ pub(crate) fn write_leaves_stamp<O: JsonOut + ?Sized>(
     leaves: &Leaves,
     pick: Option<&dyn Fn(&str) -> bool>,
 ) {
-    write_stamp(out, style, leaves.hlc, leaves.hash, |out| {
+    write_stamp(out, style, content.leaves_hlc_of(key), leaves.hash, |out| {
         if pick.is_none() {
             if let Some(s) = out.as_string() {
                 if write_leaves_fast(s, style, content, key, leaves) {
@@ -438,7 +438,7 @@ pub(crate) fn write_transaction_changes<O: JsonOut + ?Sized>(out: &mut O, core: 
                 let items: Vec<(&str, _)> = rows.iter().map(|(ri, cells)| (table.rows.get_index(*ri).expect("r").0.as_str(), (*ri, cells))).collect();
                 write_object(out, items, |out, (ri, cells)| {
                     let leaves = &table.rows[ri].cells;
-                    write_stamp(out, style, leaves.hlc, leaves.hash, |out| {
+                    write_stamp(out, style, table.row_hlc(ri), leaves.hash, |out| {
                         let items: Vec<(&str, _)> = cells.iter().map(|ci| {
                             let (k, l) = leaves.map.get_index(*ci).expect("c");
                             (k.as_str(), (c.meta((ti as u32, ri as u32), *ci, l), l))
@@ -451,7 +451,7 @@ pub(crate) fn write_transaction_changes<O: JsonOut + ?Sized>(out: &mut O, core: 
     });
     out.push_str(",");
     // Values in touch order.
-    write_stamp(out, style, c.values.hlc, c.values.hash, |out| {
+    write_stamp(out, style, c.values_hlc, c.values.hash, |out| {
         let stamped_values = extra.into_iter().flat_map(|e| e.values.iter().filter(|k| !core.track.values.contains_key(*k)));
         let items: Vec<(&str, _)> = core
             .track
@@ -560,7 +560,7 @@ mod tests {
     /// The content writer as it was before the streaming paths: collect, then `write_object`.
     fn write_content_reference<O: JsonOut + ?Sized>(out: &mut O, core: &Core, style: StampStyle) {
         fn leaves_ref<O: JsonOut + ?Sized>(out: &mut O, style: StampStyle, c: &Content, key: (u32, u32), leaves: &Leaves) {
-            write_stamp(out, style, leaves.hlc, leaves.hash, |out| {
+            write_stamp(out, style, c.leaves_hlc_of(key), leaves.hash, |out| {
                 let items: Vec<(&str, _)> =
                     leaves.map.iter().enumerate().map(|(i, (k, l))| (k.as_str(), (c.meta(key, i, l), l))).collect();
                 write_object(out, items, |out, (v, l)| write_leaf(out, style, v, l.hlc, l.hash));

@@ -154,11 +154,10 @@ impl Core {
     pub(crate) fn row_node(&mut self, ti: usize, r: &str) -> usize {
         let undoable = self.undoable();
         let table = &mut self.content.tables[ti];
-        if let Some(i) = table.rows.get_index_of(r) {
-            return i;
+        let (ri, inserted) = table.rows.get_or_insert_full(r, || RowNode { cells: Leaves::new() });
+        if !inserted {
+            return ri;
         }
-        // (insert_full keeps the entries' capacity in step with the index: less slack than entry())
-        let ri = table.rows.insert_full(Key::from(r), RowNode { cells: Leaves::new() }).0;
         // Rows of a table created in this transaction go when the table goes.
         if undoable && !self.table_is_new(ti) {
             self.undo.push(Undo::Created(Level::Row(ti as u32, 0)));
@@ -306,7 +305,7 @@ impl Core {
         let was_deleted = old.is_deleted();
         if was_deleted && !deleting {
             leaves.live += 1;
-            leaves.map[ci].seq = take_seq(&mut leaves.next_seq);
+            leaves.map[ci].seq = leaves.take_seq();
         } else if !was_deleted && deleting {
             leaves.live -= 1;
         }
@@ -821,12 +820,12 @@ impl Core {
                     n.hash = hash;
                 }
                 Level::Row(t, r) => {
-                    let n = &mut self.content.tables[t as usize].rows[r as usize].cells;
-                    n.hlc = hlc;
-                    n.hash = hash;
+                    let table = &mut self.content.tables[t as usize];
+                    table.set_row_hlc(r as usize, hlc);
+                    table.rows[r as usize].cells.hash = hash;
                 }
                 Level::Values => {
-                    self.content.values.hlc = hlc;
+                    self.content.values_hlc = hlc;
                     self.content.values.hash = hash;
                 }
                 Level::Leaf(_) => {}
@@ -836,7 +835,7 @@ impl Core {
                     self.content.tables.pop();
                 }
                 Level::Row(t, _) => {
-                    self.content.tables[t as usize].rows.pop();
+                    self.content.tables[t as usize].pop_row();
                 }
                 Level::Leaf(at) => {
                     self.leaves_mut(at.map(|(t, r)| (t as usize, r as usize))).map.pop();
@@ -932,7 +931,7 @@ impl PlainSnapshot {
         let mut overrides = std::mem::take(&mut c.overrides);
         let mut hide = |key: (u32, u32), leaves: &mut Leaves| {
             leaves.live = 0;
-            leaves.next_seq = 1;
+            leaves.reset_seq();
             for (ci, leaf) in leaves.map.values_mut().enumerate() {
                 if !leaf.value.is_deleted() {
                     overrides.entry((key.0, key.1, ci as u32)).or_insert_with(|| leaf.value.clone());
@@ -957,7 +956,7 @@ impl PlainSnapshot {
                 if overrides.get(&okey).is_some_and(|m| m.same(&v)) {
                     overrides.remove(&okey);
                 }
-                let seq = take_seq(&mut leaves.next_seq);
+                let seq = leaves.take_seq();
                 let leaf = &mut leaves.map[ci];
                 leaf.value = v;
                 leaf.seq = seq;

@@ -12,11 +12,142 @@ use indexmap::IndexMap;
 
 /// An id (table, row, cell or value id).
 pub(crate) type Key = CompactString;
-/// An insertion-ordered map from ids.
-pub(crate) type OMap<V> = IndexMap<Key, V, foldhash::fast::RandomState>;
+/// An insertion-ordered map from ids (tables, and each table's rows), with IndexMap's method
+/// names. Unlike IndexMap it stores no hash per entry and indexes entries with u32 rather than
+/// usize: a one-cell row is most of a store's memory (W3), and this saves it 12 bytes.
+/// Hashes are recomputed from the keys when the table grows.
+#[derive(Clone)]
+pub(crate) struct OMap<V> {
+    entries: Vec<(Key, V)>,
+    index: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+}
 
 pub(crate) fn omap<V>() -> OMap<V> {
-    IndexMap::with_hasher(foldhash::fast::RandomState::default())
+    OMap { entries: Vec::new(), index: hashbrown::HashTable::new(), hasher: foldhash::fast::RandomState::default() }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for OMap<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V> OMap<V> {
+    #[inline]
+    fn hash(&self, k: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(k)
+    }
+    pub(crate) fn get_index_of(&self, k: &str) -> Option<usize> {
+        let entries = &self.entries;
+        self.index.find(self.hash(k), |&i| entries[i as usize].0 == k).map(|&i| i as usize)
+    }
+    pub(crate) fn get(&self, k: &str) -> Option<&V> {
+        self.get_index_of(k).map(|i| &self.entries[i].1)
+    }
+    pub(crate) fn get_mut(&mut self, k: &str) -> Option<&mut V> {
+        self.get_index_of(k).map(|i| &mut self.entries[i].1)
+    }
+    pub(crate) fn get_full(&self, k: &str) -> Option<(usize, &Key, &V)> {
+        self.get_index_of(k).map(|i| (i, &self.entries[i].0, &self.entries[i].1))
+    }
+    /// Inserts or replaces; returns the entry's index and the value replaced, if any.
+    pub(crate) fn insert_full(&mut self, k: Key, v: V) -> (usize, Option<V>) {
+        let h = self.hash(&k);
+        let entries = &self.entries;
+        if let Some(&i) = self.index.find(h, |&i| entries[i as usize].0 == k) {
+            return (i as usize, Some(std::mem::replace(&mut self.entries[i as usize].1, v)));
+        }
+        (self.push_hashed(h, k, v), None)
+    }
+
+    /// The index of `k`, inserting it (with `make()`) when absent; true when inserted. Hashes
+    /// the id once (a lookup then an insert would hash it twice).
+    pub(crate) fn get_or_insert_full(&mut self, k: &str, make: impl FnOnce() -> V) -> (usize, bool) {
+        let h = self.hash(k);
+        let entries = &self.entries;
+        if let Some(&i) = self.index.find(h, |&i| entries[i as usize].0 == k) {
+            return (i as usize, false);
+        }
+        (self.push_hashed(h, Key::from(k), make()), true)
+    }
+
+    /// Appends an entry whose id is absent and whose hash is `h`.
+    fn push_hashed(&mut self, h: u64, k: Key, v: V) -> usize {
+        let i = self.entries.len();
+        let index = u32::try_from(i).expect("fewer than 2^32 ids in a map");
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.insert_unique(h, index, |&j| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(entries[j as usize].0.as_str())
+        });
+        self.entries.push((k, v));
+        i
+    }
+    pub(crate) fn get_index(&self, i: usize) -> Option<(&Key, &V)> {
+        self.entries.get(i).map(|(k, v)| (k, v))
+    }
+    pub(crate) fn get_index_mut(&mut self, i: usize) -> Option<(&Key, &mut V)> {
+        self.entries.get_mut(i).map(|(k, v)| (&*k, v))
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity().min(self.index.capacity())
+    }
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (&Key, &V)> + ExactSizeIterator {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+    pub(crate) fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
+        self.entries.iter().map(|(_, v)| v)
+    }
+    pub(crate) fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+    /// Removes the last entry (undo of a creation).
+    pub(crate) fn pop(&mut self) -> Option<(Key, V)> {
+        let (k, v) = self.entries.pop()?;
+        let i = self.entries.len() as u32;
+        let h = self.hash(&k);
+        if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
+            e.remove();
+        }
+        Some((k, v))
+    }
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.shrink_to_fit(|&j| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(entries[j as usize].0.as_str())
+        });
+    }
+}
+
+impl<V> std::ops::Index<usize> for OMap<V> {
+    type Output = V;
+    fn index(&self, i: usize) -> &V {
+        &self.entries[i].1
+    }
+}
+
+impl<V> std::ops::IndexMut<usize> for OMap<V> {
+    fn index_mut(&mut self, i: usize) -> &mut V {
+        &mut self.entries[i].1
+    }
+}
+
+impl<'a, V> IntoIterator for &'a OMap<V> {
+    type Item = (&'a Key, &'a V);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (Key, V)>, fn(&'a (Key, V)) -> (&'a Key, &'a V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
 }
 
 /// A cell or value with its stamp.
@@ -166,17 +297,19 @@ impl std::ops::IndexMut<usize> for LeafMap {
     }
 }
 
-/// A container of leaves: a row's cells, or the values.
+/// A container of leaves: a row's cells, or the values. Its HLC is held outside (a row's in
+/// [`TableNode::row_hlc`], the values' in [`Content::values_hlc`]): local writes leave a row's HLC
+/// empty, so a row would mostly carry 13 empty bytes (and padding).
 #[derive(Clone, Debug)]
 pub(crate) struct Leaves {
     pub map: LeafMap,
-    pub hlc: Hlc,
     pub hash: u32,
     /// Number of leaves that are not deleted.
     pub live: u32,
-    pub next_seq: u32,
-    /// Whether this row's hash is a term of its table's yet (not before its first merge).
-    pub termed: bool,
+    /// The next leaf sequence number (low 31 bits) and, in the top bit, whether this row's hash is
+    /// a term of its table's yet (not before its first merge): a separate bool would cost 8 bytes
+    /// of padding per row. Use the methods.
+    next_seq: u32,
     /// A row's position in its table's plain-Store order, 0 while the row is absent from the
     /// plain Store (unused for the values). Held here rather than in [`RowNode`], where it would
     /// cost a row 8 bytes of padding.
@@ -185,9 +318,37 @@ pub(crate) struct Leaves {
 
 impl Leaves {
     pub(crate) fn new() -> Leaves {
-        Leaves { map: LeafMap::default(), hlc: Hlc::EMPTY, hash: 0, live: 0, next_seq: 1, termed: false, seq: 0 }
+        Leaves { map: LeafMap::default(), hash: 0, live: 0, next_seq: 1, seq: 0 }
+    }
+
+    /// Whether this row's hash is a term of its table's hash yet.
+    #[inline]
+    pub(crate) fn termed(&self) -> bool {
+        self.next_seq & TERMED != 0
+    }
+
+    /// Marks this row's hash as a term of its table's hash.
+    #[inline]
+    pub(crate) fn set_termed(&mut self) {
+        self.next_seq |= TERMED;
+    }
+
+    /// Takes the next leaf sequence number (0 means "absent", so it is skipped; wraps after 2^31).
+    #[inline]
+    pub(crate) fn take_seq(&mut self) -> u32 {
+        let s = self.next_seq & !TERMED;
+        self.next_seq = (s.wrapping_add(1) & !TERMED).max(1) | (self.next_seq & TERMED);
+        s
+    }
+
+    /// Restarts the leaf sequence numbers (the termed flag stays).
+    pub(crate) fn reset_seq(&mut self) {
+        self.next_seq = 1 | (self.next_seq & TERMED);
     }
 }
+
+/// The termed flag's bit in [`Leaves`]'s `next_seq`.
+const TERMED: u32 = 1 << 31;
 
 /// A row: its cells, and whether (and where) it is in the plain Store (`cells.seq`).
 #[derive(Clone, Debug)]
@@ -227,6 +388,9 @@ pub(crate) struct TableNode {
     /// change to the table does not hash its old term again (a pure function of the hash, so
     /// never stale: a different hash just misses).
     pub term: Option<(u32, u32)>,
+    /// The HLCs of rows whose HLC is not empty, by row index (only merges of received changes
+    /// stamp a row; see [`Leaves`]).
+    row_hlcs: std::collections::HashMap<u32, Hlc, foldhash::fast::RandomState>,
 }
 
 impl TableNode {
@@ -245,6 +409,32 @@ impl TableNode {
             saved_gen: 0,
             termed: false,
             term: None,
+            row_hlcs: Default::default(),
+        }
+    }
+
+    /// A row's HLC (empty until a merge stamps it).
+    #[inline]
+    pub(crate) fn row_hlc(&self, ri: usize) -> Hlc {
+        if self.row_hlcs.is_empty() {
+            return Hlc::EMPTY;
+        }
+        self.row_hlcs.get(&(ri as u32)).copied().unwrap_or(Hlc::EMPTY)
+    }
+
+    /// Sets a row's HLC.
+    pub(crate) fn set_row_hlc(&mut self, ri: usize, hlc: Hlc) {
+        if hlc.is_empty() {
+            self.row_hlcs.remove(&(ri as u32));
+        } else {
+            self.row_hlcs.insert(ri as u32, hlc);
+        }
+    }
+
+    /// Removes the last row (undo of its creation), with its HLC.
+    pub(crate) fn pop_row(&mut self) {
+        if self.rows.pop().is_some() {
+            self.row_hlcs.remove(&(self.rows.len() as u32));
         }
     }
 }
@@ -259,6 +449,8 @@ pub(crate) struct Content {
     pub live: u32,
     pub next_seq: u32,
     pub values: Leaves,
+    /// The values' HLC (see [`Leaves`]).
+    pub values_hlc: Hlc,
     /// Stamp values that differ from the plain Store's value, keyed by (table, row, leaf) index
     /// (table `VALUES` for values). TinyBase leaves these behind when a rollback cannot restore
     /// an object or array cell into its Store; almost always empty.
@@ -277,6 +469,7 @@ impl Content {
             live: 0,
             next_seq: 1,
             values: Leaves::new(),
+            values_hlc: Hlc::EMPTY,
             overrides: std::collections::HashMap::new(),
         }
     }
@@ -288,6 +481,29 @@ impl Content {
             &leaf.value
         } else {
             self.overrides.get(&(key.0, key.1, ci as u32)).unwrap_or(&leaf.value)
+        }
+    }
+
+    /// The HLC of a row (`Some((table, row))`) or of the values (None).
+    #[inline]
+    pub(crate) fn leaves_hlc(&self, at: Option<(usize, usize)>) -> Hlc {
+        match at {
+            Some((ti, ri)) => self.tables[ti].row_hlc(ri),
+            None => self.values_hlc,
+        }
+    }
+
+    /// The HLC of a row or of the values by override key (`(VALUES, 0)` for the values).
+    #[inline]
+    pub(crate) fn leaves_hlc_of(&self, key: (u32, u32)) -> Hlc {
+        self.leaves_hlc(if key.0 == VALUES { None } else { Some((key.0 as usize, key.1 as usize)) })
+    }
+
+    /// Sets the HLC of a row or of the values.
+    pub(crate) fn set_leaves_hlc(&mut self, at: Option<(usize, usize)>, hlc: Hlc) {
+        match at {
+            Some((ti, ri)) => self.tables[ti].set_row_hlc(ri, hlc),
+            None => self.values_hlc = hlc,
         }
     }
 
@@ -330,8 +546,8 @@ mod tests {
 
     #[test]
     fn node_sizes_do_not_grow() {
-        // Memory per cell (W3) is these sizes: a one-cell row is a row-map entry (hash, key,
-        // RowNode) holding its leaf inline. A change here changes W3; update
+        // Memory per cell (W3) is these sizes: a one-cell row is a row-map entry (key,
+        // RowNode) and a u32 in the map's hash table, holding its leaf inline. A change here changes W3; update
         // docs/benchmarks/profiles/W1-W3.md and tests/memory.rs's bound with it.
         use std::mem::size_of;
         let sizes = [
@@ -342,7 +558,7 @@ mod tests {
             ("LeafMap", size_of::<LeafMap>()),
             ("Leaves", size_of::<Leaves>()),
             ("RowNode", size_of::<RowNode>()),
-            ("row map entry", size_of::<(u64, Key, RowNode)>()),
+            ("row map entry", size_of::<(Key, RowNode)>()),
         ];
         let expected = [
             ("Stored", 24),
@@ -350,9 +566,9 @@ mod tests {
             ("Key", 24),
             ("Leaf", 48),
             ("LeafMap", 72),
-            ("Leaves", 104),
-            ("RowNode", 104),
-            ("row map entry", 136),
+            ("Leaves", 88),
+            ("RowNode", 88),
+            ("row map entry", 112),
         ];
         assert_eq!(sizes, expected);
     }
