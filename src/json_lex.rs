@@ -72,13 +72,14 @@ impl<'a> Lexer<'a> {
         }
         let int_start = self.i;
         let mut v: u64 = 0;
-        while let Some(&c) = self.b.get(self.i) {
-            if !c.is_ascii_digit() {
-                break;
-            }
-            v = v.wrapping_mul(10).wrapping_add((c - b'0') as u64);
-            self.i += 1;
+        // A local cursor (kept in a register) over the integer digits.
+        let b = self.b;
+        let mut j = int_start;
+        while j < b.len() && b[j].is_ascii_digit() {
+            v = v.wrapping_mul(10).wrapping_add((b[j] - b'0') as u64);
+            j += 1;
         }
+        self.i = j;
         let n = self.i - int_start;
         if n == 0 || (n > 1 && self.b[int_start] == b'0') {
             return self.fail("invalid number");
@@ -137,15 +138,21 @@ impl<'a> Lexer<'a> {
     pub(crate) fn string(&mut self) -> R<Cow<'a, str>> {
         self.i += 1;
         let start = self.i;
-        // Plain bytes skipped with one table load each; the stop byte decides below.
-        while self.b.get(self.i).is_some_and(|&c| !STOP[c as usize]) {
-            self.i += 1;
+        // Plain bytes skipped with one table load each (a local cursor, kept in a register);
+        // the stop byte decides below.
+        let b = self.b;
+        let mut j = start;
+        while j < b.len() && !STOP[b[j] as usize] {
+            j += 1;
         }
-        match self.b.get(self.i) {
+        self.i = j;
+        match b.get(j) {
             None => return self.fail("unterminated string"),
             Some(b'"') => {
-                let s = &self.s[start..self.i];
-                self.i += 1;
+                // SAFETY: `start` follows a `"` and `j` is at one: both ASCII, so both are
+                // char boundaries of `self.s`.
+                let s = unsafe { self.s.get_unchecked(start..j) };
+                self.i = j + 1;
                 return Ok(Cow::Borrowed(s));
             }
             Some(b'\\') => {}
