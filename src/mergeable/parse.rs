@@ -223,9 +223,13 @@ impl Fast<'_> {
                     Some(b']') if !self.hashes_required => hlc,
                     Some(b',') if !self.protocol => {
                         self.ws();
-                        let hash = self.number()?;
-                        if self.hashes_required && valid_hash(hash).is_none() {
-                            return Err(Bail);
+                        if self.hashes_required {
+                            if valid_hash(self.number()?).is_none() {
+                                return Err(Bail);
+                            }
+                        } else {
+                            // A hash in changes is only checked to be a number: no value needed.
+                            self.skip_number()?;
                         }
                         self.ws();
                         self.expect(b']')?;
@@ -237,6 +241,24 @@ impl Fast<'_> {
             _ => return Err(Bail),
         };
         Ok(StampIn { thing, hlc })
+    }
+
+    /// Checks a number as [`Lexer::number`] does without computing it when it is a plain
+    /// integer (at most 300 digits: always finite); anything else goes through `number`.
+    fn skip_number(&mut self) -> R<()> {
+        let b = self.b;
+        let mut j = self.i + (b.get(self.i) == Some(&b'-')) as usize;
+        let digits = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let n = j - digits;
+        if n > 0 && n <= 300 && !(n > 1 && b[digits] == b'0') && !matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
+            self.i = j;
+            return Ok(());
+        }
+        self.number()?;
+        Ok(())
     }
 
     fn hlc(&mut self) -> R<Hlc> {
