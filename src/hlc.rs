@@ -11,15 +11,29 @@ const COUNTER_LIMIT: i64 = 1 << 24;
 /// The largest time an HLC holds (42 bits of ms).
 const MAX_TIME: i64 = (1 << 42) - 1;
 
-fn decode_char(c: u8) -> Option<u32> {
-    Some(match c {
-        b'-' => 0,
-        b'0'..=b'9' => (c - b'0') as u32 + 1,
-        b'A'..=b'Z' => (c - b'A') as u32 + 11,
-        b'_' => 37,
-        b'a'..=b'z' => (c - b'a') as u32 + 38,
-        _ => return None,
-    })
+/// Each byte's 6-bit value in [`ALPHABET`], 0xFF for bytes outside it (one load per character).
+const DECODE: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The 96 bits of 16 HLC characters, None if one is outside the alphabet.
+#[inline]
+pub(crate) fn decode16(b: &[u8; 16]) -> Option<u128> {
+    let mut bits: u128 = 0;
+    let mut bad = 0u8;
+    for &c in b {
+        let d = DECODE[c as usize];
+        bad |= d;
+        bits = (bits << 6) | (d & 63) as u128;
+    }
+    // Valid values are below 64; 0xFF sets the top bits.
+    (bad < 64).then_some(bits)
 }
 
 /// A hybrid logical clock stamp, or the empty HLC `""` (lower than every other).
@@ -78,12 +92,16 @@ impl Hlc {
         if b.len() != 16 {
             return Err(Error::InvalidHlc(format!("{s:?} is not 16 characters")));
         }
-        let mut bits: u128 = 0;
-        for &c in b {
-            let d = decode_char(c).ok_or_else(|| Error::InvalidHlc(format!("{s:?} has a bad character")))?;
-            bits = (bits << 6) | d as u128;
-        }
+        let b: &[u8; 16] = b.try_into().expect("16 bytes");
+        let bits = decode16(b).ok_or_else(|| Error::InvalidHlc(format!("{s:?} has a bad character")))?;
         Ok(Hlc::from_bits(bits))
+    }
+
+    /// The HLC of 16 characters of the alphabet (None for anything else), for readers that
+    /// find the text in place.
+    #[inline]
+    pub(crate) fn from_chars(b: &[u8; 16]) -> Option<Hlc> {
+        decode16(b).map(Hlc::from_bits)
     }
 
     /// Whether this is the empty HLC.

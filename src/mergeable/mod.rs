@@ -250,6 +250,10 @@ impl MergeableStore {
                     .collect();
                 write_object(out, items, |out, (ti, table)| {
                     write_stamp(out, style, table.hlc, 0, |out| {
+                        // W6's sender: the whole table in one pass when simple.
+                        if wire::write_rows_fast(out, style, c, ti, table) {
+                            return;
+                        }
                         let rows: Vec<(&str, _)> = table.rows.iter().enumerate().map(|(ri, (k, r))| (k.as_str(), (ri as u32, r))).collect();
                         write_object(out, rows, |out, (ri, row)| wire::write_leaves_stamp(out, style, c, (ti, ri), &row.cells, None));
                     })

@@ -64,7 +64,7 @@ pub(crate) fn parse_diff_body(body: &str) -> Option<(MergeIn, Option<u64>)> {
 /// is in [`parse_diff_body`]: its tables, their latest HLC time and the tables' byte range in
 /// `body`. None for anything else (the caller takes the reference path).
 pub(crate) fn parse_table_diff_body(body: &str) -> Option<(StampIn<Vec<(Key, TableIn)>>, Option<u64>, std::ops::Range<usize>)> {
-    let mut p = Fast { lx: Lexer::new(body), hashes_required: false, wire: true, protocol: true, max_time: None };
+    let mut p = Fast::new(body, false, true, true);
     let r: R<_> = (|| {
         p.ws();
         p.expect(b'[')?;
@@ -96,7 +96,7 @@ fn parse_changes(text: &str, hashes_required: bool, wire: bool, protocol: bool) 
     if text.len() > MAX_JSON_BYTES {
         return Err(Bail);
     }
-    let mut p = Fast { lx: Lexer::new(text), hashes_required, wire, protocol, max_time: None };
+    let mut p = Fast::new(text, hashes_required, wire, protocol);
     p.ws();
     p.expect(b'[')?;
     p.ws();
@@ -104,7 +104,7 @@ fn parse_changes(text: &str, hashes_required: bool, wire: bool, protocol: bool) 
     p.ws();
     p.expect(b',')?;
     p.ws();
-    let values = p.stamp(|p| p.object(|p| p.leaf(4)))?;
+    let values = p.stamp(|p| p.object_in(cells_buf, |p| p.leaf(4)))?;
     p.ws();
     match p.next() {
         Some(b']') if !protocol => {}
@@ -134,6 +134,24 @@ struct Fast<'a> {
     /// A protocol message's body: `message::parse_payload`'s rules too.
     protocol: bool,
     max_time: Option<u64>,
+    /// Reused buffers for a table's rows and a row's cells: each object is read into one, then
+    /// moved out at its exact size (no regrowing a big table's list row by row).
+    rows: Vec<(Key, LeavesIn)>,
+    cells: Vec<(Key, LeafIn)>,
+}
+
+fn rows_buf<'b>(p: &'b mut Fast<'_>) -> &'b mut Vec<(Key, LeavesIn)> {
+    &mut p.rows
+}
+
+fn cells_buf<'b>(p: &'b mut Fast<'_>) -> &'b mut Vec<(Key, LeafIn)> {
+    &mut p.cells
+}
+
+impl<'a> Fast<'a> {
+    fn new(text: &'a str, hashes_required: bool, wire: bool, protocol: bool) -> Self {
+        Fast { lx: Lexer::new(text), hashes_required, wire, protocol, max_time: None, rows: Vec::new(), cells: Vec::new() }
+    }
 }
 
 impl<'a> std::ops::Deref for Fast<'a> {
@@ -180,8 +198,8 @@ impl Fast<'_> {
         self.stamp(|p| {
             p.object(|p| {
                 p.stamp(|p| {
-                    p.object(|p| {
-                        p.stamp(|p| p.object(|p| p.leaf(8)))
+                    p.object_in(rows_buf, |p| {
+                        p.stamp(|p| p.object_in(cells_buf, |p| p.leaf(8)))
                     })
                 })
             })
@@ -205,9 +223,13 @@ impl Fast<'_> {
                     Some(b']') if !self.hashes_required => hlc,
                     Some(b',') if !self.protocol => {
                         self.ws();
-                        let hash = self.number()?;
-                        if self.hashes_required && valid_hash(hash).is_none() {
-                            return Err(Bail);
+                        if self.hashes_required {
+                            if valid_hash(self.number()?).is_none() {
+                                return Err(Bail);
+                            }
+                        } else {
+                            // A hash in changes is only checked to be a number: no value needed.
+                            self.skip_number()?;
                         }
                         self.ws();
                         self.expect(b']')?;
@@ -221,12 +243,44 @@ impl Fast<'_> {
         Ok(StampIn { thing, hlc })
     }
 
+    /// Checks a number as [`Lexer::number`] does without computing it when it is a plain
+    /// integer (at most 300 digits: always finite); anything else goes through `number`.
+    fn skip_number(&mut self) -> R<()> {
+        let b = self.b;
+        let mut j = self.i + (b.get(self.i) == Some(&b'-')) as usize;
+        let digits = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let n = j - digits;
+        if n > 0 && n <= 300 && !(n > 1 && b[digits] == b'0') && !matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
+            self.i = j;
+            return Ok(());
+        }
+        self.number()?;
+        Ok(())
+    }
+
     fn hlc(&mut self) -> R<Hlc> {
         if self.b.get(self.i) != Some(&b'"') {
             return Err(Bail);
         }
-        let s = self.string()?;
-        let hlc = Hlc::parse(&s).map_err(|_| Bail)?;
+        // The usual `"` + 16 alphabet characters + `"` decoded in place (no string); anything
+        // else (escapes, other lengths) through the lexer and Hlc::parse.
+        let fast = self.b.get(self.i + 1..self.i + 18).and_then(|w| {
+            let (chars, end) = w.split_at(16);
+            (end[0] == b'"').then(|| Hlc::from_chars(chars.try_into().expect("16 bytes"))).flatten()
+        });
+        let hlc = match fast {
+            Some(hlc) => {
+                self.i += 18;
+                hlc
+            }
+            None => {
+                let s = self.string()?;
+                Hlc::parse(&s).map_err(|_| Bail)?
+            }
+        };
         if !hlc.is_empty() {
             let t = hlc.time();
             if self.max_time.is_none_or(|m| t > m) {
@@ -237,13 +291,30 @@ impl Fast<'_> {
     }
 
     /// `{id: value}` in JavaScript key order, duplicates resolved as `JSON.parse` does.
-    fn object<T>(&mut self, mut value: impl FnMut(&mut Self) -> R<T>) -> R<Vec<(Key, T)>> {
+    fn object<T>(&mut self, value: impl FnMut(&mut Self) -> R<T>) -> R<Vec<(Key, T)>> {
+        let mut out = Vec::new();
+        self.object_into(&mut out, value)?;
+        Ok(out)
+    }
+
+    /// [`Fast::object`] read into the buffer `buf` picks, then moved out at its exact length.
+    fn object_in<T>(&mut self, buf: fn(&mut Self) -> &mut Vec<(Key, T)>, value: impl FnMut(&mut Self) -> R<T>) -> R<Vec<(Key, T)>> {
+        let mut items = std::mem::take(buf(self));
+        // Drained, not taken: the buffer keeps its capacity for the next object.
+        #[allow(clippy::drain_collect)]
+        let r = self.object_into(&mut items, value).map(|()| items.drain(..).collect());
+        items.clear();
+        *buf(self) = items;
+        r
+    }
+
+    /// Reads `{id: value}` into `out` (empty on entry).
+    fn object_into<T>(&mut self, out: &mut Vec<(Key, T)>, mut value: impl FnMut(&mut Self) -> R<T>) -> R<()> {
         self.expect(b'{')?;
         self.ws();
-        let mut out = Vec::new();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
-            return Ok(out);
+            return Ok(());
         }
         loop {
             if self.b.get(self.i) != Some(&b'"') {
@@ -262,8 +333,8 @@ impl Fast<'_> {
                 _ => return Err(Bail),
             }
         }
-        js_object_order(&mut out);
-        Ok(out)
+        js_object_order(out);
+        Ok(())
     }
 
     /// A leaf stamp whose thing sits at `depth` (parse_json's count).
