@@ -506,7 +506,7 @@ pub(crate) fn write_rows_fast(out: &mut String, style: StampStyle, content: &Con
                 w.byte(b':');
                 w.byte(b'[');
                 w.leaves(style, content, key, &row.cells)?;
-                w.stamp_tail(style, row.cells.hlc, row.cells.hash);
+                w.stamp_tail(style, table.row_hlc(ri), row.cells.hash);
                 Some(())
             })
         });
