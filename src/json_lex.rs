@@ -21,8 +21,9 @@ pub(crate) struct Lexer<'a> {
 
 type R<T> = std::result::Result<T, LexError>;
 
-/// The bytes that end a run of plain string content: `"`, `\\` and control characters.
-const STOP: [bool; 256] = {
+/// The bytes that end a run of plain JSON string content, and that a JSON string cannot hold
+/// unescaped: `"`, `\\` and control characters (the lexer's and the wire writer's one table).
+pub(crate) const STRING_STOP: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
@@ -142,7 +143,7 @@ impl<'a> Lexer<'a> {
         // the stop byte decides below.
         let b = self.b;
         let mut j = start;
-        while j < b.len() && !STOP[b[j] as usize] {
+        while j < b.len() && !STRING_STOP[b[j] as usize] {
             j += 1;
         }
         self.i = j;

@@ -307,7 +307,7 @@ pub fn write_js_number<O: JsonOut + ?Sized>(out: &mut O, n: f64) {
 }
 
 /// Two decimal digits for each of 0..100.
-const DIGIT_PAIRS: &[u8; 200] = b"\
+pub(crate) const DIGIT_PAIRS: &[u8; 200] = b"\
 0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\
 4041424344454647484950515253545556575859\
@@ -325,48 +325,42 @@ fn ascii_str(bytes: &[u8]) -> &str {
     }
 }
 
-/// Writes the decimal digits of `v` at the end of `buf` (two at a time); returns where they
-/// start. The one digit writer behind JSON integers, wire-form hashes and hash-tree terms.
-#[inline]
-pub(crate) fn decimal_digits(mut v: u64, buf: &mut [u8; 20]) -> usize {
-    let mut i = buf.len();
-    while v >= 100 {
-        let d = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
-    }
-    if v >= 10 {
-        let d = v as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    i
+/// Defines a writer of the decimal digits of an unsigned integer at the end of a buffer (two at a
+/// time), returning where they start: one body for u64 and u32 (32-bit divisions are cheaper).
+macro_rules! decimal_digits_fn {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $len:expr) => {
+        $(#[$doc])*
+        #[inline]
+        pub(crate) fn $name(mut v: $t, buf: &mut [u8; $len]) -> usize {
+            let mut i = buf.len();
+            while v >= 100 {
+                let d = (v % 100) as usize * 2;
+                v /= 100;
+                i -= 2;
+                buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
+            }
+            if v >= 10 {
+                let d = v as usize * 2;
+                i -= 2;
+                buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
+            } else {
+                i -= 1;
+                buf[i] = b'0' + v as u8;
+            }
+            i
+        }
+    };
 }
 
-/// [`decimal_digits`] for a u32 (hash-tree terms): 32-bit divisions are cheaper than 64-bit ones.
-#[inline]
-pub(crate) fn decimal_digits_u32(mut v: u32, buf: &mut [u8; 10]) -> usize {
-    let mut i = buf.len();
-    while v >= 100 {
-        let d = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
-    }
-    if v >= 10 {
-        let d = v as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[d..d + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    i
-}
+decimal_digits_fn!(
+    /// Writes the decimal digits of `v` at the end of `buf`; returns where they start. The one
+    /// digit writer behind JSON integers and wire-form hashes.
+    decimal_digits, u64, 20
+);
+decimal_digits_fn!(
+    /// [`decimal_digits`] for a u32 (hash-tree terms).
+    decimal_digits_u32, u32, 10
+);
 
 /// Writes an integer in decimal without allocating.
 #[inline]

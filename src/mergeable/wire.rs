@@ -7,7 +7,8 @@ use crate::store::core::Core;
 use crate::store::track::Stamped;
 use crate::store::tree::{Content, Key, Leaves, VALUES};
 use crate::store::write_object;
-use crate::value::{is_integer_key, write_integer, write_js_string, JsonOut, Stored};
+use crate::json_lex::STRING_STOP;
+use crate::value::{is_integer_key, write_integer, write_js_string, JsonOut, Stored, DIGIT_PAIRS};
 use serde_json::Value as Json;
 
 /// A stamp as it arrives: thing and HLC (empty if absent). Its hash, if any, is checked and
@@ -333,32 +334,12 @@ impl Spare<'_> {
     }
 }
 
-/// "00" to "99", for writing two digits at a time.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
 /// How many decimal digits `v` has.
 #[inline(always)]
 fn decimal_len(v: u64) -> usize {
     v.checked_ilog10().unwrap_or(0) as usize + 1
 }
 
-/// The bytes a JSON string cannot hold unescaped: `"`, `\\` and control characters.
-const ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
 
 /// An upper bound of the bytes [`Spare::leaves`] writes for a leaf container (from lengths
 /// only, nothing scanned), or None when a value is not simple: a number that is not an integer
@@ -391,7 +372,7 @@ impl Spare<'_> {
         self.byte(b'"');
         let dst = &mut self.buf[self.n..self.n + s.len()];
         for (d, &b) in dst.iter_mut().zip(s) {
-            if ESCAPE[b as usize] {
+            if STRING_STOP[b as usize] {
                 return None;
             }
             d.write(b);
