@@ -387,6 +387,20 @@ export const createHub = ({
     }
   };
 
+  // Waits (manual routing) until at least n messages are held, so that the next step starts
+  // only after a peer's reaction has really reached the hub, however slow the machine.
+  const waitQueued = async (n, {timeoutMs = 10000} = {}) => {
+    const deadline = Date.now() + timeoutMs;
+    while (queue.length < n) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`waitQueued: ${queue.length} of ${n} messages held`);
+      await new Promise((r) => {
+        arrivalWaiters.push(r);
+        setTimeout(r, Math.min(left, 50));
+      });
+    }
+  };
+
   // Fully serialized routing (use with autoRoute off): deliver the oldest queued message,
   // wait until no new message arrived for quietMs, repeat until the queue stays empty.
   // At any moment only one peer is reacting, so the order is causal and deterministic
@@ -445,7 +459,7 @@ export const createHub = ({
   return {
     peers, records, queue, faults,
     addPeer, addNodePeer, cmd, idle, mark, inject,
-    setAutoRoute, routeAll, routeNext, routeUntil, routeStepwise,
+    setAutoRoute, routeAll, routeNext, routeUntil, routeStepwise, waitQueued,
     addFault, clearFaults, stopPeer, close,
     normalized: () => normalizeSequence(records),
   };

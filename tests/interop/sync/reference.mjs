@@ -120,6 +120,8 @@ export const runScenario = async (scenario, {peerCommands = {}, quietMs} = {}) =
     } else if (step.routeUntil !== undefined) {
       const m = matcher(step.routeUntil);
       await hub.routeUntil((r) => m(r));
+    } else if (step.queued !== undefined) {
+      await hub.waitQueued(step.queued);
     } else if (step.routeStepwise !== undefined) {
       await hub.routeStepwise(step.routeStepwise === true ? 20 : step.routeStepwise);
     } else if (step.inject !== undefined) {
