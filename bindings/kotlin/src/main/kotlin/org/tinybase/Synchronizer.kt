@@ -109,7 +109,7 @@ public open class Synchronizer internal constructor(
     public val store: MergeableStore,
 ) : AutoCloseable {
     internal val handle = NativeHandle(created.raw, "synchronizer") { LibSync.tb_synchronizer_free(it) }
-    private val hooks = created.hooks
+    internal val hooks = created.hooks
 
     init {
         NativeCleaner.register(this, handle)

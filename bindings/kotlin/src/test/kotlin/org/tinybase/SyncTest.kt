@@ -126,6 +126,9 @@ class SyncTest : LeakCheckedTest() {
                     val flowed = async(Dispatchers.Default, start = CoroutineStart.UNDISPATCHED) {
                         withTimeout(20_000) { sa.statusFlow().take(2).toList() }
                     }
+                    // The flow's producer registers its collector on another thread: wait for it, or
+                    // the first change (syncing) can pass before it listens.
+                    assertTrue(waitUntil(5.0) { sa.hooks.statusCollectors.isNotEmpty() })
                     assertEquals(SyncStatus.IDLE, sa.getStatus())
                     assertEquals(Connection(ConnectionState.NONE), sa.getConnection())
                     startAll(sa, sb)
