@@ -1,5 +1,6 @@
 //! W5/W6 alone at size N (for profiling): `cargo run --release --example w6_profile -- N [runs] [--trace]`;
-//! `--trace` prints each sync message (time, sender thread, type, bytes).
+//! `--trace` prints each sync message (time, sender thread, type, bytes); `--w5` stops after W5
+//! (for callgrind: `--toggle-collect='*apply_mergeable_changes_json*' ... w6_profile 100000 1 --w5`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,9 @@ fn main() {
         let t0 = Instant::now();
         fresh.apply_mergeable_changes_json(&json).unwrap();
         eprintln!("W5 {:.1} ms", t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    if args.iter().any(|a| a == "--w5") {
+        return;
     }
     for _ in 0..runs {
         let t0 = Instant::now();

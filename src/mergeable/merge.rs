@@ -204,6 +204,13 @@ impl Core {
             let mut table_latest = table_in.hlc;
             let table_accepted = accepted.len();
             let mut rows_noted = false;
+            // Grow once, not by doubling through a big table: a table filled from empty (a new
+            // replica's first sync) gets all the rows; an existing one may already hold them.
+            let rows = &mut self.content.tables[ti].rows;
+            if rows.is_empty() {
+                rows.reserve(table_in.thing.len());
+            }
+            accepted.reserve(table_in.thing.len());
             for (r, row_in) in table_in.thing {
                 let ri = self.row_node(ti, &r);
                 let row_accepted = accepted.len();
@@ -277,6 +284,7 @@ impl Core {
     pub(crate) fn apply_accepted(&mut self, accepted: Vec<Accepted>, record: bool) {
         let was = self.listening;
         self.listening = false;
+        self.journal.reserve(accepted.len());
         for a in accepted {
             let at = a.at.map(|(t, r)| (t as usize, r as usize));
             let journaled = self.journal.len();

@@ -298,7 +298,7 @@ impl Fast<'_> {
     }
 
     /// [`Fast::object`] read into the buffer `buf` picks, then moved out at its exact length.
-    fn object_in<T>(&mut self, buf: fn(&mut Self) -> &mut Vec<(Key, T)>, value: impl FnMut(&mut Self) -> R<T>) -> R<Vec<(Key, T)>> {
+    fn object_in<T, C: FromIterator<(Key, T)>>(&mut self, buf: fn(&mut Self) -> &mut Vec<(Key, T)>, value: impl FnMut(&mut Self) -> R<T>) -> R<C> {
         let mut items = std::mem::take(buf(self));
         // Drained, not taken: the buffer keeps its capacity for the next object.
         #[allow(clippy::drain_collect)]

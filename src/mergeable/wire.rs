@@ -20,7 +20,10 @@ pub(crate) struct StampIn<T> {
 }
 
 pub(crate) type LeafIn = StampIn<Stored>;
-pub(crate) type LeavesIn = StampIn<Vec<(Key, LeafIn)>>;
+/// A row's cells (or the values) as they arrive. Most rows hold one cell: inline, so a big
+/// table's rows cost no allocation each while they pass from the parser to the merge.
+pub(crate) type CellsIn = smallvec::SmallVec<[(Key, LeafIn); 1]>;
+pub(crate) type LeavesIn = StampIn<CellsIn>;
 pub(crate) type TableIn = StampIn<Vec<(Key, LeavesIn)>>;
 
 /// Validated MergeableChanges or MergeableContent.
@@ -82,7 +85,7 @@ impl Validator {
 
     fn leaves(&self, json: &Json, what: &str) -> Result<LeavesIn> {
         let (thing, hlc) = self.stamp(json, what)?;
-        let mut out = Vec::new();
+        let mut out = CellsIn::new();
         for (k, v) in self.object(thing, what)? {
             out.push((Key::from(k.as_str()), self.leaf(v)?));
         }

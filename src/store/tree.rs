@@ -119,6 +119,16 @@ impl<V> OMap<V> {
         }
         Some((k, v))
     }
+    /// Room for `additional` more entries (a merge knows how many rows it brings), so a bulk
+    /// insert does not regrow and rehash the map step by step.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.index.reserve(additional, |&j| {
+            use std::hash::BuildHasher;
+            hasher.hash_one(entries[j as usize].0.as_str())
+        });
+    }
     pub(crate) fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
         let (entries, hasher) = (&self.entries, &self.hasher);

@@ -474,7 +474,7 @@ impl Worker {
             // Also when nothing waits for it any more (it timed out): it is only checked, then.
             Message::Response if request_id.as_ref().and_then(|id| self.pending.get(id)).is_none_or(|p| p.message == Message::GetTableDiff) => {
                 parse_table_diff_body(body).map(|(tables, max_time, r)| {
-                    let values = StampIn { thing: Vec::new(), hlc: crate::hlc::Hlc::EMPTY };
+                    let values = StampIn { thing: Default::default(), hlc: crate::hlc::Hlc::EMPTY };
                     (MergeIn { tables, values }, max_time, range.start + r.start..range.start + r.end, true)
                 })
             }
