@@ -55,7 +55,8 @@ fn load(storage: &mut PostgresStorage) -> MergeableStore {
 }
 
 fn sql(statements: &str) {
-    let mut client = postgres::Client::connect(&pg::dsn(), postgres::NoTls).unwrap();
+    let config: tinybase::persist::pg::Config = pg::dsn().parse().unwrap();
+    let mut client = tinybase::persist::pg::Client::connect(&config).unwrap();
     client.batch_execute(statements).unwrap();
 }
 
