@@ -9,6 +9,9 @@ use std::io::Read;
 /// beyond this is a corrupt or hostile stream, refused before anything is allocated for it.
 pub const MAX_MESSAGE: usize = 1 << 30;
 
+/// Bodies up to this size are read into a buffer sized up front; larger ones grow as they arrive.
+const SMALL_MESSAGE: usize = 1 << 20;
+
 /// Reads one backend message into `body` (replacing its content) and returns its type byte.
 /// End of stream before a message starts is [`Error::Closed`]; inside one, an I/O error.
 pub fn read_message(reader: &mut impl Read, body: &mut Vec<u8>) -> Result<u8, Error> {
@@ -29,6 +32,15 @@ pub fn read_message(reader: &mut impl Read, body: &mut Vec<u8>) -> Result<u8, Er
         Error::Protocol(format!("message {:?} with an invalid length {len}", header[0] as char))
     })? - 4;
     body.clear();
+    if len <= SMALL_MESSAGE {
+        // The common case (a row, a status): one exact read into a buffer of the right size.
+        body.resize(len, 0);
+        return match reader.read_exact(body) {
+            Ok(()) => Ok(header[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(truncated()),
+            Err(e) => Err(Error::Io(e)),
+        };
+    }
     // take + read_to_end grows the buffer as bytes arrive: a false length costs no allocation.
     reader.take(len as u64).read_to_end(body).map_err(Error::Io)?;
     if body.len() != len {
