@@ -333,6 +333,17 @@ fn password_authentication() {
 }
 
 #[test]
+fn several_hosts_are_tried_in_turn() {
+    // A port nothing listens on first (or, shuffled, anywhere), then the test server.
+    let port = pg::dsn().split_whitespace().find_map(|kv| kv.strip_prefix("port=").map(str::to_string)).unwrap();
+    let others: Vec<String> = pg::dsn().split_whitespace().filter(|kv| !kv.starts_with("host=") && !kv.starts_with("port=")).map(str::to_string).collect();
+    for extra in ["", " load_balance_hosts=random"] {
+        let dsn = format!("host=127.0.0.1,127.0.0.1 port=1,{port} connect_timeout=5 {}{extra}", others.join(" "));
+        PostgresStorage::connect(&dsn, &pg::unique_room("hosts")).unwrap_or_else(|e| panic!("{dsn}: {e}"));
+    }
+}
+
+#[test]
 fn connects_through_the_unix_socket() {
     let dirs = sql_rows("SHOW unix_socket_directories");
     let Some(dir) = dirs.first().and_then(|r| r[0].split(',').next().map(|d| d.trim().to_string())).filter(|d| d.starts_with('/')) else {

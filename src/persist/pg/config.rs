@@ -41,6 +41,8 @@ pub struct Config {
     pub keepalives: bool,
     /// `target_session_attrs=read-write`: skip servers whose sessions are read-only.
     pub read_write: bool,
+    /// `load_balance_hosts=random`: try the hosts in a random order.
+    pub random_order: bool,
     /// `sslmode=require`: TLS is required, which this client cannot do (connecting then fails).
     pub require_tls: bool,
 }
@@ -99,7 +101,8 @@ impl Config {
                 _ => return Err(invalid()),
             },
             "load_balance_hosts" => match value {
-                "disable" => {}
+                "disable" => self.random_order = false,
+                "random" => self.random_order = true,
                 _ => return Err(invalid()),
             },
             // Accepted as before, with no effect on a connection without TLS or with the
@@ -304,6 +307,7 @@ mod tests {
         assert_eq!(c.ports, vec![5432, 6000]);
         assert!(parse("sslmode=require").require_tls);
         assert!(parse("target_session_attrs=read-write keepalives=0").read_write);
+        assert!(parse("load_balance_hosts=random").random_order);
     }
 
     #[test]

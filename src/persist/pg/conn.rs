@@ -103,8 +103,12 @@ impl Client {
         if config.ports.len() > 1 && config.ports.len() != count {
             return Err(Error::Config("the numbers of hosts and of ports differ".into()));
         }
+        let mut order: Vec<usize> = (0..count).collect();
+        if config.random_order {
+            shuffle(&mut order);
+        }
         let mut last = Error::Config("no host".into());
-        for i in 0..count {
+        for i in order {
             let port = config.ports.get(i).or(config.ports.first()).copied().unwrap_or(5432);
             let stream = match config.hostaddrs.get(i) {
                 Some(ip) => connect_tcp(&[SocketAddr::new(*ip, port)], config),
@@ -539,6 +543,20 @@ fn set_keepalive(stream: &TcpStream) {
 
 #[cfg(not(unix))]
 fn set_keepalive(_: &TcpStream) {}
+
+/// Fisher-Yates with ring's random numbers (no other source of randomness is linked); should
+/// the system give none, the order stays as written.
+fn shuffle(items: &mut [usize]) {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    for i in (1..items.len()).rev() {
+        let mut r = [0u8; 4];
+        if rng.fill(&mut r).is_err() {
+            return;
+        }
+        items.swap(i, u32::from_le_bytes(r) as usize % (i + 1));
+    }
+}
 
 /// The operating system user's name: libpq's default role.
 fn os_user() -> Result<String, Error> {
