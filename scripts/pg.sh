@@ -3,6 +3,7 @@
 #
 #   eval "$(scripts/pg.sh start DIR)"   # initdb in DIR, a free port on 127.0.0.1, trust auth;
 #                                       # prints: export TB_TEST_POSTGRES_DSN='host=... port=...'
+#                                       # plus three password roles for the client's auth tests
 #   scripts/pg.sh stop DIR              # stops it and removes DIR
 #
 # DIR must not exist or be empty; keep its path short (the unix socket lives in it too).
@@ -31,6 +32,11 @@ find_bin() {
 Install it with: apt-get install postgresql   (Debian/Ubuntu; as root, after apt-get update)"
   echo "$best"
 }
+
+# Roles that must log in with a password over TCP, one per authentication method the library's
+# client speaks (tests/persist_postgres.rs `password_authentication`), each owning a database of
+# the same name. An md5 login needs an md5-stored password (password_encryption decides).
+AUTH_ROLES="tb_scram:scram-sha-256:scram-secret tb_md5:md5:md5-secret tb_clear:password:clear-secret"
 
 # Runs a server program as the user that owns the cluster (postgres when we are root).
 as_owner() {
@@ -62,6 +68,15 @@ start() {
   cd "$dir"
   as_owner "$bin/initdb" -D "$dir/data" -U "$DB_USER" --auth=trust --encoding=UTF8 --locale=C \
     --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+  # The password roles' rules come first: pg_hba.conf's first matching line decides. Written into
+  # the existing file so it keeps its owner.
+  local hba rules="" role method password
+  hba=$(cat "$dir/data/pg_hba.conf")
+  for role in $AUTH_ROLES; do
+    IFS=: read -r role method password <<<"$role"
+    rules+="host all $role 127.0.0.1/32 $method"$'\n'
+  done
+  printf '%s%s\n' "$rules" "$hba" >"$dir/data/pg_hba.conf"
   # Another process may take the port between the check and the bind: then try another one.
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
     port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
@@ -80,6 +95,16 @@ start() {
   done
   "$bin/createdb" -h 127.0.0.1 -p "$port" -U "$DB_USER" "$DB_NAME" ||
     die "could not create database $DB_NAME (log: $dir/server.log)"
+  for role in $AUTH_ROLES; do
+    IFS=: read -r role method password <<<"$role"
+    # md5 logins need an md5-stored password; the others are stored as SCRAM verifiers.
+    local encryption=scram-sha-256
+    [ "$method" = md5 ] && encryption=md5
+    "$bin/psql" -q -X -h 127.0.0.1 -p "$port" -U "$DB_USER" -d "$DB_NAME" -v ON_ERROR_STOP=1 \
+      -c "SET password_encryption = '$encryption'" -c "CREATE ROLE $role LOGIN PASSWORD '$password'" \
+      -c "CREATE DATABASE $role OWNER $role" >/dev/null 2>>"$dir/server.log" ||
+      die "could not create the role $role (log: $dir/server.log)"
+  done
   echo "pg.sh: PostgreSQL $(basename "$(dirname "$bin")") on 127.0.0.1:$port, data in $dir" >&2
   echo "export TB_TEST_POSTGRES_DSN='host=127.0.0.1 port=$port user=$DB_USER dbname=$DB_NAME'"
 }

@@ -55,7 +55,8 @@ fn load(storage: &mut PostgresStorage) -> MergeableStore {
 }
 
 fn sql(statements: &str) {
-    let mut client = postgres::Client::connect(&pg::dsn(), postgres::NoTls).unwrap();
+    let config: tinybase::persist::pg::Config = pg::dsn().parse().unwrap();
+    let mut client = tinybase::persist::pg::Client::connect(&config).unwrap();
     client.batch_execute(statements).unwrap();
 }
 
@@ -284,6 +285,78 @@ fn server_errors_are_io_errors() {
     if missing_db != pg::dsn() {
         assert!(matches!(PostgresStorage::connect(&missing_db, "r"), Err(Error::Io(_))));
     }
+}
+
+/// The rows of `sql` run by the test server's superuser, as text.
+fn sql_rows(statement: &str) -> Vec<Vec<String>> {
+    let config: tinybase::persist::pg::Config = pg::dsn().parse().unwrap();
+    let mut client = tinybase::persist::pg::Client::connect(&config).unwrap();
+    let rows = client.simple_query(statement).unwrap();
+    rows.iter().map(|r| (0..r.len()).map(|i| r.string(i).unwrap()).collect()).collect()
+}
+
+#[test]
+fn password_authentication() {
+    // scripts/pg.sh makes one role per method (pg_hba.conf: scram-sha-256, md5, password), each
+    // owning a database of its name; a server started otherwise may lack them.
+    let rules = sql_rows("SELECT user_name[1], auth_method FROM pg_hba_file_rules WHERE user_name[1] LIKE 'tb\\_%'");
+    for (role, method, password) in
+        [("tb_scram", "scram-sha-256", "scram-secret"), ("tb_md5", "md5", "md5-secret"), ("tb_clear", "password", "clear-secret")]
+    {
+        if !rules.contains(&vec![role.to_string(), method.to_string()]) {
+            eprintln!("skipped {role}: the server has no {method} rule for it (not started by scripts/pg.sh)");
+            continue;
+        }
+        let room = pg::unique_room(role);
+        // Later keys win: the test server's host and port, this role, its database.
+        let base = format!("{} user={role} dbname={role}", pg::dsn());
+        let mut storage = PostgresStorage::connect(&format!("{base} password={password}"), &room)
+            .unwrap_or_else(|e| panic!("{role} with its password: {e}"));
+        assert_eq!(stored(&mut storage), None);
+        match PostgresStorage::connect(&format!("{base} password=wrong"), &room) {
+            Err(Error::Io(m)) => assert!(m.contains("password authentication failed") && m.contains("(28P01)"), "{role}: {m}"),
+            Err(e) => panic!("{role}: not an Io error: {e:?}"),
+            Ok(_) => panic!("{role} logged in with a wrong password"),
+        }
+        match PostgresStorage::connect(&base, &room) {
+            Err(Error::Io(m)) => assert!(m.contains("password"), "{role}: {m}"),
+            Err(e) => panic!("{role}: not an Io error: {e:?}"),
+            Ok(_) => panic!("{role} logged in without a password"),
+        }
+    }
+    // A URL with a percent-encoded password, through the persister.
+    if rules.iter().any(|r| r[0] == "tb_scram") {
+        let port = pg::dsn().split_whitespace().find_map(|kv| kv.strip_prefix("port=").map(str::to_string)).unwrap();
+        let url = format!("postgresql://tb_scram:scram%2Dsecret@127.0.0.1:{port}/tb_scram?connect_timeout=10");
+        PostgresStorage::connect(&url, &pg::unique_room("url")).expect("a URL with a password");
+    }
+}
+
+#[test]
+fn several_hosts_are_tried_in_turn() {
+    // A port nothing listens on first (or, shuffled, anywhere), then the test server.
+    let port = pg::dsn().split_whitespace().find_map(|kv| kv.strip_prefix("port=").map(str::to_string)).unwrap();
+    let others: Vec<String> = pg::dsn().split_whitespace().filter(|kv| !kv.starts_with("host=") && !kv.starts_with("port=")).map(str::to_string).collect();
+    for extra in ["", " load_balance_hosts=random"] {
+        let dsn = format!("host=127.0.0.1,127.0.0.1 port=1,{port} connect_timeout=5 {}{extra}", others.join(" "));
+        PostgresStorage::connect(&dsn, &pg::unique_room("hosts")).unwrap_or_else(|e| panic!("{dsn}: {e}"));
+    }
+}
+
+#[test]
+fn connects_through_the_unix_socket() {
+    let dirs = sql_rows("SHOW unix_socket_directories");
+    let Some(dir) = dirs.first().and_then(|r| r[0].split(',').next().map(|d| d.trim().to_string())).filter(|d| d.starts_with('/')) else {
+        eprintln!("skipped: the server listens on no unix socket");
+        return;
+    };
+    // host= adds to the hosts tried in turn: leave the TCP one out.
+    let others: Vec<String> = pg::dsn().split_whitespace().filter(|kv| !kv.starts_with("host=")).map(str::to_string).collect();
+    let dsn = format!("host={dir} {}", others.join(" "));
+    let room = pg::unique_room("unix");
+    let mut storage = PostgresStorage::connect(&dsn, &room).unwrap_or_else(|e| panic!("{dsn}: {e}"));
+    assert!(storage.describe().contains(&dir), "{}", storage.describe());
+    assert_eq!(stored(&mut storage), None);
 }
 
 // ------------------------------------------------------------------ through the Persister

@@ -10,6 +10,8 @@
 
 pub mod file;
 #[cfg(feature = "postgres")]
+pub mod pg;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod incremental;
 pub mod sqlite;

@@ -44,8 +44,7 @@ use super::incremental::{
 use super::{Content, Persister, PersisterOptions, Storage};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use postgres::config::Host;
-use postgres::{Client, Config, NoTls, Statement};
+use super::pg::{self, Client, Config, Host, Statement};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -83,7 +82,7 @@ struct Statements {
 }
 
 impl Statements {
-    fn prepare(client: &mut Client) -> std::result::Result<Statements, postgres::Error> {
+    fn prepare(client: &mut Client) -> std::result::Result<Statements, pg::Error> {
         Ok(Statements {
             version: client.prepare("SELECT value FROM tinybase_meta WHERE room = $1 AND key = 'version'")?,
             bump: client.prepare(
@@ -150,32 +149,32 @@ pub struct PostgresStorage {
     locked: Option<bool>,
 }
 
-fn connect_client(config: &Config) -> std::result::Result<(Client, Statements), postgres::Error> {
-    let mut client = config.connect(NoTls)?;
+fn connect_client(config: &Config) -> std::result::Result<(Client, Statements), pg::Error> {
+    let mut client = Client::connect(config)?;
     // Two processes connecting to a fresh database at once would race on CREATE TABLE IF NOT
-    // EXISTS (it is not atomic against another one): the schema lock orders them.
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&(LOCK_CLASS + 1)])?;
-    tx.batch_execute(DDL)?;
-    tx.execute(
+    // EXISTS (it is not atomic against another one): the schema lock orders them. A failure
+    // drops the new connection, and the open transaction with it.
+    client.batch_execute("BEGIN")?;
+    client.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&(LOCK_CLASS + 1)])?;
+    client.batch_execute(DDL)?;
+    client.execute(
         "INSERT INTO tinybase_schema (id, version) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
         &[&SCHEMA_VERSION],
     )?;
-    tx.commit()?;
+    client.batch_execute("COMMIT")?;
     let statements = Statements::prepare(&mut client)?;
     Ok((client, statements))
 }
 
 fn describe_config(config: &Config, room: &str) -> String {
     // Never the password: describe() ends up in logs and error messages.
-    let host = match config.get_hosts().first() {
+    let host = match config.first_host() {
         Some(Host::Tcp(h)) => h.clone(),
-        #[cfg(unix)]
         Some(Host::Unix(p)) => p.display().to_string(),
         None => "localhost".into(),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config.get_dbname().or(config.get_user()).unwrap_or("postgres");
+    let port = config.first_port();
+    let db = config.dbname.as_deref().or(config.user.as_deref()).unwrap_or("postgres");
     format!("postgres {host}:{port}/{db} room {room:?}")
 }
 
@@ -188,15 +187,15 @@ impl PostgresStorage {
     pub fn connect(dsn: &str, room: &str) -> Result<PostgresStorage> {
         let config: Config = dsn.parse().map_err(|e| Error::InvalidValue(format!("not a PostgreSQL connection string: {e}")))?;
         let described = describe_config(&config, room);
-        let io = |e: postgres::Error| io_error(&described, e);
+        let io = |e: pg::Error| io_error(&described, e);
         let (mut client, statements) = connect_client(&config).map_err(io)?;
-        let version: i32 = client.query_one("SELECT version FROM tinybase_schema WHERE id = 1", &[]).map_err(io)?.get(0);
+        let version = client.query_one("SELECT version FROM tinybase_schema WHERE id = 1", &[]).and_then(|r| r.i32(0)).map_err(io)?;
         if version != SCHEMA_VERSION {
             return Err(Error::Corrupt(format!(
                 "{described}: the database has schema version {version}; this build reads version {SCHEMA_VERSION}"
             )));
         }
-        let lock_key: i32 = client.query_one("SELECT hashtext($1)", &[&room]).map_err(io)?.get(0);
+        let lock_key = client.query_one("SELECT hashtext($1)", &[&room]).and_then(|r| r.i32(0)).map_err(io)?;
         Ok(PostgresStorage { config, room: room.to_string(), described, client, statements, lock_key, seen: None, locked: None })
     }
 
@@ -205,7 +204,7 @@ impl PostgresStorage {
         &self.room
     }
 
-    fn io(&self, e: postgres::Error) -> Error {
+    fn io(&self, e: pg::Error) -> Error {
         io_error(&self.described, e)
     }
 
@@ -258,7 +257,7 @@ impl PostgresStorage {
         sql.push_str(&format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {});", self.lock_key));
         if let Err(e) = self.client.batch_execute(&sql) {
             let _ = self.client.batch_execute("ROLLBACK");
-            if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            if e.code() == Some(pg::LOCK_NOT_AVAILABLE) {
                 return Err(Error::Io(format!(
                     "{}: another process held the room's write lock for more than {:?}",
                     self.described,
@@ -273,7 +272,7 @@ impl PostgresStorage {
     fn stored_version(&mut self) -> Result<Option<i64>> {
         let row = self.client.query_opt(&self.statements.version, &[&self.room]).map_err(|e| self.io(e))?;
         row.map(|r| {
-            let text: String = r.get(0);
+            let text = r.string(0).map_err(|e| self.io(e))?;
             text.parse::<i64>().map_err(|_| Error::Corrupt(format!("{}: the room's version {text:?} is not a number", self.described)))
         })
         .transpose()
@@ -284,7 +283,7 @@ impl PostgresStorage {
     /// [`Storage::changed`].
     fn bump_version(&mut self) -> Result<()> {
         let row = self.client.query_one(&self.statements.bump, &[&self.room]).map_err(|e| self.io(e))?;
-        self.version_written(row.get(0))
+        self.version_written(row.string(0).map_err(|e| self.io(e))?)
     }
 
     fn version_written(&mut self, text: String) -> Result<()> {
@@ -328,7 +327,7 @@ impl PostgresStorage {
                 ],
             )
             .map_err(|e| self.io(e))?;
-        self.version_written(row.get(0))
+        self.version_written(row.string(0).map_err(|e| self.io(e))?)
     }
 
     /// Inserts a whole content's rows into the (emptied) room with `COPY`, PostgreSQL's bulk
@@ -355,14 +354,7 @@ impl PostgresStorage {
             if data.is_empty() {
                 continue;
             }
-            let result = (|| {
-                use std::io::Write;
-                let mut writer = self.client.copy_in(sql)?;
-                // A write error here is the connection's; finish() reports the server's.
-                let _ = writer.write_all(data.as_bytes());
-                writer.finish()
-            })();
-            result.map_err(|e| self.io(e))?;
+            self.client.copy_in(sql, data.as_bytes()).map_err(|e| self.io(e))?;
         }
         Ok(())
     }
@@ -392,11 +384,13 @@ impl PostgresStorage {
             .map_err(|e| self.io(e))?;
         let mut stored = Stored::default();
         for row in rows {
-            let stamp = self.stamp(row.get(5), row.get(6))?;
-            match row.get::<_, i32>(0) {
-                0 => stored.cells.insert((row.get(2), row.get(3), row.get(4)), stamp),
-                1 => stored.values.insert(row.get(4), stamp),
-                _ => stored.containers.insert((row.get(1), row.get(2), row.get(3)), stamp),
+            let io = |e| io_error(&self.described, e);
+            let stamp = self.stamp(row.string(5).map_err(io)?, row.i64(6).map_err(io)?)?;
+            let text = |i| row.string(i).map_err(io);
+            match row.i32(0).map_err(io)? {
+                0 => stored.cells.insert((text(2)?, text(3)?, text(4)?), stamp),
+                1 => stored.values.insert(text(4)?, stamp),
+                _ => stored.containers.insert((row.i32(1).map_err(io)?, text(2)?, text(3)?), stamp),
             };
         }
         Ok(stored)
@@ -411,29 +405,35 @@ impl PostgresStorage {
         let corrupt = |what: String| Error::Corrupt(format!("{}: {what}", self.described));
         let hash = |h: i64| u32::try_from(h).map_err(|_| format!("a stored hash {h} is not a 32-bit hash"));
         let mut rows = Rows::default();
+        let io = |e| io_error(&self.described, e);
         let st = &self.statements;
-        for row in self.client.query(&st.read_containers, &[&self.room]).map_err(|e| io_error(&self.described, e))? {
-            let kind: i32 = row.get(0);
+        for row in self.client.query(&st.read_containers, &[&self.room]).map_err(io)? {
+            let kind = row.i32(0).map_err(io)?;
             rows.containers.push(ContainerRow {
                 kind: ContainerKind::from_i64(kind as i64).ok_or_else(|| corrupt(format!("unknown container kind {kind}")))?,
-                table_id: row.get(1),
-                row_id: row.get(2),
-                hlc: row.get(3),
-                hash: hash(row.get(4)).map_err(corrupt)?,
+                table_id: row.string(1).map_err(io)?,
+                row_id: row.string(2).map_err(io)?,
+                hlc: row.string(3).map_err(io)?,
+                hash: hash(row.i64(4).map_err(io)?).map_err(corrupt)?,
             });
         }
-        for row in self.client.query(&st.read_cells, &[&self.room]).map_err(|e| io_error(&self.described, e))? {
+        for row in self.client.query(&st.read_cells, &[&self.room]).map_err(io)? {
             rows.cells.push(CellRow {
-                table_id: row.get(0),
-                row_id: row.get(1),
-                cell_id: row.get(2),
-                value: row.get(3),
-                hlc: row.get(4),
-                hash: hash(row.get(5)).map_err(corrupt)?,
+                table_id: row.string(0).map_err(io)?,
+                row_id: row.string(1).map_err(io)?,
+                cell_id: row.string(2).map_err(io)?,
+                value: row.string(3).map_err(io)?,
+                hlc: row.string(4).map_err(io)?,
+                hash: hash(row.i64(5).map_err(io)?).map_err(corrupt)?,
             });
         }
-        for row in self.client.query(&st.read_values, &[&self.room]).map_err(|e| io_error(&self.described, e))? {
-            rows.values.push(ValueRow { value_id: row.get(0), value: row.get(1), hlc: row.get(2), hash: hash(row.get(3)).map_err(corrupt)? });
+        for row in self.client.query(&st.read_values, &[&self.room]).map_err(io)? {
+            rows.values.push(ValueRow {
+                value_id: row.string(0).map_err(io)?,
+                value: row.string(1).map_err(io)?,
+                hlc: row.string(2).map_err(io)?,
+                hash: hash(row.i64(3).map_err(io)?).map_err(corrupt)?,
+            });
         }
         Ok(rows)
     }
@@ -443,9 +443,9 @@ impl PostgresStorage {
     }
 }
 
-fn io_error(described: &str, e: postgres::Error) -> Error {
+fn io_error(described: &str, e: pg::Error) -> Error {
     match e.as_db_error() {
-        Some(db) => Error::Io(format!("{described}: PostgreSQL: {} ({})", db.message(), db.code().code())),
+        Some(db) => Error::Io(format!("{described}: PostgreSQL: {} ({})", db.message(), db.code())),
         None => Error::Io(format!("{described}: PostgreSQL: {e}")),
     }
 }
