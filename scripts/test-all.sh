@@ -64,12 +64,13 @@ PREBUILD_PID=""
 if [ "${PREBUILD:-1}" = 1 ]; then
   LOW=(nice -n 19)
   ionice -c 3 true 2>/dev/null && LOW+=(ionice -c 3)
-  setsid "${LOW[@]}" bash -c 'scripts/loom.sh --no-run; scripts/fuzz.sh --build; scripts/build-tsan.sh' \
+  # setsid (a process group to stop at exit) also makes a session, and with the kernel's autogroup
+  # scheduling a session is a group whose weight ignores its tasks' nice: the new session gives its
+  # own group nice 19 (from inside: only then is the group its own).
+  setsid "${LOW[@]}" bash -c '{ echo 19 >/proc/self/autogroup; } 2>/dev/null
+    scripts/loom.sh --no-run; scripts/fuzz.sh --build; scripts/build-tsan.sh' \
     >target/prebuild.log 2>&1 </dev/null &
   PREBUILD_PID=$!
-  # setsid (a process group to stop at exit) also makes a session, and with the kernel's autogroup
-  # scheduling a session is a group whose weight ignores its tasks' nice: give the group nice 19.
-  echo 19 2>/dev/null >"/proc/$PREBUILD_PID/autogroup" || true
 fi
 # At exit (also on failure): the background builds stopped, and the table of steps.
 stop_prebuild() { [ -z "$PREBUILD_PID" ] || kill -- -"$PREBUILD_PID" 2>/dev/null || true; }
