@@ -70,10 +70,26 @@ check_run() {
 
 if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     if command -v valgrind > /dev/null; then
-        echo "== valgrind memcheck"
+        # valgrind runs a program's threads one at a time, on one core: each binary's tests in JOBS
+        # shards (gtest's GTEST_TOTAL_SHARDS), one valgrind process each, all at once.
+        echo "== valgrind memcheck ($JOBS shards)"
+        MC="$BUILD/memcheck"
+        rm -rf "$MC" && mkdir -p "$MC"
         for kind in ${MEMCHECK:-shared}; do
-            check_run "cpp_tests_$kind (memcheck)" valgrind -q --suppressions=tests/c/valgrind.supp --error-exitcode=99 --leak-check=full \
-                --errors-for-leak-kinds=definite --show-leak-kinds=definite "$BUILD/cpp_tests_$kind"
+            for ((shard = 0; shard < JOBS; shard++)); do
+                (
+                    failures=0
+                    GTEST_TOTAL_SHARDS=$JOBS GTEST_SHARD_INDEX=$shard \
+                        check_run "cpp_tests_$kind (memcheck, shard $((shard + 1))/$JOBS)" valgrind -q --suppressions=tests/c/valgrind.supp \
+                        --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite "$BUILD/cpp_tests_$kind"
+                    echo "$failures" > "$MC/$kind.$shard.failures"
+                ) > "$MC/$kind.$shard.out" 2>&1 &
+            done
+            wait
+            for ((shard = 0; shard < JOBS; shard++)); do
+                cat "$MC/$kind.$shard.out"
+                [ "$(cat "$MC/$kind.$shard.failures" 2>/dev/null)" = 0 ] || failures=$((failures + 1))
+            done
         done
     else
         fail "valgrind not installed (set SKIP_VALGRIND=1 to skip, or ASAN=1)"
