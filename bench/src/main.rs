@@ -159,7 +159,14 @@ fn rust_rounds(results: &mut Results, library: &str, what: &str, runs: usize) ->
             return Err(true);
         }
         if !out.status.success() {
-            let tail: String = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string();
+            // The panic's message (the line after "panicked at"), not the backtrace's last line.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let lines: Vec<&str> = stderr.lines().collect();
+            let tail = match lines.iter().position(|l| l.contains("panicked at")) {
+                Some(i) => lines.get(i + 1).copied().unwrap_or(lines[i]),
+                None => lines.iter().rev().find(|l| !l.starts_with("note:")).copied().unwrap_or(""),
+            }
+            .to_string();
             results.note(library, format!("{what}: round failed ({}): {tail}", out.status));
             return Err(false);
         }
