@@ -243,3 +243,42 @@ fn concurrent_writers_on_both_sides_lose_nothing_without_anti_entropy() {
     assert!(same(&a, &b));
     drop((sa, sb));
 }
+
+/// As TinyBase's startSync (checked in node): with nobody answering, the initial content
+/// becomes the store's and is announced by the save's ContentHashes only. No ContentDiff
+/// follows it, so the messages sent are settled once start_sync returns.
+#[test]
+fn start_sync_initial_content_is_announced_by_hashes_not_a_diff() {
+    struct Record(Mutex<Vec<String>>);
+    impl Transport for Record {
+        fn send(&self, _: Option<&str>, payload: &str) {
+            self.0.lock().unwrap().push(payload.to_string());
+        }
+    }
+    let kinds = |r: &Record| -> Vec<u64> {
+        r.0.lock().unwrap().iter().map(|p| serde_json::from_str::<serde_json::Value>(p).unwrap()[1].as_u64().unwrap()).collect()
+    };
+    let a = store("a");
+    let sent = Arc::new(Record(Mutex::new(Vec::new())));
+    let s = Synchronizer::new(&a, sent.clone(), SynchronizerOptions { request_timeout: Duration::from_millis(20), ..Default::default() });
+    s.start_sync(Some(r#"[{"pets":{"fido":{"species":"dog"}}},{"open":true}]"#));
+    assert_eq!(a.get_cell("pets", "fido", "species"), Some(Cell::from("dog")));
+    assert!(s.wait_for_idle(WAIT));
+    assert_eq!(kinds(&sent), [1, 2], "GetContentHashes, then ContentHashes");
+    s.save();
+    assert_eq!(kinds(&sent), [1, 2, 2]);
+    a.set_cell("pets", "fido", "legs", 4).unwrap();
+    assert!(s.wait_for_idle(WAIT));
+    assert_eq!(kinds(&sent), [1, 2, 2, 3], "a local change is a ContentDiff");
+    // With auto-save already on, a load's default content is announced when the load ends.
+    let b = store("b");
+    let sent_b = Arc::new(Record(Mutex::new(Vec::new())));
+    let sb = Synchronizer::new(&b, sent_b.clone(), SynchronizerOptions { request_timeout: Duration::from_millis(20), ..Default::default() });
+    sb.start_auto_save();
+    sb.load(Some(r#"[{"t":{"r":{"c":1}}},{}]"#));
+    assert!(sb.wait_for_idle(WAIT));
+    assert_eq!(kinds(&sent_b), [2, 1, 2]);
+    assert_eq!(b.get_cell("t", "r", "c"), Some(Cell::from(1)));
+    s.destroy();
+    sb.destroy();
+}

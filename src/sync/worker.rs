@@ -637,10 +637,17 @@ impl Worker {
         );
     }
 
+    /// Default content is part of the load, as in TinyBase: it is not sent as a ContentDiff
+    /// (which, queued behind the load, would race the caller's next step); an auto-save that
+    /// is already on announces it through the hashes once the load ends.
     fn set_default(&mut self, initial: &str) {
-        if let Err(e) = self.store.set_default_content_json(initial) {
+        APPLYING.with(|a| a.set(self.id));
+        let result = self.store.set_default_content_json(initial);
+        APPLYING.with(|a| a.set(0));
+        match result {
+            Ok(()) => self.unsent = true,
             // TinyBase's content error.
-            self.ignored(&format!("tinybase:1:{e}"));
+            Err(e) => self.ignored(&format!("tinybase:1:{e}")),
         }
     }
 
