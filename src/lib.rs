@@ -33,7 +33,7 @@ pub use hlc::Hlc;
 pub use mergeable::typed::{CellHashes, CellStamp, MergeableContent, RowHashes, RowStamp, Stamp, TableHashes, TableStamp, TablesStamp, ValueHashes, ValuesStamp};
 pub use mergeable::MergeableStore;
 pub use store::{Changes, EventQueue, ListenerEvent, ListenerId, ListenerKind, Row, Store, Table, Tables, Values};
-pub use value::{Cell, Value};
+pub use value::{Cell, CellArg, Value};
 
 /// This library's version (the crate version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -40,6 +40,61 @@ pub enum Cell {
 /// Values in the key-value half of a store have the same types as cells.
 pub type Value = Cell;
 
+/// What `set_cell` and `set_value` take: anything a [`Cell`] is made from (`&str`, `String`,
+/// numbers, `bool`, a `Cell` or `&Cell`). A borrowed string is copied once, straight into the
+/// store, with no `String` made and freed on the way.
+#[derive(Clone, Debug)]
+pub struct CellArg<'a>(CellArgInner<'a>);
+
+#[derive(Clone, Debug)]
+enum CellArgInner<'a> {
+    Str(&'a str),
+    Owned(Cell),
+    Ref(&'a Cell),
+}
+
+impl CellArg<'_> {
+    /// Validates and encodes the argument as the store holds it.
+    pub(crate) fn into_stored(self) -> Result<Stored> {
+        match self.0 {
+            CellArgInner::Str(s) => Stored::from_str_cell(s),
+            CellArgInner::Owned(c) => Stored::from_cell(&c),
+            CellArgInner::Ref(c) => Stored::from_cell(c),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for CellArg<'a> {
+    fn from(s: &'a str) -> Self {
+        CellArg(CellArgInner::Str(s))
+    }
+}
+impl<'a> From<&'a String> for CellArg<'a> {
+    fn from(s: &'a String) -> Self {
+        CellArg(CellArgInner::Str(s))
+    }
+}
+impl<'a> From<&'a Cell> for CellArg<'a> {
+    fn from(c: &'a Cell) -> Self {
+        CellArg(CellArgInner::Ref(c))
+    }
+}
+impl From<Cell> for CellArg<'_> {
+    fn from(c: Cell) -> Self {
+        CellArg(CellArgInner::Owned(c))
+    }
+}
+macro_rules! cell_arg_from_owned {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CellArg<'_> {
+            fn from(v: $t) -> Self {
+                CellArg(CellArgInner::Owned(Cell::from(v)))
+            }
+        }
+    )*};
+}
+cell_arg_from_owned!(String, f64, i64, i32, bool);
+
 impl From<&str> for Cell {
     fn from(s: &str) -> Self {
         Cell::String(s.to_string())

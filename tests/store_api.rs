@@ -232,3 +232,35 @@ fn set_json_of_a_tables_object_sets_the_tables_as_tinybase_does() {
     assert!(s.set_json(r#"{"t":1}"#).is_err());
     assert_eq!(s.get_json(), "[{\"t\":{\"r\":{\"c\":\"\u{FFFD}{\\\"o\\\":1}\"}}},{\"old\":9}]");
 }
+
+#[test]
+fn set_cell_and_set_value_take_every_cell_argument_form() {
+    let s = store();
+    let owned = String::from("owned");
+    let object = Cell::Object(serde_json::from_str(r#"{"b":1.5,"a":"x"}"#).unwrap());
+    s.set_cell("t", "r", "str", "borrowed").unwrap();
+    s.set_cell("t", "r", "string_ref", &owned).unwrap();
+    s.set_cell("t", "r", "string", owned.clone()).unwrap();
+    s.set_cell("t", "r", "f64", 1.5).unwrap();
+    s.set_cell("t", "r", "i64", -7i64).unwrap();
+    s.set_cell("t", "r", "i32", 3).unwrap();
+    s.set_cell("t", "r", "bool", false).unwrap();
+    s.set_cell("t", "r", "cell_ref", &object).unwrap();
+    s.set_cell("t", "r", "cell", Cell::Null).unwrap();
+    s.set_value("v", &owned).unwrap();
+    s.set_value("w", object.clone()).unwrap();
+    assert_eq!(
+        s.get_tables_json(),
+        r#"{"t":{"r":{"str":"borrowed","string_ref":"owned","string":"owned","f64":1.5,"i64":-7,"i32":3,"bool":false,"cell_ref":"�{\"b\":1.5,\"a\":\"x\"}","cell":null}}}"#
+    );
+    assert_eq!(s.get_cell("t", "r", "cell_ref"), Some(object.clone()));
+    assert_eq!(s.get_value("v"), Some(Cell::from("owned")));
+    assert_eq!(s.get_value("w"), Some(object));
+    // Every form is validated, a borrowed string as much as an owned one.
+    let before = s.get_mergeable_content_hashes();
+    let reserved = String::from("\u{FFFD}[]");
+    assert!(matches!(s.set_cell("t", "r", "str", reserved.as_str()), Err(Error::InvalidValue(_))));
+    assert!(matches!(s.set_cell("t", "r", "str", &reserved), Err(Error::InvalidValue(_))));
+    assert!(matches!(s.set_value("v", &Cell::Number(f64::NAN)), Err(Error::InvalidValue(_))));
+    assert_eq!(s.get_mergeable_content_hashes(), before);
+}

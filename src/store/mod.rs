@@ -21,7 +21,7 @@ use self::json::{changes_from_json, transaction_changes_json};
 pub(crate) use self::json::{content_in_json, write_object};
 use self::tree::{leaf_order, row_order, Key};
 use crate::error::{Error, Result};
-use crate::value::{js_key_order, parse_json, Cell, Stored};
+use crate::value::{js_key_order, parse_json, Cell, CellArg, Stored};
 use indexmap::IndexMap;
 use parking_lot::{Mutex, ReentrantMutex};
 use serde_json::Value as Json;
@@ -853,8 +853,8 @@ impl Store {
         self.write(|c| c.set_partial_row(table_id, row_id, &row))
     }
     /// Sets a cell.
-    pub fn set_cell(&self, table_id: &str, row_id: &str, cell_id: &str, cell: impl Into<Cell>) -> Result<()> {
-        self.set_stored_cell(table_id, row_id, cell_id, Stored::from_cell(&cell.into())?)
+    pub fn set_cell<'a>(&self, table_id: &str, row_id: &str, cell_id: &str, cell: impl Into<CellArg<'a>>) -> Result<()> {
+        self.set_stored_cell(table_id, row_id, cell_id, cell.into().into_stored()?)
     }
     /// Sets a cell already encoded (what the C API's string setter and `set_cell` share).
     pub(crate) fn set_stored_cell(&self, table_id: &str, row_id: &str, cell_id: &str, v: Stored) -> Result<()> {
@@ -871,8 +871,8 @@ impl Store {
         self.write(|c| c.set_partial_values(&values))
     }
     /// Sets a value.
-    pub fn set_value(&self, value_id: &str, value: impl Into<Cell>) -> Result<()> {
-        let v = Stored::from_cell(&value.into())?;
+    pub fn set_value<'a>(&self, value_id: &str, value: impl Into<CellArg<'a>>) -> Result<()> {
+        let v = value.into().into_stored()?;
         self.write(|c| c.set_value(value_id, v))
     }
     /// Replaces tables and values (empty tables or values delete them all).
