@@ -77,6 +77,17 @@ pub fn cell_ids(i: usize) -> (String, String, String) {
     (format!("t{}", i % 10), format!("r{}", i / 10), format!("c{}", i % 3))
 }
 
+/// Cells 0..n's ids and values (`{prefix}{i}`), made before a timed loop: W1 and W2 measure
+/// the calls, not the formatting of their arguments (bench.mjs does the same for TinyBase).
+pub fn prepared(n: usize, prefix: &str) -> Vec<(String, String, String, String)> {
+    (0..n)
+        .map(|i| {
+            let (t, r, c) = cell_ids(i);
+            (t, r, c, format!("{prefix}{i}"))
+        })
+        .collect()
+}
+
 /// W8's shape (crdt-benchmarks B3.1 with N = 6,000): 20 * sqrt(6000) = 1,549 stores.
 pub const W8_STORES: usize = 1549;
 

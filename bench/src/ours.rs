@@ -1,7 +1,7 @@
 //! BENCHMARKS.md's workloads W1-W7 on this library (moved from the former `examples/bench.rs`;
 //! the definitions are unchanged). One call of [`round`] is one child process's round.
 
-use crate::measure::{cell_ids as cell, live_bytes, min_median_max, Measure, W2_CALLS};
+use crate::measure::{live_bytes, min_median_max, prepared, Measure, W2_CALLS};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tinybase::MergeableStore;
@@ -9,12 +9,7 @@ use tinybase::MergeableStore;
 /// One round of W1-W7 at size n. `sync` false skips W6/W7 (W9's script needs only W1/W2).
 pub fn round(n: usize, sync: bool) -> Vec<Measure> {
     let mut out = Vec::new();
-    let ids: Vec<(String, String, String, String)> = (0..n)
-        .map(|i| {
-            let (t, r, c) = cell(i);
-            (t, r, c, format!("v{i}"))
-        })
-        .collect();
+    let ids = prepared(n, "v");
     let before = live_bytes();
     let t0 = Instant::now();
     let store = MergeableStore::with_clock(Some("bench"), || 1_700_000_000_000.0);
@@ -44,10 +39,10 @@ pub fn round(n: usize, sync: bool) -> Vec<Measure> {
         out.extend(sync_round(&store, n));
     }
 
+    let calls = prepared(W2_CALLS, "w");
     let t0 = Instant::now();
-    for i in 0..W2_CALLS {
-        let (t, r, c) = cell(i);
-        store.set_cell(&t, &r, &c, format!("w{i}")).unwrap();
+    for (t, r, c, v) in &calls {
+        store.set_cell(t, r, c, v).unwrap();
     }
     out.push(Measure::new("W2", "calls/s", W2_CALLS as f64 / t0.elapsed().as_secs_f64()));
     out

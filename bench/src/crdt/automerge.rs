@@ -1,7 +1,7 @@
 //! Automerge: a "tables" map object under the root holding nested map objects, one transaction
 //! per W1 and per W2 call; for W8 each document's change, applied in one batch.
 
-use super::{refuse_over, w1_cell, Crdt, W8_CELL};
+use super::{refuse_over, Crdt, Prepared, W8_CELL};
 use crate::measure::{cell_ids, Measure, W8_STORES};
 use ::automerge::transaction::{Transactable, Transaction};
 use ::automerge::{ActorId, Automerge, Change, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
@@ -99,22 +99,20 @@ fn set_cell(tx: &mut Transaction, tables: &ObjId, t: &str, r: &str, c: &str, val
 impl Crdt for Am {
     type Doc = AmDoc;
 
-    fn w1(n: usize) -> AmDoc {
+    fn w1(cells: Vec<Prepared>) -> AmDoc {
         let mut doc = Automerge::new().with_actor(actor(0));
         let mut tx = doc.transaction();
         let tables = tx.put_object(ROOT, "tables", ObjType::Map).expect("tables");
-        for i in 0..n {
-            let (t, r, c, v) = w1_cell(i);
+        for (t, r, c, v) in cells {
             set_cell(&mut tx, &tables, &t, &r, &c, v);
         }
         tx.commit();
         AmDoc { doc, tables }
     }
 
-    fn w2(d: &mut AmDoc, i: usize) {
-        let (t, r, c) = cell_ids(i);
+    fn w2(d: &mut AmDoc, (t, r, c, v): Prepared) {
         let mut tx = d.doc.transaction();
-        set_cell(&mut tx, &d.tables, &t, &r, &c, format!("w{i}"));
+        set_cell(&mut tx, &d.tables, &t, &r, &c, v);
         tx.commit();
     }
 

@@ -2,7 +2,7 @@
 //! advise for lazily created map children), one commit per W1 and per W2 call, `all_updates`
 //! exports imported in one batch for W8.
 
-use super::{refuse_over, w1_cell, Crdt, W8_CELL};
+use super::{refuse_over, Crdt, Prepared, W8_CELL};
 use crate::measure::{cell_ids, Measure, W8_STORES};
 use ::loro::{Container, ExportMode, LoroDoc, LoroMap, LoroValue, ValueOrContainer};
 
@@ -90,20 +90,18 @@ fn get_map(map: &LoroMap, key: &str) -> Option<LoroMap> {
 impl Crdt for Loro {
     type Doc = LoroDocument;
 
-    fn w1(n: usize) -> LoroDocument {
+    fn w1(cells: Vec<Prepared>) -> LoroDocument {
         let doc = new_doc(1);
         let tables = doc.get_map("tables");
-        for i in 0..n {
-            let (t, r, c, v) = w1_cell(i);
+        for (t, r, c, v) in cells {
             set_cell(&tables, &t, &r, &c, v);
         }
         doc.commit();
         LoroDocument { doc, tables }
     }
 
-    fn w2(d: &mut LoroDocument, i: usize) {
-        let (t, r, c) = cell_ids(i);
-        set_cell(&d.tables, &t, &r, &c, format!("w{i}"));
+    fn w2(d: &mut LoroDocument, (t, r, c, v): Prepared) {
+        set_cell(&d.tables, &t, &r, &c, v);
         d.doc.commit();
     }
 

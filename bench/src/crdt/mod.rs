@@ -5,7 +5,7 @@ pub mod automerge;
 pub mod loro;
 pub mod yrs;
 
-use crate::measure::{cell_ids, live_bytes, Measure, W2_CALLS, W8_STORES};
+use crate::measure::{live_bytes, prepared, Measure, W2_CALLS, W8_STORES};
 use std::time::Instant;
 
 /// The libraries this module measures, in report order.
@@ -65,10 +65,10 @@ fn refuse_over(library: &str, n: usize, max_n: usize) {
 trait Crdt {
     /// The document, with whatever handles to its root map the library keeps.
     type Doc;
-    /// W1: cells 0..n (BENCHMARKS.md's data) in one transaction on a fresh document.
-    fn w1(n: usize) -> Self::Doc;
-    /// One W2 call: cell i set to `w{i}` in its own transaction.
-    fn w2(doc: &mut Self::Doc, i: usize);
+    /// W1: the prepared cells (BENCHMARKS.md's data) in one transaction on a fresh document.
+    fn w1(cells: Vec<Prepared>) -> Self::Doc;
+    /// One W2 call: a prepared cell set in its own transaction.
+    fn w2(doc: &mut Self::Doc, cell: Prepared);
     /// How many cells the document holds, counted through its maps.
     fn cell_count(doc: &Self::Doc) -> usize;
     /// Cell i's string value, read back through the maps.
@@ -77,19 +77,21 @@ trait Crdt {
 
 /// W1 cells/s, W2 calls/s and W3 bytes/cell on one library, the results checked.
 fn round_of<C: Crdt>(n: usize) -> Vec<Measure> {
+    // Counted from before the prepared cells: w1 consumes them, so what stays is the document's.
     let before = live_bytes();
+    let cells = prepared(n, "v");
     let t0 = Instant::now();
-    let mut doc = C::w1(n);
+    let mut doc = C::w1(cells);
     let w1 = t0.elapsed().as_secs_f64();
-    // W1's scratch (ids, values) is gone once w1 returns: what stays is the document's.
     let w3 = (live_bytes() - before) as f64 / n as f64;
     assert_eq!(C::cell_count(&doc), n, "W1: cell count");
     for i in [0, n / 2, n - 1] {
         assert_eq!(C::cell(&doc, i), Some(format!("v{i}")), "W1: cell {i} read back");
     }
+    let calls = prepared(W2_CALLS, "w");
     let t1 = Instant::now();
-    for i in 0..W2_CALLS {
-        C::w2(&mut doc, i);
+    for cell in calls {
+        C::w2(&mut doc, cell);
     }
     let w2 = t1.elapsed().as_secs_f64();
     let last = W2_CALLS - 1;
@@ -124,11 +126,8 @@ fn w8_of<M>(write: impl Fn(usize) -> Vec<u8>, apply: impl FnOnce(&[Vec<u8>]) -> 
 /// W8's cell: every document writes the same one, so it conflicts like `v`.
 const W8_CELL: (&str, &str, &str) = ("t", "r", "c");
 
-/// Cell i's ids and value (`v{i}`), BENCHMARKS.md's data.
-fn w1_cell(i: usize) -> (String, String, String, String) {
-    let (t, r, c) = cell_ids(i);
-    (t, r, c, format!("v{i}"))
-}
+/// One cell's table, row and cell ids and its value, made before the timed loops.
+type Prepared = (String, String, String, String);
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! Yrs (the Rust port of Yjs): a root map "tables" holding nested maps, one transaction per W1 and
 //! per W2 call, v1 updates for W8 (crdt-benchmarks' encoding).
 
-use super::{refuse_over, w1_cell, Crdt, W8_CELL};
+use super::{refuse_over, Crdt, Prepared, W8_CELL};
 use crate::measure::{cell_ids, Measure, W8_STORES};
 use ::yrs::updates::decoder::Decode;
 use ::yrs::{Any, Doc, Map, MapRef, Number, Out, ReadTxn, StateVector, Transact, TransactionMut, Update};
@@ -92,23 +92,21 @@ fn get_map<T: ReadTxn>(map: &MapRef, txn: &T, key: &str) -> Option<MapRef> {
 impl Crdt for Yrs {
     type Doc = YrsDoc;
 
-    fn w1(n: usize) -> YrsDoc {
+    fn w1(cells: Vec<Prepared>) -> YrsDoc {
         let doc = Doc::with_client_id(1);
         let tables = doc.get_or_insert_map("tables");
         {
             let mut txn = doc.transact_mut();
-            for i in 0..n {
-                let (t, r, c, v) = w1_cell(i);
+            for (t, r, c, v) in cells {
                 set_cell(&tables, &mut txn, &t, &r, &c, v);
             }
         }
         YrsDoc { doc, tables }
     }
 
-    fn w2(d: &mut YrsDoc, i: usize) {
-        let (t, r, c) = cell_ids(i);
+    fn w2(d: &mut YrsDoc, (t, r, c, v): Prepared) {
         let mut txn = d.doc.transact_mut();
-        set_cell(&d.tables, &mut txn, &t, &r, &c, format!("w{i}"));
+        set_cell(&d.tables, &mut txn, &t, &r, &c, v);
     }
 
     fn cell_count(d: &YrsDoc) -> usize {
