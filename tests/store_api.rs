@@ -234,6 +234,7 @@ fn set_json_of_a_tables_object_sets_the_tables_as_tinybase_does() {
 }
 
 #[test]
+#[allow(clippy::needless_borrows_for_generic_args)] // the borrowed forms are what is tested
 fn set_cell_and_set_value_take_every_cell_argument_form() {
     let s = store();
     let owned = String::from("owned");
@@ -263,4 +264,58 @@ fn set_cell_and_set_value_take_every_cell_argument_form() {
     assert!(matches!(s.set_cell("t", "r", "str", &reserved), Err(Error::InvalidValue(_))));
     assert!(matches!(s.set_value("v", &Cell::Number(f64::NAN)), Err(Error::InvalidValue(_))));
     assert_eq!(s.get_mergeable_content_hashes(), before);
+}
+
+/// Local writes put a table's new term into the tables hash once per transaction, when
+/// something reads it: every read, rollback, merge and commit sees the exact hash.
+#[test]
+fn tables_hash_is_exact_inside_and_after_transactions() {
+    let s = store();
+    s.set_json(r#"[{"t":{"r":{"c":1}},"u":{"r":{"c":2}}},{"v":1}]"#).unwrap();
+    let exact = |s: &MergeableStore| assert_eq!(s.get_mergeable_content_hashes(), s.compute_content_hashes());
+    let before = (s.get_encoded_mergeable_content_json(), s.get_mergeable_content_hashes());
+    let other = MergeableStore::with_clock(Some("o"), || 1_700_000_000_000.0);
+    other.set_cell("u", "x", "c", "other").unwrap();
+    let incoming = other.get_encoded_mergeable_content_json();
+    s.transaction_with(
+        |st| {
+            for i in 0..60 {
+                st.set_cell(["t", "u", "w"][i % 3], &format!("r{i}"), "c", i as i32).unwrap();
+            }
+            exact(&s);
+            st.del_row("t", "r0");
+            s.apply_mergeable_changes_json(&incoming).unwrap();
+            exact(&s);
+            st.set_cell("w", "r", "c", 9).unwrap();
+            assert!(s.get_transaction_mergeable_changes_json(true).contains("\"w\""));
+            st.set_cell("w", "r", "d", 10).unwrap();
+        },
+        |_| true,
+    );
+    assert_eq!((s.get_encoded_mergeable_content_json(), s.get_mergeable_content_hashes()), before, "rolled back");
+    // Committed, nested, then a whole content replaced inside a transaction that rolls back.
+    s.transaction(|st| {
+        st.transaction(|st| {
+            for i in 0..30 {
+                st.set_cell(["t", "u"][i % 2], &format!("n{i}"), "c", "x").unwrap();
+            }
+        });
+        st.set_value("v", 2).unwrap();
+        st.set_cell("t", "n0", "c", "y").unwrap();
+    });
+    exact(&s);
+    let committed = (s.get_encoded_mergeable_content_json(), s.get_mergeable_content_hashes());
+    s.transaction_with(
+        |st| {
+            st.set_cell("t", "z", "c", 1).unwrap();
+            s.set_mergeable_content_json(&incoming).unwrap();
+            exact(&s);
+        },
+        |_| true,
+    );
+    assert_eq!((s.get_encoded_mergeable_content_json(), s.get_mergeable_content_hashes()), committed, "content rolled back");
+    // A replica given the content agrees on every hash.
+    let copy = MergeableStore::with_clock(Some("c"), || 1_700_000_000_000.0);
+    copy.apply_mergeable_changes_json(&committed.0).unwrap();
+    assert_eq!(copy.get_mergeable_content_hashes(), committed.1);
 }

@@ -4,7 +4,7 @@
 use super::wire::{LeavesIn, MergeIn};
 use crate::hash::{id_hash, id_hash_delta};
 use crate::hlc::Hlc;
-use crate::store::core::{Core, Level, TrackEvent, Undo};
+use crate::store::core::{Core, Level, Undo};
 use crate::store::track::Stamped;
 use crate::value::Stored;
 
@@ -162,6 +162,27 @@ impl Core {
         old_term ^ new_term
     }
 
+    /// Puts the new terms of the tables local writes changed into the tables hash. Everything
+    /// that reads the tables hash or the table terms settles first: `Store::read`, `flush`
+    /// (so rollbacks, transaction changes and commits), merges, and the end of every
+    /// transaction, so a settled store is never left behind.
+    pub(crate) fn settle(&mut self) {
+        if self.unsettled.is_empty() {
+            return;
+        }
+        let mut tables_hash = self.content.tables_hash;
+        // By index, not `mem::take`: the list keeps its buffer for the next transaction.
+        for i in 0..self.unsettled.len() {
+            let ti = self.unsettled[i] as usize;
+            let table = &mut self.content.tables[ti];
+            let old = table.unsettled.take().expect("an unsettled table");
+            let new = table.hash;
+            tables_hash ^= self.table_delta(ti, old, new);
+        }
+        self.unsettled.clear();
+        self.finish_tables(tables_hash, Hlc::EMPTY);
+    }
+
     fn finish_tables(&mut self, hash: u32, in_hlc: Hlc) {
         self.save(Level::Tables);
         let c = &mut self.content;
@@ -194,6 +215,7 @@ impl Core {
     /// to the Store. `seen` is called with the latest HLC. With `record`, container stamps that
     /// change with nothing under them are noted in `track.stamped` (see [`Core::apply_accepted`]).
     pub(crate) fn merge(&mut self, input: MergeIn, record: bool) -> Vec<Accepted> {
+        self.settle();
         let mut accepted = Vec::new();
         let before = (self.content.tables_hlc, self.content.tables_hash, self.content.values_hlc, self.content.values.hash);
         let mut tables_hash = self.content.tables_hash;
@@ -268,14 +290,20 @@ impl Core {
         if let Some((ti, ri)) = at {
             let table = &self.content.tables[ti];
             let table_hash = table.hash ^ child_delta(table.rows.get_index(ri).expect("row").0, old_row, new_row);
-            let (old_table, new_table) = self.finish_table(ti, table_hash, Hlc::EMPTY);
-            let tables_hash = self.content.tables_hash ^ self.table_delta(ti, old_table, new_table);
-            self.finish_tables(tables_hash, Hlc::EMPTY);
+            let (old_table, _) = self.finish_table(ti, table_hash, Hlc::EMPTY);
+            // The tables hash takes the table's new term once, when something reads it: a
+            // transaction writing many cells of a table hashes its term once, not per cell.
+            let table = &mut self.content.tables[ti];
+            if table.unsettled.is_none() {
+                table.unsettled = Some(old_table);
+                self.unsettled.push(ti as u32);
+            }
+            if self.depth == 0 {
+                self.settle();
+            }
         }
-        let latest = if delta.is_some() { hlc } else { Hlc::EMPTY };
-        if let Some(clock) = self.clock.as_mut() {
-            clock.seen(Some(latest));
-        }
+        // No `clock.seen` here: the stamp came from this clock's `next` (or is empty), so the
+        // next `next` reads the time again and lands where seeing it would have.
     }
 
     /// Writes accepted leaves into the plain Store (without stamping them again). With
@@ -287,10 +315,9 @@ impl Core {
         self.journal.reserve(accepted.len());
         for a in accepted {
             let at = a.at.map(|(t, r)| (t as usize, r as usize));
-            let journaled = self.journal.len();
+            let changes = self.leaf_changes;
             self.apply_leaf_at(at, a.leaf as usize, a.value);
-            // A visible change always journals the leaf's old value; nothing else does.
-            if record && !self.journal.get(journaled..).unwrap_or_default().iter().any(|e| matches!(e, TrackEvent::Cell(..) | TrackEvent::Value(..))) {
+            if record && self.leaf_changes == changes {
                 let c = &self.content;
                 let ci = a.leaf as usize;
                 match at {

@@ -139,6 +139,8 @@ impl MergeableStore {
     fn merge_input(&self, input: wire::MergeIn, is_content: bool) {
         let record = self.store.wants_stamps();
         self.store.mutate(|core| {
+            // The content kept for a rollback must hold its own tables hash.
+            core.settle();
             if is_content {
                 // Inside a user transaction the old content is kept for a rollback.
                 let saved = (!core.implicit).then(|| Box::new(core.content.clone()));

@@ -37,6 +37,10 @@ pub(crate) enum TrackEvent {
     TableCellIds(u32, u32, u32, i8),
     CellIds(u32, u32, u32, i8),
     Cell(u32, u32, u32, Stored),
+    /// A cell id entering a row, in one event (a bulk write journals one per cell): the row's
+    /// `RowIds(+1)` first when `row`, then `CellIds(+1)`, then, when `set`, `Cell` with the
+    /// old value deleted.
+    AddedCell { t: u32, r: u32, c: u32, row: bool, set: bool },
     ValueIds(u32, i8),
     Value(u32, Stored),
 }
@@ -67,6 +71,10 @@ pub(crate) struct Core {
     pub track: Tracking,
     /// Tracking calls not yet applied to `track`.
     pub journal: Vec<TrackEvent>,
+    /// Tables whose new term the tables hash does not hold yet (local writes; see `settle`).
+    pub unsettled: Vec<u32>,
+    /// Leaf values changed so far (how a merge tells which accepted leaves changed the Store).
+    pub leaf_changes: u64,
     /// Whether `track` holds anything (it is only filled by `flush`).
     pub tracked: bool,
     pub undo: Vec<Undo>,
@@ -97,6 +105,8 @@ impl Core {
             rollback_requested: false,
             track: Tracking::default(),
             journal: Vec::new(),
+            unsettled: Vec::new(),
+            leaf_changes: 0,
             tracked: false,
             undo: Vec::new(),
             tx_gen: 0,
@@ -277,7 +287,14 @@ impl Core {
                 counts.insert(c.clone(), 1);
             }
         }
-        self.journal.push(TrackEvent::CellIds(ti as u32, ri as u32, ci as u32, delta));
+        let (t, r, c) = (ti as u32, ri as u32, ci as u32);
+        if delta != 1 {
+            self.journal.push(TrackEvent::CellIds(t, r, c, delta));
+        } else if let Some(last @ TrackEvent::RowIds(..)) = self.journal.last_mut().filter(|e| matches!(e, TrackEvent::RowIds(lt, lr, 1) if (*lt, *lr) == (t, r))) {
+            *last = TrackEvent::AddedCell { t, r, c, row: true, set: false };
+        } else {
+            self.journal.push(TrackEvent::AddedCell { t, r, c, row: false, set: false });
+        }
     }
 
     /// `setValidCell`: sets a validated cell in a row that is in the plain Store.
@@ -309,8 +326,15 @@ impl Core {
         } else if !was_deleted && deleting {
             leaves.live -= 1;
         }
+        self.leaf_changes += 1;
         match at {
-            Some((ti, ri)) => self.journal.push(TrackEvent::Cell(ti as u32, ri as u32, ci as u32, old)),
+            Some((ti, ri)) => {
+                let (t, r, c) = (ti as u32, ri as u32, ci as u32);
+                match self.journal.last_mut() {
+                    Some(TrackEvent::AddedCell { t: lt, r: lr, c: lc, set: set @ false, .. }) if was_deleted && (*lt, *lr, *lc) == (t, r, c) => *set = true,
+                    _ => self.journal.push(TrackEvent::Cell(t, r, c, old)),
+                }
+            }
             None => self.journal.push(TrackEvent::Value(ci as u32, old)),
         }
         if self.listening && self.clock.is_some() {
@@ -642,6 +666,7 @@ impl Core {
     /// Applies the journal to the id-keyed tracking (before anything reads it, and before node
     /// indexes could change).
     pub(crate) fn flush(&mut self) {
+        self.settle();
         if self.journal.is_empty() {
             return;
         }
@@ -659,6 +684,16 @@ impl Core {
                 TrackEvent::TableCellIds(t, r, l, d) => self.track.table_cell_ids_changed(table(t).0, cell(t, r, l), d),
                 TrackEvent::CellIds(t, r, l, d) => self.track.cell_ids_changed(table(t).0, row(t, r).0, cell(t, r, l), d),
                 TrackEvent::Cell(t, r, l, old) => self.track.cell_changed(table(t).0, row(t, r).0, cell(t, r, l), &old),
+                TrackEvent::AddedCell { t, r, c: l, row: row_added, set } => {
+                    let (t_id, r_id, c_id) = (table(t).0, row(t, r).0, cell(t, r, l));
+                    if row_added {
+                        self.track.row_ids_changed(t_id, r_id, 1);
+                    }
+                    self.track.cell_ids_changed(t_id, r_id, c_id, 1);
+                    if set {
+                        self.track.cell_changed(t_id, r_id, c_id, &Stored::Deleted);
+                    }
+                }
                 TrackEvent::ValueIds(v, d) => self.track.value_ids_changed(value(v), d),
                 TrackEvent::Value(v, old) => self.track.value_changed(value(v), &old),
             }

@@ -149,6 +149,9 @@ impl Store {
     /// Runs `f` on the core with the lock held (re-entrant) and a short borrow.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Core) -> R) -> R {
         let guard = self.shared.core.lock();
+        if !guard.borrow().unsettled.is_empty() {
+            guard.borrow_mut().settle();
+        }
         let core = guard.borrow();
         f(&core)
     }
@@ -341,6 +344,7 @@ impl Store {
             guard.borrow_mut().depth -= 1;
             return;
         }
+        guard.borrow_mut().settle();
         let rollback = guard.borrow().rollback_requested || do_rollback.is_some_and(|f| f(self));
         if rollback {
             guard.borrow_mut().rollback();

@@ -77,6 +77,9 @@ impl<V> OMap<V> {
     fn push_hashed(&mut self, h: u64, k: Key, v: V) -> usize {
         let i = self.entries.len();
         let index = u32::try_from(i).expect("fewer than 2^32 ids in a map");
+        if self.index.len() == self.index.capacity() {
+            self.regrow();
+        }
         let (entries, hasher) = (&self.entries, &self.hasher);
         self.index.insert_unique(h, index, |&j| {
             use std::hash::BuildHasher;
@@ -84,6 +87,19 @@ impl<V> OMap<V> {
         });
         self.entries.push((k, v));
         i
+    }
+    /// Doubles the index, re-hashing the ids in entry order: the keys are read sequentially
+    /// (a rehash in bucket order reads them at random, a cache miss each in a big table).
+    #[cold]
+    fn regrow(&mut self) {
+        use std::hash::BuildHasher;
+        let hasher = &self.hasher;
+        let hash = |k: &Key| hasher.hash_one(k.as_str());
+        let mut index = hashbrown::HashTable::with_capacity((self.index.capacity() * 2).max(4));
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            index.insert_unique(hash(k), i as u32, |&j| hash(&self.entries[j as usize].0));
+        }
+        self.index = index;
     }
     pub(crate) fn get_index(&self, i: usize) -> Option<(&Key, &V)> {
         self.entries.get(i).map(|(k, v)| (k, v))
@@ -398,6 +414,9 @@ pub(crate) struct TableNode {
     /// change to the table does not hash its old term again (a pure function of the hash, so
     /// never stale: a different hash just misses).
     pub term: Option<(u32, u32)>,
+    /// Set while the tables hash does not yet hold this table's new term (see
+    /// [`Core::settle`](crate::store::core::Core::settle)): the term it holds, if any.
+    pub unsettled: Option<Option<u32>>,
     /// The HLCs of rows whose HLC is not empty, by row index (only merges of received changes
     /// stamp a row; see [`Leaves`]).
     row_hlcs: std::collections::HashMap<u32, Hlc, foldhash::fast::RandomState>,
@@ -419,6 +438,7 @@ impl TableNode {
             saved_gen: 0,
             termed: false,
             term: None,
+            unsettled: None,
             row_hlcs: Default::default(),
         }
     }
