@@ -270,9 +270,15 @@ impl Core {
         let table = &mut self.content.tables[ti];
         let c = table.rows[ri].cells.map.get_index(ci).expect("leaf").0;
         let counts = &mut table.cell_counts;
-        // One lookup for both the count and its update.
-        let (slot, count) = match counts.get_full_mut(c.as_str()) {
-            Some((i, _, n)) => (Some(i), *n),
+        // One lookup for both the count and its update; a table has few cell ids, and
+        // comparing a handful of short ids costs less than hashing one.
+        let found = if counts.len() <= 8 {
+            counts.iter().position(|(k, _)| k == c).map(|i| (i, counts[i]))
+        } else {
+            counts.get_full(c.as_str()).map(|(i, _, n)| (i, *n))
+        };
+        let (slot, count) = match found {
+            Some((i, n)) => (Some(i), n),
             None => (None, 0),
         };
         if (count == 0 && delta == 1) || (count == 1 && delta == -1) {
