@@ -9,8 +9,6 @@
 //! min/median/max over the runs.
 
 mod crdt;
-// Some shared helpers (reset_peak, peak_bytes) serve only the comparison libraries' modules.
-#[allow(dead_code)]
 mod measure;
 mod node;
 mod ours;

@@ -1,7 +1,9 @@
 //! What every workload reports, and the counting allocator behind the memory figures.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+#[path = "../../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+
+pub use counting_alloc::{live_bytes, Counting};
 
 /// One figure of one run: `workload` ("W1"...) in `unit` ("cells/s", "bytes/cell", "ms"...).
 #[derive(Clone, Debug, PartialEq)]
@@ -16,52 +18,6 @@ impl Measure {
     pub fn new(workload: &'static str, unit: &'static str, value: f64) -> Measure {
         Measure { workload, unit, value }
     }
-}
-
-/// Counts live heap bytes (and their peak), whichever library allocates them.
-pub struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-fn grew(by: isize) {
-    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
-    if by > 0 {
-        PEAK.fetch_max(now, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        grew(l.size() as isize);
-        System.alloc(l)
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        grew(l.size() as isize);
-        System.alloc_zeroed(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        grew(-(l.size() as isize));
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        grew(n as isize - l.size() as isize);
-        System.realloc(p, l, n)
-    }
-}
-
-/// Live heap bytes now.
-pub fn live_bytes() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
-
-/// Starts a new peak measurement from the live bytes now.
-pub fn reset_peak() {
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
-}
-
-/// The most live heap bytes since the last `reset_peak`.
-pub fn peak_bytes() -> isize {
-    PEAK.load(Ordering::Relaxed)
 }
 
 /// The process's peak resident set (VmHWM), in bytes, where /proc tells it.

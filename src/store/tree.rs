@@ -33,6 +33,13 @@ impl<V: std::fmt::Debug> std::fmt::Debug for OMap<V> {
     }
 }
 
+/// The hash of entry `j`'s id: how the index finds an entry's hash again (it stores none).
+#[inline]
+fn entry_hash<'a, V>(entries: &'a [(Key, V)], hasher: &'a foldhash::fast::RandomState) -> impl Fn(&u32) -> u64 + 'a {
+    use std::hash::BuildHasher;
+    move |&j| hasher.hash_one(entries[j as usize].0.as_str())
+}
+
 impl<V> OMap<V> {
     #[inline]
     fn hash(&self, k: &str) -> u64 {
@@ -80,11 +87,7 @@ impl<V> OMap<V> {
         if self.index.len() == self.index.capacity() {
             self.regrow();
         }
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.index.insert_unique(h, index, |&j| {
-            use std::hash::BuildHasher;
-            hasher.hash_one(entries[j as usize].0.as_str())
-        });
+        self.index.insert_unique(h, index, entry_hash(&self.entries, &self.hasher));
         self.entries.push((k, v));
         i
     }
@@ -92,12 +95,10 @@ impl<V> OMap<V> {
     /// (a rehash in bucket order reads them at random, a cache miss each in a big table).
     #[cold]
     fn regrow(&mut self) {
-        use std::hash::BuildHasher;
-        let hasher = &self.hasher;
-        let hash = |k: &Key| hasher.hash_one(k.as_str());
         let mut index = hashbrown::HashTable::with_capacity((self.index.capacity() * 2).max(4));
+        let rehash = entry_hash(&self.entries, &self.hasher);
         for (i, (k, _)) in self.entries.iter().enumerate() {
-            index.insert_unique(hash(k), i as u32, |&j| hash(&self.entries[j as usize].0));
+            index.insert_unique(self.hash(k), i as u32, &rehash);
         }
         self.index = index;
     }
@@ -139,19 +140,11 @@ impl<V> OMap<V> {
     /// insert does not regrow and rehash the map step by step.
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.entries.reserve(additional);
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.index.reserve(additional, |&j| {
-            use std::hash::BuildHasher;
-            hasher.hash_one(entries[j as usize].0.as_str())
-        });
+        self.index.reserve(additional, entry_hash(&self.entries, &self.hasher));
     }
     pub(crate) fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
-        let (entries, hasher) = (&self.entries, &self.hasher);
-        self.index.shrink_to_fit(|&j| {
-            use std::hash::BuildHasher;
-            hasher.hash_one(entries[j as usize].0.as_str())
-        });
+        self.index.shrink_to_fit(entry_hash(&self.entries, &self.hasher));
     }
 }
 
