@@ -31,6 +31,20 @@ pub struct Scram {
 /// GS2 header "n,,": no channel binding, no authorization identity.
 const GS2_HEADER: &str = "n,,";
 
+/// The most PBKDF2 iterations a server may ask for (PostgreSQL's default is 4,096): a few
+/// seconds of work. A server asking for billions would pin the connecting thread for hours.
+pub const MAX_SCRAM_ITERATIONS: u32 = 10_000_000;
+
+impl Drop for Scram {
+    fn drop(&mut self) {
+        // The password does not outlive the exchange in this process's freed memory.
+        for b in self.password.iter_mut() {
+            // SAFETY: `b` is a valid, exclusive reference; volatile so the writes are kept.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
 impl Scram {
     /// A new exchange with a random nonce. PostgreSQL ignores SCRAM's user name (it takes the
     /// startup message's), so it is sent empty, as libpq does.
@@ -73,6 +87,9 @@ impl Scram {
         let nonce = nonce.ok_or_else(|| bad("no nonce"))?;
         let salt = salt.ok_or_else(|| bad("no salt"))?;
         let iterations = iterations.ok_or_else(|| bad("no iteration count"))?;
+        if iterations.get() > MAX_SCRAM_ITERATIONS {
+            return Err(bad(&format!("{iterations} iterations asked for, more than the {MAX_SCRAM_ITERATIONS} this client computes")));
+        }
         // The server's nonce extends ours: anything else is a replay or a confused server.
         if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
             return Err(bad("the nonce does not extend the client's"));
@@ -134,6 +151,9 @@ mod tests {
             "r=abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
             "r=abcdef,s=!!,i=4096",
             "r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
+            "r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=10000001",
+            "r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4294967295",
+            "r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999999",
             "r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==",
             "garbage",
         ] {
