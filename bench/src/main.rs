@@ -328,5 +328,9 @@ fn main() {
         std::process::exit(1);
     }
     println!("{summary}");
+    let misses = report::misses(&results);
+    if !misses.is_empty() {
+        println!("{misses}");
+    }
     eprintln!("tinybase-bench: wrote {} in {:.0} s", path.display(), results.seconds);
 }

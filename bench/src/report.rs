@@ -130,6 +130,19 @@ const TARGETS: [(&str, &str, f64, &str); 8] = [
     ("W8", "ms", 30.0, ">= 30x, ahead of Yrs/Automerge/Loro"),
 ];
 
+/// Where the profile notes (docs/benchmarks/profiles, embedded in the report) give the measured
+/// limit and its reasons for a workload whose target a run misses.
+const LIMITS: [(&str, &str); 8] = [
+    ("W1", "W1-W3.md, \"Where W1 stops, and why\": 2,871 instructions a cell, every part required by TinyBase's semantics (the hash tree kept current, an HLC per write, the changes listeners read), and a machine whose speed for one binary moves by 1.7x"),
+    ("W2", "W2.md, \"Where W2 stops, and why\": 3,203 instructions a call, a third of them the hash tree's terms"),
+    ("W3", "W1-W3.md, \"Memory after: bytes per cell\""),
+    ("W4", "W5-W6.md, \"Issue 11, text paths\""),
+    ("W5", "W5-W6.md, \"Issue 11, merge side of W5 and W6\""),
+    ("W6", "W5-W6.md, \"Issue 11, merge side of W5 and W6\""),
+    ("W7", "W5-W6.md"),
+    ("W8", "W8.md"),
+];
+
 /// Ours against TinyBase, as "higher is better for this library": rates ours / theirs, time and
 /// bytes theirs / ours.
 pub fn ratio(unit: &str, ours: f64, theirs: f64) -> f64 {
@@ -262,6 +275,36 @@ pub fn summary(r: &Results) -> String {
     s
 }
 
+/// The targets this run missed, each with where the profile notes give its measured limit and
+/// why (empty when every target is met).
+pub fn misses(r: &Results) -> String {
+    let mut s = String::new();
+    for row in target_rows(r).iter().filter(|t| t.met == Some(false)) {
+        let why = LIMITS.iter().find(|(w, _)| *w == row.workload).map_or("", |(_, why)| why);
+        let _ = writeln!(s, "- {} at {}: {} of {}. Limit and why: profiles/{why}.", row.workload, row.n, fmt_ratio(row.ratio), row.target);
+    }
+    let reference = r.reference_n();
+    if let Some(&last) = r.sizes.iter().rfind(|&&n| n > reference && r.get("ours", "W1", "cells/s", n).is_some()) {
+        for (key, label) in PER_CELL.iter().filter(|(k, _)| *k != "peak") {
+            if let (Some(a), Some(b)) = (r.per_cell("ours", key, last), r.per_cell("ours", key, reference)) {
+                let growth = a.median / b.median;
+                if growth > 1.5 {
+                    let _ = writeln!(
+                        s,
+                        "- W12 {label}: {growth:.2}x from {reference} to {last}, above 1.5x. Limit and why: profiles/W5-W6.md, \"Scale (W12)\": \
+                         the work per cell does not grow with N, the misses in caches and the heap's fresh pages do."
+                    );
+                }
+            }
+        }
+    }
+    if s.is_empty() {
+        s
+    } else {
+        format!("Targets this run missed, with the profile notes that give the measured limit and why:\n\n{s}")
+    }
+}
+
 /// The machine: cores, CPU model, memory.
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -328,6 +371,10 @@ pub fn markdown(r: &Results, summary: &str, plots: &[(String, String)], out: &Pa
     );
 
     let _ = writeln!(s, "## Summary (targets of issue 11 at N = {})\n\n{summary}", r.reference_n());
+    let misses = misses(r);
+    if !misses.is_empty() {
+        let _ = writeln!(s, "{misses}");
+    }
 
     let _ = writeln!(s, "## How far each library got\n");
     if r.notes.is_empty() {
@@ -450,4 +497,50 @@ pub fn markdown(r: &Results, summary: &str, plots: &[(String, String)], out: &Pa
         let _ = writeln!(s, "### [{file}](profiles/{file})\n\n{}\n", body.join("\n").trim());
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(v: f64) -> Stat {
+        Stat::of(vec![v])
+    }
+
+    #[test]
+    fn misses_name_each_missed_target_with_its_limit_notes() {
+        let mut r = Results::new(&[100_000, 10_000_000], 1, &[]);
+        r.insert("ours", "W1", "cells/s", 100_000, one(1_000_000.0));
+        r.insert("tinybase", "W1", "cells/s", 100_000, one(20_000.0));
+        r.insert("ours", "W2", "calls/s", 100_000, one(1_200_000.0));
+        r.insert("tinybase", "W2", "calls/s", 100_000, one(20_000.0));
+        // W5: 1,000 ns a cell at 100k, 1,600 at 10M (1.6x); W1 grows 1.2x.
+        r.insert("ours", "W5", "ms", 100_000, one(100.0));
+        r.insert("ours", "W5", "ms", 10_000_000, one(16_000.0));
+        r.insert("ours", "W1", "cells/s", 10_000_000, one(1_000_000.0 / 1.2));
+        let text = misses(&r);
+        assert!(text.contains("- W1 at 100000: 50.0x of >= 100x. Limit and why: profiles/W1-W3.md"), "{text}");
+        assert!(!text.contains("- W2"), "W2 (60x) is met: {text}");
+        assert!(text.contains("- W12 W5 ns/cell: 1.60x from 100000 to 10000000"), "{text}");
+        assert!(!text.contains("W12 W1"), "W1 grew 1.2x: {text}");
+        // Every target met and no size above the reference: nothing to say.
+        let mut met = Results::new(&[100_000], 1, &[]);
+        met.insert("ours", "W1", "cells/s", 100_000, one(3_000_000.0));
+        met.insert("tinybase", "W1", "cells/s", 100_000, one(20_000.0));
+        assert_eq!(misses(&met), "");
+    }
+
+    #[test]
+    fn every_target_has_limit_notes_that_exist() {
+        let notes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks/profiles");
+        for (w, ..) in TARGETS {
+            let (_, why) = LIMITS.iter().find(|(l, _)| *l == w).unwrap_or_else(|| panic!("{w} has no limit notes"));
+            let file = why.split(',').next().unwrap();
+            let text = std::fs::read_to_string(notes.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            // The quoted section title, if any, is a heading of that file.
+            if let Some(title) = why.split('"').nth(1) {
+                assert!(text.lines().any(|l| l.starts_with('#') && l.contains(title)), "{file} has no section {title:?}");
+            }
+        }
+    }
 }
