@@ -4,6 +4,7 @@ under a call still running on another thread (or on this one, from inside a call
 
 from __future__ import annotations
 
+import abc
 import functools
 import inspect
 from typing import Any, Callable, List, Optional, TypeVar
@@ -127,14 +128,15 @@ def hold_calls(cls: C) -> C:
     return cls
 
 
-class Closable:
+class Closable(abc.ABC):
     """What every wrapper of a native handle shares: ``with`` closes it on exit, and garbage
     collection closes it too (``close`` is the subclass's, idempotent)."""
 
     __slots__ = ()
 
-    def close(self) -> None:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Releases the native handle; idempotent. A wrapper without one cannot be made."""
 
     def __enter__(self: S) -> S:
         return self
